@@ -1,0 +1,106 @@
+"""The `imagetool` command: a root group whose subcommands load on first use.
+
+Every ImagetoolError becomes one line on stderr and its exit code; no traceback
+reaches a user unless --debug is given.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from imagetool import __version__
+from imagetool.errors import ImagetoolError, describe
+
+#: command name -> ("module:attribute" of a click.Command, one-line help shown by --help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "copy": ("imagetool.cli.copy:copy", "Copy an image from one location to another."),
+    "inspect": ("imagetool.cli.inspect:inspect", "Show an image's manifest, config and metadata."),
+    "manifest-digest": ("imagetool.cli.inspect:manifest_digest", "Print the digest of a manifest file."),
+    "images": ("imagetool.cli.images:images", "List images in the local store."),
+    "tag": ("imagetool.cli.images:tag", "Add names to an image in the local store."),
+    "rmi": ("imagetool.cli.images:rmi", "Remove images from the local store."),
+    "prune": ("imagetool.cli.images:prune", "Remove blobs no image in the local store uses."),
+    "import": ("imagetool.cli.images:import_", "Make an image from a root filesystem tarball or directory."),
+    "delete": ("imagetool.cli.delete:delete", "Delete an image."),
+    "list-tags": ("imagetool.cli.tags:list_tags", "List the tags of a repository."),
+    "login": ("imagetool.cli.login:login", "Log in to a registry."),
+    "logout": ("imagetool.cli.login:logout", "Log out of a registry."),
+    "sync": ("imagetool.cli.sync:sync", "Copy whole repositories between locations."),
+    "generate-key": ("imagetool.cli.sign:generate_key", "Generate a sigstore (cosign) key pair."),
+    "verify": ("imagetool.cli.sign:verify", "Check an image against the trust policy."),
+    "standalone-sign": ("imagetool.cli.sign:standalone_sign", "Sign a manifest file with GPG."),
+    "standalone-verify": ("imagetool.cli.sign:standalone_verify", "Verify a signature of a manifest file."),
+    "run": ("imagetool.cli.run:run", "Run a command in a new container."),
+    "build": ("imagetool.cli.build:build", "Build an image from a Dockerfile."),
+}
+
+
+class LazyGroup(click.Group):
+    """Imports a subcommand's module only when that subcommand runs (keeps start-up small)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name in COMMANDS if self._available(name))
+
+    @staticmethod
+    def _available(name: str) -> bool:
+        module = COMMANDS[name][0].split(":")[0]
+        return importlib.util.find_spec(module) is not None
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS or not self._available(name):
+            return None
+        module, attr = COMMANDS[name][0].split(":")
+        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Help lists names only, so `imagetool --help` imports no subcommand module.
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="imagetool")
+@click.option("--store", envvar="IMAGETOOL_STORE", metavar="DIR",
+              help="Local image store (default $XDG_DATA_HOME/imagetool/store).")
+@click.option("--policy", metavar="PATH", help="Trust policy file (default /etc/containers/policy.json).")
+@click.option("--insecure-policy", is_flag=True, help="Accept any image, ignoring the trust policy.")
+@click.option("--registries.d", "registries_d", metavar="DIR", help="Registries.d directory (signature storage).")
+@click.option("--override-arch", metavar="ARCH", help="Use ARCH instead of the machine's when choosing images.")
+@click.option("--override-os", metavar="OS", help="Use OS instead of the machine's when choosing images.")
+@click.option("--override-variant", metavar="VARIANT", help="Use VARIANT when choosing images.")
+@click.option("--tmpdir", metavar="DIR", help="Directory for temporary files.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.pass_context
+def cli(ctx: click.Context, **options: Any) -> None:
+    """Copy, inspect, sign, run and build OCI container images."""
+    ctx.obj = options
+
+
+def main(argv: list[str] | None = None) -> None:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="imagetool", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("imagetool: aborted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as err:
+        sys.exit(err.exit_code)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except ImagetoolError as err:
+        if debug:
+            raise
+        click.echo(f"imagetool: {describe(err)}", err=True)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(141)
+    sys.exit(0)

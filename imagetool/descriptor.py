@@ -1,0 +1,142 @@
+"""Descriptors and platforms: the typed pointers every manifest and index is made of."""
+
+from __future__ import annotations
+
+import platform as _platform
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+from imagetool.digest import Digest
+from imagetool.errors import InvalidDigest, ManifestError
+
+ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
+
+
+@dataclass(frozen=True)
+class Platform:
+    architecture: str
+    os: str
+    variant: str = ""
+    os_version: str = ""
+    os_features: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Platform:
+        return cls(
+            architecture=str(d.get("architecture", "")),
+            os=str(d.get("os", "")),
+            variant=str(d.get("variant", "") or ""),
+            os_version=str(d.get("os.version", "") or ""),
+            os_features=tuple(d.get("os.features") or ()),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"architecture": self.architecture, "os": self.os}
+        if self.os_version:
+            d["os.version"] = self.os_version
+        if self.os_features:
+            d["os.features"] = list(self.os_features)
+        if self.variant:
+            d["variant"] = self.variant
+        return d
+
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        """`os/arch[/variant]`, as in --platform linux/arm64/v8."""
+        parts = text.split("/")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise ValueError(f"invalid platform {text!r}: expected os/arch[/variant]")
+        return cls(os=parts[0], architecture=parts[1], variant=parts[2] if len(parts) == 3 else "")
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+
+_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "i686": "386",
+         "i386": "386", "armv7l": "arm", "armv6l": "arm", "ppc64le": "ppc64le", "s390x": "s390x",
+         "riscv64": "riscv64"}
+
+
+def host_platform(os: str | None = None, arch: str | None = None, variant: str | None = None) -> Platform:
+    machine = _platform.machine()
+    guessed_variant = {"armv7l": "v7", "armv6l": "v6", "aarch64": "v8"}.get(machine, "")
+    return Platform(
+        architecture=arch or _ARCH.get(machine, machine),
+        os=os or "linux",
+        variant=variant if variant is not None else ("" if arch else guessed_variant),
+    )
+
+
+def platform_matches(want: Platform, have: Platform | None) -> bool:
+    """Whether an index entry's platform fits what we want; arm64 entries without a variant fit v8."""
+    if have is None:
+        return False
+    if have.os != want.os or have.architecture != want.architecture:
+        return False
+    if not want.variant or not have.variant:
+        return True
+    return want.variant == have.variant
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    media_type: str
+    digest: Digest
+    size: int
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    platform: Platform | None = None
+    urls: tuple[str, ...] = ()
+    artifact_type: str = ""
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Descriptor:
+        if not isinstance(d, Mapping):
+            raise ManifestError("descriptor is not a JSON object")
+        try:
+            digest = Digest.parse(d["digest"])
+            size = d["size"]
+        except KeyError as err:
+            raise ManifestError(f"descriptor without {err.args[0]}") from None
+        except InvalidDigest as err:
+            raise ManifestError(f"descriptor digest: {err}") from None
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ManifestError(f"descriptor {digest} has invalid size {size!r}")
+        plat = d.get("platform")
+        return cls(
+            media_type=str(d.get("mediaType", "")),
+            digest=digest,
+            size=size,
+            annotations=dict(d.get("annotations") or {}),
+            platform=Platform.from_dict(plat) if isinstance(plat, Mapping) else None,
+            urls=tuple(d.get("urls") or ()),
+            artifact_type=str(d.get("artifactType", "") or ""),
+        )
+
+    def to_oci_dict(self) -> dict[str, Any]:
+        """OCI field order: mediaType, digest, size, urls, annotations, platform, artifactType."""
+        d: dict[str, Any] = {"mediaType": self.media_type, "digest": str(self.digest), "size": self.size}
+        if self.urls:
+            d["urls"] = list(self.urls)
+        if self.annotations:
+            d["annotations"] = dict(self.annotations)
+        if self.platform is not None:
+            d["platform"] = self.platform.to_dict()
+        if self.artifact_type:
+            d["artifactType"] = self.artifact_type
+        return d
+
+    def to_docker_dict(self) -> dict[str, Any]:
+        """Docker schema 2 field order: mediaType, size, digest, urls, platform."""
+        d: dict[str, Any] = {"mediaType": self.media_type, "size": self.size, "digest": str(self.digest)}
+        if self.urls:
+            d["urls"] = list(self.urls)
+        if self.platform is not None:
+            d["platform"] = self.platform.to_dict()
+        return d
+
+    def with_(self, **changes: Any) -> Descriptor:
+        return replace(self, **changes)
+
+    @property
+    def ref_name(self) -> str | None:
+        return self.annotations.get(ANNOTATION_REF_NAME)

@@ -1,0 +1,176 @@
+"""Content digests and the readers/writers that compute or check them while streaming."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+from imagetool.errors import DigestMismatch, InvalidDigest, SizeMismatch
+
+_HEX_LEN = {"sha256": 64, "sha512": 128}
+_HEX = re.compile(r"^[a-f0-9]+$")
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, order=True)
+class Digest:
+    """`algorithm:hex`, validated on construction."""
+
+    algorithm: str
+    hex: str
+
+    def __post_init__(self) -> None:
+        want = _HEX_LEN.get(self.algorithm)
+        if want is None:
+            raise InvalidDigest(f"unsupported digest algorithm {self.algorithm!r}")
+        if len(self.hex) != want or not _HEX.match(self.hex):
+            raise InvalidDigest(f"malformed {self.algorithm} digest {self.hex!r}")
+
+    @classmethod
+    def parse(cls, text: str) -> Digest:
+        alg, sep, hexpart = str(text).partition(":")
+        if not sep:
+            raise InvalidDigest(f"malformed digest {text!r}: expected algorithm:hex")
+        return cls(alg, hexpart)
+
+    @classmethod
+    def of(cls, data: bytes, algorithm: str = "sha256") -> Digest:
+        return cls(algorithm, hashlib.new(algorithm, data).hexdigest())
+
+    @property
+    def short(self) -> str:
+        return self.hex[:12]
+
+    def hasher(self) -> hashlib._Hash:
+        return hashlib.new(self.algorithm)
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.hex}"
+
+
+class Writable(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+class DigestingWriter:
+    """Counts and hashes everything written through it before passing it on."""
+
+    def __init__(self, sink: Writable | None, algorithm: str = "sha256") -> None:
+        self._sink = sink
+        self._hash = hashlib.new(algorithm)
+        self.algorithm = algorithm
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self._hash.update(data)
+        self.size += len(data)
+        if self._sink is not None:
+            self._sink.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        flush = getattr(self._sink, "flush", None)
+        if flush is not None:
+            flush()
+
+    def digest(self) -> Digest:
+        return Digest(self.algorithm, self._hash.hexdigest())
+
+
+class DigestingReader:
+    """Hashes what is read through it; the digest is known once the stream is drained."""
+
+    def __init__(self, raw: BinaryIO, algorithm: str = "sha256") -> None:
+        self._raw = raw
+        self._hash = hashlib.new(algorithm)
+        self.algorithm = algorithm
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self._hash.update(data)
+        self.size += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def digest(self) -> Digest:
+        return Digest(self.algorithm, self._hash.hexdigest())
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+class VerifyingReader:
+    """Passes bytes through and raises at EOF (or on overrun) if they are not the described blob.
+
+    A consumer must read to EOF before trusting anything it wrote: the check happens
+    on the read that returns b"" (or on the read that crosses `size`).
+    """
+
+    def __init__(self, raw: BinaryIO, digest: Digest, size: int | None = None) -> None:
+        self._raw = raw
+        self._hash = digest.hasher()
+        self.expected = digest
+        self.expected_size = size if size is not None and size >= 0 else None
+        self.size = 0
+        self.verified = False
+
+    def read(self, n: int = -1) -> bytes:
+        if self.verified:
+            return b""
+        if n is None or n < 0:
+            n = CHUNK
+        limit = self.expected_size
+        if limit is not None and self.size + n > limit + 1:
+            n = limit + 1 - self.size  # read at most one byte past the end to detect overruns
+        data = self._raw.read(n) if n > 0 else b""
+        if data:
+            self.size += len(data)
+            if limit is not None and self.size > limit:
+                raise SizeMismatch(self.expected, limit, self.size)
+            self._hash.update(data)
+            return data
+        self._finish()
+        return b""
+
+    def readinto(self, buf: bytearray | memoryview) -> int:
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def _finish(self) -> None:
+        if self.expected_size is not None and self.size != self.expected_size:
+            raise SizeMismatch(self.expected, self.expected_size, self.size)
+        actual = Digest(self.expected.algorithm, self._hash.hexdigest())
+        if actual != self.expected:
+            raise DigestMismatch(self.expected, actual)
+        self.verified = True
+
+    def drain(self) -> None:
+        """Read whatever is left, so the check runs."""
+        while self.read(CHUNK):
+            pass
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+def digest_stream(stream: BinaryIO, algorithm: str = "sha256") -> tuple[Digest, int]:
+    h = hashlib.new(algorithm)
+    size = 0
+    while chunk := stream.read(CHUNK):
+        h.update(chunk)
+        size += len(chunk)
+    return Digest(algorithm, h.hexdigest()), size
+
+
+def digest_file(path: str, algorithm: str = "sha256") -> tuple[Digest, int]:
+    with open(path, "rb") as f:
+        return digest_stream(f, algorithm)

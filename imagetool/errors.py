@@ -1,0 +1,134 @@
+"""The error tree. The library raises these; only the CLI turns them into one line.
+
+ImagetoolError (exit 1)
+  InvalidReference         a reference or transport name that does not parse
+  InvalidDigest            malformed or unsupported digest
+  IntegrityError           content that does not match what describes it
+    DigestMismatch
+    SizeMismatch
+  ManifestError            unusable manifest or config
+    UnsupportedManifest    schema 1, unknown media types
+  NotFound
+    ManifestUnknown
+    BlobUnknown
+  Unsupported              an operation a transport cannot do
+  LayoutError              broken OCI layout, archive or dir image
+  StoreLocked
+  UnsafeContent            hostile tar entries and path escapes
+  RegistryError            (registry/errors.py adds Unauthorized, Denied, TooManyRequests)
+  SignatureError / PolicyRejected
+  ContainerError / BuildError
+
+This module imports nothing from imagetool so that every layer can use it.
+"""
+
+from __future__ import annotations
+
+
+class ImagetoolError(Exception):
+    """Root of every error imagetool raises on purpose."""
+
+    exit_code = 1
+    #: whether retrying the same operation may succeed (drives retry loops)
+    temporary = False
+
+
+class InvalidReference(ImagetoolError):
+    pass
+
+
+class InvalidDigest(ImagetoolError):
+    pass
+
+
+class IntegrityError(ImagetoolError):
+    pass
+
+
+class DigestMismatch(IntegrityError):
+    def __init__(self, expected: object, actual: object) -> None:
+        super().__init__(f"digest mismatch: expected {expected}, got {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+class SizeMismatch(IntegrityError):
+    def __init__(self, what: object, expected: int, actual: int) -> None:
+        super().__init__(f"size mismatch for {what}: expected {expected} bytes, got {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+class ManifestError(ImagetoolError):
+    pass
+
+
+class UnsupportedManifest(ManifestError):
+    pass
+
+
+class NotFound(ImagetoolError):
+    pass
+
+
+class ManifestUnknown(NotFound):
+    pass
+
+
+class BlobUnknown(NotFound):
+    pass
+
+
+class Unsupported(ImagetoolError):
+    pass
+
+
+class LayoutError(ImagetoolError):
+    pass
+
+
+class StoreLocked(ImagetoolError):
+    temporary = True
+
+
+class UnsafeContent(ImagetoolError):
+    pass
+
+
+class RegistryError(ImagetoolError):
+    pass
+
+
+class SignatureError(ImagetoolError):
+    pass
+
+
+class PolicyRejected(ImagetoolError):
+    pass
+
+
+class ContainerError(ImagetoolError):
+    pass
+
+
+class BuildError(ImagetoolError):
+    pass
+
+
+class UsageError(ImagetoolError):
+    exit_code = 2
+
+
+def describe(err: BaseException) -> str:
+    """One line for an error and the chain of causes behind it, most general first."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    cur: BaseException | None = err
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        text = str(cur).strip() or type(cur).__name__
+        text = " ".join(text.split())
+        if not parts or text not in parts[-1]:
+            parts.append(text)
+        cur = cur.__cause__ or (None if cur.__suppress_context__ else cur.__context__)
+    return ": ".join(parts)

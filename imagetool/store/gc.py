@@ -1,0 +1,63 @@
+"""Garbage collection: keep what index.json reaches, remove other blobs and stale temp files."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from imagetool import media
+from imagetool.digest import Digest
+from imagetool.errors import ManifestError
+from imagetool.manifest import Index, Manifest, parse
+from imagetool.store.layout import LayoutStore
+
+
+@dataclass
+class GCResult:
+    removed: list[Digest]
+    freed_bytes: int
+
+
+def reachable(store: LayoutStore) -> set[Digest]:
+    keep: set[Digest] = set()
+    pending = list(store.index().manifests)
+    while pending:
+        desc = pending.pop()
+        if desc.digest in keep:
+            continue
+        keep.add(desc.digest)
+        if not (media.is_index(desc.media_type) or media.is_manifest(desc.media_type)
+                or not desc.media_type) or not store.has_blob(desc.digest):
+            continue
+        try:
+            doc = parse(store.read_blob(desc.digest), desc.media_type or None)
+        except ManifestError:
+            continue
+        if isinstance(doc, Index):
+            pending.extend(doc.manifests)
+        elif isinstance(doc, Manifest):
+            keep.add(doc.config.digest)
+            keep.update(layer.digest for layer in doc.layers)
+    return keep
+
+
+def collect(store: LayoutStore, dry_run: bool = False) -> GCResult:
+    """Remove unreachable blobs; waits until no other process is writing into the store."""
+    removed: list[Digest] = []
+    freed = 0
+    with store.exclusive():
+        keep = reachable(store)
+        for digest in list(store.iter_blobs()):
+            if digest in keep:
+                continue
+            freed += store.blob_size(digest) or 0
+            removed.append(digest)
+            if not dry_run:
+                store.delete_blob(digest)
+        if not dry_run:
+            for tmp in store.iter_temp_files():
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+    return GCResult(removed, freed)

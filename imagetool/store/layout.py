@@ -1,0 +1,229 @@
+"""LayoutStore: an OCI image layout on disk, the engine under oci:, oci-archive: and the local store.
+
+Every write is temp file + fsync + rename, so a killed process leaves a valid layout
+(at worst with orphan blobs and temp files, which gc removes). index.json changes happen
+under an exclusive lock; copies hold a shared "use" lock that gc waits for, so gc never
+removes blobs a running copy has written but not yet referenced.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator, Sequence
+
+from imagetool import gojson, media
+from imagetool.descriptor import Descriptor
+from imagetool.digest import CHUNK, Digest, DigestingWriter, VerifyingReader
+from imagetool.errors import BlobUnknown, DigestMismatch, LayoutError, ManifestError
+from imagetool.manifest import Index
+from imagetool.manifest import parse as parse_manifest_bytes
+from imagetool.store.lock import HeldLock, file_lock
+
+OCI_LAYOUT_FILE = "oci-layout"
+OCI_LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'
+INDEX_FILE = "index.json"
+TEMP_PREFIX = ".tmp-"
+INDEX_LOCK = ".index.lock"
+USE_LOCK = ".use.lock"
+
+
+def fsync_dir(path: str | Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | Path, data: bytes, mode: int = 0o644) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def _unlink(path: str | Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+class LayoutStore:
+    """Blobs at blobs/<alg>/<hex>, the image index at index.json, the version at oci-layout."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    # -- opening
+
+    @classmethod
+    def open(cls, root: str | Path) -> LayoutStore:
+        store = cls(root)
+        if not (store.root / OCI_LAYOUT_FILE).is_file():
+            if not store.root.exists():
+                raise LayoutError(f"{root}: no such OCI layout")
+            raise LayoutError(f"{root}: not an OCI image layout (no {OCI_LAYOUT_FILE} file)")
+        store._check_version()
+        return store
+
+    @classmethod
+    def create(cls, root: str | Path) -> LayoutStore:
+        """Open the layout at `root`, making an empty one if there is none."""
+        store = cls(root)
+        if (store.root / OCI_LAYOUT_FILE).is_file():
+            store._check_version()
+            return store
+        if store.root.exists() and not store.root.is_dir():
+            raise LayoutError(f"{root}: exists and is not a directory")
+        store.root.mkdir(parents=True, exist_ok=True)
+        (store.root / "blobs").mkdir(exist_ok=True)
+        with file_lock(str(store.root / INDEX_LOCK)):
+            if not (store.root / INDEX_FILE).exists():
+                atomic_write(store.root / INDEX_FILE, Index.build(media.OCI_INDEX, []).raw)
+            if not (store.root / OCI_LAYOUT_FILE).exists():
+                atomic_write(store.root / OCI_LAYOUT_FILE, OCI_LAYOUT_VERSION)
+        return store
+
+    def _check_version(self) -> None:
+        try:
+            doc = gojson.loads((self.root / OCI_LAYOUT_FILE).read_bytes(), OCI_LAYOUT_FILE)
+        except ValueError as err:
+            raise LayoutError(f"{self.root}: {err}") from None
+        version = doc.get("imageLayoutVersion") if isinstance(doc, dict) else None
+        if not isinstance(version, str) or not version.startswith("1."):
+            raise LayoutError(f"{self.root}: unsupported image layout version {version!r}")
+
+    # -- blobs
+
+    def blob_path(self, digest: Digest) -> Path:
+        return self.root / "blobs" / digest.algorithm / digest.hex
+
+    def has_blob(self, digest: Digest) -> bool:
+        return self.blob_path(digest).is_file()
+
+    def blob_size(self, digest: Digest) -> int | None:
+        try:
+            return self.blob_path(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def open_blob(self, digest: Digest) -> BinaryIO:
+        try:
+            return open(self.blob_path(digest), "rb")
+        except FileNotFoundError:
+            raise BlobUnknown(f"blob {digest} not found in {self.root}") from None
+
+    def read_blob(self, digest: Digest, max_size: int = 64 << 20) -> bytes:
+        """Read a small blob (manifest, config) whole and verify it."""
+        with self.open_blob(digest) as f:
+            data = f.read(max_size + 1)
+        if len(data) > max_size:
+            raise ManifestError(f"blob {digest} is larger than {max_size} bytes")
+        if Digest.of(data, digest.algorithm) != digest:
+            raise LayoutError(f"{self.root}: blob {digest} is corrupt (content does not match its digest)")
+        return data
+
+    def put_blob(self, stream: BinaryIO, expected: Digest | None = None, size: int | None = None,
+                 algorithm: str = "sha256") -> tuple[Digest, int]:
+        """Stream a blob in, hashing as it goes; returns what was stored. Verifies `expected` first."""
+        blob_dir = self.root / "blobs" / (expected.algorithm if expected else algorithm)
+        blob_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=blob_dir)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                reader: BinaryIO = VerifyingReader(stream, expected, size) if expected else stream  # type: ignore
+                writer = DigestingWriter(f, expected.algorithm if expected else algorithm)
+                while chunk := reader.read(CHUNK):
+                    writer.write(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            digest = writer.digest()
+            if size is not None and size >= 0 and writer.size != size and expected is None:
+                raise LayoutError(f"blob {digest}: expected {size} bytes, got {writer.size}")
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, blob_dir / digest.hex)
+            return digest, writer.size
+        except BaseException:
+            _unlink(tmp)
+            raise
+
+    def put_bytes(self, data: bytes, expected: Digest | None = None) -> Digest:
+        digest = Digest.of(data, expected.algorithm if expected else "sha256")
+        if expected is not None and digest != expected:
+            raise DigestMismatch(expected, digest)
+        path = self.blob_path(digest)
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, data)
+        return digest
+
+    def delete_blob(self, digest: Digest) -> None:
+        _unlink(self.blob_path(digest))
+
+    def iter_blobs(self) -> Iterator[Digest]:
+        blobs = self.root / "blobs"
+        if not blobs.is_dir():
+            return
+        for alg_dir in blobs.iterdir():
+            if not alg_dir.is_dir():
+                continue
+            for entry in alg_dir.iterdir():
+                if entry.name.startswith(TEMP_PREFIX):
+                    continue
+                try:
+                    yield Digest(alg_dir.name, entry.name)
+                except Exception:
+                    continue
+
+    def iter_temp_files(self) -> Iterator[Path]:
+        for base in (self.root, *[p for p in (self.root / "blobs").glob("*") if p.is_dir()]):
+            yield from base.glob(TEMP_PREFIX + "*")
+
+    # -- index.json
+
+    def index(self) -> Index:
+        try:
+            raw = (self.root / INDEX_FILE).read_bytes()
+        except FileNotFoundError:
+            raise LayoutError(f"{self.root}: no {INDEX_FILE}") from None
+        try:
+            index = parse_manifest_bytes(raw, media.OCI_INDEX)
+        except (ManifestError, ValueError) as err:
+            raise LayoutError(f"{self.root}/{INDEX_FILE}: {err}") from None
+        if not isinstance(index, Index):
+            raise LayoutError(f"{self.root}/{INDEX_FILE} is not an image index")
+        return index
+
+    def update_index(self, change: Callable[[list[Descriptor]], Sequence[Descriptor]]) -> Index:
+        """Apply `change` to index.json's entries under the index lock and write the result atomically."""
+        with file_lock(str(self.root / USE_LOCK), shared=True), file_lock(str(self.root / INDEX_LOCK)):
+            current = self.index()
+            entries = list(change(list(current.manifests)))
+            new = Index.build(media.OCI_INDEX, entries, current.annotations)
+            if new.raw != current.raw:
+                atomic_write(self.root / INDEX_FILE, new.raw)
+            return new
+
+    # -- locks
+
+    @contextmanager
+    def exclusive(self, timeout: float = 300.0) -> Iterator[None]:
+        """Exclusive use of the store (gc); waits for every running writer to finish."""
+        with file_lock(str(self.root / USE_LOCK), timeout=timeout):
+            yield
+
+    def hold_shared(self) -> HeldLock:
+        """Marks the store in use by a writer until released, so gc keeps unreferenced new blobs."""
+        return HeldLock(str(self.root / USE_LOCK), shared=True)

@@ -1,0 +1,178 @@
+"""What a transport is: a reference parser, an image source and an image destination.
+
+Call order for a destination (the copy pipeline keeps it):
+    try_reuse_blob / put_blob for every layer and the config,
+    put_manifest for each instance (instance=digest) and then the top-level manifest (instance=None),
+    put_signatures, then commit().
+Nothing a destination exposes by name (a tag, an index.json entry, a registry tag) may
+point at content before commit(); a destination closed without commit() leaves at most
+orphan blobs behind. put_blob MUST read its stream to EOF, and when it raises, MUST leave
+no partial blob under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import BinaryIO, Protocol, Sequence
+
+from imagetool.descriptor import Descriptor
+from imagetool.digest import Digest
+from imagetool.errors import Unsupported
+from imagetool.reference import DockerReference
+
+
+@dataclass
+class SystemContext:
+    """Settings that reach transports from flags, environment and config files."""
+
+    tls_verify: bool | None = None          # None: verify, except where registries.conf says insecure
+    cert_dir: str | None = None
+    creds: tuple[str, str] | None = None
+    registry_token: str | None = None
+    authfile: str | None = None
+    no_creds: bool = False
+    registries_d: str | None = None
+    override_os: str | None = None
+    override_arch: str | None = None
+    override_variant: str | None = None
+    tmpdir: str | None = None
+    store: str | None = None                # local store root (None: the default)
+    retry_times: int = 3
+    retry_delay: float | None = None
+    user_agent: str = "imagetool"
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def temp_dir(self) -> str:
+        return self.tmpdir or os.environ.get("TMPDIR") or "/var/tmp"
+
+
+@dataclass(frozen=True)
+class DestinationTraits:
+    #: manifest media types the destination can store, preferred first; empty means any
+    manifest_types: tuple[str, ...] = ()
+    #: "preserve", "compress" or "decompress": what the destination wants layers as
+    layer_compression: str = "preserve"
+    supports_signatures: bool = False
+    supports_index: bool = True
+    #: copy may call put_blob from several threads at once
+    thread_safe_put_blob: bool = True
+    #: the destination must see the config before the layers (docker-archive needs it for names)
+    needs_config_first: bool = False
+
+
+class ImageReference(Protocol):
+    transport_name: str
+
+    def __str__(self) -> str: ...
+
+    def string_within_transport(self) -> str: ...
+
+    def docker_reference(self) -> DockerReference | None:
+        """The named reference the image is known by, for signatures and policy identity."""
+
+    def policy_scopes(self) -> list[str]:
+        """Scopes to look up in policy.json for this transport, most specific first; "" is the default."""
+
+    def open_source(self, ctx: SystemContext) -> ImageSource: ...
+
+    def open_destination(self, ctx: SystemContext) -> ImageDestination: ...
+
+    def delete(self, ctx: SystemContext) -> None: ...
+
+
+class ImageSource(Protocol):
+    reference: ImageReference
+
+    def get_manifest(self, instance: Digest | None = None) -> tuple[bytes, str]:
+        """Raw manifest bytes and media type: the top level, or an instance of an index."""
+
+    def get_blob(self, desc: Descriptor) -> BinaryIO:
+        """A stream of the blob's bytes; the caller verifies them against `desc`."""
+
+    def get_signatures(self, instance: Digest | None = None) -> list[bytes]:
+        """Simple-signing signatures stored alongside the image (lookaside, signature-N files)."""
+
+    def close(self) -> None: ...
+
+
+class ImageDestination(Protocol):
+    reference: ImageReference
+    traits: DestinationTraits
+
+    def try_reuse_blob(self, desc: Descriptor) -> bool:
+        """True when the destination already has this blob (or just mounted it) and it need not be sent."""
+
+    def put_blob(self, stream: BinaryIO, desc: Descriptor | None, *, is_config: bool = False) -> Descriptor:
+        """Store a blob read to EOF; `desc` (when known) is checked, the returned descriptor is what was stored."""
+
+    def put_manifest(self, raw: bytes, media_type: str, instance: Digest | None = None) -> None: ...
+
+    def put_signatures(self, signatures: Sequence[bytes], instance: Digest | None = None) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SourceBase:
+    """Defaults for optional source operations."""
+
+    reference: ImageReference
+
+    def get_signatures(self, instance: Digest | None = None) -> list[bytes]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class DestinationBase:
+    """Defaults for optional destination operations."""
+
+    reference: ImageReference
+    traits = DestinationTraits()
+
+    def try_reuse_blob(self, desc: Descriptor) -> bool:
+        return False
+
+    def put_signatures(self, signatures: Sequence[bytes], instance: Digest | None = None) -> None:
+        if signatures:
+            raise Unsupported(f"{self.reference.transport_name}: destination cannot store signatures")
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ReferenceBase:
+    """Defaults for references that have no docker identity and cannot be deleted."""
+
+    transport_name = ""
+
+    def __str__(self) -> str:
+        return f"{self.transport_name}:{self.string_within_transport()}"
+
+    def string_within_transport(self) -> str:
+        raise NotImplementedError
+
+    def docker_reference(self) -> DockerReference | None:
+        return None
+
+    def policy_scopes(self) -> list[str]:
+        return [""]
+
+    def delete(self, ctx: SystemContext) -> None:
+        raise Unsupported(f"deleting images is not supported for {self.transport_name}: references")

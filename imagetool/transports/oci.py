@@ -1,0 +1,154 @@
+"""oci:PATH[:REF] — an OCI image layout directory (skopeo's syntax: the path ends at the first colon)."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import BinaryIO
+
+from imagetool import media
+from imagetool.descriptor import Descriptor
+from imagetool.digest import Digest
+from imagetool.errors import InvalidReference, ManifestUnknown, UnsupportedManifest
+from imagetool.manifest import guess_media_type
+from imagetool.store import refs
+from imagetool.store.layout import LayoutStore
+from imagetool.transports.base import (
+    DestinationBase,
+    DestinationTraits,
+    ImageDestination,
+    ImageSource,
+    ReferenceBase,
+    SourceBase,
+    SystemContext,
+)
+
+TRANSPORT_NAME = "oci"
+_REF_NAME = re.compile(r"^[A-Za-z0-9._\-:@/+]+$")
+
+
+def split_path_and_ref(text: str, transport: str) -> tuple[str, str | None]:
+    path, _, name = text.partition(":")
+    if not path:
+        raise InvalidReference(f"{transport}: reference {text!r} has no path")
+    if name and not _REF_NAME.match(name):
+        raise InvalidReference(f"{transport}: invalid image reference name {name!r}")
+    return path, name or None
+
+
+def path_scopes(path: str, name: str | None) -> list[str]:
+    """The resolved path (with its name) and then each parent directory, like containers/image."""
+    resolved = os.path.realpath(path)
+    scopes = [f"{resolved}:{name}" if name else resolved]
+    if name:
+        scopes.append(resolved)
+    parent = os.path.dirname(resolved)
+    while parent and parent != "/":
+        scopes.append(parent)
+        parent = os.path.dirname(parent)
+    return scopes
+
+
+class LayoutSource(SourceBase):
+    """Reads one image (or index) out of a LayoutStore; `top` is its index.json entry."""
+
+    def __init__(self, reference: ReferenceBase, store: LayoutStore, top: Descriptor) -> None:
+        self.reference = reference  # type: ignore[assignment]
+        self.store = store
+        self.top = top
+
+    def get_manifest(self, instance: Digest | None = None) -> tuple[bytes, str]:
+        digest = instance or self.top.digest
+        if not self.store.has_blob(digest):
+            raise ManifestUnknown(f"manifest {digest} not found in {self.store.root}")
+        raw = self.store.read_blob(digest)
+        mt = self.top.media_type if instance is None and self.top.media_type else guess_media_type(raw)
+        return raw, mt
+
+    def get_blob(self, desc: Descriptor) -> BinaryIO:
+        return self.store.open_blob(desc.digest)
+
+
+class LayoutDestination(DestinationBase):
+    """Writes blobs straight into a LayoutStore and names the image in index.json at commit."""
+
+    def __init__(self, reference: ReferenceBase, store: LayoutStore, name: str | None,
+                 traits: DestinationTraits, expected_digest: Digest | None = None) -> None:
+        self.reference = reference  # type: ignore[assignment]
+        self.traits = traits
+        self.store = store
+        self.name = name
+        self.expected_digest = expected_digest
+        self._top: Descriptor | None = None
+        self._lock = store.hold_shared()
+
+    def try_reuse_blob(self, desc: Descriptor) -> bool:
+        return self.store.blob_size(desc.digest) == desc.size
+
+    def put_blob(self, stream: BinaryIO, desc: Descriptor | None, *, is_config: bool = False) -> Descriptor:
+        digest, size = self.store.put_blob(stream, desc.digest if desc else None, desc.size if desc else None)
+        return Descriptor(desc.media_type if desc else "application/octet-stream", digest, size)
+
+    def put_manifest(self, raw: bytes, media_type: str, instance: Digest | None = None) -> None:
+        if self.traits.manifest_types and media_type not in self.traits.manifest_types:
+            raise UnsupportedManifest(f"{self.reference.transport_name}: cannot store manifest type {media_type}")
+        digest = self.store.put_bytes(raw)
+        if instance is None:
+            if self.expected_digest is not None and digest != self.expected_digest:
+                raise UnsupportedManifest(f"manifest digest {digest} does not match the reference's "
+                                          f"{self.expected_digest}")
+            self._top = Descriptor(media_type, digest, len(raw))
+
+    def commit(self) -> None:
+        if self._top is None:
+            raise ManifestUnknown("commit before the manifest was written")
+        refs.set_name(self.store, self.name, self._top)
+
+    @property
+    def committed(self) -> Descriptor | None:
+        return self._top
+
+    def close(self) -> None:
+        self._lock.release()
+
+
+OCI_TRAITS = DestinationTraits(manifest_types=(media.OCI_MANIFEST, media.OCI_INDEX))
+
+
+class OCIReference(ReferenceBase):
+    transport_name = TRANSPORT_NAME
+
+    def __init__(self, path: str, name: str | None) -> None:
+        self.path = path
+        self.name = name
+
+    def string_within_transport(self) -> str:
+        return f"{self.path}:{self.name}" if self.name else self.path
+
+    def policy_scopes(self) -> list[str]:
+        return path_scopes(self.path, self.name) + [""]
+
+    def open_source(self, ctx: SystemContext) -> ImageSource:
+        store = LayoutStore.open(self.path)
+        return LayoutSource(self, store, refs.resolve(store, self.name))
+
+    def open_destination(self, ctx: SystemContext) -> ImageDestination:
+        return LayoutDestination(self, LayoutStore.create(self.path), self.name, OCI_TRAITS)
+
+    def delete(self, ctx: SystemContext) -> None:
+        store = LayoutStore.open(self.path)
+        if self.name:
+            refs.remove_name(store, self.name)
+        else:
+            desc = refs.resolve(store, None)
+            refs.remove_digest(store, desc.digest)
+        from imagetool.store.gc import collect
+
+        collect(store)
+
+
+def parse(text: str) -> OCIReference:
+    path, name = split_path_and_ref(text, TRANSPORT_NAME)
+    return OCIReference(path, name)
+
+

@@ -7,7 +7,6 @@ zstd through zstandard; both release the GIL, so blob copies run in parallel thr
 from __future__ import annotations
 
 import io
-import os
 from typing import BinaryIO
 
 from imagetool.errors import ImagetoolError, LayoutError, Unsupported
@@ -131,12 +130,11 @@ class _CompressWriter:
     def __init__(self, sink: BinaryIO, algorithm: str, level: int | None) -> None:
         self.algorithm = algorithm
         if algorithm == GZIP:
-            from isal import igzip, igzip_threaded
+            from isal import igzip
 
-            threads = min(2, os.cpu_count() or 1)
-            self._w = igzip_threaded.open(sink, "wb", compresslevel=_isal_level(level), threads=threads) \
-                if threads > 1 else igzip.IGzipFile(fileobj=sink, mode="wb", compresslevel=_isal_level(level),
-                                                    mtime=0)
+            # single-threaded on purpose: blobs are compressed in parallel by the copy pool,
+            # and a writer whose worker threads outlive a failed stream cannot be closed safely
+            self._w = igzip.IGzipFile(fileobj=sink, mode="wb", compresslevel=_isal_level(level), mtime=0)
         elif algorithm == ZSTD:
             import zstandard
 

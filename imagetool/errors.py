@@ -132,3 +132,14 @@ def describe(err: BaseException) -> str:
             parts.append(text)
         cur = cur.__cause__ or (None if cur.__suppress_context__ else cur.__context__)
     return ": ".join(parts)
+
+
+class DockerfileError(BuildError):
+    """A Dockerfile that does not parse or check; the message names the file and line."""
+
+    def __init__(self, reason: str, line: int | None = None, file: str = "Dockerfile") -> None:
+        where = f"{file}:{line}" if line else file
+        super().__init__(f"{where}: {reason}")
+        self.reason = reason
+        self.line = line
+        self.file = file

@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tag": ("imagetool.cli.images:tag", "Add names to an image in the local store."),
     "rmi": ("imagetool.cli.images:rmi", "Remove images from the local store."),
     "prune": ("imagetool.cli.images:prune", "Remove blobs no image in the local store uses."),
-    "import": ("imagetool.cli.images:import_", "Make an image from a root filesystem tarball or directory."),
+    "import": ("imagetool.cli.import_:import_", "Make an image from a root filesystem tarball or directory."),
     "delete": ("imagetool.cli.delete:delete", "Delete an image."),
     "list-tags": ("imagetool.cli.tags:list_tags", "List the tags of a repository."),
     "login": ("imagetool.cli.login:login", "Log in to a registry."),
@@ -103,4 +103,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(141)
+    except OSError as err:
+        if debug:
+            raise
+        click.echo(f"imagetool: {describe(err)}", err=True)
+        sys.exit(1)
+    except Exception as err:  # noqa: BLE001 - the last line of defence against tracebacks
+        if debug:
+            raise
+        click.echo(f"imagetool: internal error: {type(err).__name__}: {describe(err)} "
+                   "(run with --debug for details)", err=True)
+        sys.exit(70)
     sys.exit(0)

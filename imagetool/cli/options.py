@@ -41,7 +41,7 @@ def system_context(ctx: click.Context, prefix: str = "", **flags: Any) -> System
         cert_dir=flag("cert_dir"),
         creds=parse_creds(flag("creds")),
         registry_token=flag("registry_token"),
-        authfile=flags.get("authfile"),
+        authfile=flag("authfile"),
         no_creds=bool(flag("no_creds")),
         registries_d=root.get("registries_d"),
         override_os=root.get("override_os"),
@@ -52,3 +52,23 @@ def system_context(ctx: click.Context, prefix: str = "", **flags: Any) -> System
         retry_times=flags.get("retry_times") if flags.get("retry_times") is not None else 3,
         retry_delay=flags.get("retry_delay"),
     )
+
+
+def policy_from_flags(ctx: click.Context) -> Any:
+    """The trust policy the global --policy/--insecure-policy flags select (None: accept anything)."""
+    root = ctx.find_root().obj or {}
+    if root.get("insecure_policy"):
+        return None
+    import importlib.util
+
+    if importlib.util.find_spec("imagetool.signature.policy_eval") is None:  # until signing lands
+        return None
+    from imagetool.signature.policy_eval import PolicyContext
+
+    return PolicyContext.load(root.get("policy"), False)
+
+
+def write_digestfile(path: str | None, digest: object) -> None:
+    if path:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(str(digest))

@@ -17,7 +17,7 @@ from typing import BinaryIO, Callable, Iterator, Sequence
 from imagetool import gojson, media
 from imagetool.descriptor import Descriptor
 from imagetool.digest import CHUNK, Digest, DigestingWriter, VerifyingReader
-from imagetool.errors import BlobUnknown, DigestMismatch, LayoutError, ManifestError
+from imagetool.errors import BlobUnknown, DigestMismatch, LayoutError, ManifestError, SizeMismatch
 from imagetool.manifest import Index
 from imagetool.manifest import parse as parse_manifest_bytes
 from imagetool.store.lock import HeldLock, file_lock
@@ -137,24 +137,34 @@ class LayoutStore:
 
     def put_blob(self, stream: BinaryIO, expected: Digest | None = None, size: int | None = None,
                  algorithm: str = "sha256") -> tuple[Digest, int]:
-        """Stream a blob in, hashing as it goes; returns what was stored. Verifies `expected` first."""
-        blob_dir = self.root / "blobs" / (expected.algorithm if expected else algorithm)
+        """Stream a blob in, hashing as it goes; with `expected`, nothing is kept unless it matches."""
+        alg = expected.algorithm if expected else algorithm
+        blob_dir = self.root / "blobs" / alg
         blob_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=blob_dir)
         try:
             with os.fdopen(fd, "wb") as f:
-                reader: BinaryIO = VerifyingReader(stream, expected, size) if expected else stream  # type: ignore
-                writer = DigestingWriter(f, expected.algorithm if expected else algorithm)
-                while chunk := reader.read(CHUNK):
-                    writer.write(chunk)
+                if expected is None:
+                    sink = DigestingWriter(f, alg)
+                    while chunk := stream.read(CHUNK):
+                        sink.write(chunk)
+                    digest, written = sink.digest(), sink.size
+                else:
+                    # a stream that already verifies this digest is not hashed a second time
+                    reader = stream if isinstance(stream, VerifyingReader) and stream.expected == expected \
+                        else VerifyingReader(stream, expected, size)
+                    while chunk := reader.read(CHUNK):
+                        f.write(chunk)
+                    digest, written = expected, reader.size
+                    if not reader.verified or (size is not None and size >= 0 and written != size):
+                        raise SizeMismatch(expected, size if size is not None else -1, written)
                 f.flush()
                 os.fsync(f.fileno())
-            digest = writer.digest()
-            if size is not None and size >= 0 and writer.size != size and expected is None:
-                raise LayoutError(f"blob {digest}: expected {size} bytes, got {writer.size}")
+            if expected is None and size is not None and size >= 0 and written != size:
+                raise SizeMismatch(digest, size, written)
             os.chmod(tmp, 0o644)
             os.replace(tmp, blob_dir / digest.hex)
-            return digest, writer.size
+            return digest, written
         except BaseException:
             _unlink(tmp)
             raise

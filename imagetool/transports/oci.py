@@ -112,7 +112,7 @@ class LayoutDestination(DestinationBase):
         self._lock.release()
 
 
-OCI_TRAITS = DestinationTraits(manifest_types=(media.OCI_MANIFEST, media.OCI_INDEX))
+OCI_TRAITS = DestinationTraits(manifest_types=(media.OCI_MANIFEST, media.OCI_INDEX), layer_compression="compress")
 
 
 class OCIReference(ReferenceBase):

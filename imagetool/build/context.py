@@ -1,0 +1,196 @@
+"""The build context: where COPY/ADD sources come from, what .dockerignore hides, and their content hash.
+
+Source paths are relative to the context root (a leading / too). A path that climbs out
+of the root is refused; symlinks met while resolving a source are followed inside the
+root (an absolute target is taken relative to the root, like a chroot), so no source
+can name a file outside the context. Inside a copied directory, symlinks stay symlinks.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import posixpath
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from imagetool.build import dockerignore
+from imagetool.digest import CHUNK, Digest
+from imagetool.errors import BuildError, UnsafeContent
+
+_MAX_LINKS = 255
+_GLOB = set("*?[")
+
+
+class SourceNotFound(BuildError):
+    """A COPY/ADD source that is not in the context (or that .dockerignore excludes)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One resolved COPY/ADD source: `rel` as seen from the root (symlinks resolved), `path` on disk."""
+
+    rel: str
+    path: Path
+    is_dir: bool
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file under a source: `rel` relative to the source (\"\" for the source itself)."""
+
+    rel: str
+    path: Path
+    st: os.stat_result
+
+
+def _escapes(path: str) -> bool:
+    return path == ".." or path.startswith("../")
+
+
+def clean(path: str) -> str:
+    """A source path relative to the root; climbing out of it is an error."""
+    rel = posixpath.normpath(path.lstrip("/")) if path.strip("/") else "."
+    if _escapes(rel):
+        raise UnsafeContent(f"forbidden path outside the build context: {path}")
+    return rel
+
+
+def is_glob(path: str) -> bool:
+    return any(c in _GLOB for c in path)
+
+
+class BuildContext:
+    def __init__(self, root: str | Path, dockerfile: str | Path | None = None,
+                 ignore: dockerignore.Matcher | None = None) -> None:
+        self.root = Path(root).resolve()
+        if not self.root.is_dir():
+            raise BuildError(f"build context {root} is not a directory")
+        self.dockerfile = Path(dockerfile) if dockerfile else None
+        self.ignore = ignore if ignore is not None else dockerignore.load(self.root, self.dockerfile)
+        self._hashes: dict[tuple[int, int, int, int], str] = {}
+
+    # -- resolving sources
+
+    def resolve(self, rel: str) -> str:
+        """Follow symlinks in `rel` without leaving the root; returns the resolved root-relative path."""
+        parts = [p for p in clean(rel).split("/") if p not in ("", ".")]
+        done: list[str] = []
+        links = 0
+        while parts:
+            part = parts.pop(0)
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            candidate = self.root.joinpath(*done, part)
+            try:
+                st = os.lstat(candidate)
+            except FileNotFoundError:
+                raise SourceNotFound(f"{rel}: no such file or directory in the build context") from None
+            if stat.S_ISLNK(st.st_mode):
+                links += 1
+                if links > _MAX_LINKS:
+                    raise UnsafeContent(f"{rel}: too many levels of symbolic links")
+                target = os.readlink(candidate)
+                if target.startswith("/"):
+                    done = []
+                parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+                continue
+            done.append(part)
+        return "/".join(done) or "."
+
+    def _glob(self, pattern: str) -> list[str]:
+        parts = [p for p in clean(pattern).split("/") if p != "."]
+        found = [""]
+        for part in parts:
+            nxt = []
+            for base in found:
+                d = self.root / base if base else self.root
+                if not is_glob(part):
+                    if os.path.lexists(d / part):
+                        nxt.append(posixpath.join(base, part) if base else part)
+                    continue
+                try:
+                    names = sorted(os.listdir(d))
+                except (NotADirectoryError, FileNotFoundError):
+                    continue
+                pat = part.replace("[^", "[!")
+                nxt += [posixpath.join(base, n) if base else n for n in names if fnmatch.fnmatchcase(n, pat)]
+            found = nxt
+        return found
+
+    def sources(self, patterns: list[str] | tuple[str, ...]) -> list[Source]:
+        """COPY/ADD source arguments -> existing, not-excluded sources (globs expanded, in order)."""
+        out: list[Source] = []
+        for pattern in patterns:
+            names = self._glob(pattern) if is_glob(pattern) else [clean(pattern)]
+            matched = []
+            for name in names:
+                if name != "." and self.ignore.excluded(name):
+                    continue
+                resolved = self.resolve(name)
+                if resolved != "." and self.ignore.excluded(resolved):
+                    continue
+                path = self.root / resolved if resolved != "." else self.root
+                matched.append(Source(resolved, path, path.is_dir()))
+            if not matched:
+                raise SourceNotFound(f"{pattern}: not found in the build context or excluded by "
+                                     f".dockerignore")
+            out.extend(matched)
+        return out
+
+    # -- walking and hashing
+
+    def walk(self, source: Source) -> Iterator[Entry]:
+        """The source and, for a directory, everything under it not excluded; sorted, symlinks not followed."""
+        yield Entry("", source.path, os.stat(source.path))
+        if not source.is_dir:
+            return
+        yield from self._walk_dir(source.path, source.rel, "")
+
+    def _walk_dir(self, directory: Path, ctx_rel: str, rel: str) -> Iterator[Entry]:
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError as err:
+            raise BuildError(f"reading {directory}: {err.strerror}") from None
+        for name in names:
+            path = directory / name
+            child_ctx = name if ctx_rel in (".", "") else f"{ctx_rel}/{name}"
+            child_rel = f"{rel}/{name}" if rel else name
+            st = os.lstat(path)
+            excluded = self.ignore.excluded(child_ctx)
+            if not excluded:
+                yield Entry(child_rel, path, st)
+            if stat.S_ISDIR(st.st_mode) and (not excluded or self.ignore.may_include_under(child_ctx)):
+                yield from self._walk_dir(path, child_ctx, child_rel)
+
+    def file_hash(self, path: Path, st: os.stat_result) -> str:
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        cached = self._hashes.get(key)
+        if cached is None:
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    h.update(chunk)
+            cached = self._hashes[key] = h.hexdigest()
+        return cached
+
+    def content_hash(self, sources: list[Source]) -> Digest:
+        """What COPY/ADD would copy: names, types, modes, sizes, contents and link targets (not times)."""
+        h = hashlib.sha256()
+        for source in sources:
+            for e in self.walk(source):
+                mode = e.st.st_mode
+                if stat.S_ISREG(mode):
+                    what = self.file_hash(e.path, e.st)
+                elif stat.S_ISLNK(mode):
+                    what = "->" + os.readlink(e.path)
+                else:
+                    what = ""
+                h.update(f"{source.rel}\0{e.rel}\0{stat.S_IFMT(mode):o}\0{stat.S_IMODE(mode):o}\0"
+                         f"{e.st.st_size if stat.S_ISREG(mode) else 0}\0{what}\n".encode("utf-8", "surrogateescape"))
+        return Digest("sha256", h.hexdigest())

@@ -1,0 +1,145 @@
+"""Write a layer blob into a store while it is being produced: tar -> diff_id hash -> compress -> store.
+
+The producer pushes tar bytes; LayoutStore.put_blob pulls. A pipe joins them with the
+producer on a thread, so nothing is held whole in memory; if the producer fails the
+reader raises instead of returning EOF, so no truncated blob is ever stored.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tarfile
+import threading
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+from imagetool import compression, media
+from imagetool.descriptor import Descriptor
+from imagetool.digest import CHUNK, Digest, DigestingWriter
+from imagetool.errors import BuildError, ImagetoolError
+from imagetool.store.layout import LayoutStore
+
+Producer = Callable[[BinaryIO], None]
+
+
+class _Sink:
+    """A file-like writer over the pipe's write end."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            n = os.write(self.fd, view)
+            view = view[n:]
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+class _PipeReader:
+    def __init__(self, fd: int, done: Callable[[], BaseException | None]) -> None:
+        self.fd = fd
+        self._done = done
+
+    def read(self, n: int = -1) -> bytes:
+        data = os.read(self.fd, CHUNK if n is None or n < 0 else n)
+        if not data:
+            err = self._done()
+            if err is not None:
+                if isinstance(err, ImagetoolError):
+                    raise err
+                raise BuildError(f"writing layer: {err}") from err
+        return data
+
+
+def write_layer(store: LayoutStore, produce: Producer, algorithm: str | None = compression.GZIP,
+                oci: bool = True) -> tuple[Descriptor, Digest]:
+    """Run `produce(writer)` to write an uncompressed tar; store it compressed; return (descriptor, diff_id)."""
+    rfd, wfd = os.pipe()
+    state: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            sink = _Sink(wfd)
+            comp = compression.compressor(sink, algorithm) if algorithm else None  # type: ignore[arg-type]
+            tar_hash = DigestingWriter(comp if comp is not None else sink)
+            produce(tar_hash)  # type: ignore[arg-type]
+            if comp is not None:
+                comp.close()
+            state["diff_id"] = tar_hash.digest()
+        except BaseException as err:  # noqa: BLE001 - handed to the reading side
+            state["error"] = err
+        finally:
+            os.close(wfd)
+
+    thread = threading.Thread(target=run, name="layer-writer", daemon=True)
+    thread.start()
+
+    def done() -> BaseException | None:
+        thread.join()
+        return state.get("error")  # type: ignore[return-value]
+
+    try:
+        digest, size = store.put_blob(_PipeReader(rfd, done))  # type: ignore[arg-type]
+    finally:
+        os.close(rfd)
+        thread.join()
+    if "error" in state:
+        raise BuildError(f"writing layer: {state['error']}")
+    return Descriptor(media.layer_type(oci, algorithm), digest, size), state["diff_id"]  # type: ignore
+
+
+def tar_directory(root: Path, out: BinaryIO, timestamp: int | None = None) -> None:
+    """A deterministic tar of everything under `root`: sorted, numeric owners only, times clamped."""
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+        for path, arcname in _sorted_walk(root):
+            info = tar.gettarinfo(str(path), arcname)
+            if info is None:  # sockets have no tar form
+                continue
+            info.uname = info.gname = ""
+            info.mtime = int(info.mtime) if timestamp is None else min(int(info.mtime), timestamp)
+            if info.isreg():
+                with open(path, "rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
+
+
+def _sorted_walk(root: Path):  # type: ignore[no-untyped-def]
+    names = sorted(os.listdir(root))
+    stack = [(root / n, n) for n in reversed(names)]
+    while stack:
+        path, arc = stack.pop()
+        yield path, arc
+        if stat.S_ISDIR(os.lstat(path).st_mode):
+            children = sorted(os.listdir(path))
+            stack.extend((path / n, f"{arc}/{n}") for n in reversed(children))
+
+
+def copy_tar(source: BinaryIO, out: BinaryIO) -> None:
+    """Pass an (uncompressed) tar stream through unchanged, checking on the way that it is one."""
+    tee = _Tee(source, out)
+    try:
+        with tarfile.open(fileobj=tee, mode="r|") as tar:  # type: ignore[call-overload]
+            for _member in tar:
+                pass
+    except tarfile.TarError as err:
+        raise BuildError(f"not a valid tar archive: {err}") from None
+    while tee.read(CHUNK):  # the end-of-archive padding
+        pass
+
+
+class _Tee:
+    def __init__(self, source: BinaryIO, out: BinaryIO) -> None:
+        self.source = source
+        self.out = out
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.source.read(n)
+        if data:
+            self.out.write(data)
+        return data

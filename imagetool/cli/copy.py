@@ -1,0 +1,99 @@
+"""`imagetool copy SRC DEST` with skopeo's flags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from imagetool.cli.options import policy_from_flags, system_context, write_digestfile
+from imagetool.errors import UsageError
+
+
+def _ctx_flags(side: str) -> list[Any]:
+    return [
+        click.option(f"--{side}-creds", f"{side}_creds", metavar="USER[:PASS]", help="Registry credentials."),
+        click.option(f"--{side}-registry-token", f"{side}_registry_token", metavar="TOKEN",
+                     help="Bearer token for the registry."),
+        click.option(f"--{side}-no-creds", f"{side}_no_creds", is_flag=True, help="Access the registry anonymously."),
+        click.option(f"--{side}-tls-verify", f"{side}_tls_verify", type=click.BOOL, default=None, metavar="BOOL",
+                     help="Require HTTPS and verify certificates."),
+        click.option(f"--{side}-cert-dir", f"{side}_cert_dir", metavar="DIR",
+                     help="Certificates (*.crt, *.cert, *.key) for the registry."),
+        click.option(f"--{side}-authfile", f"{side}_authfile", metavar="PATH", help="Auth file."),
+    ]
+
+
+def _apply(options: list[Any]):  # type: ignore[no-untyped-def]
+    def deco(f):  # type: ignore[no-untyped-def]
+        for opt in reversed(options):
+            f = opt(f)
+        return f
+    return deco
+
+
+@click.command()
+@click.argument("source")
+@click.argument("destination")
+@click.option("-a", "--all", "all_", is_flag=True, help="Copy every image of an index.")
+@click.option("--multi-arch", type=click.Choice(["system", "all", "index-only"]), default=None,
+              help="What to copy of an index (default system).")
+@click.option("-f", "--format", "format_", type=click.Choice(["oci", "v2s2"]), default=None,
+              help="Manifest type for the destination.")
+@click.option("--preserve-digests", is_flag=True, help="Fail rather than change any digest.")
+@click.option("--dest-compress", is_flag=True, help="Compress layers (gzip unless --dest-compress-format).")
+@click.option("--dest-decompress", is_flag=True, help="Store layers uncompressed.")
+@click.option("--dest-compress-format", type=click.Choice(["gzip", "zstd"]), default=None,
+              help="Layer compression for the destination.")
+@click.option("--dest-compress-level", type=int, default=None, help="Compression level.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("--digestfile", metavar="PATH", help="Write the destination manifest digest to PATH.")
+@click.option("--remove-signatures", is_flag=True, help="Do not copy signatures.")
+@click.option("--sign-by", metavar="FINGERPRINT", help="Sign with this GPG key.")
+@click.option("--sign-by-sigstore-private-key", metavar="PATH", help="Sign with this sigstore private key.")
+@click.option("--sign-passphrase-file", metavar="PATH", help="Passphrase for the signing key.")
+@click.option("--sign-identity", metavar="REF", help="Identity the signature claims (default: destination).")
+@click.option("--authfile", metavar="PATH", help="Auth file for both sides.")
+@click.option("--retry-times", type=int, default=None, help="Retries for transient network errors.")
+@click.option("--retry-delay", type=float, default=None, help="Seconds between retries (default: backoff).")
+@click.option("--max-parallel", type=click.IntRange(1, 64), default=6, help="Blobs copied at once.")
+@_apply(_ctx_flags("src") + _ctx_flags("dest"))
+@click.pass_context
+def copy(ctx: click.Context, source: str, destination: str, **flags: Any) -> None:
+    """Copy an image from SOURCE to DESTINATION (oci:, oci-archive:, docker-archive:, dir:, docker://, or
+    a local store name)."""
+    from imagetool.copy import CopyOptions, copy_image
+    from imagetool.copy.progress import Progress
+    from imagetool.reference import parse as parse_reference
+    from imagetool.transports import parse_image_name
+
+    if flags["dest_compress"] and flags["dest_decompress"]:
+        raise UsageError("--dest-compress and --dest-decompress are mutually exclusive")
+    multi_arch = flags["multi_arch"] or ("all" if flags["all_"] else "system")
+    if flags["all_"] and flags["multi_arch"] not in (None, "all"):
+        raise UsageError("--all conflicts with --multi-arch " + flags["multi_arch"])
+    src_ref = parse_image_name(source)
+    dst_ref = parse_image_name(destination)
+    compression = flags["dest_compress_format"] or ("gzip" if flags["dest_compress"] else None)
+    options = CopyOptions(
+        src_ctx=system_context(ctx, "src_", **flags),
+        dest_ctx=system_context(ctx, "dest_", **flags),
+        multi_arch=multi_arch,
+        format=flags["format_"],
+        preserve_digests=flags["preserve_digests"],
+        compression=compression,
+        compression_level=flags["dest_compress_level"],
+        remove_signatures=flags["remove_signatures"],
+        sign_identity=parse_reference(flags["sign_identity"]) if flags["sign_identity"] else None,
+        policy=policy_from_flags(ctx),
+        decompress=flags["dest_decompress"],
+        max_parallel=flags["max_parallel"],
+        progress=Progress(quiet=flags["quiet"]),
+    )
+    if flags["sign_by"] or flags["sign_by_sigstore_private_key"]:
+        from imagetool.signature.signers import make_signers
+
+        options.signers = make_signers(flags["sign_by"], flags["sign_by_sigstore_private_key"],
+                                       flags["sign_passphrase_file"])
+    result = copy_image(src_ref, dst_ref, options)
+    write_digestfile(flags["digestfile"], result.digest)

@@ -1,0 +1,133 @@
+"""Local store commands: images, tag, rmi, prune."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from imagetool.errors import ImagetoolError
+
+
+def _store(ctx: click.Context, create: bool = False) -> Any:
+    from imagetool.store import default_store_path
+    from imagetool.store.layout import LayoutStore
+
+    path = default_store_path((ctx.find_root().obj or {}).get("store"))
+    return LayoutStore.create(path) if create or not path.exists() else LayoutStore.open(path)
+
+
+def _split(name: str) -> tuple[str, str]:
+    repo, _, tag = name.rpartition(":")
+    return (repo, tag) if repo and "/" not in tag else (name, "<none>")
+
+
+@click.command()
+@click.option("-q", "--quiet", is_flag=True, help="Show image IDs only.")
+@click.option("-n", "--noheading", is_flag=True, help="Omit the header line.")
+@click.option("--digests", is_flag=True, help="Show manifest digests.")
+@click.option("--no-trunc", is_flag=True, help="Show full IDs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--format", "format_", metavar="TEMPLATE", help="Go template for each image.")
+@click.pass_context
+def images(ctx: click.Context, quiet: bool, noheading: bool, digests: bool, no_trunc: bool, as_json: bool,
+           format_: str | None) -> None:
+    """List images in the local store."""
+    from imagetool.gotemplate import GoTime, render
+    from imagetool.store.images import list_images
+
+    records = sorted(list_images(_store(ctx, create=True)), key=lambda r: r.created or "", reverse=True)
+    short = (lambda d: d.hex) if no_trunc else (lambda d: d.hex[:12])
+    if as_json or format_:
+        docs = [{"Id": r.id.hex, "Names": list(r.names), "Digest": str(r.digest), "MediaType": r.media_type,
+                 "Created": GoTime(r.created) if r.created else None, "Size": r.size} for r in records]
+        if as_json:
+            click.echo(json.dumps(docs, indent=4))
+        else:
+            for doc in docs:
+                click.echo(render(format_, doc))  # type: ignore[arg-type]
+        return
+    if quiet:
+        for r in records:
+            click.echo(short(r.id))
+        return
+    rows = []
+    for r in records:
+        for name in r.names or ("<none>:<none>",):
+            repo, tag = _split(name)
+            row = [repo, tag] + ([str(r.digest)] if digests else []) + [short(r.id), r.created or "", _size(r.size)]
+            rows.append(row)
+    header = ["REPOSITORY", "TAG"] + (["DIGEST"] if digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
+    table = rows if noheading else [header] + rows
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))] if table else []
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return str(n)
+
+
+@click.command()
+@click.argument("image")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def tag(ctx: click.Context, image: str, names: tuple[str, ...]) -> None:
+    """Give IMAGE (a name or ID in the local store) the additional NAMES."""
+    from imagetool.reference import parse as parse_reference
+    from imagetool.store.images import add_names, resolve
+    from imagetool.transports.local import parse as parse_local
+
+    store = _store(ctx)
+    ref = parse_local(image)
+    desc = resolve(store, ref.named, ref.id_prefix)
+    add_names(store, desc, [parse_reference(n) for n in names])
+
+
+@click.command()
+@click.argument("images_", metavar="IMAGE...", nargs=-1, required=True)
+@click.option("-f", "--force", is_flag=True, help="Remove every name of an image given by ID.")
+@click.pass_context
+def rmi(ctx: click.Context, images_: tuple[str, ...], force: bool) -> None:
+    """Remove IMAGE names (or, by ID, whole images) from the local store, then unused blobs."""
+    from imagetool.store.gc import collect
+    from imagetool.store.images import remove_image, resolve
+    from imagetool.transports.local import parse as parse_local
+
+    store = _store(ctx)
+    failed: ImagetoolError | None = None
+    for text in images_:
+        try:
+            ref = parse_local(text)
+            desc = resolve(store, ref.named, ref.id_prefix)
+            by_name = ref.named is not None and ref.named.tag and not ref.named.digest and desc.ref_name
+            if not by_name and not force and len({d.ref_name for d in store.index().manifests
+                                                   if d.digest == desc.digest and d.ref_name}) > 1:
+                raise ImagetoolError(f"image {text} has several names: remove them by name or use --force")
+            for removed in remove_image(store, desc, str(ref.named) if by_name else None):
+                click.echo(f"Untagged: {removed}")
+        except ImagetoolError as err:
+            click.echo(f"imagetool: {err}", err=True)
+            failed = err
+    collect(store)
+    if failed is not None:
+        raise click.exceptions.Exit(1)
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@click.pass_context
+def prune(ctx: click.Context, dry_run: bool) -> None:
+    """Remove blobs no image in the local store uses."""
+    from imagetool.store.gc import collect
+
+    result = collect(_store(ctx), dry_run=dry_run)
+    for digest in result.removed:
+        click.echo(str(digest))
+    click.echo(f"{'Would remove' if dry_run else 'Removed'} {len(result.removed)} blobs, "
+               f"{result.freed_bytes} bytes", err=True)

@@ -1,0 +1,59 @@
+"""`imagetool inspect` and `imagetool manifest-digest`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from imagetool.cli.options import system_context
+
+
+@click.command()
+@click.argument("image")
+@click.option("--raw", is_flag=True, help="Print the manifest (or with --config the config) bytes as stored.")
+@click.option("--config", "config", is_flag=True, help="Print the image configuration.")
+@click.option("-f", "--format", "format_", metavar="TEMPLATE", help="Go template applied to the output.")
+@click.option("-n", "--no-tags", is_flag=True, help="Do not list the repository's tags.")
+@click.option("--creds", metavar="USER[:PASS]", help="Registry credentials.")
+@click.option("--registry-token", metavar="TOKEN", help="Bearer token for the registry.")
+@click.option("--no-creds", is_flag=True, help="Access the registry anonymously.")
+@click.option("--authfile", metavar="PATH", help="Auth file.")
+@click.option("--cert-dir", metavar="DIR", help="Certificates for the registry.")
+@click.option("--tls-verify", type=click.BOOL, default=None, metavar="BOOL", help="Require HTTPS and verify.")
+@click.option("--retry-times", type=int, default=None, help="Retries for transient network errors.")
+@click.pass_context
+def inspect(ctx: click.Context, image: str, raw: bool, config: bool, format_: str | None, no_tags: bool,
+            **flags: Any) -> None:
+    """Show IMAGE's digest, tags, layers and configuration (skopeo inspect's fields)."""
+    from imagetool import inspect as lib
+    from imagetool.gotemplate import render
+    from imagetool.transports import parse_image_name
+
+    ref = parse_image_name(image)
+    sysctx = system_context(ctx, **flags)
+    if config:
+        data = lib.image_config(ref, sysctx)
+        if raw:
+            sys.stdout.buffer.write(data)
+            return
+        from imagetool import gojson
+
+        doc = gojson.loads(data, "image config")
+        click.echo(render(format_, doc) if format_ else lib.pretty(doc))
+        return
+    if raw:
+        sys.stdout.buffer.write(lib.raw_manifest(ref, sysctx))
+        return
+    info = lib.inspect_image(ref, sysctx, tags=not no_tags)
+    click.echo(render(format_, info) if format_ else lib.pretty(info))
+
+
+@click.command("manifest-digest")
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
+def manifest_digest(manifest: str) -> None:
+    """Print the digest of the MANIFEST file."""
+    from imagetool.inspect import manifest_digest as digest_of
+
+    click.echo(str(digest_of(manifest)))

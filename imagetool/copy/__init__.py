@@ -1,0 +1,48 @@
+"""The copy pipeline: one entry point that knows only the source and destination protocols."""
+
+from __future__ import annotations
+
+from imagetool.copy.multiple import choose_instance, copy_index, get_instance
+from imagetool.copy.options import CopyOptions, CopyResult
+from imagetool.copy.single import copy_single
+from imagetool.manifest import Index, parse
+from imagetool.transports.base import ImageReference
+
+__all__ = ["CopyOptions", "CopyResult", "copy_image"]
+
+
+def copy_image(src_ref: ImageReference, dst_ref: ImageReference, options: CopyOptions | None = None) \
+        -> CopyResult:
+    """Copy an image (or index) from `src_ref` to `dst_ref`.
+
+    The trust policy is evaluated before the destination is opened, so a rejected image
+    is written nowhere; the destination is committed only after every blob and manifest
+    it names is stored.
+    """
+    options = options or CopyOptions()
+    progress = options.progress
+    src = src_ref.open_source(options.src_ctx)
+    try:
+        raw, mt = src.get_manifest()
+        parsed = parse(raw, mt)
+        verdict = ""
+        if options.policy is not None:
+            verdict = options.policy.check(src_ref, src, raw, options.src_ctx.registries_d)
+        if progress:
+            progress.line("Getting image source signatures")
+        dst = dst_ref.open_destination(options.dest_ctx)
+        try:
+            if isinstance(parsed, Index) and options.multi_arch == "system" and not options.platforms:
+                desc = choose_instance(parsed, options.src_ctx)
+                raw_i, mt_i = get_instance(src, desc)
+                copied = copy_single(src, dst, dst_ref, raw_i, mt_i, options, desc.digest)
+            elif isinstance(parsed, Index):
+                copied = copy_index(src, dst, dst_ref, parsed, options)
+            else:
+                copied = copy_single(src, dst, dst_ref, raw, parsed.media_type, options)
+            dst.commit()
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    return CopyResult(copied.raw, copied.media_type, verdict)

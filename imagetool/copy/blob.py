@@ -1,0 +1,147 @@
+"""Copy one blob: reuse it if the destination has it, else stream it through a chain of readers.
+
+The chain, one concern per link:  source -> verify(digest, size) -> progress
+    [-> decompress -> hash(diff_id) [-> compress (own thread)]] -> destination.put_blob
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from dataclasses import dataclass
+from typing import BinaryIO, Callable
+
+from imagetool import compression, media
+from imagetool.copy.progress import Progress
+from imagetool.descriptor import Descriptor
+from imagetool.digest import CHUNK, Digest, DigestingReader, VerifyingReader
+from imagetool.errors import DigestMismatch
+from imagetool.transports.base import ImageDestination, ImageSource
+
+PRESERVE = "preserve"
+DECOMPRESS = "decompress"
+
+
+@dataclass(frozen=True)
+class BlobPlan:
+    """What to do with one layer: keep its bytes, or rewrite it to `compression` (None = uncompressed)."""
+
+    action: str = PRESERVE          # PRESERVE or "rewrite"
+    compression: str | None = None
+    level: int | None = None
+    expected_diff_id: Digest | None = None
+
+    @property
+    def rewrites(self) -> bool:
+        return self.action != PRESERVE
+
+
+KEEP = BlobPlan()
+
+
+@dataclass(frozen=True)
+class CopiedBlob:
+    desc: Descriptor
+    diff_id: Digest | None = None
+    reused: bool = False
+
+
+class ProducerReader:
+    """The output of `produce(sink)`, run in its own thread, as a readable stream.
+
+    Compression runs beside hashing and writing; an error in the producer surfaces on
+    the reader's next read, so the consumer never mistakes a failed stream for a whole one.
+    """
+
+    def __init__(self, produce: Callable[[BinaryIO], None]) -> None:
+        rfd, wfd = os.pipe()
+        try:
+            fcntl.fcntl(wfd, 1031, CHUNK)  # F_SETPIPE_SZ: fewer wake-ups per MiB
+        except OSError:
+            pass
+        self._reader = os.fdopen(rfd, "rb", buffering=0)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(produce, wfd), daemon=True)
+        self._thread.start()
+
+    def _run(self, produce: Callable[[BinaryIO], None], wfd: int) -> None:
+        try:
+            with os.fdopen(wfd, "wb", buffering=CHUNK) as sink:
+                produce(sink)
+        except BaseException as err:  # noqa: BLE001 - handed to the reading thread
+            self._error = err
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._reader.read(CHUNK if n is None or n < 0 else n)
+        if not data:
+            self._thread.join()
+            if self._error is not None:
+                raise self._error
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._reader.close()
+        self._thread.join()
+
+
+def _pump(src: BinaryIO, sink: BinaryIO) -> None:
+    while chunk := src.read(CHUNK):
+        sink.write(chunk)
+
+
+def copy_blob(src: ImageSource, dst: ImageDestination, desc: Descriptor, plan: BlobPlan = KEEP, *,
+              kind: str = "blob", progress: Progress | None = None, is_config: bool = False) -> CopiedBlob:
+    task = progress.blob(kind, desc) if progress else None
+    # -- step: reuse what the destination already has
+    if not plan.rewrites and dst.try_reuse_blob(desc):
+        if task:
+            task.finish("skipped: already exists")
+        return CopiedBlob(desc, reused=True)
+    # -- step: read and verify against the source descriptor
+    raw = src.get_blob(desc)
+    try:
+        verified = VerifyingReader(raw, desc.digest, desc.size)
+        stream: BinaryIO = task.wrap(verified) if task else verified  # type: ignore[assignment]
+        if not plan.rewrites:
+            stored = dst.put_blob(verified if stream is verified else stream, desc, is_config=is_config)
+            result = CopiedBlob(stored.with_(media_type=desc.media_type))
+        else:
+            result = _rewrite(dst, desc, stream, plan)
+            verified.drain()  # a decompressor may stop at its end marker: check the rest too
+    finally:
+        raw.close()
+    if task:
+        task.finish()
+    return result
+
+
+def _rewrite(dst: ImageDestination, desc: Descriptor, stream: BinaryIO, plan: BlobPlan) -> CopiedBlob:
+    # -- step: decompress and hash the uncompressed bytes (the diff_id)
+    algorithm, sniffed = compression.sniff(stream)
+    diff = DigestingReader(compression.decompressor(sniffed, algorithm))
+    # -- step: recompress in a producer thread (or pass the tar through)
+    if plan.compression is None:
+        out: BinaryIO = diff  # type: ignore[assignment]
+        producer = None
+    else:
+        def produce(sink: BinaryIO) -> None:
+            writer = compression.compressor(sink, plan.compression, plan.level)  # type: ignore[arg-type]
+            _pump(diff, writer)  # type: ignore[arg-type]
+            writer.close()  # not on error: the reader sees the error instead of a short stream
+
+        producer = ProducerReader(produce)
+        out = producer  # type: ignore[assignment]
+    try:
+        stored = dst.put_blob(out, None)
+    finally:
+        if producer is not None:
+            producer.close()
+    diff_id = diff.digest()
+    if plan.expected_diff_id is not None and diff_id != plan.expected_diff_id:
+        raise DigestMismatch(plan.expected_diff_id, diff_id)
+    mt = media.layer_type(media.is_oci(desc.media_type), plan.compression, media.is_nondistributable(desc.media_type))
+    return CopiedBlob(Descriptor(mt, stored.digest, stored.size, desc.annotations), diff_id)

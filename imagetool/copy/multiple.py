@@ -1,0 +1,72 @@
+"""Copy an index: pick the instance for this system, or copy every instance and then the index."""
+
+from __future__ import annotations
+
+from imagetool import media
+from imagetool.copy.manifest import choose_type
+from imagetool.copy.options import CopyOptions
+from imagetool.copy.single import CopiedManifest, copy_signatures, copy_single
+from imagetool.descriptor import Descriptor, host_platform, platform_matches
+from imagetool.digest import Digest
+from imagetool.errors import DigestMismatch, ManifestUnknown, Unsupported
+from imagetool.manifest import Index
+from imagetool.transports.base import ImageDestination, ImageReference, ImageSource, SystemContext
+
+
+def choose_instance(index: Index, ctx: SystemContext) -> Descriptor:
+    want = host_platform(ctx.override_os, ctx.override_arch, ctx.override_variant)
+    for desc in index.manifests:
+        if media.is_manifest(desc.media_type) and platform_matches(want, desc.platform):
+            return desc
+    offered = ", ".join(str(d.platform) for d in index.manifests if d.platform) or "none"
+    raise ManifestUnknown(f"no image for {want} in the index (it has: {offered})")
+
+
+def get_instance(src: ImageSource, desc: Descriptor) -> tuple[bytes, str]:
+    """An instance manifest, checked against the digest the index gives for it."""
+    raw, mt = src.get_manifest(desc.digest)
+    actual = Digest.of(raw, desc.digest.algorithm)
+    if actual != desc.digest:
+        raise DigestMismatch(desc.digest, actual)
+    return raw, desc.media_type or mt
+
+
+def copy_index(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference, index: Index,
+               options: CopyOptions, *, top_level: bool = True) -> CopiedManifest:
+    target = choose_type(index.media_type, dst.traits, options.format, index=True)
+    entries: list[Descriptor] = []
+    if options.multi_arch == "index-only":
+        entries = list(index.manifests)
+    else:
+        if not dst.traits.supports_index:
+            raise Unsupported(f"{dst_ref.transport_name}: the destination cannot store multi-image indexes")
+        for desc in index.manifests:
+            if options.platforms and not any(platform_matches(p, desc.platform) for p in options.platforms):
+                continue
+            raw, mt = get_instance(src, desc)
+            if media.is_index(mt):
+                copied = copy_index(src, dst, dst_ref, _parse_index(raw, mt), options, top_level=False)
+            else:
+                copied = copy_single(src, dst, dst_ref, raw, mt, options, desc.digest, top_level=False)
+            entries.append(copied.descriptor(like=desc))
+    if entries == list(index.manifests) and target == index.media_type:
+        raw_out = index.raw
+    else:
+        if options.preserve_digests:
+            raise Unsupported("cannot preserve digests: the index must be rewritten for the destination")
+        raw_out = index.convert(target == media.OCI_INDEX, entries).raw
+    if options.progress:
+        options.progress.line("Writing manifest list to image destination")
+    digest = Digest.of(raw_out)
+    dst.put_manifest(raw_out, target, None if top_level else digest)
+    copy_signatures(src, dst, dst_ref, index.raw, raw_out, options, None if top_level else index.digest,
+                    None if top_level else digest)
+    return CopiedManifest(raw_out, target)
+
+
+def _parse_index(raw: bytes, mt: str) -> Index:
+    from imagetool.manifest import parse
+
+    parsed = parse(raw, mt)
+    assert isinstance(parsed, Index)
+    return parsed

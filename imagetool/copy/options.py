@@ -1,0 +1,64 @@
+"""What a copy is asked to do, and what it reports back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, Sequence
+
+from imagetool.descriptor import Platform
+from imagetool.digest import Digest
+from imagetool.reference import DockerReference
+from imagetool.transports.base import ImageReference, ImageSource, SystemContext
+
+if TYPE_CHECKING:
+    from imagetool.copy.progress import Progress
+
+MULTI_ARCH = ("system", "all", "index-only")
+FORMATS = {"oci": "oci", "v2s2": "v2s2", "docker": "v2s2"}
+
+
+class Signer(Protocol):
+    def sign(self, manifest: bytes, identity: DockerReference) -> bytes:
+        """A serialized signature of `manifest` claiming `identity`."""
+
+
+class PolicyChecker(Protocol):
+    def check(self, reference: ImageReference, source: ImageSource, manifest: bytes,
+              registries_d: str | None) -> str:
+        """Raise PolicyRejected unless the trust policy accepts the image; say which requirement decided."""
+
+
+@dataclass
+class CopyOptions:
+    src_ctx: SystemContext = field(default_factory=SystemContext)
+    dest_ctx: SystemContext = field(default_factory=SystemContext)
+    #: for an index source: copy the system's instance, every instance, or the index alone
+    multi_arch: str = "system"
+    #: restrict an "all" copy to these platforms (empty: every instance)
+    platforms: Sequence[Platform] = ()
+    #: None keeps the source format where the destination accepts it; "oci" or "v2s2" forces one
+    format: str | None = None
+    preserve_digests: bool = False
+    #: None keeps each layer's compression where the destination allows it
+    compression: str | None = None
+    compression_level: int | None = None
+    #: store layers uncompressed
+    decompress: bool = False
+    remove_signatures: bool = False
+    signers: Sequence[Signer] = ()
+    sign_identity: DockerReference | None = None
+    policy: PolicyChecker | None = None
+    max_parallel: int = 6
+    progress: Progress | None = None
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    manifest: bytes
+    media_type: str
+    #: what the policy said when it accepted the source ("" without a policy)
+    policy_verdict: str = ""
+
+    @property
+    def digest(self) -> Digest:
+        return Digest.of(self.manifest)

@@ -1,0 +1,124 @@
+"""Copy one image: its layers in a bounded pool, then the config, the manifest and signatures."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from imagetool import media
+from imagetool.copy.blob import copy_blob
+from imagetool.copy.manifest import choose_type, layer_plans
+from imagetool.copy.options import CopyOptions
+from imagetool.descriptor import Descriptor
+from imagetool.digest import Digest
+from imagetool.errors import DigestMismatch, ImagetoolError, SignatureError, Unsupported
+from imagetool.manifest import ImageConfig, Manifest, parse_manifest
+from imagetool.transports.base import ImageDestination, ImageReference, ImageSource
+
+CONFIG_MAX = 32 << 20
+
+
+@dataclass(frozen=True)
+class CopiedManifest:
+    raw: bytes
+    media_type: str
+    config: ImageConfig | None = None
+
+    @property
+    def digest(self) -> Digest:
+        return Digest.of(self.raw)
+
+    def descriptor(self, like: Descriptor | None = None) -> Descriptor:
+        desc = Descriptor(self.media_type, self.digest, len(self.raw))
+        if like is not None:
+            desc = desc.with_(platform=like.platform, annotations=like.annotations)
+        return desc
+
+
+def read_config(src: ImageSource, manifest: Manifest) -> ImageConfig | None:
+    """The verified image config, or None for artifacts whose config is not an image config."""
+    if not media.is_config(manifest.config.media_type) or manifest.config.size > CONFIG_MAX:
+        return None
+    with src.get_blob(manifest.config) as f:
+        raw = f.read(manifest.config.size + 1)
+    if Digest.of(raw, manifest.config.digest.algorithm) != manifest.config.digest or \
+            len(raw) != manifest.config.size:
+        raise DigestMismatch(manifest.config.digest, Digest.of(raw))
+    return ImageConfig.parse(raw)
+
+
+def copy_single(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference, raw: bytes, mt: str,
+                options: CopyOptions, instance: Digest | None = None, *, top_level: bool = True) \
+        -> CopiedManifest:
+    """Copy the image whose manifest is `raw`; `instance` is its digest when it sits in an index."""
+    manifest = parse_manifest(raw, mt)
+    config = read_config(src, manifest)
+    plans = layer_plans(manifest.layers, config.diff_ids if config else [], dst.traits, options)
+    needs_oci = any(p.rewrites and p.compression == "zstd" for p in plans)
+    target = choose_type(manifest.media_type, dst.traits, options.format, needs_oci=needs_oci)
+    if any(p.rewrites for p in plans) or target != manifest.media_type:
+        if options.preserve_digests:
+            raise Unsupported("cannot preserve digests: the destination needs the image converted "
+                              f"({manifest.media_type} -> {target}"
+                              f"{', layers recompressed' if any(p.rewrites for p in plans) else ''})")
+    progress = options.progress
+
+    # -- step: layers, in a bounded pool (config first for destinations that need it)
+    if dst.traits.needs_config_first:
+        copy_blob(src, dst, manifest.config, kind="config", progress=progress, is_config=True)
+    workers = max(1, options.max_parallel if dst.traits.thread_safe_put_blob else 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(copy_blob, src, dst, layer, plan, progress=progress)
+                   for layer, plan in zip(manifest.layers, plans)]
+        try:
+            layers = [f.result().desc for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+    # -- step: config
+    if not dst.traits.needs_config_first:
+        copy_blob(src, dst, manifest.config, kind="config", progress=progress, is_config=True)
+
+    # -- step: manifest (the source bytes when nothing changed)
+    out = manifest if layers == list(manifest.layers) else manifest.with_layers(layers)
+    if target != out.media_type:
+        out = out.convert(target == media.OCI_MANIFEST)
+    if progress:
+        progress.line("Writing manifest to image destination")
+    dst.put_manifest(out.raw, out.media_type, None if top_level else out.digest)
+
+    # -- step: signatures
+    copy_signatures(src, dst, dst_ref, raw, out.raw, options, instance, None if top_level else out.digest)
+    return CopiedManifest(out.raw, out.media_type, config)
+
+
+def copy_signatures(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference, src_raw: bytes,
+                    out_raw: bytes, options: CopyOptions, src_instance: Digest | None,
+                    dst_instance: Digest | None) -> None:
+    """Carry existing signatures (refusing to invalidate them) and add new ones."""
+    existing = [] if options.remove_signatures else src.get_signatures(src_instance)
+    if existing and out_raw != src_raw:
+        raise SignatureError("copying would change the manifest and invalidate its signatures "
+                             "(use --remove-signatures)")
+    if existing and not dst.traits.supports_signatures:
+        raise Unsupported(f"{dst_ref.transport_name}: the destination cannot store signatures "
+                          "(use --remove-signatures)")
+    new: list[bytes] = []
+    if options.signers:
+        identity = options.sign_identity or dst_ref.docker_reference()
+        if identity is None:
+            raise SignatureError(f"cannot sign {dst_ref}: it has no docker reference (use --sign-identity)")
+        for signer in options.signers:
+            try:
+                new.append(signer.sign(out_raw, identity))
+            except ImagetoolError:
+                raise
+            except Exception as err:  # noqa: BLE001 - signer back-ends raise their own kinds
+                raise SignatureError(f"signing failed: {err}") from err
+    if existing or new:
+        if options.progress:
+            options.progress.line("Storing signatures")
+        dst.put_signatures(existing + new, dst_instance)
+

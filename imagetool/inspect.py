@@ -1,0 +1,98 @@
+"""`inspect`: what skopeo inspect reports about an image, from its manifest and config alone."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from imagetool.copy.multiple import choose_instance, get_instance
+from imagetool.copy.single import read_config
+from imagetool.digest import Digest
+from imagetool.errors import ManifestError
+from imagetool.gotemplate import GoTime
+from imagetool.manifest import Index, Manifest, parse, parse_manifest
+from imagetool.transports.base import ImageReference, ImageSource, SystemContext
+
+
+def raw_manifest(ref: ImageReference, ctx: SystemContext) -> bytes:
+    with _open(ref, ctx) as src:
+        return src.get_manifest()[0]
+
+
+def _open(ref: ImageReference, ctx: SystemContext) -> Any:
+    src = ref.open_source(ctx)
+    return src if hasattr(src, "__enter__") else _Closing(src)
+
+
+class _Closing:
+    def __init__(self, src: ImageSource) -> None:
+        self.src = src
+
+    def __enter__(self) -> ImageSource:
+        return self.src
+
+    def __exit__(self, *exc: object) -> None:
+        self.src.close()
+
+
+def _image_manifest(src: ImageSource, raw: bytes, mt: str, ctx: SystemContext) -> Manifest:
+    parsed = parse(raw, mt)
+    if isinstance(parsed, Index):
+        raw_i, mt_i = get_instance(src, choose_instance(parsed, ctx))
+        return parse_manifest(raw_i, mt_i)
+    return parsed
+
+
+def image_config(ref: ImageReference, ctx: SystemContext) -> bytes:
+    """The raw config blob of the image (the system's instance of an index)."""
+    with _open(ref, ctx) as src:
+        raw, mt = src.get_manifest()
+        manifest = _image_manifest(src, raw, mt, ctx)
+        config = read_config(src, manifest)
+        if config is None:
+            raise ManifestError(f"{ref}: the image has no image configuration ({manifest.config.media_type})")
+        return config.raw
+
+
+def inspect_image(ref: ImageReference, ctx: SystemContext, *, tags: bool = True) -> dict[str, Any]:
+    """skopeo inspect's fields, in its order (LayersData as newer skopeo versions add it)."""
+    with _open(ref, ctx) as src:
+        raw, mt = src.get_manifest()
+        manifest = _image_manifest(src, raw, mt, ctx)
+        config = read_config(src, manifest)
+        repo_tags = list(src.repo_tags()) if tags and hasattr(src, "repo_tags") else []
+    doc = config.doc if config else {}
+    cfg = config.config if config else {}
+    info: dict[str, Any] = {}
+    named = ref.docker_reference()
+    if named is not None:
+        info["Name"] = named.name
+    info["Digest"] = str(Digest.of(raw))
+    info["RepoTags"] = repo_tags
+    if doc.get("created"):
+        info["Created"] = GoTime(doc["created"])
+    info["DockerVersion"] = doc.get("docker_version", "")
+    info["Labels"] = cfg.get("Labels") or None
+    info["Architecture"] = doc.get("architecture", "")
+    if doc.get("variant"):
+        info["Variant"] = doc["variant"]
+    info["Os"] = doc.get("os", "")
+    info["Layers"] = [str(layer.digest) for layer in manifest.layers]
+    info["LayersData"] = [{"MIMEType": layer.media_type, "Digest": str(layer.digest), "Size": layer.size,
+                           "Annotations": dict(layer.annotations) or None} for layer in manifest.layers]
+    info["Env"] = cfg.get("Env") or None
+    return info
+
+
+def manifest_digest(path: str) -> Digest:
+    """The digest of a manifest file (schema 1 is refused rather than mis-hashed)."""
+    with open(path, "rb") as f:
+        raw = f.read(64 << 20)
+    parse(raw)
+    return Digest.of(raw)
+
+
+def pretty(obj: Any) -> str:
+    """JSON as skopeo prints it: four-space indent, HTML-safe escapes."""
+    text = json.dumps(obj, indent=4, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

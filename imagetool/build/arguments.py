@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from imagetool.build import instructions as ins
 from imagetool.build.expand import ExpansionError, split_words, unquote
@@ -245,8 +245,8 @@ def _copy(ctx: Ctx, flags: dict[str, object], rest: str) -> ins.Copy:
         raise ctx.error(f"{ctx.keyword} requires at least two arguments, but only {len(items)} "
                         f"{'was' if len(items) == 1 else 'were'} provided; the destination could not "
                         f"be determined")
-    common = dict(sources=tuple(sources), dest=items[-1], chown=flags.get("chown"), chmod=flags.get("chmod"),
-                  link=bool(flags.get("link", False)), heredocs=ctx.heredocs)
+    common = {"sources": tuple(sources), "dest": items[-1], "chown": flags.get("chown"),
+              "chmod": flags.get("chmod"), "link": bool(flags.get("link", False)), "heredocs": ctx.heredocs}
     chmod = flags.get("chmod")
     if isinstance(chmod, str) and "$" not in chmod and not re.fullmatch(r"[0-7]{3,4}", chmod):
         raise ctx.error(f"invalid --chmod {chmod!r}: expected an octal mode such as 0755")

@@ -15,9 +15,10 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from imagetool import gojson
 from imagetool.descriptor import Descriptor

@@ -13,9 +13,9 @@ import hashlib
 import os
 import posixpath
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from imagetool.build import dockerignore
 from imagetool.digest import CHUNK, Digest

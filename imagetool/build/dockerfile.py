@@ -134,8 +134,7 @@ def parse(text: str, path: str = "Dockerfile") -> Dockerfile:
 
 
 def _parse(text: str, path: str) -> Dockerfile:
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    text = text.removeprefix("\ufeff")
     lines = text.splitlines(keepends=True)
     found = directives(lines)
     escape = found["escape"]

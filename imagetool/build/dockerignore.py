@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 _SPECIAL = set(".+()|{}$^")
 
@@ -56,7 +56,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
                 continue
             body = pattern[i:end]
             i = end + 1
-            if body.startswith("^") or body.startswith("!"):
+            if body.startswith(("^", "!")):
                 body = "^" + body[1:].replace("\\", "\\\\")
             else:
                 body = body.replace("\\", "\\\\")
@@ -66,7 +66,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
         else:
             out.append(ch)
     out.append("$")
-    return re.compile("".join(out), re.S)
+    return re.compile("".join(out), re.DOTALL)
 
 
 def parse(text: str) -> list[Pattern]:

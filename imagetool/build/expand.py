@@ -8,7 +8,7 @@ character (`\\` or the one named by `# escape=`), `$VAR`, `${VAR}` and the modif
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from imagetool.errors import BuildError
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO, Sequence
+from typing import BinaryIO
 
 from imagetool import compression, media
 from imagetool.build.config import ConfigState, apply_changes
@@ -23,9 +24,9 @@ from imagetool.store import default_store_path, refs
 from imagetool.store.layout import LayoutStore
 
 
-def rfc3339(ts: int | float | None) -> str:
-    when = datetime.datetime.fromtimestamp(ts, datetime.timezone.utc) if ts is not None \
-        else datetime.datetime.now(datetime.timezone.utc)
+def rfc3339(ts: float | None) -> str:
+    when = datetime.datetime.fromtimestamp(ts, datetime.UTC) if ts is not None \
+        else datetime.datetime.now(datetime.UTC)
     return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ").replace(".000000Z", "Z")
 
 

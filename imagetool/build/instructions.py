@@ -9,7 +9,6 @@ line it starts on, so errors found at any stage can name it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -168,7 +167,7 @@ class Healthcheck(Instruction):
 
 @dataclass(frozen=True)
 class Onbuild(Instruction):
-    trigger: "AnyInstruction | None" = None
+    trigger: AnyInstruction | None = None
     #: the trigger's text as stored in the image config's OnBuild list
     expression: str = ""
 
@@ -178,8 +177,8 @@ class Maintainer(Instruction):
     author: str = ""
 
 
-AnyInstruction = Union[From, Run, Copy, Add, Env, Arg, Label, Workdir, User, Expose, Entrypoint, Cmd,
-                       Volume, Shell, Stopsignal, Healthcheck, Onbuild, Maintainer]
+AnyInstruction = (From | Run | Copy | Add | Env | Arg | Label | Workdir | User | Expose | Entrypoint | Cmd
+                  | Volume | Shell | Stopsignal | Healthcheck | Onbuild | Maintainer)
 
 #: instructions whose arguments Docker expands with ARG/ENV values (RUN, CMD, ENTRYPOINT,
 #: SHELL and HEALTHCHECK are left to the shell in the container)

@@ -7,12 +7,14 @@ reader raises instead of returning EOF, so no truncated blob is ever stored.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tarfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from imagetool import compression, media
 from imagetool.descriptor import Descriptor
@@ -63,16 +65,21 @@ def write_layer(store: LayoutStore, produce: Producer, algorithm: str | None = c
     state: dict[str, object] = {}
 
     def run() -> None:
+        comp = None
         try:
             sink = _Sink(wfd)
             comp = compression.compressor(sink, algorithm) if algorithm else None  # type: ignore[arg-type]
             tar_hash = DigestingWriter(comp if comp is not None else sink)
             produce(tar_hash)  # type: ignore[arg-type]
-            if comp is not None:
-                comp.close()
+            closing, comp = comp, None
+            if closing is not None:
+                closing.close()
             state["diff_id"] = tar_hash.digest()
         except BaseException as err:  # noqa: BLE001 - handed to the reading side
             state["error"] = err
+            if comp is not None:  # stop the compressor's worker threads too
+                with contextlib.suppress(Exception):  # the first error is the one to report
+                    comp.close()
         finally:
             os.close(wfd)
 

@@ -9,8 +9,8 @@ ENV beats ARG of the same name.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 from imagetool.build import instructions as ins
 from imagetool.build.dockerfile import Dockerfile

@@ -85,14 +85,14 @@ def cli(ctx: click.Context, **options: Any) -> None:
 def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="imagetool", standalone_mode=False)
+        rc = cli.main(args=argv, prog_name="imagetool", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("imagetool: aborted", err=True)
         sys.exit(130)
     except click.exceptions.Exit as err:
         sys.exit(err.exit_code)
     except click.ClickException as err:
-        err.show()
+        click.echo(f"imagetool: {err.format_message()}", err=True)
         sys.exit(err.exit_code)
     except ImagetoolError as err:
         if debug:
@@ -114,4 +114,4 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"imagetool: internal error: {type(err).__name__}: {describe(err)} "
                    "(run with --debug for details)", err=True)
         sys.exit(70)
-    sys.exit(0)
+    sys.exit(rc if isinstance(rc, int) else 0)

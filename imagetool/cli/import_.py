@@ -6,8 +6,8 @@ import click
 
 from imagetool.build.importer import import_rootfs
 from imagetool.store import default_store_path
-from imagetool.store.layout import LayoutStore
 from imagetool.store.images import image_id
+from imagetool.store.layout import LayoutStore
 
 
 @click.command("import")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from imagetool.build import instructions as ins
@@ -132,7 +134,7 @@ def test_onbuild_trigger_is_parsed() -> None:
 
 def test_instructions_are_frozen() -> None:
     r = one("RUN true")
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         r.line = 9  # type: ignore[misc]
 
 

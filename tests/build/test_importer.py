@@ -40,7 +40,7 @@ def test_import_directory_read_by_skopeo_and_run_by_umoci_and_runc(rootfs: Path,
     out = imagetool("import", str(rootfs), "bb", "--change", 'CMD ["/bin/sh", "-c", "cat /etc/hello; id -u"]',
                     "-c", "ENV GREETING=hi", "-c", "WORKDIR /root", "-c", "LABEL origin=import",
                     "-m", "from a directory")
-    doc, config, layout = _image(local_store)
+    doc, config, _ = _image(local_store)
     assert out.stdout.strip() == doc["config"]["digest"].split(":")[1]
     info = json.loads(skopeo("inspect", f"oci:{local_store}:{NAME}").stdout)
     assert len(info["Layers"]) == 1 and info["Labels"] == {"origin": "import"}
@@ -59,7 +59,7 @@ def test_import_is_deterministic(rootfs: Path, local_store: Path) -> None:
     b = import_rootfs(rootfs, "b", store=store, timestamp=1700000000)
     assert a.digest == b.digest
     c = import_rootfs(rootfs, "c", store=store)   # no timestamp: file times kept, config made now
-    d = import_rootfs(rootfs, "d", store=store)
+    import_rootfs(rootfs, "d", store=store)
     assert c.digest != a.digest
     assert _image(local_store, "docker.io/library/c:latest")[0]["layers"] == \
         _image(local_store, "docker.io/library/d:latest")[0]["layers"]
@@ -94,7 +94,7 @@ def test_bad_input_is_one_line_and_stores_nothing(local_store: Path, tmp_path: P
     index_before = (local_store / "index.json").read_bytes()
     junk = tmp_path / "junk.tar"
     junk.write_bytes(b"this is not a tar archive" * 100)
-    assert "not a valid tar archive" in one_line_error(imagetool("import", str(junk), "junk", check=False))
+    assert "not a valid tar archive" in one_line_error(imagetool("import", str(junk), "junk", check=False, timeout=60))
     line = one_line_error(imagetool("import", str(rootfs), "x", "-c", "RUN rm -rf /", check=False))
     assert "RUN is not allowed in a change" in line
     line = one_line_error(imagetool("import", str(rootfs), "Bad:Name:x", check=False))

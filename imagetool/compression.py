@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from typing import BinaryIO
 
+from imagetool.digest import Readable, close_quietly
 from imagetool.errors import ImagetoolError, LayoutError, Unsupported
 
 GZIP = "gzip"
@@ -28,7 +29,7 @@ def detect(head: bytes) -> str | None:
 class PeekReader(io.RawIOBase):
     """A reader whose first bytes were already read to sniff the format."""
 
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+    def __init__(self, head: bytes, rest: Readable) -> None:
         super().__init__()
         self._head = head
         self._rest = rest
@@ -52,11 +53,11 @@ class PeekReader(io.RawIOBase):
         return len(data)
 
     def close(self) -> None:
-        self._rest.close()
+        close_quietly(self._rest)
         super().close()
 
 
-def sniff(stream: BinaryIO) -> tuple[str | None, BinaryIO]:
+def sniff(stream: Readable) -> tuple[str | None, BinaryIO]:
     """Detect the compression of a stream without losing the bytes read to do it."""
     head = b""
     while len(head) < 4:
@@ -103,7 +104,7 @@ def decompressor(stream: BinaryIO, algorithm: str | None) -> BinaryIO:
     if algorithm == GZIP:
         from isal import igzip
 
-        return _Decompressed(igzip.IGzipFile(fileobj=stream, mode="rb"), GZIP)  # type: ignore[return-value]
+        return _Decompressed(igzip.IGzipFile(fileobj=stream, mode="rb"), GZIP)  # type: ignore[arg-type,return-value]
     if algorithm == ZSTD:
         import zstandard
 
@@ -134,12 +135,13 @@ class _CompressWriter:
 
             # single-threaded on purpose: blobs are compressed in parallel by the copy pool,
             # and a writer whose worker threads outlive a failed stream cannot be closed safely
-            self._w = igzip.IGzipFile(fileobj=sink, mode="wb", compresslevel=_isal_level(level), mtime=0)
+            self._w: BinaryIO = igzip.IGzipFile(fileobj=sink, mode="wb", compresslevel=_isal_level(level),
+                                                mtime=0)  # type: ignore[assignment]
         elif algorithm == ZSTD:
             import zstandard
 
             cctx = zstandard.ZstdCompressor(level=3 if level is None else level, threads=-1)
-            self._w = cctx.stream_writer(sink, closefd=False)
+            self._w = cctx.stream_writer(sink, closefd=False)  # type: ignore[assignment]
         else:
             raise Unsupported(f"unsupported compression {algorithm!r}")
 

@@ -50,6 +50,18 @@ class Digest:
         return f"{self.algorithm}:{self.hex}"
 
 
+class Readable(Protocol):
+    """Anything with read(n): files, sockets' bodies, the reader chains of the copy pipeline."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+def close_quietly(stream: object) -> None:
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()
+
+
 class Writable(Protocol):
     def write(self, data: bytes, /) -> object: ...
 
@@ -82,7 +94,7 @@ class DigestingWriter:
 class DigestingReader:
     """Hashes what is read through it; the digest is known once the stream is drained."""
 
-    def __init__(self, raw: BinaryIO, algorithm: str = "sha256") -> None:
+    def __init__(self, raw: Readable, algorithm: str = "sha256") -> None:
         self._raw = raw
         self._hash = hashlib.new(algorithm)
         self.algorithm = algorithm
@@ -101,7 +113,7 @@ class DigestingReader:
         return Digest(self.algorithm, self._hash.hexdigest())
 
     def close(self) -> None:
-        self._raw.close()
+        close_quietly(self._raw)
 
 
 class VerifyingReader:
@@ -111,7 +123,7 @@ class VerifyingReader:
     on the read that returns b"" (or on the read that crosses `size`).
     """
 
-    def __init__(self, raw: BinaryIO, digest: Digest, size: int | None = None) -> None:
+    def __init__(self, raw: Readable, digest: Digest, size: int | None = None) -> None:
         self._raw = raw
         self._hash = digest.hasher()
         self.expected = digest
@@ -159,7 +171,7 @@ class VerifyingReader:
         return True
 
     def close(self) -> None:
-        self._raw.close()
+        close_quietly(self._raw)
 
 
 def digest_stream(stream: BinaryIO, algorithm: str = "sha256") -> tuple[Digest, int]:

@@ -62,7 +62,7 @@ def images(ctx: click.Context, quiet: bool, noheading: bool, digests: bool, no_t
     table = rows if noheading else [header] + rows
     widths = [max(len(row[i]) for row in table) for i in range(len(header))] if table else []
     for row in table:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _size(n: int) -> str:

@@ -15,7 +15,7 @@ from typing import BinaryIO, Callable
 from imagetool import compression, media
 from imagetool.copy.progress import Progress
 from imagetool.descriptor import Descriptor
-from imagetool.digest import CHUNK, Digest, DigestingReader, VerifyingReader
+from imagetool.digest import CHUNK, Digest, DigestingReader, Readable, VerifyingReader
 from imagetool.errors import DigestMismatch
 from imagetool.transports.base import ImageDestination, ImageSource
 
@@ -105,9 +105,9 @@ def copy_blob(src: ImageSource, dst: ImageDestination, desc: Descriptor, plan: B
     raw = src.get_blob(desc)
     try:
         verified = VerifyingReader(raw, desc.digest, desc.size)
-        stream: BinaryIO = task.wrap(verified) if task else verified  # type: ignore[assignment]
+        stream: Readable = task.wrap(verified) if task else verified
         if not plan.rewrites:
-            stored = dst.put_blob(verified if stream is verified else stream, desc, is_config=is_config)
+            stored = dst.put_blob(stream, desc, is_config=is_config)
             result = CopiedBlob(stored.with_(media_type=desc.media_type))
         else:
             result = _rewrite(dst, desc, stream, plan)
@@ -119,7 +119,7 @@ def copy_blob(src: ImageSource, dst: ImageDestination, desc: Descriptor, plan: B
     return result
 
 
-def _rewrite(dst: ImageDestination, desc: Descriptor, stream: BinaryIO, plan: BlobPlan) -> CopiedBlob:
+def _rewrite(dst: ImageDestination, desc: Descriptor, stream: Readable, plan: BlobPlan) -> CopiedBlob:
     # -- step: decompress and hash the uncompressed bytes (the diff_id)
     algorithm, sniffed = compression.sniff(stream)
     diff = DigestingReader(compression.decompressor(sniffed, algorithm))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import BinaryIO, TextIO
+from typing import TextIO
 
 from imagetool.descriptor import Descriptor
+from imagetool.digest import Readable, close_quietly
 
 
 def _size(n: float) -> str:
@@ -21,7 +22,7 @@ def _size(n: float) -> str:
 class _Counting:
     """Counts bytes read through it for a progress line."""
 
-    def __init__(self, raw: BinaryIO, task: _Task) -> None:
+    def __init__(self, raw: Readable, task: _Task) -> None:
         self._raw = raw
         self._task = task
 
@@ -34,7 +35,7 @@ class _Counting:
         return True
 
     def close(self) -> None:
-        self._raw.close()
+        close_quietly(self._raw)
 
 
 class _Task:
@@ -44,8 +45,8 @@ class _Task:
         self.total = desc.size
         self.done = 0
 
-    def wrap(self, stream: BinaryIO) -> BinaryIO:
-        return _Counting(stream, self) if self.progress.tty else stream  # type: ignore[return-value]
+    def wrap(self, stream: Readable) -> Readable:
+        return _Counting(stream, self) if self.progress.tty else stream
 
     def advance(self, n: int) -> None:
         self.done += n

@@ -69,7 +69,7 @@ def copy_single(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference
     workers = max(1, options.max_parallel if dst.traits.thread_safe_put_blob else 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(copy_blob, src, dst, layer, plan, progress=progress)
-                   for layer, plan in zip(manifest.layers, plans)]
+                   for layer, plan in zip(manifest.layers, plans, strict=True)]
         try:
             layers = [f.result().desc for f in futures]
         except BaseException:

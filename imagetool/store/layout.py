@@ -16,7 +16,7 @@ from typing import BinaryIO, Callable, Iterator, Sequence
 
 from imagetool import gojson, media
 from imagetool.descriptor import Descriptor
-from imagetool.digest import CHUNK, Digest, DigestingWriter, VerifyingReader
+from imagetool.digest import CHUNK, Digest, DigestingWriter, Readable, VerifyingReader
 from imagetool.errors import BlobUnknown, DigestMismatch, LayoutError, ManifestError, SizeMismatch
 from imagetool.manifest import Index
 from imagetool.manifest import parse as parse_manifest_bytes
@@ -135,7 +135,7 @@ class LayoutStore:
             raise LayoutError(f"{self.root}: blob {digest} is corrupt (content does not match its digest)")
         return data
 
-    def put_blob(self, stream: BinaryIO, expected: Digest | None = None, size: int | None = None,
+    def put_blob(self, stream: Readable, expected: Digest | None = None, size: int | None = None,
                  algorithm: str = "sha256") -> tuple[Digest, int]:
         """Stream a blob in, hashing as it goes; with `expected`, nothing is kept unless it matches."""
         alg = expected.algorithm if expected else algorithm

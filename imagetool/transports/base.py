@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol, Sequence
 
 from imagetool.descriptor import Descriptor
-from imagetool.digest import Digest
+from imagetool.digest import Digest, Readable
 from imagetool.errors import Unsupported
 from imagetool.reference import DockerReference
 
@@ -104,7 +104,7 @@ class ImageDestination(Protocol):
     def try_reuse_blob(self, desc: Descriptor) -> bool:
         """True when the destination already has this blob (or just mounted it) and it need not be sent."""
 
-    def put_blob(self, stream: BinaryIO, desc: Descriptor | None, *, is_config: bool = False) -> Descriptor:
+    def put_blob(self, stream: Readable, desc: Descriptor | None, *, is_config: bool = False) -> Descriptor:
         """Store a blob read to EOF; `desc` (when known) is checked, the returned descriptor is what was stored."""
 
     def put_manifest(self, raw: bytes, media_type: str, instance: Digest | None = None) -> None: ...

@@ -8,7 +8,7 @@ from typing import BinaryIO
 
 from imagetool import media
 from imagetool.descriptor import Descriptor
-from imagetool.digest import Digest
+from imagetool.digest import Digest, Readable
 from imagetool.errors import InvalidReference, ManifestUnknown, UnsupportedManifest
 from imagetool.manifest import guess_media_type
 from imagetool.store import refs
@@ -85,7 +85,7 @@ class LayoutDestination(DestinationBase):
     def try_reuse_blob(self, desc: Descriptor) -> bool:
         return self.store.blob_size(desc.digest) == desc.size
 
-    def put_blob(self, stream: BinaryIO, desc: Descriptor | None, *, is_config: bool = False) -> Descriptor:
+    def put_blob(self, stream: Readable, desc: Descriptor | None, *, is_config: bool = False) -> Descriptor:
         digest, size = self.store.put_blob(stream, desc.digest if desc else None, desc.size if desc else None)
         return Descriptor(desc.media_type if desc else "application/octet-stream", digest, size)
 

@@ -1,0 +1,110 @@
+"""Copy benchmarks of the foundation issue, as ratios against skopeo measured in the same run.
+
+    python bench/copy_bench.py [--mib 500] [--layers 5]
+
+Cases: uncompressed dir: -> oci: (gzip), oci: gzip -> oci: zstd, plain oci: -> oci:,
+peak RSS, and the start-up cost of `imagetool --help` / `imagetool inspect oci:...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import Measure, report, run  # noqa: E402
+
+IMAGETOOL = [sys.executable, "-m", "imagetool"]
+SKOPEO = ["skopeo", "--insecure-policy"]
+
+
+def random_tar(path: Path, size: int, seed: int) -> None:
+    """A tar with one file of `size` random bytes, streamed to disk."""
+    data = path.with_suffix(".bin")
+    with open(data, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 8 << 20)
+            f.write(os.urandom(n))
+            left -= n
+    with tarfile.open(path, "w") as tar:
+        tar.add(data, arcname=f"data/layer-{seed}.bin")
+    data.unlink()
+
+
+def make_dir_image(root: Path, mib: int, layers: int) -> None:
+    """An uncompressed image in skopeo's dir: format, via skopeo from a generated OCI layout."""
+    from imagetool import gojson, media
+    from imagetool.descriptor import Descriptor
+    from imagetool.digest import digest_file
+    from imagetool.manifest import Manifest
+    from imagetool.store import refs
+    from imagetool.store.layout import LayoutStore
+
+    layout = root / "gen"
+    store = LayoutStore.create(layout)
+    descs, diff_ids = [], []
+    for i in range(layers):
+        tar = root / f"l{i}.tar"
+        random_tar(tar, (mib << 20) // layers, i)
+        with open(tar, "rb") as f:
+            digest, size = store.put_blob(f)
+        tar.unlink()
+        descs.append(Descriptor(media.OCI_LAYER, digest, size))
+        diff_ids.append(str(digest))
+    cfg = gojson.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                        "rootfs": {"type": "layers", "diff_ids": diff_ids}})
+    cfg_desc = Descriptor(media.OCI_CONFIG, store.put_bytes(cfg), len(cfg))
+    manifest = Manifest.build(media.OCI_MANIFEST, cfg_desc, descs)
+    refs.set_name(store, "v1", Descriptor(media.OCI_MANIFEST, store.put_bytes(manifest.raw), len(manifest.raw)))
+    run(SKOPEO + ["copy", "-q", f"oci:{layout}:v1", f"dir:{root}/dir"], repeat=1)
+    shutil.rmtree(layout)
+    assert digest_file(str(root / "dir" / "manifest.json"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mib", type=int, default=500)
+    parser.add_argument("--layers", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="imagetool-bench-", dir=os.environ.get("BENCH_TMP", "/var/tmp")))
+    try:
+        make_dir_image(root, args.mib, args.layers)
+        src_dir = f"dir:{root}/dir"
+
+        def clean(*paths: str) -> callable:  # type: ignore[valid-type]
+            return lambda: [shutil.rmtree(root / p, ignore_errors=True) for p in paths]
+
+        rows: list[tuple[str, Measure, Measure | None, str]] = []
+        ours = run(IMAGETOOL + ["copy", "-q", src_dir, f"oci:{root}/a:v1"], before=clean("a"), repeat=args.repeat)
+        theirs = run(SKOPEO + ["copy", "-q", src_dir, f"oci:{root}/b:v1"], before=clean("b"), repeat=args.repeat)
+        rows.append((f"dir: ({args.mib} MiB raw) -> oci: gzip", ours, theirs, "<= 0.4x"))
+        ours = run(IMAGETOOL + ["copy", "-q", "--dest-compress-format", "zstd", f"oci:{root}/b:v1",
+                                f"oci:{root}/z1:v1"], before=clean("z1"), repeat=args.repeat)
+        theirs = run(SKOPEO + ["copy", "-q", "--dest-compress-format", "zstd", f"oci:{root}/b:v1",
+                               f"oci:{root}/z2:v1"], before=clean("z2"), repeat=args.repeat)
+        rows.append(("oci: gzip -> oci: zstd", ours, theirs, "<= 0.6x"))
+        ours = run(IMAGETOOL + ["copy", "-q", f"oci:{root}/b:v1", f"oci:{root}/p1:v1"], before=clean("p1"),
+                   repeat=args.repeat)
+        theirs = run(SKOPEO + ["copy", "-q", f"oci:{root}/b:v1", f"oci:{root}/p2:v1"], before=clean("p2"),
+                     repeat=args.repeat)
+        rows.append(("oci: -> oci: (plain)", ours, theirs, "<= 1.0x, RSS <= 80 MiB"))
+        help_ = run(IMAGETOOL + ["--help"], repeat=5)
+        rows.append(("imagetool --help (process)", help_, None, "<= 0.150 s"))
+        inspect = run(IMAGETOOL + ["inspect", f"oci:{root}/b:v1"], repeat=5)
+        sk_inspect = run(SKOPEO + ["inspect", f"oci:{root}/b:v1"], repeat=5)
+        rows.append(("inspect oci: (process)", inspect, sk_inspect, "<= 0.150 s"))
+        report(rows)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

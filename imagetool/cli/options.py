@@ -59,11 +59,10 @@ def policy_from_flags(ctx: click.Context) -> Any:
     root = ctx.find_root().obj or {}
     if root.get("insecure_policy"):
         return None
-    import importlib.util
-
-    if importlib.util.find_spec("imagetool.signature.policy_eval") is None:  # until signing lands
+    try:
+        from imagetool.signature.policy_eval import PolicyContext
+    except ModuleNotFoundError:  # until signing lands
         return None
-    from imagetool.signature.policy_eval import PolicyContext
 
     return PolicyContext.load(root.get("policy"), False)
 

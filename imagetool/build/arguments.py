@@ -225,7 +225,7 @@ def _from(ctx: Ctx, flags: dict[str, object], rest: str) -> ins.From:
 
 def _run(ctx: Ctx, flags: dict[str, object], rest: str) -> ins.Run:
     network = flags.get("network")
-    if network is not None and network not in NETWORKS and "$" not in network:
+    if isinstance(network, str) and network not in NETWORKS and "$" not in network:
         raise ctx.error(f"invalid --network {network!r} (use {', '.join(NETWORKS)})")
     security = flags.get("security")
     if security is not None and security not in ("sandbox", "insecure"):
@@ -301,7 +301,7 @@ def _healthcheck(ctx: Ctx, flags: dict[str, object], rest: str) -> ins.Healthche
     test = ("CMD", *cmd.argv) if cmd.argv is not None else ("CMD-SHELL", cmd.shell or "")
     retries_text = flags.get("retries")
     try:
-        retries = int(retries_text) if retries_text is not None else 0  # type: ignore[arg-type]
+        retries = int(str(retries_text)) if retries_text is not None else 0
     except ValueError:
         raise ctx.error(f"invalid --retries {retries_text!r}") from None
     if retries < 0:

@@ -70,7 +70,21 @@ class ImageParts:
         self.history.append(entry)
 
 
-def config_document(parts: ImageParts) -> dict[str, Any]:
+#: Go's field order for the config section (OCI image-spec, then Docker's container config), so the same
+#: settings give the same bytes whatever order the Dockerfile set them in
+OCI_ORDER = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels", "StopSignal",
+             "ArgsEscaped", "Healthcheck", "OnBuild", "Shell")
+DOCKER_ORDER = ("Hostname", "Domainname", "User", "ExposedPorts", "Env", "Cmd", "Healthcheck", "ArgsEscaped",
+                "Volumes", "WorkingDir", "Entrypoint", "OnBuild", "Labels", "StopSignal", "Shell")
+
+
+def ordered(config: dict[str, Any], oci: bool = True) -> dict[str, Any]:
+    order = OCI_ORDER if oci else DOCKER_ORDER
+    rank = {k: n for n, k in enumerate(order)}
+    return dict(sorted(config.items(), key=lambda kv: (rank.get(kv[0], len(order)), kv[0])))
+
+
+def config_document(parts: ImageParts, oci: bool = True) -> dict[str, Any]:
     plat = parts.platform or host_platform()
     doc: dict[str, Any] = {"created": parts.created or rfc3339(None), "architecture": plat.architecture,
                            "os": plat.os}
@@ -78,7 +92,7 @@ def config_document(parts: ImageParts) -> dict[str, Any]:
         doc["variant"] = plat.variant
     if parts.author:
         doc["author"] = parts.author
-    doc["config"] = parts.config
+    doc["config"] = ordered(parts.config, oci)
     doc["rootfs"] = {"type": "layers", "diff_ids": [str(d) for _, d in parts.layers]}
     doc["history"] = parts.history
     return doc
@@ -90,7 +104,7 @@ def commit(store: LayoutStore, parts: ImageParts, names: Sequence[str] = (), oci
     for layer, _ in parts.layers:
         if store.blob_size(layer.digest) != layer.size:
             raise BuildError(f"layer {layer.digest} is not in the store")
-    config = ImageConfig.build(config_document(parts))
+    config = ImageConfig.build(config_document(parts, oci))
     cfg = Descriptor(media.OCI_CONFIG if oci else media.DOCKER_CONFIG, store.put_bytes(config.raw),
                      len(config.raw))
     layers = [d.with_(media_type=media.convert_type(d.media_type, oci)) for d, _ in parts.layers]

@@ -72,6 +72,7 @@ class BuildContext:
         self.dockerfile = Path(dockerfile) if dockerfile else None
         self.ignore = ignore if ignore is not None else dockerignore.load(self.root, self.dockerfile)
         self._hashes: dict[tuple[int, int, int, int], str] = {}
+        self._walks: dict[Source, list[Entry]] = {}
 
     # -- resolving sources
 
@@ -145,12 +146,18 @@ class BuildContext:
 
     # -- walking and hashing
 
-    def walk(self, source: Source) -> Iterator[Entry]:
-        """The source and, for a directory, everything under it not excluded; sorted, symlinks not followed."""
-        yield Entry("", source.path, os.stat(source.path))
-        if not source.is_dir:
-            return
-        yield from self._walk_dir(source.path, source.rel, "")
+    def walk(self, source: Source) -> list[Entry]:
+        """The source and, for a directory, everything under it not excluded; sorted, symlinks not followed.
+
+        Remembered per source: the cache key (content hash) and the copy walk the same tree once.
+        """
+        found = self._walks.get(source)
+        if found is None:
+            found = [Entry("", source.path, os.stat(source.path))]
+            if source.is_dir:
+                found += self._walk_dir(source.path, source.rel, "")
+            self._walks[source] = found
+        return found
 
     def _walk_dir(self, directory: Path, ctx_rel: str, rel: str) -> Iterator[Entry]:
         try:

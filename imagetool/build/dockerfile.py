@@ -134,7 +134,7 @@ def parse(text: str, path: str = "Dockerfile") -> Dockerfile:
 
 
 def _parse(text: str, path: str) -> Dockerfile:
-    text = text.removeprefix("\ufeff")
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n")
     lines = text.splitlines(keepends=True)
     found = directives(lines)
     escape = found["escape"]

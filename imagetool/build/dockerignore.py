@@ -118,8 +118,25 @@ class Matcher:
         return matched
 
     def may_include_under(self, directory: str) -> bool:
-        """Whether an excluded directory must still be walked because an exception may re-include inside it."""
-        return self.has_exceptions
+        """Whether an excluded directory must still be walked because an exception may re-include inside it.
+
+        Conservative: only an exception whose leading components cannot match `directory`
+        rules itself out (so node_modules/ is skipped unless a `!` pattern reaches into it).
+        """
+        parts = [p for p in directory.strip("/").split("/") if p]
+        for pattern in self.patterns:
+            if pattern.exclusion and _may_reach(pattern.text.split("/"), parts):
+                return True
+        return False
+
+
+def _may_reach(pattern: list[str], parts: list[str]) -> bool:
+    for i, name in enumerate(parts):
+        if i >= len(pattern) or "**" in pattern[i]:
+            return True
+        if not _compile(pattern[i]).match(name):
+            return False
+    return True
 
 
 def ignore_file(context: Path, dockerfile: Path | None) -> Path | None:

@@ -20,6 +20,7 @@ from imagetool import compression, media
 from imagetool.descriptor import Descriptor
 from imagetool.digest import CHUNK, Digest, DigestingWriter
 from imagetool.errors import BuildError, ImagetoolError
+from imagetool.build.rootview import RootView
 from imagetool.store.layout import LayoutStore
 
 Producer = Callable[[BinaryIO], None]
@@ -114,6 +115,29 @@ def tar_directory(root: Path, out: BinaryIO, timestamp: int | None = None) -> No
                     tar.addfile(info, f)
             else:
                 tar.addfile(info)
+
+
+def tar_view(view: RootView, out: BinaryIO, timestamp: int | None = None) -> None:
+    """A deterministic tar of a merged filesystem (for --squash): every visible entry, no whiteouts."""
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+        pending = [(f"/{n}", n) for n in reversed(view.listdir("/"))]
+        while pending:
+            path, arcname = pending.pop()
+            found = view.locate(path)
+            if found is None:
+                continue
+            info = tar.gettarinfo(str(found[0]), arcname)
+            if info is None:
+                continue
+            info.uname = info.gname = ""
+            info.mtime = int(info.mtime) if timestamp is None else min(int(info.mtime), timestamp)
+            if info.isreg():
+                with open(found[0], "rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
+            if info.isdir():
+                pending.extend((f"{path}/{n}", f"{arcname}/{n}") for n in reversed(view.listdir(path)))
 
 
 def _sorted_walk(root: Path):  # type: ignore[no-untyped-def]

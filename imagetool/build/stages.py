@@ -124,6 +124,7 @@ class BuildPlan:
     build_args: Mapping[str, str] = field(default_factory=dict)
     #: --build-arg names no ARG (of a needed stage or the global scope) declares
     unused_args: tuple[str, ...] = ()
+    dockerfile: str = "Dockerfile"
 
     def stage(self, ref: str) -> Stage:
         return self.stages[find_stage(self.stages, ref, len(self.stages))]  # type: ignore[index]
@@ -240,7 +241,7 @@ def _plan(df: Dockerfile, build_args: Mapping[str, str] | None, target: str | No
         tgt = len(stages) - 1
     needed = needed_stages(stages, tgt)
     unused = tuple(sorted(k for k in build_args if k not in used and k not in PROXY_ARGS))
-    return BuildPlan(tuple(stages), tgt, needed, global_args, build_args, unused)
+    return BuildPlan(tuple(stages), tgt, needed, global_args, build_args, unused, df.path)
 
 
 def needed_stages(stages: list[Stage] | tuple[Stage, ...], target: int) -> tuple[int, ...]:

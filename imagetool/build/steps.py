@@ -21,7 +21,7 @@ from imagetool.build.context import BuildContext
 from imagetool.build.dockerfile import parse_line
 from imagetool.build.expand import ExpansionError, expand_heredoc
 from imagetool.build.stages import BuildPlan, Scope, Stage, find_stage
-from imagetool.errors import DockerfileError
+from imagetool.errors import BuildError, DockerfileError, ImagetoolError
 
 HEREDOC_SCRIPT_DIR = "/dev/pipes"
 
@@ -140,17 +140,28 @@ class StageWalker:
     # -- one instruction
 
     def _step(self, number: int, i: ins.AnyInstruction) -> Step:
+        try:
+            return self._evaluate(number, i)
+        except DockerfileError as err:
+            if err.file != self.plan.dockerfile:
+                raise DockerfileError(err.reason, err.line or i.line, self.plan.dockerfile) from None
+            raise
+        except ImagetoolError as err:
+            raise at_line(self.plan.dockerfile, i) from err
+
+    def _evaluate(self, number: int, i: ins.AnyInstruction) -> Step:
         work: RunWork | CopyWork | None = None
         inputs: dict[str, Any] = {}
         if isinstance(i, ins.Run):
             work = self._run(i)
             inputs = {"argv": work.argv, "env": work.env, "workdir": work.workdir, "user": work.user,
-                      "network": work.network, "mounts": [m.__dict__ for m in work.mounts], "files": work.files}
+                      "network": work.network, "mounts": [m.__dict__ for m in work.mounts], "files": work.files,
+                      "bound": [self._bound_key(m) for m in work.mounts if m.type == "bind"]}
             created_by = " ".join(work.argv) if i.command.is_exec else " ".join([*self.state.shell,
                                                                                     i.command.shell or ""])
         elif isinstance(i, ins.Copy):
             work = self._copy(i)
-            inputs = {"work": {k: v for k, v in work.__dict__.items()}, **self._copy_source_key(work)}
+            inputs = {"work": dict(work.__dict__), **self._copy_source_key(work)}
             created_by = f"/bin/sh -c #(nop) {i.keyword} {' '.join(work.sources)} in {work.dest}"
         else:
             before = (_copy_json(self.state.config), self.state.author, self.state.shell)
@@ -255,7 +266,21 @@ class StageWalker:
         return CopyWork(local, dest, from_stage, from_image, x(i.chown, i.line) if i.chown else None, chmod,
                         tuple(files), add, urls, i.checksum if add else None, i.link)  # type: ignore[attr-defined]
 
+    def _bound_key(self, m: MountSpec) -> str | None:
+        """What a RUN sees through a bind mount: its stage's key, the image, or the context files' hash."""
+        if m.from_stage is not None:
+            return self.results[m.from_stage].key if m.from_stage in self.results else None
+        if m.from_image is not None:
+            return m.from_image
+        if self.context is None:
+            return None
+        return str(self.context.content_hash(self.context.sources([m.source or "."])))
+
     def _copy_source_key(self, work: CopyWork) -> dict[str, Any]:
+        key: dict[str, Any] = {"urls": [_url_version(u) for u in work.urls]} if work.urls else {}
+        return {**key, **self._source_key(work)}
+
+    def _source_key(self, work: CopyWork) -> dict[str, Any]:
         if work.from_stage is not None:
             return {"from_stage": self.results[work.from_stage].key if work.from_stage in self.results else None}
         if work.from_image is not None:
@@ -263,6 +288,27 @@ class StageWalker:
         if not work.sources or self.context is None:
             return {}
         return {"content": str(self.context.content_hash(self.context.sources(list(work.sources))))}
+
+
+def at_line(path: str, i: ins.AnyInstruction) -> BuildError:
+    """The context a step's failure is reported in: `Dockerfile:3: COPY a /b: <cause>`."""
+    return BuildError(f"{path}:{i.line}: {i.original}")
+
+
+def _url_version(url: str) -> str:
+    """What identifies a URL's content without fetching it: ETag, Last-Modified, length (else never cached)."""
+    import os
+
+    import requests
+
+    try:
+        resp = requests.head(url, allow_redirects=True, timeout=10)
+        parts = [resp.headers.get(h, "") for h in ("ETag", "Last-Modified", "Content-Length")]
+        if resp.ok and any(parts):
+            return f"{url}|{'|'.join(parts)}"
+    except requests.RequestException:
+        pass
+    return f"{url}|{os.urandom(16).hex()}"
 
 
 def _size(text: str | None, line: int) -> int | None:

@@ -99,6 +99,13 @@ def test_errors_name_the_line(text: str, line: int, message: str) -> None:
     assert isinstance(info.value, BuildError)
 
 
+def test_crlf_line_endings() -> None:
+    df = parse("FROM busybox\r\nRUN a \\\r\n  b\r\nRUN <<EOF\r\nx\r\nEOF\r\nUSER 1\r\n")
+    assert df.instructions[1].command.shell == "a   b"  # type: ignore[union-attr]
+    assert df.instructions[2].heredocs[0].content == "x\n"  # type: ignore[union-attr]
+    assert [i.line for i in df.instructions] == [1, 2, 4, 7]
+
+
 def test_empty_file() -> None:
     with pytest.raises(DockerfileError, match="no instructions"):
         parse("# only a comment\n\n")

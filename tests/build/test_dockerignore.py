@@ -94,3 +94,16 @@ def test_dockerfile_specific_ignore_file_wins(tmp_path: Path) -> None:
     assert ignore_file(ctx, df) == tmp_path / "app.Dockerfile.dockerignore"
     assert load(ctx, df).excluded("b") and not load(ctx, df).excluded("a")
     assert not load(tmp_path / "ctx").excluded("b")
+
+
+@pytest.mark.parametrize("patterns,directory,want", [
+    ("node_modules\n", "node_modules", False),                 # no exception at all
+    ("node_modules\n!src/keep\n", "node_modules", False),      # an exception elsewhere
+    ("node_modules\n!node_modules/pkg/keep\n", "node_modules", True),
+    ("node_modules\n!node_modules/pkg/keep\n", "node_modules/other", False),
+    ("build\n!**/keep\n", "build/deep", True),
+    ("build\n!b*/x\n", "build", True),
+])
+def test_excluded_directories_are_walked_only_when_an_exception_can_reach_in(
+        patterns: str, directory: str, want: bool) -> None:
+    assert Matcher.from_text(patterns).may_include_under(directory) is want

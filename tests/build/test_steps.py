@@ -110,7 +110,7 @@ def test_cache_keys_chain(tmp_path: Path) -> None:
     assert first == [s.key for s in walk(text, context=tmp_path)]       # stable
     assert len(set(first)) == len(first)
     changed = [s.key for s in walk(text, {"V": "2"}, context=tmp_path)]
-    assert changed[0] != first[0] and all(a != b for a, b in zip(first, changed))
+    assert changed[0] != first[0] and all(a != b for a, b in zip(first, changed, strict=True))
     (tmp_path / "b").write_text("changed")
     after = [s.key for s in walk(text, context=tmp_path)]
     assert after[:4] == first[:4] and after[4] != first[4]                  # only the COPY b step and on
@@ -125,3 +125,15 @@ def test_copy_from_stage_key_follows_that_stage() -> None:
     assert one.work.from_stage == 0
     assert walk(text, {"X": "2"})[-1].key != one.key
     assert walk(text)[-1].key == one.key
+
+
+def test_run_with_a_context_bind_follows_the_bound_files(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a").write_text("1")
+    (tmp_path / "other").write_text("x")
+    text = "FROM busybox\nRUN --mount=type=bind,source=src,target=/src cat /src/a\n"
+    first = walk(text, context=tmp_path)[0].key
+    (tmp_path / "other").write_text("not bound")
+    assert walk(text, context=tmp_path)[0].key == first
+    (tmp_path / "src" / "a").write_text("2")
+    assert walk(text, context=tmp_path)[0].key != first

@@ -1,0 +1,310 @@
+"""Run a build plan: each needed stage, step by step, into layers and an image in the local store.
+
+The StageWalker says what each step needs; this module does it: config steps only add
+history, COPY/ADD fill a fresh upperdir over the stage's layer directories, and every
+layer is written straight into the store. A step whose cache key is known reuses its
+layer and runs nothing. RUN goes to a StepRunner (the embedded runtime); FROM an image
+needs its layers as directories (snapshots): both are hooks, filled in by the runtime.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tarfile
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from imagetool import compression
+from imagetool.build.base import BaseResolver, StoreResolver, Unpack
+from imagetool.copy.options import PolicyChecker
+from imagetool.build import dockerignore
+from imagetool.build.cache import BuildCache, CacheEntry, base_key
+from imagetool.build.commit import ImageParts, commit, default_timestamp, rfc3339, store_name
+from imagetool.build.config import DEFAULT_PATH, DEFAULT_SHELL
+from imagetool.build.context import BuildContext
+from imagetool.build.copier import Copier, checked_member
+from imagetool.build.dockerfile import parse_file
+from imagetool.build.mounts import HostMount, resolve_mounts
+from imagetool.build.layerwriter import tar_directory, tar_view, write_layer
+from imagetool.build.rootview import RootView
+from imagetool.build.stages import BuildPlan, Stage, plan
+from imagetool.build.steps import CopyWork, RunWork, StageResult, StageWalker, Step, at_line
+from imagetool.descriptor import Descriptor, Platform
+from imagetool.digest import Digest
+from imagetool.errors import BuildError, DockerfileError, ImagetoolError
+from imagetool.store.layout import LayoutStore
+from imagetool.transports.base import SystemContext
+
+
+class StepRunner(Protocol):
+    """Runs a RUN step in a container (the embedded runtime, or runc).
+
+    The root filesystem is an overlay of `lowers` (the stage's layer directories, top first,
+    overlay whiteouts) with `upper` as its upperdir; `mounts` are resolved RUN --mount
+    sources; `work` has argv, env, workdir, user, network and files to place (heredoc
+    scripts). Output goes to `output` line by line; returns the exit status.
+    """
+
+    def run(self, work: RunWork, lowers: list[Path], upper: Path, mounts: list[HostMount],
+            output: Callable[[str], None]) -> int: ...
+
+
+@dataclass
+class BuildOptions:
+    dockerfile: Path
+    context: Path
+    store: LayoutStore
+    tags: list[str] = field(default_factory=list)
+    build_args: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    timestamp: int | None = None
+    no_cache: bool = False
+    oci: bool = True
+    compression: str | None = compression.GZIP
+    quiet: bool = False
+    output: Callable[[str], None] = print
+    network: str | None = None        # for RUN steps that do not choose one (--network)
+    runner: StepRunner | None = None
+    #: FROM/COPY --from images; default: the local store, then a pull (ctx, pull, policy), layers via unpack
+    resolver: BaseResolver | None = None
+    ctx: SystemContext | None = None
+    pull: str = "missing"
+    policy: PolicyChecker | None = None
+    unpack: Unpack | None = None
+    #: upperdir -> layer tar (overlay whiteouts become OCI ones): layer.diff's job once RUN leaves whiteouts
+    differ: Callable[[Path, BinaryIO, int | None], None] = tar_directory
+    tmpdir: str | None = None
+    squash: bool = False
+    #: the image's platform (os/arch[/variant]): TARGET* args, base image choice, config; default the host
+    platform: str | None = None
+    #: a .dockerignore to use instead of the one beside the Dockerfile or in the context
+    ignorefile: Path | None = None
+    secrets: dict[str, Path] = field(default_factory=dict)   # --secret id -> file
+
+
+@dataclass
+class _StageState:
+    layers: list[tuple[Descriptor, Digest]] = field(default_factory=list)
+    #: layer directories, top last; a cached layer stays a CacheEntry until a later step looks into it
+    dirs: list[Path | CacheEntry] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    result: StageResult | None = None
+
+
+@dataclass
+class BuildResult:
+    descriptor: Descriptor
+    image_id: Digest
+    cache_hits: int
+    steps_run: int
+
+
+class Executor:
+    def __init__(self, options: BuildOptions) -> None:
+        self.o = options
+        if self.o.timestamp is None:
+            self.o.timestamp = default_timestamp()
+        self.cache = BuildCache(options.store)
+        self.stages: dict[int, _StageState] = {}
+        self.new_entries: dict[str, CacheEntry] = {}
+        self.hits = 0
+        self.ran = 0
+        self.created = rfc3339(self.o.timestamp)
+        self.resolver = options.resolver or StoreResolver(
+            options.store, options.ctx or SystemContext(store=str(options.store.root)), options.unpack,
+            options.pull, options.policy, self.say)
+
+    def say(self, text: str) -> None:
+        if not self.o.quiet:
+            self.o.output(text)
+
+    def build(self) -> BuildResult:
+        for tag in self.o.tags:
+            store_name(tag)  # a bad tag fails before any work
+        df = parse_file(self.o.dockerfile)
+        try:
+            target = Platform.parse(self.o.platform) if self.o.platform else None
+        except ValueError as err:
+            raise BuildError(f"--platform: {err}") from None
+        p = plan(df, self.o.build_args, self.o.target, target_platform=target)
+        if p.unused_args:
+            self.say(f"[Warning] one or more build args were not consumed: {list(p.unused_args)}")
+        ignore = dockerignore.Matcher.from_text(self.o.ignorefile.read_text()) if self.o.ignorefile else None
+        context = BuildContext(self.o.context, self.o.dockerfile, ignore)
+        lock = self.o.store.hold_shared()
+        try:
+            with tempfile.TemporaryDirectory(prefix="imagetool-build-", dir=self.o.tmpdir) as work:
+                self.work = Path(work)
+                for position, n in enumerate(p.needed, 1):
+                    prefix = f"[{position}/{len(p.needed)}] " if len(p.needed) > 1 else ""
+                    self._stage(p, p.stages[n], context, prefix)
+                desc = self._commit(p)
+        finally:
+            # steps that finished are worth keeping even when a later one failed: fix, rebuild, resume
+            self.cache.put_many(self.new_entries)
+            lock.release()
+        from imagetool.store.images import image_id
+
+        iid = image_id(self.o.store, desc)
+        self.say(f"--> {iid.hex[:12]}")
+        for tag in self.o.tags:
+            self.say(f"Successfully tagged {store_name(tag)}")
+        return BuildResult(desc, iid, self.hits, self.ran)
+
+    # -- stages
+
+    def _stage(self, p: BuildPlan, st: Stage, context: BuildContext, prefix: str) -> None:
+        state = _StageState()
+        salt = f"{self.o.compression}|{self.o.timestamp}|{'oci' if self.o.oci else 'docker'}|{self.o.platform}"
+        base_config: dict[str, Any] | None = None
+        if st.base_stage is not None:
+            parent = self.stages[st.base_stage]
+            state.layers, state.dirs = list(parent.layers), list(parent.dirs)
+            state.history = list(parent.history)
+            key = parent.result.key  # type: ignore[union-attr]
+        elif st.is_scratch:
+            key = base_key(f"scratch|{salt}", None)
+            base_config = {"config": {"Env": [f"PATH={DEFAULT_PATH}"]}}  # as buildah starts a scratch image
+        else:
+            try:
+                base = self.resolver.resolve(st.base, st.platform or self.o.platform)
+            except ImagetoolError as err:
+                raise at_line(p.dockerfile, st.from_) from err
+            base_config = base.config
+            state.layers, state.dirs, state.history = list(base.layers), list(base.dirs), list(base.history)
+            key = base_key(f"{st.base}|{salt}", base.digest)
+        results = {n: s.result for n, s in self.stages.items() if s.result is not None}
+        walker = StageWalker(p, st, context, key, base_config, results)
+        self.say(f"{prefix}STEP 1/{walker.total}: {st.from_.original}")
+        for step in walker:
+            self.say(f"{prefix}{step.label}")
+            try:
+                self._step(step, state, context)
+            except DockerfileError:
+                raise
+            except ImagetoolError as err:
+                raise at_line(p.dockerfile, step.instruction) from err
+        state.result = walker.result()
+        self.stages[st.index] = state
+
+    def _step(self, step: Step, state: _StageState, context: BuildContext) -> None:
+        cached = None if self.o.no_cache else self.cache.get(step.key)
+        if step.work is None:
+            # cached too, so that a rebuild with nothing changed keeps every time stamp and the digest
+            created = cached.created if cached is not None and cached.created else self.created
+            if cached is None:
+                self.new_entries[step.key] = CacheEntry(None, None, created)
+            state.history.append(self._history(step.created_by, empty=True, created=created))
+            return
+        created = self.created
+        if cached is not None and cached.layer is not None:
+            self.hits += 1
+            self.say(f"--> Using cache {cached.layer.digest.hex[:12]}")
+            upper: Path | CacheEntry = cached
+            layer, diff_id = cached.layer, cached.diff_id
+            created = cached.created or created
+        else:
+            fresh = upper = self.work / f"layer-{len(list(self.work.iterdir()))}"
+            fresh.mkdir()
+            lowers = list(reversed(self._dirs(state)))
+            if isinstance(step.work, RunWork):
+                self._run(step, lowers, fresh, context)
+            else:
+                self._copy(step.work, lowers, fresh, context)
+            layer, diff_id = write_layer(self.o.store, lambda out: self.o.differ(fresh, out, self.o.timestamp),
+                                         self.o.compression, self.o.oci)
+            self.ran += 1
+            self.new_entries[step.key] = CacheEntry(layer, diff_id, self.created)
+        state.layers.append((layer, diff_id))  # type: ignore[arg-type]
+        state.dirs.append(upper)
+        state.history.append(self._history(step.created_by, empty=False, created=created))
+
+    def _run(self, step: Step, lowers: list[Path], upper: Path, context: BuildContext) -> None:
+        if self.o.runner is None:
+            raise BuildError("RUN needs the container runtime, which this build has no access to")
+        work = step.work
+        assert isinstance(work, RunWork)
+        if work.network == "default" and self.o.network:
+            work = dataclasses.replace(work, network=self.o.network)
+        mounts = resolve_mounts(
+            work.mounts, context=context, store_root=Path(self.o.store.root),
+            stage_layers={n: self._dirs(s) for n, s in self.stages.items()},
+            image_layers={m.from_image: self.resolver.resolve(m.from_image, None).dirs
+                          for m in work.mounts if m.from_image},
+            secrets=self.o.secrets)
+        code = self.o.runner.run(work, lowers, upper, mounts, self.o.output)
+        if code != 0:
+            raise BuildError(f"the command exited with status {code}")
+
+    def _copy(self, work: CopyWork, lowers: list[Path], upper: Path, context: BuildContext) -> None:
+        source = None
+        if work.from_stage is not None:
+            source = RootView(list(reversed(self._dirs(self.stages[work.from_stage]))))
+        elif work.from_image is not None:
+            source = RootView(list(reversed(self.resolver.resolve(work.from_image, None).dirs)))
+        Copier(upper, lowers).copy(work, context, source)
+
+    def _dirs(self, state: _StageState) -> list[Path]:
+        """The stage's layer directories, unpacking cached layers the first time they are needed."""
+        state.dirs = [d if isinstance(d, Path) else self._unpack_cached(d) for d in state.dirs]
+        return state.dirs  # type: ignore[return-value]
+
+    def _unpack_cached(self, entry: CacheEntry) -> Path:
+        """A cached layer as a directory, for the steps after it (our own layers: no whiteouts)."""
+        target = self.work / f"cached-{entry.diff_id.hex[:16]}"  # type: ignore[union-attr]
+        if target.exists():
+            return target
+        target.mkdir()
+        with self.o.store.open_blob(entry.layer.digest) as raw:  # type: ignore[union-attr]
+            _algo, stream = compression.auto_decompressor(raw)
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
+                tar.extractall(target, filter=checked_member, numeric_owner=True)
+        return target
+
+    def _history(self, created_by: str, empty: bool, created: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {"created": created, "created_by": created_by}
+        if empty:
+            entry["empty_layer"] = True
+        return entry
+
+    # -- commit
+
+    def _squash(self, state: _StageState) -> tuple[list[tuple[Descriptor, Digest]], list[dict[str, Any]]]:
+        """--squash: every layer, the base image's included, merged into one (as buildah does)."""
+        view = RootView(list(reversed(self._dirs(state))))
+        layer = write_layer(self.o.store, lambda out: tar_view(view, out, self.o.timestamp), self.o.compression,
+                            self.o.oci)
+        history = [{**h, "empty_layer": True} for h in state.history]
+        if history:
+            history[-1].pop("empty_layer")
+        else:
+            history = [self._history("squash", empty=False, created=self.created)]
+        return [layer], history
+
+    def _commit(self, p: BuildPlan) -> Descriptor:
+        state = self.stages[p.target]
+        result = state.result
+        assert result is not None
+        config = dict(result.state.config)
+        if not self.o.oci and result.state.shell != DEFAULT_SHELL:
+            config["Shell"] = list(result.state.shell)  # only Docker's config format has a place for it
+        if self.o.labels:
+            config["Labels"] = {**(config.get("Labels") or {}), **self.o.labels}
+        # the newest step's time: a build served wholly from the cache recreates the same image
+        created = state.history[-1]["created"] if state.history and self.ran == 0 else self.created
+        layers, history = state.layers, state.history
+        if self.o.squash:
+            layers, history = self._squash(state)
+        parts = ImageParts(config, layers, history, result.state.author, created=created,
+                           platform=Platform.parse(self.o.platform) if self.o.platform else None)
+        self.say(f"COMMIT {', '.join(store_name(t) or '' for t in self.o.tags)}".rstrip())
+        return commit(self.o.store, parts, self.o.tags, self.o.oci)
+
+
+def build(options: BuildOptions) -> BuildResult:
+    """Build the Dockerfile in `options`; the image lands in options.store, named by options.tags."""
+    return Executor(options).build()

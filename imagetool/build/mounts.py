@@ -1,0 +1,92 @@
+"""RUN --mount specs -> what the runtime mounts: host directories and files, or layer stacks.
+
+A bind from the context is a path inside it (never outside); a bind from a stage or an
+image is that stage's layer directories (mounted read-only, or with a throwaway upper
+for rw); a cache mount is a directory kept in the local store under its id; a secret
+is a file given with --secret id=ID,src=PATH; tmpfs is just that.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from imagetool.build.context import BuildContext
+from imagetool.build.steps import MountSpec
+from imagetool.errors import BuildError
+
+CACHE_MOUNTS = "build-mounts"
+
+
+@dataclass(frozen=True)
+class HostMount:
+    """One mount for a RUN: `path` (a host file or directory) or `layers` (top first) plus `subpath`."""
+
+    type: str                       # "bind" (also cache and secret resolve to binds), or "tmpfs"
+    target: str
+    readonly: bool = False
+    path: Path | None = None
+    layers: tuple[Path, ...] = ()
+    subpath: str = "/"
+    #: tmpfs size in bytes, and the sharing mode a cache mount asked for ("locked" needs an flock)
+    size: int | None = None
+    sharing: str = "shared"
+    options: dict[str, int] = field(default_factory=dict)
+
+
+def parse_secrets(values: list[str] | tuple[str, ...]) -> dict[str, Path]:
+    """--secret id=ID,src=PATH (buildah's syntax; `source` and `type=file` accepted)."""
+    out: dict[str, Path] = {}
+    for value in values:
+        fields = dict(item.partition("=")[::2] for item in value.split(","))
+        sid, src = fields.get("id"), fields.get("src") or fields.get("source")
+        if not sid or not src:
+            raise BuildError(f"--secret {value!r}: expected id=ID,src=PATH")
+        if fields.get("type", "file") != "file":
+            raise BuildError(f"--secret {value!r}: only file secrets are supported")
+        if not os.path.isfile(src):
+            raise BuildError(f"--secret {sid}: {src} is not a file")
+        out[sid] = Path(src)
+    return out
+
+
+def resolve_mounts(specs: tuple[MountSpec, ...], *, context: BuildContext, store_root: Path,
+                   stage_layers: dict[int, list[Path]], image_layers: dict[str, list[Path]],
+                   secrets: dict[str, Path]) -> list[HostMount]:
+    """Host-side sources for a RUN's mounts; `*_layers` give directories bottom first."""
+    out: list[HostMount] = []
+    for m in specs:
+        if m.type == "tmpfs":
+            out.append(HostMount("tmpfs", m.target, size=m.size))
+        elif m.type == "secret":
+            src = secrets.get(m.id or os.path.basename(m.target))
+            if src is None:
+                if m.required:
+                    raise BuildError(f"secret {m.id!r} is required: give it with --secret id={m.id},src=PATH")
+                continue
+            out.append(HostMount("bind", m.target, True, path=src,
+                                 options={"mode": m.mode if m.mode is not None else 0o400, "uid": m.uid or 0,
+                                          "gid": m.gid or 0}))
+        elif m.type == "cache":
+            out.append(_cache(m, store_root))
+        elif m.from_stage is not None or m.from_image is not None:
+            layers = stage_layers[m.from_stage] if m.from_stage is not None else image_layers[m.from_image or ""]
+            out.append(HostMount("bind", m.target, m.readonly, layers=tuple(reversed(layers)),
+                                 subpath="/" + (m.source or "").strip("/")))
+        else:
+            rel = context.resolve(m.source or ".")
+            out.append(HostMount("bind", m.target, m.readonly,
+                                 path=context.root / rel if rel != "." else context.root))
+    return out
+
+
+def _cache(m: MountSpec, store_root: Path) -> HostMount:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in (m.id or m.target)).strip(".") or "cache"
+    path = store_root / CACHE_MOUNTS / safe
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, m.mode if m.mode is not None else 0o755)
+        if os.geteuid() == 0:
+            os.chown(path, m.uid or 0, m.gid or 0)
+    return HostMount("bind", m.target, m.readonly, path=path, sharing=m.sharing)

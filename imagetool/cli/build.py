@@ -1,0 +1,124 @@
+"""`imagetool build`: buildah's flags over imagetool.build.executor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from imagetool.build.executor import BuildOptions
+from imagetool.build.mounts import parse_secrets
+from imagetool.build.executor import build as run_build
+from imagetool.cli.options import policy_from_flags, system_context, tls_verify_option
+from imagetool.copy import CopyOptions, copy_image
+from imagetool.transports import parse_image_name
+from imagetool.errors import UsageError
+from imagetool.store import default_store_path
+from imagetool.store.layout import LayoutStore
+
+
+class _PolicyOnPull:
+    """The trust policy, loaded only when a base image is actually pulled (FROM scratch needs none)."""
+
+    def __init__(self, ctx: click.Context) -> None:
+        self.ctx = ctx
+
+    def check(self, *args: Any) -> str:
+        policy = policy_from_flags(self.ctx)
+        return policy.check(*args) if policy is not None else ""
+
+
+def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
+    out = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not key:
+            raise UsageError(f"{flag} {value!r}: expected KEY=VALUE")
+        out[key] = val if sep else ""
+    return out
+
+
+def _build_args(values: tuple[str, ...]) -> dict[str, str]:
+    """--build-arg K=V, or K alone to take the value from the environment (as docker and buildah do)."""
+    import os
+
+    out = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not key:
+            raise UsageError(f"--build-arg {value!r}: expected KEY=VALUE")
+        if sep:
+            out[key] = val
+        elif key in os.environ:
+            out[key] = os.environ[key]
+    return out
+
+
+@click.command("build")
+@click.argument("context", default=".", type=click.Path(exists=True, file_okay=False))
+@click.option("-f", "--file", "dockerfile", metavar="FILE", help="Dockerfile (default CONTEXT/Containerfile "
+              "or CONTEXT/Dockerfile).")
+@click.option("-t", "--tag", "tags", multiple=True, metavar="NAME", help="Name the image; repeatable.")
+@click.option("--build-arg", "build_args", multiple=True, metavar="KEY=VALUE", help="Set a build argument.")
+@click.option("--target", metavar="STAGE", help="Build this stage (and what it needs) only.")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Add a label to the image.")
+@click.option("--timestamp", type=int, metavar="SECONDS",
+              help="Creation time and file time ceiling, for reproducible images (default $SOURCE_DATE_EPOCH).")
+@click.option("--no-cache", is_flag=True, help="Run every step, ignoring cached layers.")
+@click.option("--layers/--no-layers", default=True, show_default=True,
+              help="Cache each step's layer (buildah's --layers).")
+@click.option("--iidfile", type=click.Path(dir_okay=False), help="Write the image ID to this file.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
+@click.option("--format", "fmt", type=click.Choice(["oci", "docker"]), default="oci", show_default=True)
+@click.option("--compress", type=click.Choice(["gzip", "zstd", "none"]), default="gzip", show_default=True,
+              help="Layer compression.")
+@click.option("--network", type=click.Choice(["default", "host", "none"]), default=None,
+              help="Network for RUN steps that do not choose one.")
+@click.option("--squash", is_flag=True, help="Commit the new layers as one.")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]", help="The image's platform (default: this machine's).")
+@click.option("--ignorefile", type=click.Path(exists=True, dir_okay=False),
+              help="Use this file instead of .dockerignore.")
+@click.option("--pull", type=click.Choice(["missing", "always", "never", "true", "false"]), default="missing",
+              show_default=True, help="When to pull base images (true = missing, false = never).")
+@tls_verify_option()
+@click.option("--creds", metavar="USER[:PASSWORD]", help="Registry credentials for pulling base images.")
+@click.option("--authfile", metavar="PATH", help="Registry auth file.")
+@click.option("--cert-dir", metavar="DIR", help="Certificates for the registry.")
+@click.option("--output", "outputs", multiple=True, metavar="IMAGE",
+              help="Also copy the result to IMAGE (oci:DIR[:TAG], docker-archive:FILE, ...); repeatable.")
+@click.option("--secret", "secrets", multiple=True, metavar="id=ID,src=PATH",
+              help="A file RUN --mount=type=secret,id=ID can read; repeatable.")
+@click.option("--push", "pushes", multiple=True, metavar="IMAGE", help="Push the result to IMAGE (docker://...).")
+@click.pass_context
+def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[str, ...],
+          build_args: tuple[str, ...], target: str | None, labels: tuple[str, ...], timestamp: int | None,
+          no_cache: bool, layers: bool, iidfile: str | None, quiet: bool, fmt: str, compress: str,
+          network: str | None, squash: bool, pull: str, outputs: tuple[str, ...], pushes: tuple[str, ...],
+          secrets: tuple[str, ...], platform: str | None, ignorefile: str | None,
+          **registry: Any) -> None:
+    """Build an image from a Dockerfile; it lands in the local store."""
+    root = ctx.find_root().obj or {}
+    path = Path(dockerfile) if dockerfile else next(
+        (Path(context) / n for n in ("Containerfile", "Dockerfile") if (Path(context) / n).is_file()),
+        Path(context) / "Dockerfile")
+    options = BuildOptions(
+        dockerfile=path, context=Path(context), store=LayoutStore.create(default_store_path(root.get("store"))),
+        tags=list(tags), build_args=_build_args(build_args), target=target, labels=_pairs(labels, "--label"),
+        timestamp=timestamp, no_cache=no_cache or not layers, oci=fmt == "oci", network=network,
+        compression=None if compress == "none" else compress, quiet=quiet,
+        output=lambda line: click.echo(line), tmpdir=root.get("tmpdir"),
+        ctx=system_context(ctx, **registry), squash=squash, secrets=parse_secrets(secrets),
+        pull={"true": "missing", "false": "never"}.get(pull, pull), platform=platform,
+        ignorefile=Path(ignorefile) if ignorefile else None, policy=_PolicyOnPull(ctx))
+    destinations = [parse_image_name(d) for d in (*outputs, *pushes)]  # bad names fail before the build
+    result = run_build(options)
+    for dest in destinations:
+        sys_ctx = options.ctx or system_context(ctx)
+        copy_image(parse_image_name(result.image_id.hex), dest, CopyOptions(src_ctx=sys_ctx, dest_ctx=sys_ctx))
+        if not quiet:
+            click.echo(f"Copied to {dest}")
+    if quiet:
+        click.echo(result.image_id.hex)
+    if iidfile:
+        Path(iidfile).write_text(str(result.image_id))

@@ -2,8 +2,9 @@
 
     python bench/copy_bench.py [--mib 500] [--layers 5]
 
-Cases: uncompressed dir: -> oci: (gzip), oci: gzip -> oci: zstd, plain oci: -> oci:,
-peak RSS, and the start-up cost of `imagetool --help` / `imagetool inspect oci:...`.
+Cases: uncompressed dir: -> oci: (gzip), oci: gzip -> oci: zstd, plain oci: -> oci:, the file
+transports (oci: -> dir:, dir: -> docker-archive:, docker-archive: -> oci-archive:), peak RSS,
+and the start-up cost of `imagetool --help` / `imagetool inspect oci:...`.
 """
 
 from __future__ import annotations
@@ -96,6 +97,22 @@ def main() -> None:
         theirs = run(SKOPEO + ["copy", "-q", f"oci:{root}/b:v1", f"oci:{root}/p2:v1"], before=clean("p2"),
                      repeat=args.repeat)
         rows.append(("oci: -> oci: (plain)", ours, theirs, "<= 1.0x, RSS <= 80 MiB"))
+        ours = run(IMAGETOOL + ["copy", "-q", f"oci:{root}/b:v1", f"dir:{root}/d1"], before=clean("d1"),
+                   repeat=args.repeat)
+        theirs = run(SKOPEO + ["copy", "-q", f"oci:{root}/b:v1", f"dir:{root}/d2"], before=clean("d2"),
+                     repeat=args.repeat)
+        rows.append(("oci: -> dir: (plain)", ours, theirs, "<= 1.0x"))
+        archives = lambda *names: lambda: [(root / n).unlink(missing_ok=True) for n in names]  # noqa: E731
+        ours = run(IMAGETOOL + ["copy", "-q", src_dir, f"docker-archive:{root}/a1.tar"], before=archives("a1.tar"),
+                   repeat=args.repeat)
+        theirs = run(SKOPEO + ["copy", "-q", src_dir, f"docker-archive:{root}/a2.tar"], before=archives("a2.tar"),
+                     repeat=args.repeat)
+        rows.append(("dir: -> docker-archive: (plain)", ours, theirs, "<= 1.0x"))
+        ours = run(IMAGETOOL + ["copy", "-q", f"docker-archive:{root}/a2.tar", f"oci-archive:{root}/o1.tar"],
+                   before=archives("o1.tar"), repeat=args.repeat)
+        theirs = run(SKOPEO + ["copy", "-q", f"docker-archive:{root}/a2.tar", f"oci-archive:{root}/o2.tar"],
+                     before=archives("o2.tar"), repeat=args.repeat)
+        rows.append(("docker-archive: -> oci-archive: gzip", ours, theirs, "<= 1.0x"))
         help_ = run(IMAGETOOL + ["--help"], repeat=5)
         rows.append(("imagetool --help (process)", help_, None, "<= 0.150 s"))
         inspect = run(IMAGETOOL + ["inspect", f"oci:{root}/b:v1"], repeat=5)

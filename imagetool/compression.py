@@ -41,6 +41,8 @@ class PeekReader(io.RawIOBase):
         if self._head:
             if n is None or n < 0 or n >= len(self._head):
                 data, self._head = self._head, b""
+                if n is not None and 0 <= n <= len(data):
+                    return data  # a read(0) further down would look like EOF to a verifying reader
                 more = self._rest.read(-1 if n is None or n < 0 else n - len(data))
                 return data + (more or b"")
             data, self._head = self._head[:n], self._head[n:]
@@ -140,7 +142,8 @@ class _CompressWriter:
         elif algorithm == ZSTD:
             import zstandard
 
-            cctx = zstandard.ZstdCompressor(level=3 if level is None else level, threads=-1)
+            # single-threaded too: zstd's worker threads each buffer whole jobs, several per blob in flight
+            cctx = zstandard.ZstdCompressor(level=3 if level is None else level)
             self._w = cctx.stream_writer(sink, closefd=False)  # type: ignore[assignment]
         else:
             raise Unsupported(f"unsupported compression {algorithm!r}")

@@ -106,6 +106,12 @@ def copy_blob(src: ImageSource, dst: ImageDestination, desc: Descriptor, plan: B
     try:
         verified = VerifyingReader(raw, desc.digest, desc.size)
         stream: Readable = task.wrap(verified) if task else verified
+        if not plan.rewrites and _claims_compression(desc, dst):
+            # -- step: a layer typed as compressed may hold a plain tar (docker-archive sources do);
+            # a destination that wants compressed layers gets them compressed for real
+            algorithm, stream = compression.sniff(stream)
+            if algorithm is None:
+                plan = BlobPlan("rewrite", compression.GZIP, None, None)
         if not plan.rewrites:
             stored = dst.put_blob(stream, desc, is_config=is_config)
             result = CopiedBlob(stored.with_(media_type=desc.media_type))
@@ -117,6 +123,10 @@ def copy_blob(src: ImageSource, dst: ImageDestination, desc: Descriptor, plan: B
     if task:
         task.finish()
     return result
+
+
+def _claims_compression(desc: Descriptor, dst: ImageDestination) -> bool:
+    return dst.traits.layer_compression == "compress" and media.layer_compression(desc.media_type) is not None
 
 
 def _rewrite(dst: ImageDestination, desc: Descriptor, stream: Readable, plan: BlobPlan) -> CopiedBlob:
@@ -143,5 +153,9 @@ def _rewrite(dst: ImageDestination, desc: Descriptor, stream: Readable, plan: Bl
     diff_id = diff.digest()
     if plan.expected_diff_id is not None and diff_id != plan.expected_diff_id:
         raise DigestMismatch(plan.expected_diff_id, diff_id)
-    mt = media.layer_type(media.is_oci(desc.media_type), plan.compression, media.is_nondistributable(desc.media_type))
+    if algorithm is None and plan.compression is None:
+        mt = desc.media_type  # already a plain tar, whatever its type says: passed through as it is
+    else:
+        mt = media.layer_type(media.is_oci(desc.media_type), plan.compression,
+                              media.is_nondistributable(desc.media_type))
     return CopiedBlob(Descriptor(mt, stored.digest, stored.size, desc.annotations), diff_id)

@@ -1,0 +1,250 @@
+"""oci-archive:PATH[:REF] — an OCI image layout in a tar file.
+
+A source extracts the archive (streamed, refusing links, devices and escaping names) into
+a private temp directory and reads it as an oci: layout. A destination fills a temp layout
+and, on commit, streams it into a tar beside PATH that is renamed over PATH. Like
+containers/image, writing replaces the whole archive: other images it held are not kept.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from imagetool import compression
+from imagetool.digest import CHUNK
+from imagetool.descriptor import Descriptor
+from imagetool.digest import Digest
+from imagetool.errors import ImagetoolError, LayoutError, NotFound, UnsafeContent
+from imagetool.store import refs
+from imagetool.store.layout import INDEX_FILE, OCI_LAYOUT_FILE, TEMP_PREFIX, LayoutStore, fsync_dir
+from imagetool.transports.base import ImageDestination, ImageSource, ReferenceBase, SystemContext
+from imagetool.transports.oci import OCI_TRAITS, LayoutDestination, LayoutSource, path_scopes, split_path_and_ref
+
+TRANSPORT_NAME = "oci-archive"
+
+
+# -- reading a tar safely
+
+
+def member_path(name: str) -> PurePosixPath | None:
+    """The relative path of a tar entry, or None for the archive root; escaping names are refused."""
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts:
+        raise UnsafeContent(f"archive entry {name!r} points outside the archive")
+    parts = [p for p in path.parts if p not in ("", ".")]
+    return PurePosixPath(*parts) if parts else None
+
+
+def extract_layout(archive: str, dest: Path) -> None:
+    """Stream an archive of a layout into `dest`: only directories and regular files are accepted."""
+    try:
+        with open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
+            for member in tar:
+                rel = member_path(member.name)
+                if rel is None:
+                    continue
+                target = dest.joinpath(*rel.parts)
+                if member.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                elif member.isreg():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    _extract_file(tar, member, target)
+                else:
+                    raise UnsafeContent(f"archive entry {member.name!r} is a link or special file; "
+                                        "an OCI archive holds only directories and regular files")
+            end = tar.offset
+        _check_tail(archive, end)
+    except FileNotFoundError:
+        raise LayoutError(f"{archive}: no such file") from None
+    except IsADirectoryError:
+        raise LayoutError(f"{archive}: is a directory, not an archive") from None
+    except (tarfile.TarError, EOFError) as err:
+        raise LayoutError(f"{archive}: truncated or corrupt archive: {err}") from None
+
+
+def _check_tail(archive: str, end: int) -> None:
+    """After the last entry a plain tar holds only zero blocks; anything else is a cut-off header."""
+    with open(archive, "rb") as f:
+        if compression.detect(f.read(4)) is not None:
+            return  # a compressed archive is checked by its decompressor
+        f.seek(end)
+        while chunk := f.read(CHUNK):
+            if chunk.count(0) != len(chunk):
+                raise LayoutError(f"{archive}: truncated or corrupt archive (an entry after offset {end} is cut short)")
+
+
+def _extract_file(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> None:
+    src = tar.extractfile(member)
+    assert src is not None
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(target, flags, 0o644)
+    with os.fdopen(fd, "wb") as out:
+        left = member.size
+        while left > 0:
+            chunk = src.read(min(CHUNK, left))
+            if not chunk:
+                raise LayoutError(f"archive entry {member.name!r} is truncated")
+            out.write(chunk)
+            left -= len(chunk)
+
+
+# -- writing a tar
+
+
+def layout_entries(root: Path) -> list[str]:
+    """What an archive of a layout holds, in a stable order; locks and temp files stay out."""
+    names = [OCI_LAYOUT_FILE, INDEX_FILE, "blobs"]
+    for alg_dir in sorted((root / "blobs").iterdir()):
+        if not alg_dir.is_dir():
+            continue
+        names.append(f"blobs/{alg_dir.name}")
+        names.extend(f"blobs/{alg_dir.name}/{b.name}" for b in sorted(alg_dir.iterdir())
+                     if b.is_file() and not b.name.startswith(TEMP_PREFIX))
+    return names
+
+
+def write_tar_atomically(root: Path, names: list[str], path: str) -> None:
+    """Tar `names` (relative to `root`) into a temp file beside `path`, then rename it over `path`."""
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{target.name}-", dir=parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            with tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                tar.copybufsize = CHUNK  # type: ignore[attr-defined]
+                for name in names:
+                    full = root / name
+                    info = tar.gettarinfo(str(full), arcname=name)
+                    info.uid = info.gid = 0
+                    info.uname = info.gname = ""
+                    if info.isreg():
+                        with open(full, "rb") as data:
+                            tar.addfile(info, data)
+                    else:
+                        tar.addfile(info)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+        fsync_dir(parent)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+# -- the transport
+
+
+class ArchiveSource(LayoutSource):
+    """A LayoutSource over an extracted copy that is removed on close."""
+
+    def __init__(self, reference: OCIArchiveReference, tmp: Path) -> None:
+        try:
+            store = LayoutStore.open(tmp)
+            top = refs.resolve(store, reference.name)
+        except LayoutError as err:
+            reason = str(err).replace(f"{tmp}/", "").replace(str(tmp), "archive")
+            raise LayoutError(f"{reference.path}: not a complete OCI archive: {reason}") from None
+        super().__init__(reference, store, top)
+        self._tmp = tmp
+        self._path = reference.path
+
+    def get_manifest(self, instance: Digest | None = None) -> tuple[bytes, str]:
+        try:
+            return super().get_manifest(instance)
+        except (NotFound, LayoutError) as err:
+            raise LayoutError(f"{self._path}: incomplete archive: {self._strip(err)}") from None
+
+    def get_blob(self, desc: Descriptor) -> BinaryIO:
+        try:
+            return super().get_blob(desc)
+        except NotFound as err:
+            raise LayoutError(f"{self._path}: incomplete archive: {self._strip(err)}") from None
+
+    def _strip(self, err: Exception) -> str:
+        return str(err).replace(f" in {self._tmp}", "").replace(str(self._tmp), "archive")
+
+    def close(self) -> None:
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+class ArchiveDestination(LayoutDestination):
+    """A LayoutDestination over a temp layout that commit() turns into the archive at PATH."""
+
+    def __init__(self, reference: OCIArchiveReference, tmp: Path) -> None:
+        super().__init__(reference, LayoutStore.create(tmp), reference.name, OCI_TRAITS)
+        self._tmp = tmp
+        self._path = reference.path
+
+    def commit(self) -> None:
+        super().commit()
+        write_tar_atomically(self._tmp, layout_entries(self._tmp), self._path)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+class OCIArchiveReference(ReferenceBase):
+    transport_name = TRANSPORT_NAME
+
+    def __init__(self, path: str, name: str | None) -> None:
+        self.path = path
+        self.name = name
+
+    def string_within_transport(self) -> str:
+        return f"{self.path}:{self.name}" if self.name else self.path
+
+    def policy_scopes(self) -> list[str]:
+        return path_scopes(self.path, self.name) + [""]
+
+    def open_source(self, ctx: SystemContext) -> ImageSource:
+        if not os.path.exists(self.path):
+            raise LayoutError(f"{self.path}: no such file")
+        tmp = Path(tempfile.mkdtemp(prefix="oci-archive-", dir=ctx.temp_dir))
+        try:
+            extract_layout(self.path, tmp)
+            return ArchiveSource(self, tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def open_destination(self, ctx: SystemContext) -> ImageDestination:
+        if os.path.isdir(self.path):
+            raise LayoutError(f"{self.path}: is a directory, not an archive")
+        parent = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(parent):
+            raise LayoutError(f"{self.path}: directory {parent} does not exist")
+        tmp = Path(tempfile.mkdtemp(prefix="oci-archive-", dir=ctx.temp_dir))
+        try:
+            return ArchiveDestination(self, tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
+def parse(text: str) -> OCIArchiveReference:
+    path, name = split_path_and_ref(text, TRANSPORT_NAME)
+    return OCIArchiveReference(path, name)
+
+
+def open_readable(path: str) -> BinaryIO:
+    """Open an archive for reading with the errors a user can act on."""
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise LayoutError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise LayoutError(f"{path}: is a directory, not an archive") from None
+    except OSError as err:
+        raise ImagetoolError(f"{path}: {err.strerror}") from None

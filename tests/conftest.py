@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["tests.lib.registry", "tests.lib.debian"]
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,34 @@
+"""`imagetool list-tags docker://REPO`: skopeo's JSON ({"Repository": ..., "Tags": [...]})."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from imagetool.cli.options import system_context
+
+
+@click.command("list-tags")
+@click.argument("repository")
+@click.option("--creds", metavar="USER[:PASS]", help="Registry credentials.")
+@click.option("--registry-token", metavar="TOKEN", help="Bearer token for the registry.")
+@click.option("--no-creds", is_flag=True, help="Access the registry anonymously.")
+@click.option("--authfile", metavar="PATH", help="Auth file.")
+@click.option("--cert-dir", metavar="DIR", help="Certificates for the registry.")
+@click.option("--tls-verify", type=click.BOOL, default=None, metavar="BOOL", help="Require HTTPS and verify.")
+@click.option("--retry-times", type=int, default=None, help="Retries for transient network errors.")
+@click.option("--page-size", type=click.IntRange(1, 10000), default=None,
+              help="Tags asked for per request (the registry pages with Link headers).")
+@click.pass_context
+def list_tags(ctx: click.Context, repository: str, page_size: int | None, **flags: Any) -> None:
+    """List the tags of REPOSITORY (docker://NAME without a tag)."""
+    from imagetool.errors import UsageError
+    from imagetool.transports.docker import make_client, parse_repository
+
+    if not repository.startswith("docker:"):
+        raise UsageError(f"list-tags supports docker:// repositories only, not {repository!r}")
+    ref = parse_repository(repository)
+    tags = make_client(ref, system_context(ctx, **flags)).list_tags(ref.path, page_size)
+    click.echo(json.dumps({"Repository": ref.name, "Tags": tags}, indent=4))

@@ -1,0 +1,379 @@
+"""Client: the distribution API for one registry (manifests, blobs, tags, referrers, catalog).
+
+Requests go through one path, `send`: authorization for the needed scopes, a second try
+after a 401 with a fresh token, retries with backoff for temporary failures, redirects
+followed by hand so credentials never reach another host, and typed errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+from imagetool import media
+from imagetool.descriptor import Descriptor
+from imagetool.digest import Digest
+from imagetool.errors import DigestMismatch, ManifestError, ManifestUnknown, NotFound, RegistryError, Unsupported
+from imagetool.registry import credentials
+from imagetool.registry.auth import Authenticator, pick_challenge
+from imagetool.registry.blobreader import BlobReader
+from imagetool.registry.errors import RegistryUnreachable, Unauthorized, error_from_response
+from imagetool.registry.http import (
+    TIMEOUT,
+    Response,
+    TLSConfig,
+    TLSFailure,
+    TransportError,
+    endpoint_host,
+    is_loopback,
+    session_for,
+    short_reason,
+)
+from imagetool.registry.retry import RetryPolicy
+
+MANIFEST_ACCEPT = ", ".join(media.ACCEPT)
+MAX_MANIFEST = 4 << 20
+_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """What a client needs from the user's settings (a transport builds it from its SystemContext)."""
+
+    tls_verify: bool | None = None
+    cert_dir: str | None = None
+    creds: tuple[str, str] | None = None
+    registry_token: str | None = None
+    authfile: str | None = None
+    no_creds: bool = False
+    retry_times: int = 3
+    retry_delay: float | None = None
+    user_agent: str = "imagetool"
+
+
+#: (host, TLS settings) -> (base URL, WWW-Authenticate of /v2/): one ping per registry and process
+_pinged: dict[tuple[str, TLSConfig], tuple[str, str | None]] = {}
+
+
+def pull_scope(repo: str) -> str:
+    return f"repository:{repo}:pull"
+
+
+def push_scope(repo: str) -> str:
+    return f"repository:{repo}:pull,push"
+
+
+def delete_scope(repo: str) -> str:
+    return f"repository:{repo}:delete"
+
+
+class Client:
+    """The API of one registry; thread-safe, one connection pool per registry host."""
+
+    def __init__(self, domain: str, options: ClientOptions | None = None, repo: str | None = None) -> None:
+        self.options = options or ClientOptions()
+        self.domain = domain
+        self.host = endpoint_host(domain)
+        self.tls = TLSConfig.for_host(self.host, self.options.tls_verify, self.options.cert_dir)
+        self.session = session_for(self.host, self.tls, self.options.user_agent)
+        self.retry = RetryPolicy(max(0, self.options.retry_times), self.options.retry_delay)
+        creds = None
+        if not self.options.no_creds:
+            creds = self.options.creds or credentials.lookup(domain, repo, authfile=self.options.authfile)
+        self.creds = creds
+        self.auth = Authenticator(self.host, self.session, creds, self.options.registry_token,
+                                  self.may_send_secret)
+        self.base: str | None = None
+        self._ping_lock = threading.Lock()
+
+    # -- connection and authentication
+
+    def may_send_secret(self, url: str) -> bool:
+        parts = urllib.parse.urlsplit(url)
+        return parts.scheme == "https" or is_loopback(parts.netloc) or self.tls.insecure
+
+    def ping(self) -> str:
+        """Find the scheme (HTTPS; plain HTTP only if TLS was turned off) and the auth challenge."""
+        with self._ping_lock:
+            if self.base is not None:
+                return self.base
+            known = _pinged.get((self.host, self.tls))
+            if known is not None:  # another client in this process (the other side of a copy) asked
+                self.base, challenge = known
+                self.auth.learn(challenge)
+                return self.base
+            schemes = ["https", "http"] if self.tls.insecure else ["https"]
+            last: Exception | None = None
+            for scheme in schemes:
+                base = f"{scheme}://{self.host}"
+                try:
+                    resp = self.retry.run(lambda b=base: self._ping_once(b))  # type: ignore[misc]
+                except (RegistryUnreachable, _NotTLS) as err:
+                    last = err
+                    continue
+                self.auth.learn(resp.headers.get("WWW-Authenticate"))
+                self.base = base
+                _pinged[(self.host, self.tls)] = (base, resp.headers.get("WWW-Authenticate"))
+                return base
+            raise RegistryUnreachable(f"pinging registry {self.host}: {last}") from None
+
+    def _ping_once(self, base: str) -> Response:
+        try:
+            resp = self.session.get(base + "/v2/", timeout=TIMEOUT)
+        except TLSFailure as err:
+            if self.tls.insecure:
+                raise _NotTLS(short_reason(err)) from None
+            raise RegistryError(f"TLS handshake with {self.host} failed: {short_reason(err)}") from None
+        except TransportError as err:
+            raise RegistryUnreachable(str(err)) from None
+        resp.close()
+        if resp.status_code in (200, 401):
+            return resp
+        if resp.status_code >= 500 or resp.status_code == 429:
+            raise error_from_response(resp.status_code, resp.content, resp.headers, f"pinging {self.host}")
+        raise RegistryError(f"{self.host} does not look like a registry: /v2/ answered HTTP {resp.status_code}")
+
+    def check_login(self) -> None:
+        """Prove the credentials work: GET /v2/ authorised by them (a token for no scope under Bearer)."""
+        self.ping()
+        self.send("GET", "/v2/", scopes=set(), what=f"logging in to {self.host}").close()
+
+    def url(self, path: str) -> str:
+        if path.startswith("http://") or path.startswith("https://"):
+            return path
+        return self.ping() + path
+
+    def _once(self, method: str, url: str, scopes: set[str], headers: Mapping[str, str], data: Any,
+              stream: bool, params: Mapping[str, str] | None) -> Response:
+        hdrs = dict(headers)
+        own = urllib.parse.urlsplit(url).netloc == self.host
+        if own:
+            value = self.auth.header(scopes, url)
+            if value:
+                hdrs["Authorization"] = value
+        for _ in range(6):
+            try:
+                resp = self.session.request(method, url, headers=hdrs, data=data, stream=stream, params=params,
+                                            timeout=TIMEOUT)
+            except TransportError as err:
+                raise RegistryUnreachable(f"{method} {_strip_query(url)}: {err}") from None
+            if resp.status_code in (301, 302, 303, 307, 308) and method in ("GET", "HEAD") \
+                    and resp.headers.get("Location"):
+                resp.close()
+                url = urllib.parse.urljoin(url, resp.headers["Location"])
+                params = None
+                if urllib.parse.urlsplit(url).netloc != self.host:
+                    hdrs.pop("Authorization", None)  # another host never sees our credentials
+                continue
+            return resp
+        raise RegistryError(f"{method} {_strip_query(url)}: too many redirects")
+
+    def send(self, method: str, path: str, *, scopes: set[str], what: str, ok: tuple[int, ...] = (200,),
+             headers: Mapping[str, str] | None = None, data: Any = None, stream: bool = False,
+             params: Mapping[str, str] | None = None, retry: bool = True) -> Response:
+        """One API call; raises the typed error for any status outside `ok`."""
+        replayable = data is None or isinstance(data, (bytes, bytearray, memoryview, str))
+        hdrs = headers or {}
+
+        def attempt() -> Response:
+            url = self.url(path)
+            resp = self._once(method, url, scopes, hdrs, data, stream, params)
+            if resp.status_code == 401 and replayable:
+                resp.close()
+                self.auth.invalidate(resp.headers.get("WWW-Authenticate"), scopes)
+                resp = self._once(method, url, scopes, hdrs, data, stream, params)
+            if resp.status_code in ok:
+                return resp
+            body = resp.content[:65536] if method != "HEAD" else b""
+            resp.close()
+            if resp.status_code == 401:
+                raise self._unauthorized(what, resp)
+            raise error_from_response(resp.status_code, body, resp.headers, what)
+
+        return self.retry.run(attempt) if retry and replayable else attempt()
+
+    def _unauthorized(self, what: str, resp: Response) -> Unauthorized:
+        chal = pick_challenge(resp.headers.get("WWW-Authenticate"))
+        if self.creds is None and self.options.registry_token is None:
+            why = "authentication required (no credentials given or stored)"
+        elif chal is not None and chal.params.get("error") == "insufficient_scope":
+            why = "access denied for these credentials"
+        else:
+            why = "invalid username/password"
+        return Unauthorized(f"{what}: {why} for {self.host} (HTTP 401)")
+
+    # -- manifests
+
+    def get_manifest(self, repo: str, ref: str) -> tuple[bytes, str]:
+        """Raw bytes and media type of a manifest by tag or digest (a digest is checked)."""
+        resp = self.send("GET", f"/v2/{repo}/manifests/{ref}", scopes={pull_scope(repo)},
+                         headers={"Accept": MANIFEST_ACCEPT}, what=f"reading manifest {ref} in {self.domain}/{repo}",
+                         stream=True)
+        try:
+            raw = _read_limited(resp, MAX_MANIFEST, f"manifest {ref}")
+        finally:
+            resp.close()
+        if ref.startswith("sha256:") or ref.startswith("sha512:"):
+            want = Digest.parse(ref)
+            got = Digest(want.algorithm, hashlib.new(want.algorithm, raw).hexdigest())
+            if got != want:
+                raise DigestMismatch(want, got)
+        mt = resp.headers.get("Content-Type", "").split(";")[0].strip()
+        if not mt or mt in ("application/json", "text/plain"):
+            from imagetool.manifest import guess_media_type
+
+            mt = guess_media_type(raw)
+        return raw, mt
+
+    def head_manifest(self, repo: str, ref: str) -> Descriptor | None:
+        """The descriptor a tag or digest names now, or None when there is none."""
+        try:
+            resp = self.send("HEAD", f"/v2/{repo}/manifests/{ref}", scopes={pull_scope(repo)},
+                             headers={"Accept": MANIFEST_ACCEPT}, what=f"checking manifest {ref} in {repo}")
+        except NotFound:
+            return None
+        digest = resp.headers.get("Docker-Content-Digest")
+        if not digest:
+            return None
+        mt = resp.headers.get("Content-Type", "").split(";")[0].strip()
+        return Descriptor(mt, Digest.parse(digest), int(resp.headers.get("Content-Length") or 0))
+
+    def put_manifest(self, repo: str, ref: str, raw: bytes, media_type: str) -> Digest:
+        digest = Digest.of(raw)
+        resp = self.send("PUT", f"/v2/{repo}/manifests/{ref}", scopes={push_scope(repo)}, ok=(200, 201, 202),
+                         headers={"Content-Type": media_type}, data=raw,
+                         what=f"writing manifest {ref} to {self.domain}/{repo}")
+        resp.close()
+        got = resp.headers.get("Docker-Content-Digest")
+        if got and got != str(digest) and got.startswith(digest.algorithm):
+            raise ManifestError(f"registry stored manifest {ref} as {got}, not {digest}")
+        return digest
+
+    def delete_manifest(self, repo: str, digest: Digest) -> None:
+        try:
+            resp = self.send("DELETE", f"/v2/{repo}/manifests/{digest}", scopes={delete_scope(repo)},
+                             ok=(200, 202), what=f"deleting manifest {digest} in {self.domain}/{repo}")
+        except RegistryError as err:
+            if "HTTP 405" in str(err):
+                raise Unsupported(f"{self.domain} does not allow deleting images: {err}") from None
+            raise
+        resp.close()
+
+    # -- blobs
+
+    def head_blob(self, repo: str, digest: Digest) -> int | None:
+        """The size of a blob in `repo`, or None when it is not there."""
+        try:
+            resp = self.send("HEAD", f"/v2/{repo}/blobs/{digest}", scopes={pull_scope(repo)},
+                             what=f"checking blob {digest.short} in {repo}")
+        except NotFound:
+            return None
+        length = resp.headers.get("Content-Length")
+        return int(length) if length is not None else -1
+
+    def get_blob(self, repo: str, digest: Digest, size: int | None = None) -> BlobReader:
+        """A stream of a blob's bytes that resumes with Range requests when the connection breaks."""
+        return BlobReader(self, repo, digest, size)
+
+    def open_blob_response(self, repo: str, digest: Digest, offset: int) -> Response:
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        return self.send("GET", f"/v2/{repo}/blobs/{digest}", scopes={pull_scope(repo)}, headers=headers,
+                         ok=(200, 206), stream=True, what=f"reading blob {digest.short} in {self.domain}/{repo}")
+
+    def mount_blob(self, repo: str, digest: Digest, from_repo: str) -> bool:
+        """Cross-repository mount; True when the registry linked the blob without an upload."""
+        resp = self.send("POST", f"/v2/{repo}/blobs/uploads/", scopes={push_scope(repo), pull_scope(from_repo)},
+                         params={"mount": str(digest), "from": from_repo}, ok=(201, 202),
+                         what=f"mounting blob {digest.short} from {from_repo} into {repo}")
+        resp.close()
+        if resp.status_code == 201:
+            return True
+        location = resp.headers.get("Location")
+        if location:  # the registry opened an upload instead: give it back
+            try:
+                self.send("DELETE", urllib.parse.urljoin(self.url("/v2/"), location), scopes={push_scope(repo)},
+                          ok=(200, 204, 404), what="cancelling upload", retry=False).close()
+            except RegistryError:
+                pass
+        return False
+
+    def delete_blob(self, repo: str, digest: Digest) -> None:
+        self.send("DELETE", f"/v2/{repo}/blobs/{digest}", scopes={delete_scope(repo)}, ok=(200, 202),
+                  what=f"deleting blob {digest.short}").close()
+
+    # -- listings
+
+    def _paged(self, path: str, key: str, scope: str, what: str, page_size: int | None) -> Iterator[str]:
+        params: Mapping[str, str] | None = {"n": str(page_size)} if page_size else None
+        next_path: str | None = path
+        seen = 0
+        while next_path:
+            resp = self.send("GET", next_path, scopes={scope}, params=params, what=what)
+            try:
+                doc = resp.json()
+            except ValueError:
+                raise RegistryError(f"{what}: malformed JSON") from None
+            for item in doc.get(key) or []:
+                yield str(item)
+            seen += 1
+            link = _LINK_NEXT.search(resp.headers.get("Link", ""))
+            next_path = urllib.parse.urljoin(resp.url, link.group(1)) if link else None
+            params = None
+            if seen > 100000:
+                raise RegistryError(f"{what}: too many pages")
+
+    def list_tags(self, repo: str, page_size: int | None = None) -> list[str]:
+        return list(self._paged(f"/v2/{repo}/tags/list", "tags", pull_scope(repo),
+                                f"listing tags of {self.domain}/{repo}", page_size))
+
+    def catalog(self, page_size: int | None = None) -> list[str]:
+        return list(self._paged("/v2/_catalog", "repositories", "registry:catalog:*",
+                                f"listing repositories of {self.domain}", page_size))
+
+    def referrers(self, repo: str, digest: Digest, artifact_type: str | None = None) -> list[Descriptor]:
+        """OCI 1.1 referrers; registries without the API are asked for the `sha256-<hex>` index tag."""
+        params = {"artifactType": artifact_type} if artifact_type else None
+        try:
+            resp = self.send("GET", f"/v2/{repo}/referrers/{digest}", scopes={pull_scope(repo)}, params=params,
+                             headers={"Accept": media.OCI_INDEX}, what=f"listing referrers of {digest.short}")
+            ctype = resp.headers.get("Content-Type", "")
+            raw = resp.content
+            if not ctype.startswith(media.OCI_INDEX):
+                raise NotFound("no referrers API")
+        except NotFound:
+            try:
+                raw, _ = self.get_manifest(repo, f"{digest.algorithm}-{digest.hex}")
+            except ManifestUnknown:
+                return []
+            except NotFound:
+                return []
+        from imagetool.manifest import parse
+
+        index = parse(raw, media.OCI_INDEX)
+        found = list(getattr(index, "manifests", []))
+        if artifact_type:
+            found = [d for d in found if getattr(d, "artifact_type", None) == artifact_type]
+        return found
+
+
+class _NotTLS(RegistryError):
+    """The server did not complete a TLS handshake: try plain HTTP (only when TLS is off)."""
+
+
+def _read_limited(resp: Response, limit: int, what: str) -> bytes:
+    chunks = []
+    total = 0
+    for chunk in resp.iter_content(1 << 16):
+        total += len(chunk)
+        if total > limit:
+            raise ManifestError(f"{what} is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _strip_query(url: str) -> str:
+    return url.split("?", 1)[0]

@@ -1,0 +1,97 @@
+"""Where blobs were seen: registry host -> digest -> repositories (a persistent cache file).
+
+A later copy to the same registry mounts a blob from any repository listed here instead of
+uploading it. The file lives under $XDG_CACHE_HOME/imagetool/; it is a hint only, so losing
+it (or reading a stale entry) costs an upload, never correctness.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+MAX_REPOS = 8
+MAX_DIGESTS = 20000
+
+
+def cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "imagetool" / "blob-locations.json"
+
+
+class BlobLocations:
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or cache_path()
+        self._lock = threading.Lock()
+        self._data: dict[str, dict[str, list[str]]] | None = None
+        self._added: list[tuple[str, str, str]] = []
+
+    def _load_file(self) -> dict[str, dict[str, list[str]]]:
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                doc = json.load(f)
+            return doc if isinstance(doc, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _data_now(self) -> dict[str, dict[str, list[str]]]:
+        if self._data is None:
+            self._data = self._load_file()
+        return self._data
+
+    @staticmethod
+    def _add(data: dict[str, dict[str, list[str]]], host: str, digest: str, repo: str) -> None:
+        repos = data.setdefault(host, {}).setdefault(digest, [])
+        if repo in repos:
+            repos.remove(repo)
+        repos.insert(0, repo)
+        del repos[MAX_REPOS:]
+
+    def record(self, host: str, repo: str, digest: str) -> None:
+        with self._lock:
+            self._add(self._data_now(), host, digest, repo)
+            self._added.append((host, digest, repo))
+
+    def candidates(self, host: str, digest: str) -> list[str]:
+        with self._lock:
+            return list(self._data_now().get(host, {}).get(digest, []))
+
+    def save(self) -> None:
+        """Merge what this process learnt into the file (under a lock; atomic replace)."""
+        with self._lock:
+            if not self._added:
+                return
+            added, self._added = self._added, []
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(str(self.path) + ".lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                data = self._load_file()
+                for host, digest, repo in added:
+                    self._add(data, host, digest, repo)
+                for host in data:
+                    if len(data[host]) > MAX_DIGESTS:
+                        keep = list(data[host].items())[-MAX_DIGESTS:]
+                        data[host] = dict(keep)
+                fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".blob-locations-")
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    json.dump(data, f)
+                os.replace(tmp, self.path)
+        except OSError:
+            pass  # a cache: failing to write it must not fail a copy
+
+
+_shared: BlobLocations | None = None
+_shared_lock = threading.Lock()
+
+
+def shared() -> BlobLocations:
+    global _shared
+    with _shared_lock:
+        if _shared is None or _shared.path != cache_path():
+            _shared = BlobLocations()
+        return _shared

@@ -1,0 +1,173 @@
+"""BlobUploader: push one blob (monolithic PUT when small, PATCH chunks when large, then PUT ?digest=).
+
+Each chunk is held until the registry acknowledged it, so a chunk that failed on a
+temporary error (connection reset, 5xx, 429) is sent again from the offset the registry
+reports for the upload session. What cannot be resumed cancels the session: no partial
+blob is ever published under its digest (the registry checks the digest at the final PUT).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import urllib.parse
+
+from imagetool.digest import Digest, Readable
+from imagetool.errors import DigestMismatch, ImagetoolError, RegistryError, SizeMismatch
+from imagetool.registry.client import Client, push_scope
+from imagetool.registry.retry import is_temporary
+
+#: blobs up to this size (when the size is known) go in one PUT
+MONOLITHIC_MAX = 1 << 20
+#: PATCH chunk size: bounds memory per upload, and what a retry re-sends
+CHUNK_SIZE = 4 << 20
+
+
+def _return_big_buffers_to_the_os() -> None:
+    """Chunk buffers are freed straight back to the OS (glibc would otherwise keep one per thread arena)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-3, 2 << 20)   # M_MMAP_THRESHOLD: fixed, so glibc stops raising it
+        libc.mallopt(-1, 32 << 20)  # M_TRIM_THRESHOLD: but keep the heap's top for the 1 MiB reads
+    except (OSError, AttributeError):
+        pass
+
+
+_return_big_buffers_to_the_os()
+
+
+def read_full(stream: Readable, n: int) -> bytes:
+    parts = []
+    want = n
+    while want > 0:
+        data = stream.read(want)
+        if not data:
+            break
+        parts.append(data)
+        want -= len(data)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+class BlobUploader:
+    """One upload session in `repo`; `upload(stream)` returns the digest and size stored."""
+
+    def __init__(self, client: Client, repo: str) -> None:
+        self.client = client
+        self.repo = repo
+        self.scopes = {push_scope(repo)}
+        self.location: str | None = None
+        self.patches = 0
+
+    def _absolute(self, location: str) -> str:
+        return urllib.parse.urljoin(self.client.url("/v2/"), location)
+
+    def _start(self) -> None:
+        resp = self.client.send("POST", f"/v2/{self.repo}/blobs/uploads/", scopes=self.scopes, ok=(202,),
+                                what=f"starting an upload to {self.client.domain}/{self.repo}")
+        resp.close()
+        location = resp.headers.get("Location")
+        if not location:
+            raise RegistryError("registry started an upload without a Location")
+        self.location = self._absolute(location)
+
+    def upload(self, stream: Readable, digest: Digest | None, size: int | None) -> tuple[Digest, int]:
+        self._start()
+        try:
+            if digest is not None and size is not None and 0 <= size <= MONOLITHIC_MAX:
+                data = read_full(stream, size + 1)
+                if len(data) != size:
+                    raise SizeMismatch(digest, size, len(data))
+                got = Digest(digest.algorithm, hashlib.new(digest.algorithm, data).hexdigest())
+                if got != digest:
+                    raise DigestMismatch(digest, got)
+                self._finish(digest, data)
+                return digest, size
+            algorithm = digest.algorithm if digest else "sha256"
+            hasher = hashlib.new(algorithm)
+            offset = 0
+            while True:
+                chunk = read_full(stream, CHUNK_SIZE)
+                if not chunk:
+                    break
+                hasher.update(chunk)
+                self._patch(chunk, offset)
+                offset += len(chunk)
+            got = Digest(algorithm, hasher.hexdigest())
+            if digest is not None and got != digest:
+                raise DigestMismatch(digest, got)
+            if size is not None and size >= 0 and offset != size:
+                raise SizeMismatch(got, size, offset)
+            self._finish(got, b"")
+            return got, offset
+        except BaseException:
+            self.cancel()
+            raise
+
+    def _patch(self, chunk: bytes, offset: int) -> None:
+        sent = 0
+        attempt = 0
+        while True:
+            body = chunk[sent:] if sent else chunk
+            try:
+                resp = self.client.send(
+                    "PATCH", str(self.location), scopes=self.scopes, ok=(202,), data=body, retry=False,
+                    headers={"Content-Type": "application/octet-stream",
+                             "Content-Range": f"{offset + sent}-{offset + len(chunk) - 1}"},
+                    what=f"uploading to {self.client.domain}/{self.repo}")
+                resp.close()
+                self.patches += 1
+                if resp.headers.get("Location"):
+                    self.location = self._absolute(resp.headers["Location"])
+                return
+            except ImagetoolError as err:
+                if not is_temporary(err) or attempt >= self.client.retry.times:
+                    raise
+                time.sleep(self.client.retry.wait_for(attempt, err))
+                attempt += 1
+                done = self._status() - offset
+                if done < 0 or done > len(chunk):
+                    raise RegistryError(f"upload to {self.repo} lost its place (registry at byte "
+                                        f"{done + offset}, chunk at {offset})") from err
+                if done == len(chunk):
+                    return
+                sent = done
+
+    def _status(self) -> int:
+        """How many bytes the registry holds for this session (GET on the upload URL)."""
+        resp = self.client.send("GET", str(self.location), scopes=self.scopes, ok=(204, 200),
+                                what="checking upload progress")
+        resp.close()
+        if resp.headers.get("Location"):
+            self.location = self._absolute(resp.headers["Location"])
+        rng = resp.headers.get("Range", "")
+        if "-" not in rng:
+            return 0
+        end = int(rng.split("-")[-1])
+        return end + 1 if end > 0 else 0
+
+    def _finish(self, digest: Digest, data: bytes) -> None:
+        location = str(self.location)
+        sep = "&" if "?" in location else "?"
+        url = f"{location}{sep}digest={urllib.parse.quote(str(digest))}"
+        try:
+            resp = self.client.send("PUT", url, scopes=self.scopes, ok=(201, 204), data=data,
+                                    headers={"Content-Type": "application/octet-stream"},
+                                    what=f"completing upload of {digest.short} to {self.client.domain}/{self.repo}")
+            resp.close()
+        except ImagetoolError:
+            # the registry may have completed the upload and only the answer got lost
+            if self.client.head_blob(self.repo, digest) is None:
+                raise
+        self.location = None
+
+    def cancel(self) -> None:
+        if self.location is None:
+            return
+        location, self.location = self.location, None
+        try:
+            self.client.send("DELETE", location, scopes=self.scopes, ok=(200, 204, 404), retry=False,
+                             what="cancelling upload").close()
+        except (ImagetoolError, OSError):
+            pass

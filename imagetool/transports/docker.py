@@ -1,0 +1,266 @@
+"""docker://NAME[:TAG|@DIGEST] — an image in a registry, over registry.Client.
+
+Names follow skopeo: `docker://busybox` is docker.io/library/busybox:latest; a reference
+with both a tag and a digest is refused. The destination skips blobs the repository has
+(HEAD), mounts blobs the blob-location cache has seen in another repository of the same
+registry, and names the image (PUT by tag) only at commit.
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO, Sequence
+
+from imagetool import media
+from imagetool.descriptor import Descriptor
+from imagetool.digest import Digest, Readable
+from imagetool.errors import InvalidReference, ManifestError, ManifestUnknown, RegistryError, UnsupportedManifest
+from imagetool.reference import DockerReference, policy_namespaces
+from imagetool.reference import parse as parse_reference
+from imagetool.registry import locations
+from imagetool.registry.client import Client, ClientOptions
+from imagetool.registry.upload import BlobUploader
+from imagetool.transports import signatures as envelopes
+from imagetool.transports.base import (
+    DestinationBase,
+    DestinationTraits,
+    ImageDestination,
+    ImageSource,
+    ReferenceBase,
+    SourceBase,
+    SystemContext,
+)
+
+TRANSPORT_NAME = "docker"
+DOCKER_TRAITS = DestinationTraits(
+    manifest_types=(media.OCI_MANIFEST, media.DOCKER_MANIFEST, media.OCI_INDEX, media.DOCKER_MANIFEST_LIST),
+    layer_compression="preserve",
+    supports_signatures=True,
+    supports_index=True,
+    thread_safe_put_blob=True,
+)
+
+
+def client_options(ctx: SystemContext) -> ClientOptions:
+    return ClientOptions(tls_verify=ctx.tls_verify, cert_dir=ctx.cert_dir, creds=ctx.creds,
+                         registry_token=ctx.registry_token, authfile=ctx.authfile, no_creds=ctx.no_creds,
+                         retry_times=ctx.retry_times, retry_delay=ctx.retry_delay, user_agent=ctx.user_agent)
+
+
+def make_client(ref: DockerReference, ctx: SystemContext) -> Client:
+    return Client(ref.domain, client_options(ctx), repo=ref.path)
+
+
+def _record_blobs(host: str, repo: str, raw: bytes, mt: str) -> None:
+    """Remember that the blobs a manifest names live in `repo` (for later cross-repo mounts)."""
+    if not media.is_manifest(mt):
+        return
+    from imagetool.manifest import parse
+
+    try:
+        manifest = parse(raw, mt)
+    except ManifestError:
+        return
+    cache = locations.shared()
+    for desc in (manifest.config, *manifest.layers):  # type: ignore[union-attr]
+        cache.record(host, repo, str(desc.digest))
+
+
+class _Repository:
+    """Same-repository access by tag and digest, for signature attachments (`sha256-<hex>.sig`)."""
+
+    client: Client
+    repo: str
+
+    def get_tagged_manifest(self, tag: str) -> tuple[bytes, str] | None:
+        """The manifest a tag in this repository names, or None when the tag does not exist."""
+        try:
+            return self.client.get_manifest(self.repo, tag)
+        except ManifestUnknown:
+            return None
+
+    def get_blob_bytes(self, digest: Digest, limit: int = 4 << 20) -> bytes:
+        """A small blob of this repository, read whole and verified."""
+        from imagetool.digest import VerifyingReader
+
+        reader = VerifyingReader(self.client.get_blob(self.repo, digest), digest)
+        try:
+            data = reader.read(limit + 1)
+            if len(data) > limit:
+                raise RegistryError(f"blob {digest.short} is larger than {limit} bytes")
+            reader.drain()
+            return data
+        finally:
+            reader.close()
+
+
+class DockerSource(_Repository, SourceBase):
+    def __init__(self, reference: DockerImageReference, ctx: SystemContext) -> None:
+        self.reference = reference  # type: ignore[assignment]
+        self.ref = reference.ref
+        self.repo = self.ref.path
+        self.client = make_client(self.ref, ctx)
+        self.registries_d = ctx.registries_d
+        self._top_digest: Digest | None = None
+
+    def get_manifest(self, instance: Digest | None = None) -> tuple[bytes, str]:
+        key = str(instance or self.ref.digest or self.ref.tag)
+        raw, mt = self.client.get_manifest(self.repo, key)
+        _record_blobs(self.client.host, self.repo, raw, mt)
+        if instance is None:
+            self._top_digest = Digest.of(raw)
+        return raw, mt
+
+    def get_signatures(self, instance: Digest | None = None) -> list[bytes]:
+        """Lookaside and attached signatures, wherever registries.d says this repository keeps them."""
+        if instance is None and self._top_digest is None:
+            self.get_manifest()
+        digest = instance or self._top_digest
+        assert digest is not None
+        return envelopes.registry_signatures(self, self.ref, digest, self.registries_d)
+
+    def get_blob(self, desc: Descriptor) -> BinaryIO:
+        return self.client.get_blob(self.repo, desc.digest, desc.size)  # type: ignore[return-value]
+
+    def repo_tags(self) -> list[str]:
+        return self.client.list_tags(self.repo)
+
+    def close(self) -> None:
+        locations.shared().save()
+
+
+class DockerDestination(_Repository, DestinationBase):
+    traits = DOCKER_TRAITS
+
+    def __init__(self, reference: DockerImageReference, ctx: SystemContext) -> None:
+        self.reference = reference  # type: ignore[assignment]
+        self.ref = reference.ref
+        self.repo = self.ref.path
+        self.client = make_client(self.ref, ctx)
+        self.registries_d = ctx.registries_d
+        self._top: tuple[bytes, str] | None = None
+        self.mounted = 0
+        self.uploaded = 0
+
+    def try_reuse_blob(self, desc: Descriptor) -> bool:
+        host, digest = self.client.host, str(desc.digest)
+        cache = locations.shared()
+        size = self.client.head_blob(self.repo, desc.digest)
+        if size is not None and (size < 0 or size == desc.size):
+            cache.record(host, self.repo, digest)
+            return True
+        for other in cache.candidates(host, digest):
+            if other == self.repo:
+                continue
+            try:
+                if self.client.mount_blob(self.repo, desc.digest, other):
+                    cache.record(host, self.repo, digest)
+                    self.mounted += 1
+                    return True
+            except RegistryError:
+                continue
+        return False
+
+    def put_blob(self, stream: Readable, desc: Descriptor | None, *, is_config: bool = False) -> Descriptor:
+        uploader = BlobUploader(self.client, self.repo)
+        digest, size = uploader.upload(stream, desc.digest if desc else None, desc.size if desc else None)
+        locations.shared().record(self.client.host, self.repo, str(digest))
+        self.uploaded += 1
+        return Descriptor(desc.media_type if desc else "application/octet-stream", digest, size)
+
+    def put_blob_bytes(self, data: bytes, media_type: str = "application/octet-stream") -> Descriptor:
+        """Store a small blob held in memory (signature payloads, attachment configs)."""
+        import io
+
+        desc = Descriptor(media_type, Digest.of(data), len(data))
+        if self.client.head_blob(self.repo, desc.digest) == desc.size:
+            return desc
+        return self.put_blob(io.BytesIO(data), desc)
+
+    def put_manifest(self, raw: bytes, media_type: str, instance: Digest | None = None) -> None:
+        if media_type not in self.traits.manifest_types:
+            raise UnsupportedManifest(f"docker: cannot store manifest type {media_type}")
+        if instance is not None:
+            self.client.put_manifest(self.repo, str(instance), raw, media_type)
+            return
+        if self.ref.digest is not None and Digest.of(raw, self.ref.digest.algorithm) != self.ref.digest:
+            raise UnsupportedManifest(f"manifest digest {Digest.of(raw)} does not match the reference's "
+                                      f"{self.ref.digest}")
+        self._top = (raw, media_type)
+
+    def put_tagged_manifest(self, tag: str, raw: bytes, media_type: str) -> Digest:
+        """Name a manifest by tag in this repository right away (attachments, not the image itself)."""
+        return self.client.put_manifest(self.repo, tag, raw, media_type)
+
+    def put_signatures(self, signatures: Sequence[bytes], instance: Digest | None = None) -> None:
+        """Called before commit, so a refusal (no storage configured) leaves the image unnamed."""
+        if instance is None and self._top is None:
+            raise ManifestUnknown("signatures before the manifest was written")
+        digest = instance or Digest.of(self._top[0])  # type: ignore[index]
+        envelopes.registry_put_signatures(self, self.ref, digest, signatures, self.registries_d)
+
+    def commit(self) -> None:
+        if self._top is None:
+            raise ManifestUnknown("commit before the manifest was written")
+        raw, mt = self._top
+        key = str(self.ref.digest) if self.ref.digest else str(self.ref.tag)
+        self.client.put_manifest(self.repo, key, raw, mt)
+
+    def close(self) -> None:
+        locations.shared().save()
+
+
+class DockerImageReference(ReferenceBase):
+    transport_name = TRANSPORT_NAME
+
+    def __init__(self, ref: DockerReference) -> None:
+        self.ref = ref
+
+    def string_within_transport(self) -> str:
+        return "//" + self.ref.familiar()
+
+    def docker_reference(self) -> DockerReference | None:
+        return self.ref
+
+    def policy_scopes(self) -> list[str]:
+        return policy_namespaces(self.ref) + [""]
+
+    def open_source(self, ctx: SystemContext) -> ImageSource:
+        return DockerSource(self, ctx)
+
+    def open_destination(self, ctx: SystemContext) -> ImageDestination:
+        return DockerDestination(self, ctx)
+
+    def delete(self, ctx: SystemContext) -> None:
+        """Delete the manifest the reference names (by digest: a tag is resolved first)."""
+        client = make_client(self.ref, ctx)
+        digest = self.ref.digest
+        if digest is None:
+            found = client.head_manifest(self.ref.path, str(self.ref.tag))
+            if found is None:
+                raise ManifestUnknown(f"{self.ref.familiar()}: manifest unknown")
+            digest = found.digest
+        client.delete_manifest(self.ref.path, digest)
+
+    def repository(self) -> DockerImageReference:
+        return DockerImageReference(self.ref.repository())
+
+
+def parse(text: str) -> DockerImageReference:
+    """`//NAME[:TAG|@DIGEST]` (the part after `docker:`)."""
+    if not text.startswith("//"):
+        raise InvalidReference(f"docker: reference {text!r} does not start with //")
+    ref = parse_reference(text[2:])
+    if ref.tag and ref.digest:
+        raise InvalidReference(f"docker: reference {text[2:]!r} has both a tag and a digest (not supported)")
+    return DockerImageReference(ref.with_default_tag())
+
+
+def parse_repository(text: str) -> DockerReference:
+    """`docker://NAME` without tag or digest (list-tags, sync destinations)."""
+    body = text.removeprefix("docker:")
+    if not body.startswith("//"):
+        raise InvalidReference(f"{text!r} is not a docker:// reference")
+    ref = parse_reference(body[2:])
+    if not ref.is_name_only:
+        raise InvalidReference(f"{text!r}: expected a repository without tag or digest")
+    return ref

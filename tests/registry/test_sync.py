@@ -1,0 +1,72 @@
+"""`imagetool sync` between the real registries: repositories, tags, skopeo's YAML, --scoped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.lib.cli import imagetool
+from tests.lib.images import random_image
+from tests.lib.registry import Registry
+
+pytestmark = pytest.mark.usefixtures("registry_env")
+
+
+def _tags(reg: Registry, repo: str) -> list[str]:
+    r = reg.raw_get(f"/v2/{repo}/tags/list", scope=f"repository:{repo}:pull")
+    return sorted(r.json().get("tags") or []) if r.status_code == 200 else []
+
+
+def _digest(reg: Registry, repo: str, tag: str) -> str:
+    r = reg.raw_get(f"/v2/{repo}/manifests/{tag}", scope=f"repository:{repo}:pull")
+    return r.headers.get("Docker-Content-Digest", "")
+
+
+def test_sync_a_whole_repository_and_scoped(plain_registry: Registry, token_registry: Registry,
+                                            tmp_path: Path) -> None:
+    src, dst = plain_registry, token_registry
+    digests = {}
+    for i, tag in enumerate(["a", "b", "c"]):
+        d = random_image(tmp_path / f"l{i}", tag, n_layers=1, seed=90 + i)
+        digests[tag] = str(d.digest)
+        imagetool("copy", "-q", "--dest-tls-verify=false", f"oci:{tmp_path}/l{i}:{tag}", src.ref(f"sync/app:{tag}"))
+    imagetool("sync", "-q", "--src", "docker", "--dest", "docker", "--src-tls-verify=false",
+              "--dest-tls-verify=false", *dst.creds_flags("dest-"), f"{src.host}/sync/app", f"{dst.host}/mirror")
+    assert _tags(dst, "mirror/app") == ["a", "b", "c"]
+    assert {t: _digest(dst, "mirror/app", t) for t in "abc"} == digests
+    # --scoped keeps the full source name (skopeo's layout), here into dir: images, and back again
+    imagetool("sync", "-q", "--scoped", "--src", "docker", "--dest", "dir", "--src-tls-verify=false",
+              f"{src.host}/sync/app:b", str(tmp_path / "dirs"))
+    image_dir = tmp_path / "dirs" / src.host / "sync" / "app:b"
+    assert (image_dir / "manifest.json").is_file()
+    imagetool("sync", "-q", "--src", "dir", "--dest", "docker", "--dest-tls-verify=false",
+              *dst.creds_flags("dest-"), str(image_dir), f"{dst.host}/fromdir")
+    assert _tags(dst, "fromdir/app") == ["b"]
+    assert _digest(dst, "fromdir/app", "b") == digests["b"]
+
+
+def test_sync_from_skopeo_yaml(plain_registry: Registry, plain_registry2: Registry, tmp_path: Path) -> None:
+    src, dst = plain_registry, plain_registry2
+    for i, tag in enumerate(["1.0", "1.1", "2.0"]):
+        random_image(tmp_path / f"y{i}", tag, n_layers=1, seed=95 + i)
+        imagetool("copy", "-q", "--dest-tls-verify=false", f"oci:{tmp_path}/y{i}:{tag}", src.ref(f"yaml/one:{tag}"))
+        imagetool("copy", "-q", "--dest-tls-verify=false", f"oci:{tmp_path}/y{i}:{tag}", src.ref(f"yaml/two:{tag}"))
+    (tmp_path / "sync.yml").write_text(f"""
+{src.host}:
+  tls-verify: false
+  images:
+    yaml/one:
+      - "1.0"
+      - "2.0"
+  images-by-tag-regex:
+    yaml/two: ^1\\.
+""")
+    out = imagetool("sync", "--src", "yaml", "--dest", "docker", "--dest-tls-verify=false",
+                    str(tmp_path / "sync.yml"), f"{dst.host}/y")
+    assert "Synced 4 of 4 images" in out.stderr
+    assert _tags(dst, "y/one") == ["1.0", "2.0"]
+    assert _tags(dst, "y/two") == ["1.0", "1.1"]
+    info = json.loads(imagetool("inspect", "--tls-verify=false", dst.ref("y/two:1.1")).stdout)
+    assert info["Digest"] == _digest(src, "yaml/two", "1.1")

@@ -1,0 +1,68 @@
+"""TLS material from certs.d directories, and the plain-HTTP fallback only when TLS is turned off."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from imagetool.errors import RegistryError
+from imagetool.registry import http
+from imagetool.registry.client import Client, ClientOptions
+from tests.lib.registry import Registry
+
+pytestmark = pytest.mark.usefixtures("registry_env")
+
+
+def test_certs_d_directory_supplies_the_ca(tls_registry: Registry, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    certs_d = tmp_path / "certs.d"
+    (certs_d / tls_registry.host).mkdir(parents=True)
+    shutil.copy(str(tls_registry.ca_file), certs_d / tls_registry.host / "ca.crt")
+    with pytest.raises(RegistryError) as err:
+        Client(tls_registry.host, ClientOptions(creds=(str(tls_registry.username), str(tls_registry.password)))).ping()
+    assert "certificate verify failed" in str(err.value)
+    monkeypatch.setattr(http, "CERTS_D", (str(certs_d),))
+    c = Client(tls_registry.host, ClientOptions(creds=(str(tls_registry.username), str(tls_registry.password))))
+    c.check_login()
+    assert c.base == f"https://{tls_registry.host}"
+
+
+def test_client_pair_is_picked_up_from_the_cert_dir(tmp_path: Path) -> None:
+    (tmp_path / "client.cert").write_text("x")
+    (tmp_path / "client.key").write_text("y")
+    (tmp_path / "ca.crt").write_text("")
+    tls = http.TLSConfig.for_host("reg.example:5000", None, str(tmp_path))
+    assert tls.cert == (str(tmp_path / "client.cert"), str(tmp_path / "client.key"))
+    assert isinstance(tls.verify, str) and not tls.insecure
+
+
+def test_plain_http_only_when_tls_verification_is_off(plain_registry: Registry) -> None:
+    with pytest.raises(RegistryError):
+        Client(plain_registry.host, ClientOptions()).ping()
+    c = Client(plain_registry.host, ClientOptions(tls_verify=False))
+    assert c.ping() == f"http://{plain_registry.host}"
+
+
+def test_unverified_tls_when_verification_is_off(tls_registry: Registry) -> None:
+    c = Client(tls_registry.host, ClientOptions(tls_verify=False))
+    assert c.ping() == f"https://{tls_registry.host}"  # HTTPS is still preferred
+
+
+def test_mutual_tls_with_a_client_certificate(mtls_registry: Registry, tmp_path: Path) -> None:
+    from tests.lib.cli import imagetool, one_line_error
+    from tests.lib.images import random_image
+
+    desc = random_image(tmp_path / "src", "v1", n_layers=1, seed=99)
+    ca_only = tmp_path / "ca-only"
+    ca_only.mkdir()
+    shutil.copy(str(mtls_registry.ca_file), ca_only / "ca.crt")
+    line = one_line_error(imagetool("copy", "-q", "--dest-cert-dir", str(ca_only), f"oci:{tmp_path}/src:v1",
+                                    mtls_registry.ref("mtls/img:v1"), check=False))
+    assert mtls_registry.host in line
+    imagetool("copy", "-q", "--dest-cert-dir", str(mtls_registry.cert_dir), f"oci:{tmp_path}/src:v1",
+              mtls_registry.ref("mtls/img:v1"))
+    out = imagetool("inspect", "--cert-dir", str(mtls_registry.cert_dir), "--format", "{{.Digest}}",
+                    mtls_registry.ref("mtls/img:v1"))
+    assert out.stdout.strip() == str(desc.digest)

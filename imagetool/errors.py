@@ -143,3 +143,7 @@ class DockerfileError(BuildError):
         self.reason = reason
         self.line = line
         self.file = file
+
+
+class LayerError(ImagetoolError):
+    """A layer tar that cannot be unpacked: truncated, corrupt, or an entry that cannot be applied."""

@@ -43,6 +43,28 @@ class BaseResolver(Protocol):
 Unpack = Callable[[LayoutStore, list[tuple[Descriptor, Digest]]], list[Path]]
 
 
+def snapshot_unpack(store: LayoutStore, layers: list[tuple[Descriptor, Digest]]) -> list[Path]:
+    """The default Unpack: the store's snapshots (each layer unpacked once, verified, overlay whiteouts).
+
+    SnapshotStore.prepare answers in lowerdir order (top first); this hook answers bottom first.
+    """
+    from imagetool.store.snapshots import SnapshotStore
+
+    return list(reversed(SnapshotStore(store).prepare(layers)))
+
+
+def snapshot_register(store: LayoutStore, upper: Path, diff_id: Digest, parent: Digest | None,
+                      layer: Digest) -> Path:
+    """The default Register: a step's upperdir becomes the snapshot of the layer made from it."""
+    from imagetool.store.snapshots import SnapshotStore
+
+    return SnapshotStore(store).register(upper, diff_id, parent, layer)
+
+
+#: (store, upperdir, diff_id, parent chain ID, layer digest) -> the directory standing for that layer now
+Register = Callable[[LayoutStore, Path, Digest, "Digest | None", Digest], Path]
+
+
 class StoreResolver:
     """Resolves image names for a build against the local store, pulling what is missing."""
 

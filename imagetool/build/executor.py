@@ -10,7 +10,7 @@ needs its layers as directories (snapshots): both are hooks, filled in by the ru
 from __future__ import annotations
 
 import dataclasses
-import tarfile
+import itertools
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,24 +18,27 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from imagetool import compression
-from imagetool.build.base import BaseResolver, StoreResolver, Unpack
+from imagetool.build.base import BaseResolver, Register, StoreResolver, Unpack, snapshot_register, snapshot_unpack
 from imagetool.copy.options import PolicyChecker
 from imagetool.build import dockerignore
 from imagetool.build.cache import BuildCache, CacheEntry, base_key
 from imagetool.build.commit import ImageParts, commit, default_timestamp, rfc3339, store_name
 from imagetool.build.config import DEFAULT_PATH, DEFAULT_SHELL
 from imagetool.build.context import BuildContext
-from imagetool.build.copier import Copier, checked_member
+from imagetool.build.copier import Copier
 from imagetool.build.dockerfile import parse_file
 from imagetool.build.mounts import HostMount, resolve_mounts
-from imagetool.build.layerwriter import tar_directory, tar_view, write_layer
+from imagetool.build.layerwriter import tar_view, write_layer
 from imagetool.build.rootview import RootView
 from imagetool.build.stages import BuildPlan, Stage, plan
 from imagetool.build.steps import CopyWork, RunWork, StageResult, StageWalker, Step, at_line
 from imagetool.descriptor import Descriptor, Platform
 from imagetool.digest import Digest
 from imagetool.errors import BuildError, DockerfileError, ImagetoolError
+from imagetool.layer.diff import write_diff
+from imagetool.layer.unpack import unpack_layer
 from imagetool.store.layout import LayoutStore
+from imagetool.store.snapshots import chain_ids
 from imagetool.transports.base import SystemContext
 
 
@@ -74,9 +77,12 @@ class BuildOptions:
     ctx: SystemContext | None = None
     pull: str = "missing"
     policy: PolicyChecker | None = None
-    unpack: Unpack | None = None
-    #: upperdir -> layer tar (overlay whiteouts become OCI ones): layer.diff's job once RUN leaves whiteouts
-    differ: Callable[[Path, BinaryIO, int | None], None] = tar_directory
+    #: layer directories of base images and cached steps: the store's snapshots unless replaced
+    unpack: Unpack | None = snapshot_unpack
+    #: upperdir -> layer tar (overlay whiteouts become OCI ones)
+    differ: Callable[[Path, BinaryIO, int | None], None] = write_diff
+    #: a new step's upperdir, once its layer is committed, moves into the store as that layer's snapshot
+    register: Register | None = snapshot_register
     tmpdir: str | None = None
     squash: bool = False
     #: the image's platform (os/arch[/variant]): TARGET* args, base image choice, config; default the host
@@ -114,6 +120,7 @@ class Executor:
         self.hits = 0
         self.ran = 0
         self.created = rfc3339(self.o.timestamp)
+        self._upper_names = itertools.count()
         self.resolver = options.resolver or StoreResolver(
             options.store, options.ctx or SystemContext(store=str(options.store.root)), options.unpack,
             options.pull, options.policy, self.say)
@@ -208,7 +215,7 @@ class Executor:
             layer, diff_id = cached.layer, cached.diff_id
             created = cached.created or created
         else:
-            fresh = upper = self.work / f"layer-{len(list(self.work.iterdir()))}"
+            fresh = upper = self.work / f"layer-{next(self._upper_names)}"
             fresh.mkdir()
             lowers = list(reversed(self._dirs(state)))
             if isinstance(step.work, RunWork):
@@ -219,6 +226,9 @@ class Executor:
                                          self.o.compression, self.o.oci)
             self.ran += 1
             self.new_entries[step.key] = CacheEntry(layer, diff_id, self.created)
+            if self.o.register is not None:
+                parent = chain_ids([d for _, d in state.layers])[-1] if state.layers else None
+                upper = self.o.register(self.o.store, fresh, diff_id, parent, layer.digest)
         state.layers.append((layer, diff_id))  # type: ignore[arg-type]
         state.dirs.append(upper)
         state.history.append(self._history(step.created_by, empty=False, created=created))
@@ -250,19 +260,20 @@ class Executor:
 
     def _dirs(self, state: _StageState) -> list[Path]:
         """The stage's layer directories, unpacking cached layers the first time they are needed."""
-        state.dirs = [d if isinstance(d, Path) else self._unpack_cached(d) for d in state.dirs]
+        state.dirs = [d if isinstance(d, Path) else self._unpack_cached(state, i, d)
+                      for i, d in enumerate(state.dirs)]
         return state.dirs  # type: ignore[return-value]
 
-    def _unpack_cached(self, entry: CacheEntry) -> Path:
-        """A cached layer as a directory, for the steps after it (our own layers: no whiteouts)."""
+    def _unpack_cached(self, state: _StageState, index: int, entry: CacheEntry) -> Path:
+        """A cached layer as a directory, for the steps after it: its snapshot (the stack up to it)."""
+        if self.o.unpack is not None:
+            return self.o.unpack(self.o.store, state.layers[:index + 1])[-1]
         target = self.work / f"cached-{entry.diff_id.hex[:16]}"  # type: ignore[union-attr]
         if target.exists():
             return target
         target.mkdir()
         with self.o.store.open_blob(entry.layer.digest) as raw:  # type: ignore[union-attr]
-            _algo, stream = compression.auto_decompressor(raw)
-            with tarfile.open(fileobj=stream, mode="r|") as tar:
-                tar.extractall(target, filter=checked_member, numeric_owner=True)
+            unpack_layer(raw, target)
         return target
 
     def _history(self, created_by: str, empty: bool, created: str) -> dict[str, Any]:

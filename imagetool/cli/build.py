@@ -9,6 +9,7 @@ import click
 
 from imagetool.build.executor import BuildOptions
 from imagetool.build.mounts import parse_secrets
+from imagetool.build.runstep import ContainerStepRunner
 from imagetool.build.executor import build as run_build
 from imagetool.cli.options import policy_from_flags, system_context, tls_verify_option
 from imagetool.copy import CopyOptions, copy_image
@@ -110,7 +111,8 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
         output=lambda line: click.echo(line), tmpdir=root.get("tmpdir"),
         ctx=system_context(ctx, **registry), squash=squash, secrets=parse_secrets(secrets),
         pull={"true": "missing", "false": "never"}.get(pull, pull), platform=platform,
-        ignorefile=Path(ignorefile) if ignorefile else None, policy=_PolicyOnPull(ctx))
+        ignorefile=Path(ignorefile) if ignorefile else None, policy=_PolicyOnPull(ctx),
+        runner=ContainerStepRunner(tmpdir=root.get("tmpdir")))
     destinations = [parse_image_name(d) for d in (*outputs, *pushes)]  # bad names fail before the build
     result = run_build(options)
     for dest in destinations:

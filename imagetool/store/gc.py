@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from imagetool import media
 from imagetool.digest import Digest
@@ -16,6 +16,8 @@ from imagetool.store.layout import LayoutStore
 class GCResult:
     removed: list[Digest]
     freed_bytes: int
+    #: chain IDs of the unpacked layer snapshots removed (no image uses their layer stack)
+    snapshots_removed: list[Digest] = field(default_factory=list)
 
 
 def reachable(store: LayoutStore) -> set[Digest]:
@@ -60,4 +62,7 @@ def collect(store: LayoutStore, dry_run: bool = False) -> GCResult:
                     os.unlink(tmp)
                 except OSError:
                     pass
-    return GCResult(removed, freed)
+        from imagetool.store.snapshots import SnapshotStore, used_chains
+
+        dropped = SnapshotStore(store).prune(used_chains(store), dry_run)
+    return GCResult(removed, freed, dropped)

@@ -125,8 +125,9 @@ def test_bad_builds_are_one_line_and_tag_nothing(tmp_path: Path, local_store: Pa
         "FROM scratch\nCOPY missing /x\n": "Dockerfile:2: COPY missing /x: missing: no such file",
         "FROM scratch AS a\nCOPY --from=b / /\nFROM scratch AS b\n": "Dockerfile:2: COPY --from 'b' refers to",
         "FROM scratch\nBOGUS x\n": "Dockerfile:2: unknown instruction: BOGUS",
-        "FROM scratch\nCOPY rootfs/bin/busybox /\nRUN true\n": "Dockerfile:3: RUN true: RUN needs the container "
-                                                            "runtime",
+        "FROM scratch\nCOPY rootfs/bin/busybox /\nRUN true\n": 'Dockerfile:3: RUN true: exec: "/bin/sh": '
+                                                            "executable file not found",
+        "FROM scratch\nCOPY rootfs/ /\nRUN exit 3\n": "Dockerfile:3: RUN exit 3: the command exited with status 3",
         "FROM busybox-nonexistent\n": "Dockerfile:1: FROM busybox-nonexistent: base image "
                                        "'busybox-nonexistent' is not in the local store (and pulling is off)",
     }

@@ -1,0 +1,123 @@
+"""The builder's StepRunner over the runtime's Container: one RUN step, its mounts and heredoc files.
+
+The step's changes land in the upperdir the executor gave us; whatever the runtime had
+to create only to mount over (/etc/hosts, /proc, RUN --mount targets, heredoc files) is
+tidied away again so it does not end up in the layer.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+from imagetool.build.mounts import HostMount
+from imagetool.build.steps import RunWork
+from imagetool.errors import BuildError
+from imagetool.runtime.container import Container
+from imagetool.runtime.spec import RunOptions, bind_mount, build_spec
+
+HOSTNAME = "buildkitsandbox"
+#: RUN shares the host's network unless told otherwise, as buildah's chroot isolation does:
+#: there is no bridge to give a private namespace a way out, and steps like apt-get need one
+NETWORKS = {"default": "host", "private": "private", "host": "host", "none": "none"}
+
+
+class ContainerStepRunner:
+    """Runs RUN steps in the embedded runtime (or runc) with the build's own upperdir."""
+
+    def __init__(self, runtime: str = "embedded", tmpdir: str | None = None) -> None:
+        self.runtime = runtime
+        self.tmpdir = tmpdir
+
+    def run(self, work: RunWork, lowers: list[Path], upper: Path, mounts: list[HostMount],
+            output: Callable[[str], None]) -> int:
+        network = NETWORKS.get(work.network)
+        if network is None:
+            raise BuildError(f"RUN --network={work.network}: expected default, host or none")
+        scratch = Path(tempfile.mkdtemp(prefix=".run-", dir=upper.parent))
+        try:
+            with ExitStack() as stack:
+                spec_mounts = [self._mount(m, scratch / f"m{i}", stack) for i, m in enumerate(mounts)]
+                spec_mounts += self._files(work, scratch / "files")
+                spec_mounts.sort(key=lambda m: m["destination"].rstrip("/").count("/"))
+                options = RunOptions(args=list(work.argv), entrypoint=[], env=list(work.env),
+                                     workdir=work.workdir or "/", user=work.user or "", hostname=HOSTNAME,
+                                     network=network, mounts=spec_mounts)
+                spec = build_spec({}, options)
+                container = Container(spec, lowers or [self._empty(scratch)], upper, runtime=self.runtime,
+                                      tidy=True, tmpdir=self.tmpdir)
+                return container.run(stdin=subprocess.DEVNULL, output=output)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    @staticmethod
+    def _empty(scratch: Path) -> Path:
+        empty = scratch / "empty"
+        empty.mkdir()
+        return empty
+
+    def _mount(self, m: HostMount, scratch: Path, stack: ExitStack) -> dict[str, Any]:
+        if m.type == "tmpfs":
+            options = ["nosuid", "nodev"] + ([f"size={m.size}"] if m.size else [])
+            return {"destination": m.target, "type": "tmpfs", "source": "tmpfs", "options": options}
+        if m.path is not None:
+            source = m.path
+            if m.options:  # a secret: a private copy with the mode and owner it asked for
+                scratch.mkdir(parents=True, exist_ok=True)
+                source = scratch / "secret"
+                shutil.copyfile(m.path, source)
+                os.chmod(source, m.options.get("mode", 0o400))
+                if os.geteuid() == 0:
+                    os.chown(source, m.options.get("uid", 0), m.options.get("gid", 0))
+            if m.sharing == "locked":
+                stack.enter_context(_flock(Path(str(m.path) + ".lock")))
+            return bind_mount(str(source), m.target, m.readonly)
+        return self._layered(m, scratch)
+
+    @staticmethod
+    def _layered(m: HostMount, scratch: Path) -> dict[str, Any]:
+        """A stage or image as a mount: its layers as an overlay, read-only or with a throwaway upper."""
+        sub = m.subpath.strip("/")
+        lowers = [str(layer / sub) for layer in m.layers if (layer / sub).is_dir()] if sub else \
+            [str(layer) for layer in m.layers]
+        if not lowers:
+            raise BuildError(f"RUN --mount target {m.target}: {m.subpath} is not a directory in its source")
+        options = ["lowerdir=" + ":".join(lowers)]
+        if m.readonly:
+            options.append("ro")
+        else:
+            scratch.mkdir(parents=True)
+            (scratch / "upper").mkdir()
+            (scratch / "work").mkdir()
+            options += [f"upperdir={scratch / 'upper'}", f"workdir={scratch / 'work'}"]
+        return {"destination": m.target, "type": "overlay", "source": "overlay", "options": options}
+
+    @staticmethod
+    def _files(work: RunWork, where: Path) -> list[dict[str, Any]]:
+        """Heredoc files, each bound read-only at its path for the length of the step."""
+        out = []
+        for n, (path, content, mode) in enumerate(work.files):
+            where.mkdir(parents=True, exist_ok=True)
+            host = where / f"f{n}"
+            host.write_text(content)
+            os.chmod(host, mode)
+            out.append(bind_mount(str(host), path, readonly=True))
+        return out
+
+
+@contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    """An exclusive lock for a cache mount with sharing=locked, held for the whole step."""
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -1,0 +1,107 @@
+"""`imagetool run`: run a command in a new container from an image (pulled into the local store if needed)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Any
+
+import click
+
+from imagetool.errors import ContainerError
+
+
+def _local_name(ref: Any) -> str:
+    """The local-store name an image from another transport is kept under (oci:/p/app:v1 -> localhost/app:v1)."""
+    docker = ref.docker_reference()
+    if docker is not None:
+        return str(docker)
+    last = str(ref).split(":", 1)[-1].rstrip("/").rsplit("/", 1)[-1]
+    name, _, tag = last.partition(":")
+    name = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip(".-_") or "image"
+    tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", tag)[:128].lstrip(".-") or "latest"
+    return f"localhost/{name}:{tag}"
+
+
+def _resolve(ctx: click.Context, image: str) -> tuple[Any, Any]:
+    """(store, descriptor) of IMAGE in the local store, copying it in first when it lives elsewhere."""
+    from imagetool.errors import NotFound
+    from imagetool.store import default_store_path, images
+    from imagetool.store.layout import LayoutStore
+    from imagetool.transports import parse_image_name
+    from imagetool.transports.local import LocalReference, parse as parse_local
+
+    root = ctx.find_root().obj or {}
+    store = LayoutStore.create(default_store_path(root.get("store")))
+    ref = parse_image_name(image)
+    if isinstance(ref, LocalReference):
+        try:
+            return store, images.resolve(store, ref.named, ref.id_prefix)
+        except NotFound:
+            if ref.named is None:
+                raise
+            source = parse_image_name(f"docker://{ref.named}")
+            local = ref
+    else:
+        source, local = ref, parse_local(_local_name(ref))
+    _pull(ctx, source, local)
+    return store, images.resolve(store, local.named, local.id_prefix)
+
+
+def _pull(ctx: click.Context, source: Any, local: Any) -> None:
+    from imagetool.cli.options import policy_from_flags, system_context
+    from imagetool.copy import CopyOptions, copy_image
+
+    sys_ctx = system_context(ctx)
+    copy_image(source, local, CopyOptions(src_ctx=sys_ctx, dest_ctx=sys_ctx, policy=policy_from_flags(ctx)))
+    click.echo(f"Copied {source} into the local store as {local}", err=True)
+
+
+@click.command("run", context_settings={"allow_interspersed_args": False})
+@click.option("--rm", "remove", is_flag=True, help="Remove the container when it exits.")
+@click.option("-i", "--interactive", is_flag=True, help="Keep standard input open.")
+@click.option("-t", "--tty", is_flag=True, help="Give the command a terminal.")
+@click.option("--init", "init", is_flag=True, help="Run a small init as PID 1 that reaps zombies.")
+@click.option("-e", "--env", "env", multiple=True, metavar="KEY=VALUE", help="Set an environment variable.")
+@click.option("-v", "--volume", "volumes", multiple=True, metavar="SRC:DST[:ro]", help="Bind a host path.")
+@click.option("--network", "--net", "network", type=click.Choice(["private", "host", "none"]), default="private",
+              show_default=True, help="host: share the host's network; none/private: only loopback.")
+@click.option("-u", "--user", metavar="USER[:GROUP]", help="Run as this user (name or uid).")
+@click.option("-w", "--workdir", metavar="DIR", help="Working directory inside the container.")
+@click.option("-h", "--hostname", metavar="NAME", help="The container's host name.")
+@click.option("--name", metavar="NAME", help="Name of the container (its directory in the store).")
+@click.option("--entrypoint", metavar="CMD", help="Override the image's entrypoint.")
+@click.option("--read-only", "read_only", is_flag=True, help="Mount the root filesystem read-only.")
+@click.option("--runtime", type=click.Choice(["embedded", "runc"]), default="embedded", show_default=True,
+              help="Executor of the container.")
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bool, env: tuple[str, ...],
+        volumes: tuple[str, ...], network: str, user: str | None, workdir: str | None, hostname: str | None,
+        name: str | None, entrypoint: str | None, read_only: bool, runtime: str, image: str,
+        command: tuple[str, ...]) -> None:
+    """Run COMMAND (default: the image's) in a new container from IMAGE."""
+    from imagetool.runtime.launch import LaunchOptions, run_image
+    from imagetool.runtime.spec import RunOptions, parse_volume
+
+    if tty and interactive and not sys.stdin.isatty():
+        raise ContainerError("the input device is not a TTY (-i with -t needs a terminal)")
+    options = RunOptions(
+        args=list(command) or None, entrypoint=[entrypoint] if entrypoint is not None else None,
+        env=[_env(e) for e in env], workdir=workdir, user=user, terminal=tty,
+        hostname=hostname or (name or "")[:63] or "container", network=network,
+        mounts=[parse_volume(v) for v in volumes], readonly_rootfs=read_only, init=init)
+    store, desc = _resolve(ctx, image)
+    code = run_image(store, desc, LaunchOptions(options, remove=remove, name=name, runtime=runtime,
+                                                interactive=interactive))
+    ctx.exit(code)
+
+
+def _env(item: str) -> str:
+    """-e K=V, or -e K to pass this process's value on (as docker does)."""
+    import os
+
+    if "=" in item:
+        return item
+    return f"{item}={os.environ[item]}" if item in os.environ else item

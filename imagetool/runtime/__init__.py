@@ -1,0 +1,17 @@
+"""The embedded container runtime: OCI runtime-spec in, isolated process out.
+
+spec       image config + overrides -> runtime spec (runc's defaults, Docker's capabilities)
+container  Container(spec, lowers, upper).run() -> exit status: what `run` and RUN steps call
+helper     the executor process (a fresh interpreter): namespaces, PID 1, signals, exit status
+rootfs     the container's mounts, /dev, masked paths, pivot_root      (stdlib only, like
+console    the -t terminal, made in the container's devpts             helper, linux,
+linux      ctypes syscalls: unshare, mount, pivot_root, capabilities   users and paths)
+users      USER -> uid, gid, groups from the image's /etc/passwd and /etc/group
+paths      symlink-safe joins under the container's root
+overlay    overlay descriptions, host-side mounts for runc, tidying build upperdirs
+idmap      rootless uid/gid maps (newuidmap/newgidmap for subordinate ranges)
+oci_runtime  the same spec under runc
+image, launch  an image in the local store -> config + snapshot lowerdirs -> a container
+
+This package imports no registry or transport code.
+"""

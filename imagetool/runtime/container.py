@@ -1,0 +1,195 @@
+"""Container(spec, lowers, upper).run() -> exit status: what `imagetool run` and every RUN step call.
+
+The bundle (config.json, the rootfs mountpoint, hosts/hostname/resolv.conf) lives in a
+temporary directory; the executor is the helper process (embedded) or runc. Signals
+this process receives are passed on; the exit status is the command's, or 128+signal.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import marshal
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from imagetool.errors import ContainerError
+from imagetool.runtime import overlay
+
+HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helper.py")
+FORWARDED = [signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2,
+             signal.SIGWINCH, signal.SIGCONT, signal.SIGALRM]
+EXIT_SETUP = 125
+ETC_FILES = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
+
+
+class Container:
+    """One run of `spec` over an overlay of `lowers` (top first) with `upper` as its upperdir."""
+
+    def __init__(self, spec: dict[str, Any], lowers: list[Path], upper: Path, *, runtime: str = "embedded",
+                 tidy: bool = False, tmpdir: str | None = None, etc_files: bool = True,
+                 volatile: bool = True, userns: bool | None = None,
+                 idmaps: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] | None = None) -> None:
+        if runtime not in ("embedded", "runc"):
+            raise ContainerError(f"unknown runtime {runtime!r} (embedded or runc)")
+        self.spec = copy.deepcopy(spec)
+        self.lowers = [Path(p) for p in lowers]
+        self.upper = Path(upper)
+        self.runtime = runtime
+        self.tidy = tidy
+        self.tmpdir = tmpdir
+        self.etc_files = etc_files
+        #: overlay "volatile": no syncs of the upperdir's filesystem (the namespace's teardown would wait
+        #: for one); a crash may lose the container's changes, which a rerun makes again
+        self.volatile = volatile
+        #: run inside a user namespace (default: when not root), with these (uid, gid) maps
+        self.userns = os.geteuid() != 0 if userns is None else userns
+        self.idmaps = idmaps
+
+    def run(self, stdin: int | IO[Any] | None = None, stdout: int | IO[Any] | None = None,
+            stderr: int | IO[Any] | None = None, output: Callable[[str], None] | None = None) -> int:
+        """Run to completion; with `output`, stdout and stderr go to it line by line."""
+        spec, self.spec = self.spec, copy.deepcopy(self.spec)  # each run adds its own /etc binds
+        try:
+            return self._run(stdin, stdout, stderr, output)
+        finally:
+            self.spec = spec
+
+    def _run(self, stdin: Any, stdout: Any, stderr: Any, output: Callable[[str], None] | None) -> int:
+        self.upper.mkdir(parents=True, exist_ok=True)
+        work = overlay.workdir_for(self.upper)
+        bundle = Path(tempfile.mkdtemp(prefix="imagetool-bundle-", dir=self.tmpdir))
+        try:
+            (bundle / "rootfs").mkdir()
+            self.spec["root"]["path"] = "rootfs"
+            if self.etc_files:
+                self._etc_files(bundle)
+            if output is not None:
+                stdout, stderr = subprocess.PIPE, subprocess.STDOUT
+            if self.runtime == "runc":
+                from imagetool.runtime.oci_runtime import run_runc
+
+                return run_runc(self.spec, bundle, self.lowers, self.upper, work, stdin, stdout, stderr, output)
+            return self._run_embedded(bundle, work, stdin, stdout, stderr, output)
+        finally:
+            shutil.rmtree(bundle, ignore_errors=True)
+            shutil.rmtree(work, ignore_errors=True)
+            if self.tidy:
+                overlay.tidy_mountpoints(self.upper, self.lowers, self.mountpoints())
+
+    def _map_ids(self, pid: int, ready: int, go: int) -> None:
+        from imagetool.runtime import idmap
+
+        maps = self.idmaps or idmap.maps_for(os.getuid(), os.getgid())
+        try:
+            _sync_maps(pid, ready, go, maps)
+        except ContainerError:
+            wait_forwarding_quietly(pid)
+            raise
+
+    def mountpoints(self) -> list[str]:
+        return [m["destination"] for m in self.spec.get("mounts", [])]
+
+    def _etc_files(self, bundle: Path) -> None:
+        hostname = self.spec.get("hostname") or "container"
+        (bundle / "hostname").write_text(hostname + "\n")
+        (bundle / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                                      f"127.0.1.1\t{hostname}\n")
+        try:
+            resolv = Path("/etc/resolv.conf").read_text()
+        except OSError:
+            resolv = ""
+        (bundle / "resolv.conf").write_text(resolv)
+        taken = {m["destination"] for m in self.spec.get("mounts", [])}
+        for dest in ETC_FILES:
+            if dest not in taken:
+                self.spec["mounts"].append({"destination": dest, "type": "bind",
+                                            "source": str(bundle / os.path.basename(dest)),
+                                            "options": ["rbind", "rprivate"]})
+
+    def _run_embedded(self, bundle: Path, work: Path, stdin: Any, stdout: Any, stderr: Any,
+                      output: Callable[[str], None] | None) -> int:
+        extra = {"overlay": {**overlay.describe(self.lowers, self.upper, work), "volatile": self.volatile}}
+        (bundle / "config.json").write_text(json.dumps(self.spec))
+        (bundle / "helper.marshal").write_bytes(marshal.dumps((self.spec, extra)))
+        read_end, write_end = os.pipe()
+        argv = [sys.executable, "-S", "-I", HELPER, str(bundle), str(write_end)]
+        theirs: list[int] = []
+        ours: list[int] = []
+        if self.userns:
+            to_helper, from_helper = os.pipe(), os.pipe()
+            theirs, ours = [to_helper[0], from_helper[1]], [from_helper[0], to_helper[1]]
+            argv += [str(fd) for fd in theirs]
+        try:
+            proc = subprocess.Popen(argv, pass_fds=[write_end, *theirs], stdin=stdin, stdout=stdout, stderr=stderr)
+        finally:
+            for fd in (write_end, *theirs):
+                os.close(fd)
+        with open(read_end, "rb") as errors:
+            if ours:
+                self._map_ids(proc.pid, ours[0], ours[1])
+            code = wait_forwarding(proc, output)
+            message = errors.read().decode(errors="replace").strip()
+        if message:
+            err = ContainerError(message.splitlines()[-1])
+            err.exit_code = code if code in (126, 127) else EXIT_SETUP
+            raise err
+        return code
+
+
+def _sync_maps(pid: int, ready: int, go: int, maps: tuple[list[tuple[int, int, int]], ...]) -> None:
+    """Wait for the helper's user namespace, write its id maps, let it continue."""
+    from imagetool.runtime import idmap
+
+    try:
+        if os.read(ready, 1) != b"R":
+            return  # the helper failed before it got there; its error pipe says why
+        try:
+            idmap.apply(pid, maps[0], maps[1])
+        except ContainerError:
+            os.write(go, b"N")
+            raise
+        os.write(go, b"G")
+    finally:
+        os.close(ready)
+        os.close(go)
+
+
+def wait_forwarding_quietly(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def wait_forwarding(proc: subprocess.Popen[bytes], output: Callable[[str], None] | None) -> int:
+    """Wait for `proc`, passing on the signals we receive; stream its output to `output` if given."""
+    previous: dict[int, Any] = {}
+
+    def forward(sig: int, _frame: object) -> None:
+        try:
+            proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
+    try:
+        for sig in FORWARDED:
+            previous[sig] = signal.signal(sig, forward)
+    except ValueError:  # not the main thread: no forwarding, the process still runs to its end
+        previous.clear()
+    try:
+        if output is not None and proc.stdout is not None:
+            for raw in proc.stdout:
+                output(raw.decode(errors="replace").rstrip("\n"))
+        rc = proc.wait()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    return 128 - rc if rc < 0 else rc

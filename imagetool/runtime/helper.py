@@ -1,0 +1,247 @@
+"""The executor process: `python -S -I helper.py BUNDLE ERRFD` runs the bundle's spec.
+
+A fresh, single-threaded interpreter (never a fork of the caller) unshares the
+namespaces, then forks the container's PID 1, which builds the root filesystem and
+execs the command. This process stays outside, forwards signals to PID 1 and exits
+with its status (128+signal when it was killed). Setup failures are written to ERRFD
+as one line. Standard library plus this package's stdlib-only modules (linux, users, paths,
+rootfs, console), so start-up stays small;
+BUNDLE/helper.marshal holds (spec, extras) - the config.json beside it is the same spec.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import resource  # used after pivot_root, when the host's standard library is out of reach
+import signal
+import sys
+
+if __name__ == "__main__":  # run as a script: make the package importable without site-packages
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from imagetool.runtime import linux, users  # noqa: E402
+from imagetool.runtime.console import copy_winsize, open_console, relay, setup_terminal  # noqa: E402
+from imagetool.runtime.rootfs import locked_flags, mask_paths, mount_entry, mount_overlay, pivot  # noqa: E402
+
+FORWARDED = [signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2,
+             signal.SIGWINCH, signal.SIGCONT, signal.SIGALRM]
+EXIT_SETUP = 125
+
+
+class ExecFailed(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def status_code(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def set_rlimits(rlimits: list[dict]) -> None:
+    for item in rlimits:
+        kind = getattr(resource, item["type"], None)
+        if kind is None:
+            raise OSError(22, f"unknown rlimit {item['type']}")
+        resource.setrlimit(kind, (item["soft"], item["hard"]))
+
+
+def drop_privileges(process: dict, user: users.ExecUser) -> None:
+    caps = process.get("capabilities") or {}
+    bounding = linux.cap_bits([c for c in caps.get("bounding", []) if c in linux.CAPABILITIES])
+    effective = linux.cap_bits([c for c in caps.get("effective", []) if c in linux.CAPABILITIES])
+    permitted = linux.cap_bits([c for c in caps.get("permitted", []) if c in linux.CAPABILITIES])
+    ambient = linux.cap_bits([c for c in caps.get("ambient", []) if c in linux.CAPABILITIES])
+    if process.get("noNewPrivileges"):
+        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+    linux.drop_bounding(bounding)
+    if user.uid != 0 and ambient:
+        linux.prctl(linux.PR_SET_KEEPCAPS, 1)
+    try:
+        os.setgroups(user.groups)
+    except PermissionError:  # a user namespace with setgroups denied: keep the (single) group we have
+        if user.groups not in ([], [user.gid]):
+            raise
+    os.setgid(user.gid)
+    os.setuid(user.uid)
+    if user.uid == 0 or ambient:
+        linux.capset(effective & permitted, permitted, ambient)
+        linux.set_ambient(ambient)
+
+
+def resolve_user(spec: dict) -> users.ExecUser:
+    """The image's USER (annotation) looked up in the container's files, else the spec's numeric ids."""
+    name = (spec.get("annotations") or {}).get("org.imagetool.user")
+    if name:
+        return users.resolve(name, "/")
+    u = spec["process"].get("user") or {}
+    uid, gid = u.get("uid", 0), u.get("gid", 0)
+    found = users.resolve(f"{uid}:{gid}", "/")
+    extra = [g for g in u.get("additionalGids", []) if g not in found.groups]
+    found.groups.extend(extra)
+    return found
+
+
+def container_main(bundle: str, spec: dict, extra: dict, errfd: int, console: object | None) -> None:
+    """PID 1 of the new namespaces: build the root, drop privileges, exec. Never returns."""
+    os.setsid()
+    rootfs = os.path.join(bundle, spec["root"]["path"])
+    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    overlay = extra.get("overlay")
+    if overlay:
+        mount_overlay(rootfs, overlay["lower"], overlay.get("upper"), overlay.get("work"),
+                      volatile=bool(overlay.get("volatile")))
+    else:
+        linux.mount(rootfs, rootfs, None, linux.MS_BIND | linux.MS_REC)
+    for m in spec.get("mounts") or []:
+        mount_entry(rootfs, m)
+    if console is not None:
+        master, slave = open_console(rootfs)
+        copy_winsize(0, slave)
+        console.sendmsg([b"t"], [(1, 1, master.to_bytes(4, sys.byteorder))])  # type: ignore[attr-defined]
+        os.close(master)
+        console.close()  # type: ignore[attr-defined]
+        setup_terminal(slave)
+    namespaces = {n["type"] for n in spec["linux"].get("namespaces", [])}
+    if "uts" in namespaces and spec.get("hostname"):
+        linux.sethostname(spec["hostname"])
+    if "network" in namespaces:
+        linux.set_loopback_up()
+    pivot(rootfs)
+    mask_paths(spec["linux"].get("maskedPaths") or [], spec["linux"].get("readonlyPaths") or [])
+    if spec["root"].get("readonly"):
+        linux.mount(None, "/", None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | locked_flags("/"))
+    process = spec["process"]
+    user = resolve_user(spec)
+    env = list(process.get("env") or [])
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={user.home}")
+    cwd = process.get("cwd") or "/"
+    os.makedirs(cwd, exist_ok=True)
+    os.chdir(cwd)
+    set_rlimits(process.get("rlimits") or [])
+    drop_privileges(process, user)
+    os.umask(0o022)
+    envmap = dict(e.partition("=")[::2] for e in env)
+    args = process["args"]
+    if (spec.get("annotations") or {}).get("org.imagetool.init") == "true":
+        run_init(args, envmap, errfd)
+    execute(args, envmap, errfd)
+
+
+def execute(args: list[str], env: dict[str, str], errfd: int) -> None:
+    os.set_inheritable(errfd, False)
+    try:
+        os.execvpe(args[0], args, env)
+    except FileNotFoundError:
+        raise ExecFailed(f'exec: "{args[0]}": executable file not found in $PATH', 127) from None
+    except PermissionError:
+        raise ExecFailed(f'exec: "{args[0]}": permission denied', 126) from None
+    except OSError as err:
+        raise ExecFailed(f'exec: "{args[0]}": {err.strerror}', 126) from None
+
+
+def run_init(args: list[str], env: dict[str, str], errfd: int) -> None:
+    """The --init reaper at PID 1: runs the command as its child, forwards signals, reaps every zombie."""
+    child = os.fork()
+    if child == 0:
+        for sig in FORWARDED:
+            signal.signal(sig, signal.SIG_DFL)
+        try:
+            execute(args, env, errfd)
+        except ExecFailed as err:
+            os.write(errfd, f"{err}\n".encode())
+            os._exit(err.code)
+    os.close(errfd)
+    for sig in FORWARDED:
+        signal.signal(sig, lambda s, _f: os.kill(child, s))
+    while True:
+        pid, status = os.wait()
+        if pid == child:
+            os._exit(status_code(status))
+
+
+def main(argv: list[str]) -> int:
+    bundle, errfd = argv[0], int(argv[1])
+    sync = (int(argv[2]), int(argv[3])) if len(argv) > 3 else None
+    # the spec and overlay come as marshal data: json would cost this process a good part of its start-up
+    with open(os.path.join(bundle, "helper.marshal"), "rb") as f:
+        spec, extra = marshal.load(f)
+    flags = 0
+    for ns in spec["linux"].get("namespaces", []):
+        if ns.get("path"):
+            raise OSError(95, f"joining a namespace ({ns['type']}) is not supported")
+        flags |= linux.NAMESPACE_FLAGS[ns["type"]]
+    if sync is not None:  # rootless: a user namespace first, its id maps written by our parent
+        try:
+            linux.unshare(linux.CLONE_NEWUSER)
+        except OSError as err:
+            os.write(errfd, f"creating a user namespace: {err.strerror}\n".encode())
+            return EXIT_SETUP
+        os.write(sync[1], b"R")
+        if os.read(sync[0], 1) != b"G":
+            return EXIT_SETUP
+        os.close(sync[0])
+        os.close(sync[1])
+        flags &= ~linux.CLONE_NEWUSER
+    # only the PID namespace here (it applies to our children); PID 1 unshares the rest for itself, so that
+    # this process keeps the host's mounts and pivot_root cannot move its root
+    try:
+        linux.unshare(flags & linux.CLONE_NEWPID)
+    except OSError as err:
+        os.write(errfd, f"creating namespaces: {err.strerror}\n".encode())
+        return EXIT_SETUP
+    ours = theirs = None
+    if spec["process"].get("terminal"):
+        import socket
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    child = os.fork()
+    if child == 0:
+        code = EXIT_SETUP
+        try:
+            if ours is not None:
+                ours.close()
+            linux.unshare(flags & ~linux.CLONE_NEWPID)
+            container_main(bundle, spec, extra, errfd, theirs)
+        except ExecFailed as err:
+            os.write(errfd, f"{err}\n".encode())
+            code = err.code
+        except BaseException as err:  # noqa: BLE001 - reported on the error pipe, never a traceback
+            os.write(errfd, f"setting up the container: {err}\n".encode())
+        os._exit(code)
+    os.close(errfd)
+    master = None
+    if ours is not None:
+        theirs.close()  # type: ignore[union-attr]
+        import socket
+
+        _, fds, _, _ = socket.recv_fds(ours, 1, 1)
+        ours.close()
+        master = fds[0] if fds else None
+    for sig in FORWARDED:
+        signal.signal(sig, _forwarder(child, master))
+    if master is not None:
+        return status_code(relay(master, child))
+    while True:
+        pid, status = os.waitpid(child, 0)
+        if pid == child:
+            return status_code(status)
+
+
+def _forwarder(child: int, master: int | None):  # type: ignore[no-untyped-def]
+    def forward(sig: int, _frame: object) -> None:
+        if sig == signal.SIGWINCH and master is not None:
+            copy_winsize(0, master)
+        try:
+            os.kill(child, sig)
+        except ProcessLookupError:
+            pass
+    return forward
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

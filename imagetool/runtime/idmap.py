@@ -1,0 +1,73 @@
+"""User-namespace id maps for rootless containers: the caller becomes root inside.
+
+Without privileges a process may map only its own uid/gid (one line each, after
+writing "deny" to setgroups); newuidmap/newgidmap (setuid helpers from shadow) add the
+subordinate ranges /etc/subuid and /etc/subgid grant, so images with several users work.
+The maps are written from outside the namespace, by the process that started the helper.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+
+from imagetool.errors import ContainerError
+
+IdMap = list[tuple[int, int, int]]   # (inside, outside, count)
+
+
+def subordinate(path: str, user: str, uid: int) -> tuple[int, int] | None:
+    """The first range /etc/subuid (or subgid) gives `user` (by name or number): (start, count)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.strip().split(":")
+        if len(parts) == 3 and parts[0] in (user, str(uid)) and parts[1].isdigit() and parts[2].isdigit():
+            return int(parts[1]), int(parts[2])
+    return None
+
+
+def maps_for(uid: int, gid: int, subuid: str = "/etc/subuid", subgid: str = "/etc/subgid") -> tuple[IdMap, IdMap]:
+    """uid and gid maps: the caller as 0, then its subordinate ranges from 1 when the tools are present."""
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = str(uid)
+    uids: IdMap = [(0, uid, 1)]
+    gids: IdMap = [(0, gid, 1)]
+    if shutil.which("newuidmap") and shutil.which("newgidmap"):
+        sub_u, sub_g = subordinate(subuid, name, uid), subordinate(subgid, name, uid)
+        if sub_u and sub_g:
+            uids.append((1, sub_u[0], sub_u[1]))
+            gids.append((1, sub_g[0], sub_g[1]))
+    return uids, gids
+
+
+def _text(idmap: IdMap) -> str:
+    return "".join(f"{inside} {outside} {count}\n" for inside, outside, count in idmap)
+
+
+def apply(pid: int, uids: IdMap, gids: IdMap) -> None:
+    """Write the maps of `pid`'s new user namespace (newuidmap/newgidmap for more than one line)."""
+    try:
+        if len(uids) > 1 or len(gids) > 1:
+            for tool, idmap in (("newuidmap", uids), ("newgidmap", gids)):
+                args = [str(v) for entry in idmap for v in entry]
+                proc = subprocess.run([tool, str(pid), *args], capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise ContainerError(f"{tool}: {proc.stderr.strip() or 'failed'}")
+            return
+        with open(f"/proc/{pid}/uid_map", "w") as f:
+            f.write(_text(uids))
+        if os.geteuid() != 0:
+            with open(f"/proc/{pid}/setgroups", "w") as f:
+                f.write("deny")
+        with open(f"/proc/{pid}/gid_map", "w") as f:
+            f.write(_text(gids))
+    except OSError as err:
+        raise ContainerError(f"writing the user namespace id maps: {err}") from None

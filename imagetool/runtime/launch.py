@@ -1,0 +1,64 @@
+"""Run an image from the local store: layers as lowerdirs, a container directory, the spec, the executor.
+
+A container keeps its upperdir and config under <store>/containers/<name> until it is
+removed (--rm removes it as soon as the command ends, whatever the outcome).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from imagetool.descriptor import Descriptor, Platform
+from imagetool.errors import ContainerError
+from imagetool.runtime.container import Container
+from imagetool.runtime.image import layer_dirs, load
+from imagetool.runtime.spec import RunOptions, build_spec
+from imagetool.store.layout import LayoutStore
+
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
+@dataclass
+class LaunchOptions:
+    run: RunOptions = field(default_factory=RunOptions)
+    remove: bool = False
+    name: str | None = None
+    runtime: str = "embedded"
+    interactive: bool = False
+    platform: Platform | None = None
+
+
+def containers_dir(store: LayoutStore) -> Path:
+    return Path(store.root) / "containers"
+
+
+def run_image(store: LayoutStore, desc: Descriptor, options: LaunchOptions) -> int:
+    """Run `desc` (an image in `store`) to completion; returns the command's exit status."""
+    image = load(store, desc, options.platform)
+    lowers = layer_dirs(store, image.layers)
+    spec = build_spec(image.run_config, options.run)
+    name = options.name or os.urandom(8).hex()
+    if not _NAME.match(name):
+        raise ContainerError(f"invalid container name {name!r}")
+    cdir = containers_dir(store) / name
+    cdir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        cdir.mkdir()
+    except FileExistsError:
+        raise ContainerError(f"the container name {name!r} is already in use") from None
+    try:
+        if not lowers:  # an image with no layers: an empty root
+            (cdir / "empty").mkdir()
+            lowers = [cdir / "empty"]
+        (cdir / "config.json").write_text(json.dumps({"image": str(desc.digest), "spec": spec}))
+        stdin = None if options.interactive else subprocess.DEVNULL
+        return Container(spec, lowers, cdir / "upper", runtime=options.runtime).run(stdin=stdin)
+    finally:
+        if options.remove:
+            shutil.rmtree(cdir, ignore_errors=True)

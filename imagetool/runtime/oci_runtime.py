@@ -1,0 +1,63 @@
+"""The same spec under runc: mount the overlay on the host, resolve the user, `runc run` the bundle.
+
+This is the cross-check for the embedded executor (both run one spec) and a fallback.
+runc wants numeric ids in the spec, so the image's USER is resolved here, reading
+/etc/passwd and /etc/group through the mounted root with symlinks kept inside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from imagetool.errors import ContainerError
+from imagetool.runtime import overlay, users
+from imagetool.runtime.spec import ANNOTATION_INIT, ANNOTATION_USER
+
+
+def runc_binary() -> str:
+    path = shutil.which(os.environ.get("IMAGETOOL_RUNC", "runc"))
+    if path is None:
+        raise ContainerError("runc is not installed (needed for --runtime runc)")
+    return path
+
+
+def resolve_user(spec: dict[str, Any], rootfs: Path) -> None:
+    """Fill process.user (and HOME) from the annotation naming the image's USER."""
+    annotations = spec.get("annotations") or {}
+    process = spec["process"]
+    name = annotations.get(ANNOTATION_USER) or f"{process['user'].get('uid', 0)}:{process['user'].get('gid', 0)}"
+    try:
+        user = users.resolve(name, str(rootfs))
+    except users.UserError as err:
+        raise ContainerError(str(err)) from None
+    process["user"] = {"uid": user.uid, "gid": user.gid,
+                       **({"additionalGids": user.groups} if user.groups else {})}
+    if not any(e.startswith("HOME=") for e in process["env"]):
+        process["env"].append(f"HOME={user.home}")
+
+
+def run_runc(spec: dict[str, Any], bundle: Path, lowers: list[Path], upper: Path, work: Path,
+             stdin: Any, stdout: Any, stderr: Any, output: Callable[[str], None] | None) -> int:
+    from imagetool.runtime.container import wait_forwarding
+
+    if (spec.get("annotations") or {}).get(ANNOTATION_INIT) == "true":
+        raise ContainerError("--init is not available with --runtime runc")
+    runc = runc_binary()
+    rootfs = bundle / spec["root"]["path"]
+    overlay.mount_on_host(rootfs, lowers, upper, work)
+    cid = f"imagetool-{os.urandom(6).hex()}"
+    try:
+        resolve_user(spec, rootfs)
+        (bundle / "config.json").write_text(json.dumps(spec))
+        proc = subprocess.Popen([runc, "run", "--bundle", str(bundle), cid], stdin=stdin, stdout=stdout,
+                                stderr=stderr)
+        return wait_forwarding(proc, output)
+    finally:
+        subprocess.run([runc, "delete", "--force", cid], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        overlay.unmount_on_host(rootfs)

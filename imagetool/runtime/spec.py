@@ -1,0 +1,174 @@
+"""An image config plus user overrides -> an OCI runtime-spec config (what runc and the helper both run).
+
+Defaults follow `runc spec` and Docker: the default mounts, Docker's default
+capability set, runc's masked and read-only /proc paths, a 1048576 open-file limit.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from imagetool.errors import ContainerError
+
+OCI_VERSION = "1.0.2"
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+#: Docker's default capabilities (moby oci/caps/defaults.go)
+DEFAULT_CAPABILITIES = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
+    "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+]
+MASKED_PATHS = [
+    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+    "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+]
+READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+DEFAULT_MOUNTS: list[dict[str, Any]] = [
+    {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+    {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+     "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+    {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+     "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+    {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+     "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+    {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+    {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+]
+
+#: annotations the embedded helper reads (runc ignores them)
+ANNOTATION_USER = "org.imagetool.user"
+ANNOTATION_INIT = "org.imagetool.init"
+
+
+@dataclass
+class RunOptions:
+    """What `imagetool run` (or a RUN step) changes relative to the image config."""
+
+    args: list[str] | None = None          # replaces Cmd (Entrypoint stays)
+    entrypoint: list[str] | None = None    # replaces Entrypoint ([] clears it)
+    env: list[str] = field(default_factory=list)
+    workdir: str | None = None
+    user: str | None = None
+    terminal: bool = False
+    hostname: str = "container"
+    network: str = "private"               # private | host | none
+    mounts: list[dict[str, Any]] = field(default_factory=list)
+    readonly_rootfs: bool = False
+    init: bool = False
+    capabilities: list[str] | None = None
+    #: fixed uid/gid when the user is already resolved (runc needs numbers in the spec)
+    uid: int | None = None
+    gid: int | None = None
+    groups: list[int] = field(default_factory=list)
+
+
+def nofile_limit() -> dict[str, Any]:
+    """1048576 open files as Docker sets, or as many as this process may have when that is fewer."""
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    value = 1048576 if hard == resource.RLIM_INFINITY else min(1048576, hard)
+    return {"type": "RLIMIT_NOFILE", "hard": value, "soft": value}
+
+
+def merge_env(base: list[str], overrides: list[str]) -> list[str]:
+    """KEY=VALUE lists, later keys replacing earlier ones in place (Docker's order)."""
+    out: dict[str, str] = {}
+    for item in [*base, *overrides]:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise ContainerError(f"invalid environment variable {item!r}")
+        out[key] = f"{key}={value}" if sep else item
+    return list(out.values())
+
+
+def process_args(config: dict[str, Any], options: RunOptions) -> list[str]:
+    entrypoint = options.entrypoint if options.entrypoint is not None else list(config.get("Entrypoint") or [])
+    if options.args:
+        cmd = list(options.args)
+    elif options.entrypoint is not None:
+        cmd = []
+    else:
+        cmd = list(config.get("Cmd") or [])
+    args = [*entrypoint, *cmd]
+    if not args:
+        raise ContainerError("no command given and the image has no Entrypoint or Cmd")
+    return args
+
+
+def build_spec(config: dict[str, Any] | None, options: RunOptions, root_path: str = "rootfs") -> dict[str, Any]:
+    """The runtime spec for running `config` (the image config's "config" object) with `options`."""
+    config = config or {}
+    env = merge_env(list(config.get("Env") or []), [])
+    if not any(item.startswith("PATH=") for item in env):
+        env.insert(0, DEFAULT_PATH)
+    extra = [f"HOSTNAME={options.hostname}"] if options.hostname else []
+    if options.terminal:
+        extra.append("TERM=xterm")
+    env = merge_env(env, [*extra, *options.env])
+    cwd = options.workdir or config.get("WorkingDir") or "/"
+    if not cwd.startswith("/"):
+        raise ContainerError(f"working directory {cwd!r} is not absolute")
+    caps = list(options.capabilities if options.capabilities is not None else DEFAULT_CAPABILITIES)
+    user = options.user if options.user is not None else (config.get("User") or "")
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    if options.network != "host":
+        namespaces.append({"type": "network"})
+    mounts = copy.deepcopy(DEFAULT_MOUNTS)
+    if options.network == "host":
+        # sysfs of another network namespace cannot be mounted; bind the host's read-only, as runc does
+        mounts[-1] = {"destination": "/sys", "type": "bind", "source": "/sys",
+                      "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+    mounts.extend(options.mounts)
+    return {
+        "ociVersion": OCI_VERSION,
+        "process": {
+            "terminal": options.terminal,
+            "user": {"uid": options.uid or 0, "gid": options.gid or 0,
+                     **({"additionalGids": options.groups} if options.groups else {})},
+            "args": process_args(config, options),
+            "env": env,
+            "cwd": cwd,
+            "capabilities": {k: list(caps) for k in ("bounding", "effective", "permitted")},
+            "rlimits": [nofile_limit()],
+            "noNewPrivileges": True,
+        },
+        "root": {"path": root_path, "readonly": options.readonly_rootfs},
+        "hostname": options.hostname,
+        "mounts": mounts,
+        "annotations": {ANNOTATION_USER: user, ANNOTATION_INIT: "true" if options.init else "false"},
+        "linux": {
+            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+            "namespaces": namespaces,
+            "maskedPaths": list(MASKED_PATHS),
+            "readonlyPaths": list(READONLY_PATHS),
+        },
+    }
+
+
+def bind_mount(source: str, destination: str, readonly: bool = False) -> dict[str, Any]:
+    """A spec mount entry for a host path (a volume)."""
+    if not destination.startswith("/"):
+        raise ContainerError(f"mount destination {destination!r} is not absolute")
+    options = ["rbind", "rprivate"] + (["ro"] if readonly else [])
+    return {"destination": destination, "type": "bind", "source": source, "options": options}
+
+
+def parse_volume(value: str) -> dict[str, Any]:
+    """-v SRC:DST[:ro|rw] -> a bind mount entry (SRC must exist on the host)."""
+    import os
+
+    parts = value.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise ContainerError(f"volume {value!r}: expected SRC:DST[:ro]")
+    mode = parts[2] if len(parts) == 3 else "rw"
+    if mode not in ("ro", "rw"):
+        raise ContainerError(f"volume {value!r}: mode must be ro or rw")
+    source = os.path.abspath(parts[0])
+    if not os.path.exists(source):
+        raise ContainerError(f"volume {value!r}: {source} does not exist")
+    return bind_mount(source, parts[1], mode == "ro")

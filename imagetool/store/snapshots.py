@@ -1,0 +1,228 @@
+"""Unpacked layers in the local store, ready to be overlay lowerdirs; each layer unpacked once.
+
+A snapshot lives at <store>/snapshots/<alg>/<chain-id hex>/ with the tree in `fs/` and a
+small `snapshot.json` (diff_id, parent chain, layer digest) beside it. It is keyed by the
+chain ID (the OCI image-spec's ChainID: the diff_id for the bottom layer, then
+sha256("<parent chain> <diff_id>")), as containerd keys its snapshots, so a directory
+stands for a whole stack of layers and never for one layer reached by another path.
+
+Whiteouts are kept in overlay form (0/0 character devices, the opaque xattr), so the
+directories are lowerdirs as they are. Creation is atomic: the layer is unpacked into a
+temp dir under snapshots/ while its blob digest and its diff_id are checked on the fly,
+and only a verified tree is renamed into place; a killed unpacker leaves a `.tmp-*`
+directory that is never used and that gc removes; two unpackers racing on one layer both
+finish, the second rename loses and the winner's tree is used. Snapshot work holds the
+store's shared use-lock, so gc (which takes it exclusively) never deletes a tree in use.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import stat
+import tempfile
+from pathlib import Path
+
+from imagetool import compression, media
+from imagetool.descriptor import Descriptor
+from imagetool.digest import Digest, DigestingReader, VerifyingReader
+from imagetool.errors import DigestMismatch, IntegrityError, LayerError, LayoutError, ManifestError, UnsafeContent
+from imagetool.layer.diff import write_diff
+from imagetool.layer.unpack import UnpackOptions, unpack
+from imagetool.manifest import ImageConfig, Index, Manifest, parse
+from imagetool.store.layout import TEMP_PREFIX, LayoutStore
+
+SNAPSHOTS = "snapshots"
+TREE = "fs"
+INFO = "snapshot.json"
+
+
+def chain_id(parent: Digest | None, diff_id: Digest) -> Digest:
+    if parent is None:
+        return diff_id
+    return Digest("sha256", hashlib.sha256(f"{parent} {diff_id}".encode()).hexdigest())
+
+
+def chain_ids(diff_ids: list[Digest]) -> list[Digest]:
+    out: list[Digest] = []
+    for diff_id in diff_ids:
+        out.append(chain_id(out[-1] if out else None, diff_id))
+    return out
+
+
+def remove_tree(path: Path | str) -> None:
+    """rmtree that also gets through directories a layer made read-only (when not root)."""
+    def retry(func, p, _exc):  # type: ignore[no-untyped-def]
+        parent = os.path.dirname(p)
+        os.chmod(parent, stat.S_IRWXU)
+        func(p)
+
+    if os.path.lexists(path):
+        shutil.rmtree(path, onerror=retry)
+
+
+class SnapshotStore:
+    def __init__(self, store: LayoutStore, options: UnpackOptions | None = None) -> None:
+        self.store = store
+        self.root = Path(store.root) / SNAPSHOTS
+        self.options = options or UnpackOptions(whiteouts="overlay")
+
+    def path(self, chain: Digest) -> Path:
+        """The tree of the snapshot `chain` (which may not exist)."""
+        return self.root / chain.algorithm / chain.hex / TREE
+
+    def get(self, chain: Digest) -> Path | None:
+        tree = self.path(chain)
+        return tree if tree.is_dir() else None
+
+    def prepare(self, layers: list[tuple[Descriptor, Digest]]) -> list[Path]:
+        """Layers bottom first with their diff_ids -> their snapshot trees TOP first (lowerdir order)."""
+        lock = self.store.hold_shared()
+        try:
+            trees: list[Path] = []
+            parent: Digest | None = None
+            for desc, diff_id in layers:
+                chain = chain_id(parent, diff_id)
+                tree = self.get(chain) or self._unpack(desc, diff_id, chain, parent)
+                trees.append(tree)
+                parent = chain
+        finally:
+            lock.release()
+        return list(reversed(trees))
+
+    def register(self, upper: Path, diff_id: Digest, parent_chain: Digest | None,
+                 layer: Digest | None = None) -> Path:
+        """Move a build step's upperdir in as the snapshot of the layer it was just committed as."""
+        chain = chain_id(parent_chain, diff_id)
+        found = self.get(chain)
+        if found is not None:
+            return found
+        lock = self.store.hold_shared()
+        try:
+            tmp = self._temp()
+            try:
+                try:
+                    os.rename(upper, tmp / TREE)
+                except OSError as err:
+                    if err.errno != errno.EXDEV:
+                        raise
+                    self._copy_across(upper, tmp / TREE)
+                return self._publish(tmp, chain, diff_id, parent_chain, layer)
+            except BaseException:
+                remove_tree(tmp)
+                raise
+        finally:
+            lock.release()
+
+    # -- internals
+
+    def _temp(self) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.root))
+
+    def _unpack(self, desc: Descriptor, diff_id: Digest, chain: Digest, parent: Digest | None) -> Path:
+        tmp = self._temp()
+        try:
+            tree = tmp / TREE
+            tree.mkdir()
+            with self.store.open_blob(desc.digest) as raw:
+                verified = VerifyingReader(raw, desc.digest, desc.size if desc.size >= 0 else None)
+                algorithm, stream = compression.auto_decompressor(verified)  # type: ignore[arg-type]
+                hashed = DigestingReader(stream, diff_id.algorithm)
+                try:
+                    unpack(hashed, tree, self.options)
+                    verified.drain()
+                except IntegrityError as err:
+                    raise LayerError(f"layer {desc.digest.short}: content does not match its digest") from err
+                except UnsafeContent as err:
+                    raise UnsafeContent(f"layer {desc.digest.short}: {err}") from None
+                except (LayerError, LayoutError) as err:
+                    raise LayerError(f"layer {desc.digest.short}: {err}") from None
+                if hashed.digest() != diff_id:
+                    raise LayerError(f"layer {desc.digest.short}: uncompressed content does not match its "
+                                     f"diff_id") from DigestMismatch(diff_id, hashed.digest())
+            return self._publish(tmp, chain, diff_id, parent, desc.digest)
+        except BaseException:
+            remove_tree(tmp)
+            raise
+
+    def _publish(self, tmp: Path, chain: Digest, diff_id: Digest, parent: Digest | None,
+                 layer: Digest | None) -> Path:
+        info = {"chainID": str(chain), "diffID": str(diff_id), "parent": str(parent) if parent else None,
+                "layer": str(layer) if layer else None}
+        (tmp / INFO).write_text(json.dumps(info, indent=1) + "\n")
+        os.chmod(tmp, 0o755)  # mkdtemp made it private; published snapshots are readable lowerdirs
+        final = self.path(chain).parent
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(tmp, final)
+        except OSError as err:
+            if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            remove_tree(tmp)  # another process finished the same snapshot first: use theirs
+        return final / TREE
+
+    def _copy_across(self, upper: Path, tree: Path) -> None:
+        """The upperdir is on another filesystem: carry it over as a layer tar through a pipe-free temp file."""
+        with tempfile.TemporaryFile(dir=self.root) as spool:
+            write_diff(upper, spool)  # type: ignore[arg-type]
+            spool.seek(0)
+            tree.mkdir()
+            unpack(spool, tree, self.options)
+        remove_tree(upper)
+
+    # -- gc
+
+    def chains(self) -> list[Digest]:
+        found: list[Digest] = []
+        if not self.root.is_dir():
+            return found
+        for alg in os.listdir(self.root):
+            if alg.startswith(TEMP_PREFIX) or not (self.root / alg).is_dir():
+                continue
+            for name in os.listdir(self.root / alg):
+                try:
+                    found.append(Digest(alg, name))
+                except Exception:
+                    continue
+        return found
+
+    def prune(self, keep: set[Digest], dry_run: bool = False) -> list[Digest]:
+        """Remove snapshots not in `keep` and leftovers of killed unpackers; the caller holds the store
+        exclusively."""
+        removed = [c for c in self.chains() if c not in keep]
+        if not dry_run:
+            for chain in removed:
+                remove_tree(self.path(chain).parent)
+            if self.root.is_dir():
+                for name in os.listdir(self.root):
+                    if name.startswith(TEMP_PREFIX):
+                        remove_tree(self.root / name)
+        return removed
+
+
+def used_chains(store: LayoutStore) -> set[Digest]:
+    """Chain IDs of every layer stack of every image index.json reaches."""
+    keep: set[Digest] = set()
+    seen: set[Digest] = set()
+    pending = list(store.index().manifests)
+    while pending:
+        desc = pending.pop()
+        if desc.digest in seen or not store.has_blob(desc.digest):
+            continue
+        seen.add(desc.digest)
+        if desc.media_type and not (media.is_index(desc.media_type) or media.is_manifest(desc.media_type)):
+            continue
+        try:
+            doc = parse(store.read_blob(desc.digest), desc.media_type or None)
+            if isinstance(doc, Index):
+                pending.extend(doc.manifests)
+            elif isinstance(doc, Manifest) and store.has_blob(doc.config.digest):
+                config = ImageConfig.parse(store.read_blob(doc.config.digest))
+                keep.update(chain_ids(list(config.diff_ids)))
+        except (ManifestError, ValueError):
+            continue
+    return keep

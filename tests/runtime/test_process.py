@@ -1,0 +1,164 @@
+"""Exit codes, signals, env, workdir, stdin, volumes and the terminal, through `imagetool run`."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.lib.cli import imagetool, one_line_error
+
+
+def run(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    return imagetool("run", "--rm", *args, check=False, **kw)  # type: ignore[arg-type]
+
+
+def test_exit_codes_come_back(busybox: str) -> None:
+    assert run(busybox, "sh", "-c", "exit 3").returncode == 3
+    assert run(busybox, "true").returncode == 0
+    assert run(busybox, "false").returncode == 1
+    # a command killed by a signal: 128 + the signal (PID 1 ignores its own kill, so use --init)
+    assert run("--init", busybox, "sh", "-c", "kill -9 $$").returncode == 137
+
+
+def test_missing_command_is_one_line_and_127(busybox: str) -> None:
+    proc = run(busybox, "no-such-command")
+    assert proc.returncode == 127
+    assert "no-such-command" in one_line_error(proc)
+
+
+def _start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "imagetool", "run", "--rm", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(proc: subprocess.Popen[str], text: str) -> None:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert text in line, line
+
+
+@pytest.mark.parametrize("runtime", ["embedded", "runc"])
+def test_signals_reach_the_container(busybox: str, runtime: str) -> None:
+    trap = _start("--runtime", runtime, busybox, "sh", "-c", "trap 'echo got-term; exit 42' TERM; echo ready; "
+                  "while true; do sleep 0.1; done")
+    _wait_for(trap, "ready")
+    trap.send_signal(signal.SIGTERM)
+    out, _ = trap.communicate(timeout=30)
+    assert trap.returncode == 42 and "got-term" in out
+    if runtime == "runc":
+        return
+    # with --init, a command with no handler of its own is killed by the forwarded signal
+    plain = _start("--init", busybox, "sh", "-c", "echo ready; exec sleep 60")
+    _wait_for(plain, "ready")
+    time.sleep(0.2)
+    plain.send_signal(signal.SIGTERM)
+    plain.communicate(timeout=30)
+    assert plain.returncode == 128 + signal.SIGTERM
+
+
+def test_init_reaps_zombies(busybox: str) -> None:
+    script = "sh -c 'sleep 0.2 & exec true' ; sleep 1; ps -o stat,comm | grep -c '^Z' || true"
+    assert run("--init", busybox, "sh", "-c", script).stdout.strip() == "0"
+    assert run("--init", busybox, "sh", "-c", "echo $PPID $$").stdout.split() == ["1", "2"]
+
+
+def test_env(busybox: str) -> None:
+    out = run("-e", "FOO=bar baz", "-e", "PATH=/bin", busybox, "sh", "-c", "echo $FOO; echo $PATH; echo $HOSTNAME")
+    assert out.stdout.splitlines() == ["bar baz", "/bin", "container"]
+    image_env = run(busybox, "env").stdout.splitlines()
+    assert "PATH=/usr/sbin:/usr/bin:/sbin:/bin" in image_env and "HOME=/root" in image_env
+
+
+def test_workdir(busybox: str) -> None:
+    assert run("-w", "/tmp", busybox, "pwd").stdout.strip() == "/tmp"
+    assert run("--workdir", "/new/dir", busybox, "pwd").stdout.strip() == "/new/dir"
+    assert run(busybox, "pwd").stdout.strip() == "/"
+
+
+def test_stdin_passes_through_with_i(busybox: str) -> None:
+    data = b"line one\nline two\n" * 1000
+    proc = imagetool("run", "--rm", "-i", busybox, "sha256sum", input=data)
+    import hashlib
+
+    assert proc.stdout.split()[0] == hashlib.sha256(data).hexdigest()
+    # without -i the command reads nothing
+    assert imagetool("run", "--rm", busybox, "wc", "-c", input=data).stdout.strip() == "0"
+
+
+def test_volumes(busybox: str, tmp_path: Path) -> None:
+    rw = tmp_path / "rw"
+    rw.mkdir()
+    (rw / "in.txt").write_text("from host")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    out = run("-v", f"{rw}:/data", "-v", f"{ro}:/ro:ro", busybox, "sh", "-c",
+              "cat /data/in.txt; echo; echo back > /data/out.txt; touch /ro/x && echo RO-WRITTEN; echo ok")
+    assert out.stdout.splitlines() == ["from host", "ok"]
+    assert (rw / "out.txt").read_text() == "back\n"
+    assert not (ro / "x").exists()
+    bad = run("-v", f"{tmp_path}/missing:/m", busybox, "true")
+    assert bad.returncode != 0 and "does not exist" in one_line_error(bad)
+
+
+def test_terminal_with_t(busybox: str) -> None:
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe(sys.executable, [sys.executable, "-m", "imagetool", "run", "--rm", "-t", busybox, "sh", "-c",
+                                    "test -t 0 && test -t 1 && echo TTY-$(tty | cut -c1-8); exit 5"], os.environ)
+    out = b""
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    _, status = os.waitpid(pid, 0)
+    assert b"TTY-/dev/pts" in out
+    assert os.waitstatus_to_exitcode(status) == 5
+
+
+def test_image_from_another_transport_is_copied_in(tmp_path: Path, local_store: Path) -> None:
+    from tests.lib.images import busybox_image
+
+    busybox_image(tmp_path / "layout", "v1")
+    out = imagetool("run", "--rm", f"oci:{tmp_path / 'layout'}:v1", "echo", "from-oci")
+    assert out.stdout == "from-oci\n"
+    assert "localhost/layout " in imagetool("images").stdout
+    missing = run(f"oci:{tmp_path / 'nothing'}:v1", "true")
+    assert missing.returncode != 0 and one_line_error(missing)
+    unknown = run("sha256:" + "ab" * 32, "true")
+    assert unknown.returncode != 0 and "not found" in one_line_error(unknown)
+
+
+@pytest.mark.parametrize("runtime", ["embedded", "runc"])
+def test_interactive_terminal_reads_what_we_type(busybox: str, runtime: str) -> None:
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe(sys.executable, [sys.executable, "-m", "imagetool", "run", "--rm", "-it", "--runtime", runtime,
+                                    busybox, "sh", "-c", "read x; echo got-$x; tty; exit 3"], os.environ)
+    os.write(fd, b"typed\r")  # typed at once: input that arrives before the container starts is kept
+    out = b""
+    while select.select([fd], [], [], 10)[0]:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    assert b"got-typed\r\n/dev/pts/0" in out
+    assert os.waitstatus_to_exitcode(status) == 3

@@ -59,10 +59,7 @@ def policy_from_flags(ctx: click.Context) -> Any:
     root = ctx.find_root().obj or {}
     if root.get("insecure_policy"):
         return None
-    try:
-        from imagetool.signature.policy_eval import PolicyContext
-    except ModuleNotFoundError:  # until signing lands
-        return None
+    from imagetool.signature.policy_eval import PolicyContext
 
     return PolicyContext.load(root.get("policy"), False)
 

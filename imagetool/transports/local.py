@@ -26,7 +26,7 @@ from imagetool.transports.oci import LayoutDestination, LayoutSource
 
 TRANSPORT_NAME = "local"
 _ID = re.compile(r"^(?:sha256:)?([a-f0-9]{4,64})$")
-LOCAL_TRAITS = DestinationTraits(layer_compression="compress")
+LOCAL_TRAITS = DestinationTraits(layer_compression="compress", supports_signatures=True)
 
 
 class LocalReference(ReferenceBase):
@@ -55,14 +55,18 @@ class LocalReference(ReferenceBase):
 
     def open_source(self, ctx: SystemContext) -> ImageSource:
         store = self.store(ctx)
-        return LayoutSource(self, store, images.resolve(store, self.named, self.id_prefix))
+        return LayoutSource(self, store, images.resolve(store, self.named, self.id_prefix), self.tag_prefix())
 
     def open_destination(self, ctx: SystemContext) -> ImageDestination:
         if self.named is None:
             raise InvalidReference(f"cannot write to image ID {self.text!r}: give a name")
         name = str(self.named) if self.named.tag and not self.named.digest else None
         return LayoutDestination(self, self.store(ctx, create=True), name, LOCAL_TRAITS,
-                                 expected_digest=self.named.digest)
+                                 expected_digest=self.named.digest, tag_prefix=self.tag_prefix())
+
+    def tag_prefix(self) -> str | None:
+        """Attachments (`sha256-<hex>.sig`) are named in the image's repository, as in a registry."""
+        return f"{self.named.name}:" if self.named else None
 
     def delete(self, ctx: SystemContext) -> None:
         store = self.store(ctx)

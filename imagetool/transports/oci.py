@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import os
 import re
-from typing import BinaryIO
+from typing import BinaryIO, Sequence
 
 from imagetool import media
 from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest, Readable
-from imagetool.errors import InvalidReference, ManifestUnknown, UnsupportedManifest
+from imagetool.errors import (
+    ImagetoolError,
+    InvalidReference,
+    ManifestUnknown,
+    NotFound,
+    Unsupported,
+    UnsupportedManifest,
+)
 from imagetool.manifest import guess_media_type
 from imagetool.store import refs
 from imagetool.store.layout import LayoutStore
+from imagetool.transports import signatures as envelopes
 from imagetool.transports.base import (
     DestinationBase,
     DestinationTraits,
@@ -49,13 +57,38 @@ def path_scopes(path: str, name: str | None) -> list[str]:
     return scopes
 
 
-class LayoutSource(SourceBase):
+class _Tagged:
+    """Names beside the image in the same layout: sigstore attachments (`sha256-<hex>.sig`).
+
+    `tag_prefix` turns a tag into an index.json name: "" in an OCI layout, "REPO:" in the local
+    store; None when the image has no repository to attach to.
+    """
+
+    store: LayoutStore
+    tag_prefix: str | None
+
+    def get_tagged_manifest(self, tag: str) -> tuple[bytes, str] | None:
+        if self.tag_prefix is None:
+            return None
+        try:
+            desc = refs.resolve(self.store, self.tag_prefix + tag)
+        except NotFound:
+            return None
+        return self.store.read_blob(desc.digest, envelopes.MAX_ATTACHMENT_LAYER), desc.media_type
+
+    def get_blob_bytes(self, digest: Digest, limit: int = envelopes.MAX_ATTACHMENT_LAYER) -> bytes:
+        return self.store.read_blob(digest, limit)
+
+
+class LayoutSource(_Tagged, SourceBase):
     """Reads one image (or index) out of a LayoutStore; `top` is its index.json entry."""
 
-    def __init__(self, reference: ReferenceBase, store: LayoutStore, top: Descriptor) -> None:
+    def __init__(self, reference: ReferenceBase, store: LayoutStore, top: Descriptor,
+                 tag_prefix: str | None = "") -> None:
         self.reference = reference  # type: ignore[assignment]
         self.store = store
         self.top = top
+        self.tag_prefix = tag_prefix
 
     def get_manifest(self, instance: Digest | None = None) -> tuple[bytes, str]:
         digest = instance or self.top.digest
@@ -68,16 +101,22 @@ class LayoutSource(SourceBase):
     def get_blob(self, desc: Descriptor) -> BinaryIO:
         return self.store.open_blob(desc.digest)
 
+    def get_signatures(self, instance: Digest | None = None) -> list[bytes]:
+        found = envelopes.source_attachments(self, instance or self.top.digest)
+        return [envelopes.serialize(sig) for sig in found or []]
 
-class LayoutDestination(DestinationBase):
+
+class LayoutDestination(_Tagged, DestinationBase):
     """Writes blobs straight into a LayoutStore and names the image in index.json at commit."""
 
     def __init__(self, reference: ReferenceBase, store: LayoutStore, name: str | None,
-                 traits: DestinationTraits, expected_digest: Digest | None = None) -> None:
+                 traits: DestinationTraits, expected_digest: Digest | None = None,
+                 tag_prefix: str | None = "") -> None:
         self.reference = reference  # type: ignore[assignment]
         self.traits = traits
         self.store = store
         self.name = name
+        self.tag_prefix = tag_prefix
         self.expected_digest = expected_digest
         self._top: Descriptor | None = None
         self._lock = store.hold_shared()
@@ -99,6 +138,29 @@ class LayoutDestination(DestinationBase):
                                           f"{self.expected_digest}")
             self._top = Descriptor(media_type, digest, len(raw))
 
+    def put_blob_bytes(self, data: bytes, media_type: str = "application/octet-stream") -> Descriptor:
+        return Descriptor(media_type, self.store.put_bytes(data), len(data))
+
+    def put_tagged_manifest(self, tag: str, raw: bytes, media_type: str) -> None:
+        assert self.tag_prefix is not None
+        refs.set_name(self.store, self.tag_prefix + tag, self.put_blob_bytes(raw, media_type))
+
+    def put_signatures(self, signatures: Sequence[bytes], instance: Digest | None = None) -> None:
+        """Sigstore signatures become the attachment image; a layout has no place for simple ones."""
+        try:
+            simple, sigstore = envelopes.split(signatures)
+            if simple:
+                raise Unsupported("it has no place for simple signatures")
+            if sigstore and self.tag_prefix is None:
+                raise Unsupported("an unnamed image has no repository to attach signatures to")
+        except ImagetoolError as err:
+            raise Unsupported(f"{self.reference.transport_name}: cannot store signatures: {err} "
+                              "(use --remove-signatures)") from None
+        digest = instance or (self._top.digest if self._top else None)
+        if digest is None:
+            raise ManifestUnknown("signatures before the manifest was written")
+        envelopes.store_attachments(self, digest, sigstore)
+
     def commit(self) -> None:
         if self._top is None:
             raise ManifestUnknown("commit before the manifest was written")
@@ -112,7 +174,8 @@ class LayoutDestination(DestinationBase):
         self._lock.release()
 
 
-OCI_TRAITS = DestinationTraits(manifest_types=(media.OCI_MANIFEST, media.OCI_INDEX), layer_compression="compress")
+OCI_TRAITS = DestinationTraits(manifest_types=(media.OCI_MANIFEST, media.OCI_INDEX), layer_compression="compress",
+                               supports_signatures=True)
 
 
 class OCIReference(ReferenceBase):

@@ -1,0 +1,205 @@
+"""Evaluate the trust policy for an image: one function per requirement type.
+
+The image is judged from its manifest bytes and signatures alone (no layer is read):
+simple signatures come from `source.get_signatures()` (and, for registries, the lookaside
+storage registries.d names); sigstore signatures from those envelopes and from the
+`sha256-<hex>.sig` attachment the source can read (`transports.signatures.source_attachments`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+from imagetool.digest import Digest
+from imagetool.errors import ImagetoolError, PolicyRejected, SignatureError
+from imagetool.reference import DockerReference
+from imagetool.signature import identity as idmatch
+from imagetool.signature import keys as keyfiles
+from imagetool.signature import policy as p
+from imagetool.signature import simple, sigstore
+from imagetool.signature.payload import Payload, manifest_matches
+from imagetool.transports import signatures as envelopes
+from imagetool.transports.base import ImageReference, ImageSource
+
+SYSTEM_POLICY = "/etc/containers/policy.json"
+USER_POLICY = "~/.config/containers/policy.json"
+
+
+def default_policy_path() -> str | None:
+    """The system policy, else the user's; None when neither exists."""
+    for path in (SYSTEM_POLICY, os.path.expanduser(USER_POLICY)):
+        if os.path.exists(path):
+            return path
+    return None
+
+
+@dataclass
+class _Image:
+    """What the requirements look at, with signatures fetched once and only when needed."""
+
+    reference: ImageReference
+    source: ImageSource
+    manifest: bytes
+    identity: DockerReference | None
+    registries_d: str | None
+    _envelopes: list[bytes] | None = None
+    #: sigstore signatures, and the errors of envelopes that did not parse
+    _sigstore: list[envelopes.SigstoreSignature | SignatureError] | None = None
+
+    @property
+    def digest(self) -> Digest:
+        return Digest.of(self.manifest)
+
+    def all_envelopes(self) -> list[bytes]:
+        if self._envelopes is None:
+            ref = self.reference.docker_reference()
+            if self.reference.transport_name == "docker" and ref is not None:
+                # registries.d decides where a registry's signatures live
+                found = envelopes.registry_signatures(self.source, ref, self.digest, self.registries_d)
+            else:
+                # attachments of the manifest being judged, which need not be the source's top level
+                found = list(self.source.get_signatures())
+                found += [envelopes.serialize(sig)
+                          for sig in envelopes.source_attachments(self.source, self.digest) or []]
+            unique: list[bytes] = []
+            for env in found:
+                if env not in unique:
+                    unique.append(env)
+            self._envelopes = unique
+        return self._envelopes
+
+    def simple_signatures(self) -> list[bytes]:
+        out = []
+        for env in self.all_envelopes():
+            if env[:1] != b"\x00":
+                out.append(env)
+        return out
+
+    def sigstore_signatures(self) -> list[envelopes.SigstoreSignature | SignatureError]:
+        if self._sigstore is None:
+            found: list[envelopes.SigstoreSignature | SignatureError] = []
+            for env in self.all_envelopes():
+                if env[:1] == b"\x00":
+                    try:
+                        sig = envelopes.parse(env)
+                    except SignatureError as err:
+                        found.append(err)  # judged (and reported) with the others
+                        continue
+                    if isinstance(sig, envelopes.SigstoreSignature):
+                        found.append(sig)
+            self._sigstore = found
+        return self._sigstore
+
+
+def _check_payload(image: _Image, payload: Payload, rule: p.Identity) -> None:
+    if not manifest_matches(image.manifest, payload.manifest_digest):
+        raise SignatureError(f"signature is for manifest {payload.manifest_digest}, not this image's "
+                             f"{image.digest}")
+    signed = payload.identity()
+    if idmatch.needs_image_reference(rule) and image.identity is None:
+        raise SignatureError(f"the image has no docker reference to compare with the signed identity {signed}")
+    if not idmatch.matches(rule, image.identity, signed):
+        raise SignatureError(f"signature claims identity {signed}, which {idmatch.describe(rule)} does not accept "
+                             f"for {image.identity or 'this image'}")
+
+
+def _first_valid(what: str, signatures: list, check: Callable[[object], str]) -> str:  # type: ignore[type-arg]
+    if not signatures:
+        raise PolicyRejected(f"{what}: the image has no signature of that kind")
+    reasons = []
+    for i, sig in enumerate(signatures, 1):
+        try:
+            return check(sig)
+        except (SignatureError, ImagetoolError) as err:
+            reasons.append(f"signature {i}: {err}")
+    raise PolicyRejected(f"{what}: no valid signature ({'; '.join(reasons)})")
+
+
+def eval_insecure(req: p.InsecureAcceptAnything, image: _Image) -> str:
+    return "insecureAcceptAnything"
+
+
+def eval_reject(req: p.Reject, image: _Image) -> str:
+    raise PolicyRejected("the policy rejects every image in this scope")
+
+
+def eval_signed_by(req: p.SignedBy, image: _Image) -> str:
+    what = f"signedBy (GPG keys {req.source})"
+    signatures = image.simple_signatures()
+    if not signatures:
+        raise PolicyRejected(f"{what}: the image has no simple signature")
+    with simple.Keyring(req.keys) as ring:
+        def check(blob: object) -> str:
+            verified = ring.verify(blob)  # type: ignore[arg-type]
+            _check_payload(image, verified.payload, req.identity)
+            return (f"signedBy: signed by GPG key {verified.fingerprint} as "
+                    f"{verified.payload.docker_reference} ({idmatch.describe(req.identity)})")
+
+        return _first_valid(what, signatures, check)
+
+
+def eval_sigstore_signed(req: p.SigstoreSigned, image: _Image) -> str:
+    what = f"sigstoreSigned (key {req.source})"
+    public = [k for blob in req.keys for k in keyfiles.load_public_keys(blob)]
+
+    def check(sig: object) -> str:
+        if isinstance(sig, SignatureError):
+            raise sig
+        payload = sigstore.verify(sig, public)  # type: ignore[arg-type]
+        _check_payload(image, payload, req.identity)
+        return f"sigstoreSigned: signed as {payload.docker_reference} ({idmatch.describe(req.identity)})"
+
+    signatures = image.sigstore_signatures()
+    if not signatures:
+        raise PolicyRejected(f"{what}: the image has no sigstore signature")
+    return _first_valid(what, signatures, check)
+
+
+EVALUATORS: dict[type, Callable] = {  # type: ignore[type-arg]
+    p.InsecureAcceptAnything: eval_insecure,
+    p.Reject: eval_reject,
+    p.SignedBy: eval_signed_by,
+    p.SigstoreSigned: eval_sigstore_signed,
+}
+
+
+class PolicyContext:
+    """A loaded policy, ready to judge sources (the copy pipeline's PolicyChecker)."""
+
+    def __init__(self, policy: p.Policy) -> None:
+        self.policy = policy
+
+    @classmethod
+    def load(cls, path: str | None, insecure: bool) -> PolicyContext:
+        """The policy at `path` (default: system, then user); insecure accepts anything."""
+        if insecure:
+            return cls(p.Policy([p.InsecureAcceptAnything()], {}, "--insecure-policy"))
+        chosen = path or default_policy_path()
+        if chosen is None:
+            raise p.PolicyError(f"no trust policy: neither {SYSTEM_POLICY} nor {USER_POLICY} exists "
+                                "(use --policy FILE, or --insecure-policy)")
+        return cls(p.load(chosen))
+
+    @classmethod
+    def from_bytes(cls, data: bytes, path: str = "") -> PolicyContext:
+        return cls(p.parse(data, path))
+
+    def check(self, reference: ImageReference, source: ImageSource, manifest: bytes,
+              registries_d: str | None, *, identity: DockerReference | None = None) -> str:
+        """One line naming the scope and requirement that accepted the image, or PolicyRejected.
+
+        `identity` stands in for the reference's own docker reference (dir: and oci: have none).
+        """
+        scope, requirements = self.policy.requirements_for(reference.transport_name, reference.policy_scopes())
+        image = _Image(reference, source, manifest, identity or reference.docker_reference(), registries_d)
+        verdicts = []
+        for req in requirements:
+            try:
+                verdicts.append(EVALUATORS[type(req)](req, image))
+            except PolicyRejected as err:
+                raise PolicyRejected(f"{reference} rejected by policy scope {scope}: {err}") from None
+            except ImagetoolError as err:
+                raise PolicyRejected(f"{reference} rejected by policy scope {scope}: {req.kind}: {err}") from err
+        return f"accepted by policy scope {scope}: " + "; ".join(verdicts)

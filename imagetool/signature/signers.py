@@ -1,0 +1,56 @@
+"""Signers the copy pipeline calls: each turns (manifest, identity) into a signature envelope."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from imagetool.errors import SignatureError
+from imagetool.reference import DockerReference
+from imagetool.signature import keys as keyfiles
+from imagetool.signature import simple, sigstore
+from imagetool.transports import signatures as envelopes
+
+
+@dataclass
+class GPGSigner:
+    """Simple signing with a key from the user's keyring ($GNUPGHOME)."""
+
+    fingerprint: str
+    passphrase: str | None = None
+
+    def sign(self, manifest: bytes, identity: DockerReference) -> bytes:
+        return envelopes.serialize(envelopes.SimpleSignature(
+            simple.sign(manifest, identity, self.fingerprint, self.passphrase)))
+
+
+@dataclass
+class SigstoreSigner:
+    """Sigstore signing with a private key file (cosign-encrypted or plain PKCS#8 PEM)."""
+
+    key: ec.EllipticCurvePrivateKey
+
+    def sign(self, manifest: bytes, identity: DockerReference) -> bytes:
+        return envelopes.serialize(sigstore.sign(manifest, identity, self.key))
+
+
+def load_sigstore_signer(key_path: str, passphrase: str | None) -> SigstoreSigner:
+    try:
+        with open(key_path, "rb") as f:
+            data = f.read()
+    except OSError as err:
+        raise SignatureError(f"reading private key {key_path}: {err.strerror or err}") from None
+    return SigstoreSigner(keyfiles.load_private_key(data, passphrase))
+
+
+def make_signers(sign_by: str | None, sigstore_key: str | None,
+                 passphrase_file: str | None) -> list[GPGSigner | SigstoreSigner]:
+    """The signers copy flags ask for; the passphrase file serves whichever key is given."""
+    passphrase = simple.read_passphrase(passphrase_file)
+    signers: list[GPGSigner | SigstoreSigner] = []
+    if sign_by:
+        signers.append(GPGSigner(sign_by, passphrase))
+    if sigstore_key:
+        signers.append(load_sigstore_signer(sigstore_key, passphrase))
+    return signers

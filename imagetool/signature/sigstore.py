@@ -1,0 +1,52 @@
+"""Sigstore (cosign) key signatures: ECDSA-P256/SHA-256 over a simplesigning payload.
+
+The signature travels base64-encoded (ASN.1 DER) in the `dev.cosignproject.cosign/signature`
+annotation beside the payload; transports keep the pair as an envelope or an attachment layer.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Sequence
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from imagetool.digest import Digest
+from imagetool.errors import SignatureError
+from imagetool.reference import DockerReference
+from imagetool.signature import payload as payloads
+from imagetool.transports.signatures import (
+    SIGSTORE_PAYLOAD_TYPE,
+    SIGSTORE_SIGNATURE_ANNOTATION,
+    SigstoreSignature,
+)
+
+
+def sign(manifest: bytes, identity: DockerReference, key: ec.EllipticCurvePrivateKey) -> SigstoreSignature:
+    body = payloads.make(Digest.of(manifest), identity, payloads.COSIGN_TYPE)
+    der = key.sign(body, ec.ECDSA(hashes.SHA256()))
+    return SigstoreSignature(SIGSTORE_PAYLOAD_TYPE, body,
+                             {SIGSTORE_SIGNATURE_ANNOTATION: base64.b64encode(der).decode()})
+
+
+def verify(sig: SigstoreSignature, keys: Sequence[ec.EllipticCurvePublicKey]) -> payloads.Payload:
+    """The payload, if one of `keys` made the signature; the digest and identity are the caller's to check."""
+    if sig.mime_type != SIGSTORE_PAYLOAD_TYPE:
+        raise SignatureError(f"not a sigstore signature: payload type {sig.mime_type!r}")
+    b64 = sig.signature_b64
+    if b64 is None:
+        raise SignatureError(f"sigstore signature has no {SIGSTORE_SIGNATURE_ANNOTATION} annotation")
+    try:
+        der = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise SignatureError("sigstore signature annotation is not valid base64") from None
+    for key in keys:
+        try:
+            key.verify(der, sig.payload, ec.ECDSA(hashes.SHA256()))
+        except InvalidSignature:
+            continue
+        return payloads.parse(sig.payload, payloads.COSIGN_TYPE)
+    raise SignatureError("sigstore signature was not made by a trusted key")

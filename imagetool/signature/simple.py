@@ -1,0 +1,133 @@
+"""Simple signing: an OpenPGP-signed (not detached) "atomic container signature" payload.
+
+Signing uses the user's keyring ($GNUPGHOME) through python-gnupg. Verification against a
+policy's keys happens in a throw-away keyring holding only those keys, so a key the user
+happens to trust elsewhere never makes a signature valid.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from typing import Iterable
+
+import gnupg
+
+from imagetool.digest import Digest
+from imagetool.errors import SignatureError
+from imagetool.reference import DockerReference
+from imagetool.signature import payload as payloads
+
+
+def _gpg(home: str | None = None) -> gnupg.GPG:
+    try:
+        return gnupg.GPG(gnupghome=home or os.environ.get("GNUPGHOME") or None)
+    except (OSError, ValueError, RuntimeError) as err:
+        raise SignatureError(f"cannot run gpg: {err}") from None
+
+
+def read_passphrase(path: str | None) -> str | None:
+    """A passphrase file's first line; its trailing newline is not part of the passphrase."""
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as err:
+        raise SignatureError(f"reading passphrase file {path}: {err.strerror or err}") from None
+    return text.split("\n", 1)[0].removesuffix("\r")
+
+
+def sign_blob(data: bytes, fingerprint: str, passphrase: str | None = None) -> bytes:
+    """An OpenPGP message (binary, signed, not detached) holding `data`."""
+    gpg = _gpg()
+    result = gpg.sign(data, keyid=fingerprint, passphrase=passphrase, binary=True, detach=False,
+                      clearsign=False)
+    if not result.data or result.status != "signature created" or getattr(result, "returncode", 0):
+        # gpg writes a partial message before it fails, so only its status says whether it signed
+        lines = [ln for ln in (result.stderr or "").splitlines() if ln.startswith("gpg:")]
+        detail = lines[-1].removeprefix("gpg:").strip() if lines else "unknown error"
+        raise SignatureError(f"signing with GPG key {fingerprint} failed: {detail}")
+    return bytes(result.data)
+
+
+def sign(manifest: bytes, identity: DockerReference | str, fingerprint: str,
+         passphrase: str | None = None) -> bytes:
+    """A simple signature claiming that `manifest` is `identity`."""
+    body = payloads.make(Digest.of(manifest), identity, payloads.SIMPLE_TYPE)
+    return sign_blob(body, fingerprint, passphrase)
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What a valid signature says, and which key made it."""
+
+    fingerprint: str
+    payload: payloads.Payload
+
+
+def _check_message(gpg: gnupg.GPG, blob: bytes, trusted: Iterable[str]) -> tuple[str, bytes]:
+    if not blob:
+        raise SignatureError("empty signature")
+    result = gpg.decrypt(blob)
+    fingerprint = (getattr(result, "pubkey_fingerprint", None) or result.fingerprint or "").upper()
+    if not result.valid:
+        status = (result.status or "").strip()
+        key_id = getattr(result, "key_id", None)
+        if status == "no public key":
+            raise SignatureError(f"signature made by an untrusted key (key id {key_id})")
+        if "EXPSIG" in (result.stderr or "") or "EXPKEYSIG" in (result.stderr or ""):
+            raise SignatureError("signature or its key has expired")
+        raise SignatureError(f"invalid OpenPGP signature: {status or 'not a signed message'}")
+    wanted = {fp.upper().replace(" ", "") for fp in trusted}
+    signer_fps = {fingerprint, (result.fingerprint or "").upper()}
+    if not signer_fps & wanted:
+        raise SignatureError(f"signature made by key {fingerprint}, which is not trusted")
+    return fingerprint, bytes(result.data)
+
+
+def verify_blob(blob: bytes, trusted: Iterable[str], home: str | None = None) -> tuple[str, bytes]:
+    """The signing key's fingerprint and the signed data, if `blob` is a valid message by a trusted key."""
+    return _check_message(_gpg(home), blob, trusted)
+
+
+def verify(blob: bytes, trusted: Iterable[str], home: str | None = None) -> Verified:
+    """Check the OpenPGP message and parse its payload (the identity and digest are the caller's)."""
+    fingerprint, data = verify_blob(blob, trusted, home)
+    return Verified(fingerprint, payloads.parse(data, payloads.SIMPLE_TYPE))
+
+
+class Keyring:
+    """A temporary GNUPGHOME holding only the given public keys (removed on close)."""
+
+    def __init__(self, key_blobs: Iterable[bytes]) -> None:
+        # gpg-agent socket paths must stay short, so the directory lives in /tmp
+        self.home = tempfile.mkdtemp(prefix="imagetool-gpg-", dir="/tmp")
+        try:
+            os.chmod(self.home, 0o700)
+            self.gpg = _gpg(self.home)
+            fingerprints: list[str] = []
+            for blob in key_blobs:
+                result = self.gpg.import_keys(blob)
+                if not result.fingerprints:
+                    raise SignatureError("no OpenPGP public key found in the policy's key data")
+                fingerprints.extend(fp.upper() for fp in result.fingerprints)
+            self.fingerprints = fingerprints
+        except BaseException:
+            self.close()
+            raise
+
+    def verify(self, blob: bytes) -> Verified:
+        fingerprint, data = _check_message(self.gpg, blob, self.fingerprints)
+        return Verified(fingerprint, payloads.parse(data, payloads.SIMPLE_TYPE))
+
+    def close(self) -> None:
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    def __enter__(self) -> Keyring:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -30,9 +30,9 @@ def fs_tree(root: Path) -> dict[str, tuple[Any, ...]]:
 
 
 class Buildah:
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, driver: str = "vfs") -> None:
         self.argv = ["buildah", "--root", str(work / "root"), "--runroot", str(work / "runroot"),
-                     "--storage-driver", "vfs"]
+                     "--storage-driver", driver]
 
     def bud(self, context: Path, dockerfile: Path, tag: str, *extra: str) -> None:
         tool([*self.argv, "bud", "-q", *extra, "-f", str(dockerfile), "-t", tag, str(context)], timeout=300)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
-import resource
 import statistics
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-_PROBE = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]); "
-          "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(p.returncode)")
+#: runs the command and reports its own wall time and peak RSS, so the probe's start-up is not counted
+_PROBE = ("import resource, subprocess, sys, time; t = time.perf_counter(); p = subprocess.run(sys.argv[1:]); "
+          "w = time.perf_counter() - t; r = resource.getrusage(resource.RUSAGE_CHILDREN); "
+          "print(w, r.ru_utime + r.ru_stime, r.ru_maxrss, file=sys.stderr); sys.exit(p.returncode)")
 
 
 @dataclass
@@ -30,16 +30,14 @@ def run(argv: Sequence[str], env: dict[str, str] | None = None, before: Callable
     for _ in range(repeat):
         if before:
             before()
-        start_ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-c", _PROBE, *argv], env=full_env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)
-        walls.append(time.perf_counter() - t0)
-        end_ru = resource.getrusage(resource.RUSAGE_CHILDREN)
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(argv)} failed:\n{proc.stderr}")
-        cpus.append((end_ru.ru_utime - start_ru.ru_utime) + (end_ru.ru_stime - start_ru.ru_stime))
-        rss.append(int(proc.stderr.strip().splitlines()[-1]) / 1024)
+        wall, cpu, peak = proc.stderr.strip().splitlines()[-1].split()
+        walls.append(float(wall))
+        cpus.append(float(cpu))
+        rss.append(int(peak) / 1024)
     return Measure(statistics.median(walls), statistics.median(cpus), max(rss))
 
 

@@ -39,6 +39,10 @@ class BlobPlan:
 
 KEEP = BlobPlan()
 
+#: rewrites are CPU-bound and each holds compressor buffers (~20 MiB for gzip): more of them
+#: at once than there are CPUs only adds memory, so they queue here while plain copies stream on
+_REWRITE_SLOTS = threading.BoundedSemaphore(max(1, len(os.sched_getaffinity(0))))
+
 
 @dataclass(frozen=True)
 class CopiedBlob:
@@ -116,7 +120,8 @@ def copy_blob(src: ImageSource, dst: ImageDestination, desc: Descriptor, plan: B
             stored = dst.put_blob(stream, desc, is_config=is_config)
             result = CopiedBlob(stored.with_(media_type=desc.media_type))
         else:
-            result = _rewrite(dst, desc, stream, plan)
+            with _REWRITE_SLOTS:
+                result = _rewrite(dst, desc, stream, plan)
             verified.drain()  # a decompressor may stop at its end marker: check the rest too
     finally:
         raw.close()

@@ -2,8 +2,10 @@
 
 Each `*.yaml` in the directory may have `default-docker:` and `docker: {<scope>: ...}`
 sections with `lookaside` (read), `lookaside-staging` (write) and the older spellings
-`sigstore` / `sigstore-staging`, plus `use-sigstore-attachments`. The most specific scope
-(repository, then its namespaces, then the host) wins. Signature N (1-based) of the manifest
+`sigstore` / `sigstore-staging`, plus `use-sigstore-attachments`. As in containers/image, each
+setting is looked up on its own, most specific scope first (the reference with its tag or digest,
+the repository, its namespaces, the host, `*.domain` wildcards, then `default-docker`): a scope
+that leaves a setting out defers to the next one for it. Signature N (1-based) of the manifest
 with digest D lives at `<base>/<path>@<alg>=<hex>/signature-N`, where <path> is the
 repository without its host. Reading works over file:// and http(s)://; writing, like
 containers/image, only to file://.
@@ -17,11 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import yaml
-
 from imagetool.digest import Digest
 from imagetool.errors import RegistryError, SignatureError
-from imagetool.reference import DockerReference
+from imagetool.reference import DockerReference, policy_namespaces
 
 USER_DIR = "~/.config/containers/registries.d"
 SYSTEM_DIR = "/etc/containers/registries.d"
@@ -45,41 +45,51 @@ def default_dir() -> str:
     return user if os.path.isdir(user) else SYSTEM_DIR
 
 
-def _section(doc: dict[str, Any], where: str) -> Lookaside:
+@dataclass(frozen=True)
+class _Section:
+    """One `docker:` scope or `default-docker:` as written; None is "not set here"."""
+
+    read_url: str | None = None
+    write_url: str | None = None
+    use_sigstore_attachments: bool | None = None
+
+
+def _section(doc: dict[str, Any], where: str) -> _Section:
     if not isinstance(doc, dict):
         raise SignatureError(f"{where}: expected a mapping")
     known = {"lookaside", "lookaside-staging", "sigstore", "sigstore-staging", "use-sigstore-attachments"}
     unknown = set(doc) - known
     if unknown:
         raise SignatureError(f"{where}: unknown key {sorted(unknown)[0]!r}")
-    read = doc.get("lookaside") or doc.get("sigstore")
-    write = doc.get("lookaside-staging") or doc.get("sigstore-staging") or read
     for key in ("lookaside", "lookaside-staging", "sigstore", "sigstore-staging"):
         value = doc.get(key)
-        if isinstance(value, str) and not value.startswith(("file://", "http://", "https://")):
-            raise SignatureError(f"{where}: {key} must be a file://, http:// or https:// URL, not {value!r}")
-    attach = doc.get("use-sigstore-attachments")
-    for value in (read, write):
         if value is not None and not isinstance(value, str):
             raise SignatureError(f"{where}: lookaside URLs must be strings")
+        if value and not value.startswith(("file://", "http://", "https://")):
+            raise SignatureError(f"{where}: {key} must be a file://, http:// or https:// URL, not {value!r}")
+    read = doc.get("lookaside") or doc.get("sigstore") or None
+    write = doc.get("lookaside-staging") or doc.get("sigstore-staging") or read
+    attach = doc.get("use-sigstore-attachments")
     if attach is not None and not isinstance(attach, bool):
         raise SignatureError(f"{where}: use-sigstore-attachments must be true or false")
-    return Lookaside(read, write, bool(attach))
+    return _Section(read, write, attach)
 
 
 @dataclass
 class RegistriesD:
-    default: Lookaside | None
-    scopes: dict[str, Lookaside]
+    default: _Section | None
+    scopes: dict[str, _Section]
 
     @classmethod
     def load(cls, directory: str | None) -> RegistriesD:
         """Every *.yaml in `directory` (None: the user's, else the system's); a missing directory is empty."""
         root = Path(directory or default_dir())
-        default: Lookaside | None = None
-        scopes: dict[str, Lookaside] = {}
+        default: _Section | None = None
+        scopes: dict[str, _Section] = {}
         if not root.is_dir():
             return cls(None, {})
+        import yaml  # only when there is configuration to read: it is slow to import
+
         for path in sorted(root.glob("*.yaml")):
             try:
                 doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -98,18 +108,14 @@ class RegistriesD:
         return cls(default, scopes)
 
     def for_reference(self, ref: DockerReference) -> Lookaside:
-        """The most specific configuration for the repository `ref` names."""
-        name = ref.name
-        candidates = []
-        while True:
-            candidates.append(name)
-            if "/" not in name:
-                break
-            name = name.rsplit("/", 1)[0]
-        for scope in candidates:
-            if scope in self.scopes:
-                return self.scopes[scope]
-        return self.default or Lookaside()
+        """Each setting from the most specific scope that sets it (containers/image's lookup)."""
+        chain = [self.scopes[s] for s in policy_namespaces(ref) if s in self.scopes]
+        if self.default is not None:
+            chain.append(self.default)
+        read = next((c.read_url for c in chain if c.read_url), None)
+        write = next((c.write_url for c in chain if c.write_url), None)
+        attach = next((c.use_sigstore_attachments for c in chain if c.use_sigstore_attachments is not None), False)
+        return Lookaside(read, write, attach)
 
 
 def signature_url(base: str, ref: DockerReference, digest: Digest, index: int) -> str:

@@ -24,6 +24,10 @@ class GPGSigner:
         return envelopes.serialize(envelopes.SimpleSignature(
             simple.sign(manifest, identity, self.fingerprint, self.passphrase)))
 
+    def check(self) -> None:
+        """Sign a probe, so an unknown key or a wrong passphrase fails the copy before it writes anything."""
+        simple.sign_blob(b"imagetool signing key check", self.fingerprint, self.passphrase)
+
 
 @dataclass
 class SigstoreSigner:
@@ -50,7 +54,9 @@ def make_signers(sign_by: str | None, sigstore_key: str | None,
     passphrase = simple.read_passphrase(passphrase_file)
     signers: list[GPGSigner | SigstoreSigner] = []
     if sign_by:
-        signers.append(GPGSigner(sign_by, passphrase))
+        gpg_signer = GPGSigner(sign_by, passphrase)
+        gpg_signer.check()
+        signers.append(gpg_signer)
     if sigstore_key:
         signers.append(load_sigstore_signer(sigstore_key, passphrase))
     return signers

@@ -40,9 +40,26 @@ def read_passphrase(path: str | None) -> str | None:
     return text.split("\n", 1)[0].removesuffix("\r")
 
 
+def _secret_key(gpg: gnupg.GPG, key: str) -> set[str]:
+    """Fingerprints (primary and subkeys) of the one secret key `key` names.
+
+    gpg ignores a `--default-key` it cannot find and signs with the default key instead,
+    so the key is looked up first and the signer checked afterwards.
+    """
+    found = gpg.list_keys(secret=True, keys=[key])
+    if len(found) != 1:
+        what = "no secret key" if not found else f"{len(found)} secret keys"
+        raise SignatureError(f"signing with GPG key {key} failed: {what} in the keyring match it")
+    entry = found[0]
+    fingerprints = {str(entry["fingerprint"]).upper()}
+    fingerprints |= {str(sub[2]).upper() for sub in entry.get("subkeys") or [] if len(sub) > 2 and sub[2]}
+    return fingerprints
+
+
 def sign_blob(data: bytes, fingerprint: str, passphrase: str | None = None) -> bytes:
-    """An OpenPGP message (binary, signed, not detached) holding `data`."""
+    """An OpenPGP message (binary, signed, not detached) holding `data`, signed by exactly that key."""
     gpg = _gpg()
+    allowed = _secret_key(gpg, fingerprint)
     result = gpg.sign(data, keyid=fingerprint, passphrase=passphrase, binary=True, detach=False,
                       clearsign=False)
     if not result.data or result.status != "signature created" or getattr(result, "returncode", 0):
@@ -50,6 +67,9 @@ def sign_blob(data: bytes, fingerprint: str, passphrase: str | None = None) -> b
         lines = [ln for ln in (result.stderr or "").splitlines() if ln.startswith("gpg:")]
         detail = lines[-1].removeprefix("gpg:").strip() if lines else "unknown error"
         raise SignatureError(f"signing with GPG key {fingerprint} failed: {detail}")
+    if (result.fingerprint or "").upper() not in allowed:
+        raise SignatureError(f"signing with GPG key {fingerprint} failed: gpg signed with "
+                             f"key {result.fingerprint} instead")
     return bytes(result.data)
 
 
@@ -72,6 +92,9 @@ def _check_message(gpg: gnupg.GPG, blob: bytes, trusted: Iterable[str]) -> tuple
     if not blob:
         raise SignatureError("empty signature")
     result = gpg.decrypt(blob)
+    count = sum(1 for line in (result.stderr or "").splitlines() if line.startswith("[GNUPG:] NEWSIG"))
+    if count > 1:  # containers/image accepts exactly one signature per message
+        raise SignatureError(f"invalid OpenPGP signature: the message carries {count} signatures, not one")
     fingerprint = (getattr(result, "pubkey_fingerprint", None) or result.fingerprint or "").upper()
     if not result.valid:
         status = (result.status or "").strip()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from imagetool.digest import Digest
 from tests.lib.cli import imagetool, one_line_error, tool
-from tests.lib.gpg import GPGHome
+from tests.lib.gpg import GPGHome, gpg
 from tests.lib.images import random_image
 from tests.signature.conftest import write_policy
 
@@ -100,10 +100,33 @@ def test_passphrase_file_trailing_newline(tmp_path: Path, gnupg: GPGHome) -> Non
     skopeo_copy("--policy", policy, "copy", f"dir:{out}", f"dir:{tmp_path / 'checked'}", env=gnupg.env())
     wrong = tmp_path / "wrong"
     wrong.write_text("not it\n")
-    bad = imagetool("--insecure-policy", "copy", "--sign-by", gnupg.protected, "--sign-passphrase-file",
-                    str(wrong), "--sign-identity", IDENTITY, f"oci:{layout}:v1", f"dir:{tmp_path / 'x'}",
-                    check=False)
-    assert "signing" in one_line_error(bad)
+    # a wrong passphrase or a key not in the keyring fails before anything is written
+    for flags, expect in ((["--sign-by", gnupg.protected, "--sign-passphrase-file", str(wrong)], "Bad passphrase"),
+                          (["--sign-by", "0123456789ABCDEF0123456789ABCDEF01234567"], "no secret key")):
+        for dest in (tmp_path / "x", tmp_path / "y"):
+            transport = "dir" if dest.name == "x" else "oci"
+            bad = imagetool("--insecure-policy", "copy", *flags, "--sign-identity", IDENTITY, f"oci:{layout}:v1",
+                            f"{transport}:{dest}", check=False)
+            assert expect in one_line_error(bad)
+            assert not dest.exists()
+
+
+def test_sign_by_uses_exactly_that_key(tmp_path: Path, gnupg: GPGHome) -> None:
+    """gpg falls back to its default key for an unknown --default-key; the signature must not."""
+    layout = tmp_path / "layout"
+    random_image(layout, "v1", n_layers=1, size=256)
+    out = tmp_path / "signed"
+    pass_file = tmp_path / "pass"
+    pass_file.write_text(GPGHome.PASSPHRASE)
+    # the protected key is not the keyring's default (the first key is)
+    imagetool("--insecure-policy", "copy", "--sign-by", gnupg.protected, "--sign-passphrase-file", str(pass_file),
+              "--sign-identity", IDENTITY, f"oci:{layout}:v1", f"dir:{out}", env=gnupg.env())
+    only_protected = signed_by_policy(tmp_path / "protected.json", gnupg, gnupg.protected)
+    ok = imagetool("verify", "--policy", only_protected, f"dir:{out}")
+    assert gnupg.protected in ok.stdout
+    only_default = signed_by_policy(tmp_path / "default.json", gnupg, gnupg.fingerprint)
+    bad = imagetool("verify", "--policy", only_default, f"dir:{out}", check=False)
+    assert "not trusted" in one_line_error(bad) or "untrusted key" in one_line_error(bad)
 
 
 def test_standalone_sign_verified_by_skopeo(tmp_path: Path, gnupg: GPGHome) -> None:
@@ -147,3 +170,19 @@ def test_skopeo_standalone_sign_verified_by_imagetool(tmp_path: Path, gnupg: GPG
     bad = imagetool("standalone-verify", str(manifest), "busybox:1.36", gnupg.fingerprint, str(truncated),
                     check=False)
     assert "invalid OpenPGP signature" in one_line_error(bad)
+
+
+def test_message_with_two_signatures_rejected(tmp_path: Path, gnupg: GPGHome) -> None:
+    """One OpenPGP message signed by two keys is refused, by skopeo and by imagetool, even with one trusted."""
+    out = signed_dir(tmp_path, gnupg)
+    payload = gpg(gnupg.home, "--decrypt", str(out / "signature-1")).stdout
+    assert json.loads(payload)["critical"]["identity"]["docker-reference"] == IDENTITY
+    twice = gpg(gnupg.home, "--pinentry-mode", "loopback", "--passphrase", GPGHome.PASSPHRASE, "-u", gnupg.fingerprint,
+                "-u", gnupg.protected, "--sign", input=payload).stdout
+    (out / "signature-1").write_bytes(twice)
+    policy = signed_by_policy(tmp_path / "policy.json", gnupg, gnupg.fingerprint)
+    bad = skopeo_copy("--policy", policy, "copy", f"dir:{out}", f"dir:{tmp_path / 'by-skopeo'}", env=gnupg.env(),
+                      check=False)
+    assert bad.returncode != 0 and "signature count 2" in bad.stderr
+    bad = imagetool("verify", "--policy", policy, f"dir:{out}", check=False)
+    assert "carries 2 signatures" in one_line_error(bad)

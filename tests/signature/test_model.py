@@ -131,6 +131,28 @@ def test_registries_d(tmp_path: Path) -> None:
         parse_reference("a.io/b")).read_url is None
 
 
+def test_registries_d_each_setting_falls_through(tmp_path: Path) -> None:
+    """containers/image looks each setting up on its own: a scope without it defers to the next."""
+    (tmp_path / "a.yaml").write_text(
+        "default-docker:\n  lookaside: file:///default\n  use-sigstore-attachments: true\n"
+        "docker:\n"
+        "  example.com:\n    use-sigstore-attachments: false\n"
+        "  example.com/team:\n    lookaside: file:///team\n"
+        "  example.com/team/app:1:\n    lookaside-staging: file:///staging-app-1\n"
+        "  '*.example.org':\n    sigstore: https://sigs.example.org/\n")
+    conf = lookaside.RegistriesD.load(str(tmp_path))
+
+    def settings(ref: str) -> tuple[str | None, str | None, bool]:
+        got = conf.for_reference(parse_reference(ref))
+        return got.read_url, got.write_url, got.use_sigstore_attachments
+
+    assert settings("example.com/team/app:1") == ("file:///team", "file:///staging-app-1", False)
+    assert settings("example.com/team/app:2") == ("file:///team", "file:///team", False)
+    assert settings("example.com/other/app:1") == ("file:///default", "file:///default", False)
+    assert settings("reg.example.org/x/y:1") == ("https://sigs.example.org/", "https://sigs.example.org/", True)
+    assert settings("quay.io/x/y:1") == ("file:///default", "file:///default", True)
+
+
 def test_lookaside_file_write_replaces(tmp_path: Path) -> None:
     ref = parse_reference("example.com/team/app:1")
     digest = Digest.of(b"manifest")

@@ -90,6 +90,23 @@ def test_cosign_vectors_as_attachments(plain_registry: Registry, registry_env: N
             ctx.check(ref, src, manifest, on)
 
 
+def test_unknown_cosign_key_as_attachment(plain_registry: Registry, registry_env: None, tmp_path: Path) -> None:
+    """unknown-cosign-key.signature, attached at the registry, is refused for cosign.pub (and cosign2.pub)."""
+    manifest = (FIXTURES / "dir-img-cosign-valid" / "manifest.json").read_bytes()
+    digest = push_attachment(plain_registry, "vectors/unknown-key", manifest,
+                             [FIXTURES / "unknown-cosign-key.signature"])
+    ref = parse_image_name(f"docker://{plain_registry.host}/vectors/unknown-key@{digest}")
+    src = ref.open_source(SystemContext(tls_verify=False))
+    on = registries_d(tmp_path, {"use-sigstore-attachments": True})
+    for key in ("cosign.pub", "cosign2.pub"):
+        policy = write_policy(tmp_path / f"{key}.json", [{
+            "type": "sigstoreSigned", "keyPath": str(FIXTURES / key),
+            "signedIdentity": {"type": "remapIdentity", "prefix": f"{plain_registry.host}/vectors/unknown-key",
+                               "signedPrefix": f"{SIGNED_HOST}/cosign-signed-single-sample"}}])
+        with pytest.raises(PolicyRejected, match="not made by a trusted key"):
+            PolicyContext.load(policy, False).check(ref, src, manifest, on)
+
+
 def test_attachments_accumulate(plain_registry: Registry, registry_env: None) -> None:
     """Adding signatures keeps what is attached already, and adding the same one again is a no-op."""
     valid = FIXTURES / "dir-img-cosign-valid-2"

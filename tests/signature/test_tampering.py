@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -34,15 +35,34 @@ def sign_into_dir(tmp_path: Path, name: str, flags: list[str], seed: int = 1) ->
     return out
 
 
-def refused(tmp_path: Path, policy: str, image: Path, expect: str) -> None:
-    """verify says no with `expect` in its one line, and so does copy, which writes nothing."""
-    bad = imagetool("verify", "--policy", policy, f"dir:{image}", check=False)
+def tree(root: Path) -> dict[str, bytes] | None:
+    """Every file under `root` with its bytes (None: `root` does not exist), to show nothing changed."""
+    if not root.exists():
+        return None
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def refused(tmp_path: Path, policy: str, image: Path, expect: str, source: str | None = None) -> None:
+    """verify says no with `expect` in its one line, and so does copy, which writes nothing.
+
+    The copy is tried into a new dir:, a new oci: layout, an existing oci: layout holding
+    another image, and the local store.
+    """
+    source = source or f"dir:{image}"
+    bad = imagetool("verify", "--policy", policy, source, check=False)
     assert bad.returncode == 1
     assert expect in one_line_error(bad)
-    dest = tmp_path / "must-not-exist"
-    bad = imagetool("--policy", policy, "copy", f"dir:{image}", f"dir:{dest}", check=False)
-    assert expect in one_line_error(bad)
-    assert not dest.exists()
+    existing = tmp_path / "existing-layout"
+    if not existing.exists():
+        random_image(existing, "keep", n_layers=1, size=128, seed=99)
+    store = Path(os.environ["IMAGETOOL_STORE"])
+    before = {"layout": tree(existing), "store": tree(store)}
+    fresh_dir, fresh_oci = tmp_path / "must-not-exist", tmp_path / "must-not-exist-oci"
+    for dest in (f"dir:{fresh_dir}", f"oci:{fresh_oci}:v1", f"oci:{existing}:v1", "localhost/refused:v1"):
+        bad = imagetool("--policy", policy, "copy", source, dest, check=False)
+        assert expect in one_line_error(bad), dest
+    assert not fresh_dir.exists() and not fresh_oci.exists()
+    assert {"layout": tree(existing), "store": tree(store)} == before
 
 
 def sigstore_policy(tmp_path: Path, public: Path, identity: str = IDENTITY) -> str:
@@ -65,6 +85,10 @@ def test_manifest_changed_after_signing(tmp_path: Path, keys: tuple[Path, Path, 
                                            "--sign-passphrase-file", str(pass_file)])
     policy = sigstore_policy(tmp_path, public)
     imagetool("verify", "--policy", policy, f"dir:{image}")
+    # a local store that already holds an image must come out of the refused copies unchanged
+    other = tmp_path / "other-layout"
+    random_image(other, "v1", n_layers=1, size=256, seed=7)
+    imagetool("--insecure-policy", "copy", f"oci:{other}:v1", "localhost/already:v1")
     doc = json.loads((image / "manifest.json").read_bytes())
     doc.setdefault("annotations", {})["tampered"] = "yes"
     (image / "manifest.json").write_text(json.dumps(doc))
@@ -116,11 +140,10 @@ def test_reject_scope(tmp_path: Path) -> None:
     random_image(layout, "v1", n_layers=1, size=256)
     policy = write_policy(tmp_path / "policy.json", [{"type": "insecureAcceptAnything"}],
                           {"oci": {str(layout.resolve()): [{"type": "reject"}]}})
+    refused(tmp_path, policy, layout, f"scope oci:{layout.resolve()}", source=f"oci:{layout}:v1")
     dest = tmp_path / "dest"
     bad = imagetool("--policy", policy, "copy", f"oci:{layout}:v1", f"dir:{dest}", check=False)
     assert "rejects every image" in one_line_error(bad)
-    assert f"scope oci:{layout.resolve()}" in one_line_error(bad)
-    assert not dest.exists()
     # the default still accepts images elsewhere
     other = tmp_path / "other"
     random_image(other, "v1", n_layers=1, size=256)

@@ -9,7 +9,7 @@ from imagetool.copy.multiple import choose_instance, get_instance
 from imagetool.copy.single import read_config
 from imagetool.digest import Digest
 from imagetool.errors import ManifestError
-from imagetool.gotemplate import GoTime
+from imagetool.gotemplate import NIL_MAP, NIL_POINTER, NIL_SLICE, GoTime
 from imagetool.manifest import Index, Manifest, parse, parse_manifest
 from imagetool.transports.base import ImageReference, ImageSource, SystemContext
 
@@ -69,8 +69,7 @@ def inspect_image(ref: ImageReference, ctx: SystemContext, *, tags: bool = True)
         info["Name"] = named.name
     info["Digest"] = str(Digest.of(raw))
     info["RepoTags"] = repo_tags
-    if doc.get("created"):
-        info["Created"] = GoTime(doc["created"])
+    info["Created"] = GoTime(doc["created"]) if doc.get("created") else None
     info["DockerVersion"] = doc.get("docker_version", "")
     info["Labels"] = cfg.get("Labels") or None
     info["Architecture"] = doc.get("architecture", "")
@@ -82,6 +81,12 @@ def inspect_image(ref: ImageReference, ctx: SystemContext, *, tags: bool = True)
                            "Annotations": dict(layer.annotations) or None} for layer in manifest.layers]
     info["Env"] = cfg.get("Env") or None
     return info
+
+
+def template_view(info: dict[str, Any]) -> dict[str, Any]:
+    """`info` as a --format template sees skopeo's struct: Name always there, typed nils print as Go's."""
+    nils = {"Created": NIL_POINTER, "Labels": NIL_MAP, "Env": NIL_SLICE, "RepoTags": NIL_SLICE}
+    return {"Name": "", **{k: nils.get(k) if v is None else v for k, v in info.items()}}
 
 
 def manifest_digest(path: str) -> Digest:

@@ -66,7 +66,8 @@ class Manifest:
             raise UnsupportedManifest("an OCI artifact cannot be stored as a Docker schema 2 manifest")
         layers = []
         for layer in self.layers:
-            if not media.is_layer(layer.media_type):
+            if not media.is_layer(layer.media_type) or \
+                    (not to_oci and media.layer_compression(layer.media_type) == "zstd"):
                 raise UnsupportedManifest(f"layer media type {layer.media_type} has no "
                                           f"{'OCI' if to_oci else 'Docker'} equivalent")
             layers.append(layer.with_(media_type=media.convert_type(layer.media_type, to_oci),

@@ -39,6 +39,13 @@ def test_conversion_round_trip() -> None:
     assert list(json.loads(back.raw)) == ["schemaVersion", "mediaType", "config", "layers"]
 
 
+def test_zstd_layers_have_no_docker_form() -> None:
+    oci = _oci()
+    zstd = oci.with_layers([oci.layers[0].with_(media_type=media.OCI_LAYER_ZSTD)])
+    with pytest.raises(UnsupportedManifest, match="zstd"):
+        zstd.convert(to_oci=False)
+
+
 def test_go_field_order_and_escaping() -> None:
     assert gojson.dumps({"a": "<&>"}) == b'{"a":"\\u003c\\u0026\\u003e"}'
     raw = _oci().raw.decode()

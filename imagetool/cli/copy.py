@@ -48,6 +48,8 @@ def _apply(options: list[Any]):  # type: ignore[no-untyped-def]
 @click.option("--dest-compress-level", type=int, default=None, help="Compression level.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--digestfile", metavar="PATH", help="Write the destination manifest digest to PATH.")
+@click.option("--additional-tag", "additional_tags", multiple=True, metavar="NAME:TAG",
+              help="Another name for the image in a docker-archive destination (repeatable).")
 @click.option("--remove-signatures", is_flag=True, help="Do not copy signatures.")
 @click.option("--sign-by", metavar="FINGERPRINT", help="Sign with this GPG key.")
 @click.option("--sign-by-sigstore-private-key", metavar="PATH", help="Sign with this sigstore private key.")
@@ -74,10 +76,12 @@ def copy(ctx: click.Context, source: str, destination: str, **flags: Any) -> Non
         raise UsageError("--all conflicts with --multi-arch " + flags["multi_arch"])
     src_ref = parse_image_name(source)
     dst_ref = parse_image_name(destination)
+    dest_ctx = system_context(ctx, "dest_", **flags)
+    dest_ctx.docker_archive_additional_tags = tuple(_tagged(t) for t in flags["additional_tags"])
     compression = flags["dest_compress_format"] or ("gzip" if flags["dest_compress"] else None)
     options = CopyOptions(
         src_ctx=system_context(ctx, "src_", **flags),
-        dest_ctx=system_context(ctx, "dest_", **flags),
+        dest_ctx=dest_ctx,
         multi_arch=multi_arch,
         format=flags["format_"],
         preserve_digests=flags["preserve_digests"],
@@ -97,3 +101,13 @@ def copy(ctx: click.Context, source: str, destination: str, **flags: Any) -> Non
                                        flags["sign_passphrase_file"])
     result = copy_image(src_ref, dst_ref, options)
     write_digestfile(flags["digestfile"], result.digest)
+
+
+def _tagged(text: str) -> Any:
+    """An --additional-tag: a name with an explicit tag, as skopeo requires."""
+    from imagetool.reference import parse as parse_reference
+
+    named = parse_reference(text)
+    if named.tag is None or named.digest is not None:
+        raise UsageError(f"additional tag {text!r} must be NAME:TAG")
+    return named

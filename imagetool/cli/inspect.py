@@ -47,7 +47,7 @@ def inspect(ctx: click.Context, image: str, raw: bool, config: bool, format_: st
         sys.stdout.buffer.write(lib.raw_manifest(ref, sysctx))
         return
     info = lib.inspect_image(ref, sysctx, tags=not no_tags)
-    click.echo(render(format_, info) if format_ else lib.pretty(info))
+    click.echo(render(format_, lib.template_view(info)) if format_ else lib.pretty(info))
 
 
 @click.command("manifest-digest")

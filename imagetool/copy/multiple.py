@@ -33,13 +33,14 @@ def get_instance(src: ImageSource, desc: Descriptor) -> tuple[bytes, str]:
 
 def copy_index(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference, index: Index,
                options: CopyOptions, *, top_level: bool = True) -> CopiedManifest:
+    if not dst.traits.supports_index:
+        raise Unsupported(f"{dst_ref.transport_name}: the destination cannot store multi-image indexes "
+                          "(copy one image: --multi-arch system)")
     target = choose_type(index.media_type, dst.traits, options.format, index=True)
     entries: list[Descriptor] = []
     if options.multi_arch == "index-only":
         entries = list(index.manifests)
     else:
-        if not dst.traits.supports_index:
-            raise Unsupported(f"{dst_ref.transport_name}: the destination cannot store multi-image indexes")
         for desc in index.manifests:
             if options.platforms and not any(platform_matches(p, desc.platform) for p in options.platforms):
                 continue

@@ -11,7 +11,7 @@ from imagetool.copy.manifest import choose_type, layer_plans
 from imagetool.copy.options import CopyOptions
 from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest
-from imagetool.errors import DigestMismatch, ImagetoolError, SignatureError, Unsupported
+from imagetool.errors import DigestMismatch, ImagetoolError, SignatureError, Unsupported, UnsupportedManifest
 from imagetool.manifest import ImageConfig, Manifest, parse_manifest
 from imagetool.transports.base import ImageDestination, ImageReference, ImageSource
 
@@ -56,6 +56,12 @@ def copy_single(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference
     plans = layer_plans(manifest.layers, config.diff_ids if config else [], dst.traits, options)
     needs_oci = any(p.rewrites and p.compression == "zstd" for p in plans)
     target = choose_type(manifest.media_type, dst.traits, options.format, needs_oci=needs_oci)
+    if target == media.DOCKER_MANIFEST and any(
+            not p.rewrites and media.layer_compression(layer.media_type) == "zstd"
+            for layer, p in zip(manifest.layers, plans, strict=True)):
+        # refused before any blob is written, so the destination is left as it was
+        raise UnsupportedManifest("zstd-compressed layers have no Docker schema 2 media type "
+                                  "(use --dest-compress-format gzip, or --format oci)")
     if any(p.rewrites for p in plans) or target != manifest.media_type:
         if options.preserve_digests:
             raise Unsupported("cannot preserve digests: the destination needs the image converted "

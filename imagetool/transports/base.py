@@ -41,6 +41,8 @@ class SystemContext:
     retry_times: int = 3
     retry_delay: float | None = None
     user_agent: str = "imagetool"
+    #: more NAME:TAGs a docker-archive destination lists in RepoTags (skopeo's --additional-tag)
+    docker_archive_additional_tags: tuple[DockerReference, ...] = ()
     extra: dict[str, object] = field(default_factory=dict)
 
     @property

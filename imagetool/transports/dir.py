@@ -66,7 +66,7 @@ class DirReference(ReferenceBase):
         return self.path
 
     def policy_scopes(self) -> list[str]:
-        return path_scopes(self.path, None) + [""]
+        return path_scopes(self.path) + [""]
 
     def open_source(self, ctx: SystemContext) -> ImageSource:
         return DirSource(self)

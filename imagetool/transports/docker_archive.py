@@ -7,7 +7,8 @@ manifest: a source generates the Docker schema 2 manifest containers/image gener
 byte, so both tools report the same Digest; its layer digests are the diff IDs and its layer
 media type is, as there, the gzip one even though the bytes are a plain tar. A destination
 writes a temp file beside PATH and renames it into place at commit; existing archives are
-not modified.
+not modified. RepoTags lists NAME:TAG and then SystemContext.docker_archive_additional_tags
+(skopeo's --additional-tag).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class DockerArchiveReference(ReferenceBase):
         if self.index is not None:
             raise InvalidReference(f"docker-archive:{self.path}:@{self.index}: a source index cannot be "
                                    "written to")
-        return ArchiveDestination(self)
+        return ArchiveDestination(self, ctx.docker_archive_additional_tags)
 
 
 @dataclass(frozen=True)
@@ -205,9 +206,16 @@ class ArchiveDestination(DestinationBase):
 
     traits = ARCHIVE_TRAITS
 
-    def __init__(self, reference: DockerArchiveReference) -> None:
+    def __init__(self, reference: DockerArchiveReference, additional_tags: Sequence[DockerReference] = ()) -> None:
         self.reference = reference  # type: ignore[assignment]
         self.ref = reference
+        #: the names RepoTags and `repositories` list: the reference's own, then the additional ones
+        self._names: list[DockerReference] = []
+        for named in ([reference.named] if reference.named else []) + list(additional_tags):
+            if named.tag is None or named.digest is not None:
+                raise InvalidReference(f"docker-archive: additional tag {named} must be NAME:TAG")
+            if all(str(named) != str(n) for n in self._names):
+                self._names.append(named)
         path = Path(reference.path)
         if path.is_dir():
             raise LayoutError(f"{path}: is a directory, not an archive")
@@ -250,12 +258,13 @@ class ArchiveDestination(DestinationBase):
             if desc.digest not in self._blobs:
                 raise ManifestError(f"docker-archive: manifest names blob {desc.digest} that was not written")
         config_raw = self._writer.read_back(manifest.config.digest.hex + ".json", CONFIG_MAX)
-        tags = [f"{self.ref.named.name}:{self.ref.named.tag}"] if self.ref.named else []
+        tags = [f"{n.name}:{n.tag}" for n in self._names]
         last_id = self._write_legacy_layers([d.digest for d in manifest.layers], config_raw)
         self._manifest = {"Config": manifest.config.digest.hex + ".json", "RepoTags": tags,
                           "Layers": [d.digest.hex + ".tar" for d in manifest.layers]}
-        if last_id and self.ref.named is not None:
-            self._repositories = {self.ref.named.name: {str(self.ref.named.tag): last_id}}
+        if last_id:
+            for n in self._names:
+                self._repositories.setdefault(n.name, {})[str(n.tag)] = last_id
 
     def _write_legacy_layers(self, layers: Sequence[Digest], config_raw: bytes) -> str:
         """The per-layer directories older `docker load` needs, with IDs made as containers/image makes them."""

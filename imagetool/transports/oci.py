@@ -44,12 +44,13 @@ def split_path_and_ref(text: str, transport: str) -> tuple[str, str | None]:
     return path, name or None
 
 
-def path_scopes(path: str, name: str | None) -> list[str]:
-    """The resolved path (with its name) and then each parent directory, like containers/image."""
+def path_scopes(path: str) -> list[str]:
+    """The resolved path, then each parent directory, like containers/image.
+
+    The image name is not part of the identity: `dir:` and `dir:name` may be the same image.
+    """
     resolved = os.path.realpath(path)
-    scopes = [f"{resolved}:{name}" if name else resolved]
-    if name:
-        scopes.append(resolved)
+    scopes = [resolved]
     parent = os.path.dirname(resolved)
     while parent and parent != "/":
         scopes.append(parent)
@@ -189,7 +190,7 @@ class OCIReference(ReferenceBase):
         return f"{self.path}:{self.name}" if self.name else self.path
 
     def policy_scopes(self) -> list[str]:
-        return path_scopes(self.path, self.name) + [""]
+        return path_scopes(self.path) + [""]
 
     def open_source(self, ctx: SystemContext) -> ImageSource:
         store = LayoutStore.open(self.path)

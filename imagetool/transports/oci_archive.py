@@ -206,7 +206,7 @@ class OCIArchiveReference(ReferenceBase):
         return f"{self.path}:{self.name}" if self.name else self.path
 
     def policy_scopes(self) -> list[str]:
-        return path_scopes(self.path, self.name) + [""]
+        return path_scopes(self.path) + [""]
 
     def open_source(self, ctx: SystemContext) -> ImageSource:
         if not os.path.exists(self.path):

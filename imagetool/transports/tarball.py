@@ -207,8 +207,11 @@ class TarWriter:
         `verified_as` is the digest a verifying `stream` checks at EOF: it is not hashed a second time.
         """
         start = self._f.tell()
+        # the header is written after the data (its size is known then); a name known up front may
+        # need a longer header (sha512 names pass ustar's 100 bytes), and that is the room kept for it
+        room = len(_header(name_for(verified_as), 0)) if verified_as is not None else BLOCK
         try:
-            self._f.write(b"\0" * BLOCK)  # placeholder header, rewritten below
+            self._f.write(b"\0" * room)  # placeholder header, rewritten below
             if verified_as is None:
                 sink = DigestingWriter(self._f)
                 while chunk := stream.read(CHUNK):
@@ -224,14 +227,14 @@ class TarWriter:
                 self._rewind(start)
                 return digest, size
             header = _header(name_for(digest), size)
-            if len(header) != BLOCK:
+            if len(header) != room:
                 raise LayoutError(f"archive entry {name_for(digest)!r} needs an extended header")
             self._f.write(_padding(size))
             end = self._f.tell()
             self._f.seek(start)
             self._f.write(header)
             self._f.seek(end)
-            self._entries[name_for(digest)] = (start + BLOCK, size)
+            self._entries[name_for(digest)] = (start + room, size)
             return digest, size
         except BaseException:
             self._rewind(start)

@@ -59,3 +59,20 @@ def test_no_traceback_for_unwritable_destination(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     line = one_line_error(imagetool("copy", f"oci:{tmp_path}/src:v1", f"oci:{tmp_path}/file:v1", check=False))
     assert "not a directory" in line
+
+
+def test_schema1_source_is_refused_in_one_line(tmp_path: Path) -> None:
+    src = tmp_path / "s1"
+    src.mkdir()
+    (src / "version").write_text("Directory Transport Version: 1.1\n")
+    (src / "manifest.json").write_text(json.dumps({
+        "schemaVersion": 1, "name": "library/x", "tag": "latest", "architecture": "amd64",
+        "fsLayers": [{"blobSum": "sha256:" + "a" * 64}], "history": [{"v1Compatibility": "{}"}]}))
+    random_image(tmp_path / "dst", "keep", seed=3)
+    before = (tmp_path / "dst" / "index.json").read_bytes()
+    for args in (["copy", f"dir:{src}", f"oci:{tmp_path}/dst:new"], ["inspect", f"dir:{src}"]):
+        line = one_line_error(imagetool(*args, check=False))
+        assert "schema 1" in line, args
+    assert (tmp_path / "dst" / "index.json").read_bytes() == before
+    # --raw only prints the bytes, as skopeo does
+    assert imagetool("inspect", "--raw", f"dir:{src}").stdout == (src / "manifest.json").read_text()

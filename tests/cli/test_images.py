@@ -46,3 +46,25 @@ def test_prune_removes_orphans_only(tmp_path: Path, local_store: Path) -> None:
 def test_rmi_and_tag_errors(local_store: Path) -> None:
     assert "not found" in one_line_error(imagetool("rmi", "localhost/none:1", check=False))
     assert "not found" in one_line_error(imagetool("tag", "localhost/none:1", "x", check=False))
+
+
+def test_prune_keeps_signature_attachments(tmp_path: Path, local_store: Path) -> None:
+    """A sigstore signature is an image named REPO:sha256-<hex>.sig: prune keeps its blobs too."""
+    random_image(tmp_path / "src", "v1")
+    (tmp_path / "pw").write_text("secret\n")
+    imagetool("generate-key", "--output-prefix", str(tmp_path / "k"), "--passphrase-file", str(tmp_path / "pw"))
+    imagetool("copy", "-q", "--sign-by-sigstore-private-key", str(tmp_path / "k.private"),
+              "--sign-passphrase-file", str(tmp_path / "pw"), f"oci:{tmp_path}/src:v1", "localhost/signed:1")
+    names = _names()
+    digest = imagetool("inspect", "-f", "{{.Digest}}", "localhost/signed:1").stdout.strip()
+    assert names == ["localhost/signed:1", f"localhost/signed:{digest.replace(':', '-')}.sig"]
+    blobs = sorted(p.name for p in (local_store / "blobs" / "sha256").iterdir())
+    orphan = local_store / "blobs" / "sha256" / ("f" * 64)
+    orphan.write_bytes(b"orphan")
+    assert imagetool("prune").stdout.split() == ["sha256:" + "f" * 64]
+    assert sorted(p.name for p in (local_store / "blobs" / "sha256").iterdir()) == blobs
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"default": [{"type": "sigstoreSigned", "keyPath": str(tmp_path / "k.pub"),
+                                               "signedIdentity": {"type": "matchRepository"}}]}))
+    imagetool("--policy", str(policy), "copy", "-q", "localhost/signed:1", f"oci:{tmp_path}/out:v1")
+    assert (tmp_path / "out" / "index.json").is_file()

@@ -167,3 +167,153 @@ def test_oci_layout_holds_only_oci_manifests(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedManifest, match="v2s2"):
         _copy(f"oci:{tmp_path}/src:v1", f"oci:{tmp_path}/dst:v1", format="v2s2")
     assert not LayoutStore.open(tmp_path / "dst").index().manifests
+
+
+def _sha512_image(path: Path) -> tuple[Digest, Digest]:
+    """An OCI layout whose manifest, config and layer are all named by sha512 digests."""
+    import gzip
+
+    from tests.lib.images import tar_bytes
+
+    store = LayoutStore.create(path)
+    tar = tar_bytes({"hello.txt": b"named by sha512\n"})
+    blob = gzip.compress(tar, mtime=0)
+    layer = store.put_bytes(blob, Digest.of(blob, "sha512"))
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Env": ["A=1"]},
+                         "rootfs": {"type": "layers", "diff_ids": [str(Digest.of(tar))]}}).encode()
+    config_digest = store.put_bytes(config, Digest.of(config, "sha512"))
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": media.OCI_MANIFEST,
+                           "config": {"mediaType": media.OCI_CONFIG, "digest": str(config_digest),
+                                      "size": len(config)},
+                           "layers": [{"mediaType": media.OCI_LAYER_GZIP, "digest": str(layer),
+                                       "size": len(blob)}]}).encode()
+    digest = store.put_bytes(manifest, Digest.of(manifest, "sha512"))
+    store.update_index(lambda _: [refs.named(Descriptor(media.OCI_MANIFEST, digest, len(manifest)), "v1")])
+    return layer, config_digest
+
+
+def test_sha512_blobs_travel_through_every_file_transport(tmp_path: Path, local_store: Path) -> None:
+    layer, config = _sha512_image(tmp_path / "src")
+    src = f"oci:{tmp_path}/src:v1"
+    want = imagetool("inspect", "-f", "{{.Digest}} {{.Layers}}", src).stdout
+    assert want.split()[1] == f"[{layer}]"
+    for dst in (f"oci:{tmp_path}/o:v1", f"oci-archive:{tmp_path}/oa.tar:v1", f"dir:{tmp_path}/d", "localhost/s512:1"):
+        imagetool("copy", "-q", src, dst)
+        assert imagetool("inspect", "-f", "{{.Digest}} {{.Layers}}", dst).stdout == want, dst
+        assert json.loads(imagetool("inspect", "--raw", dst).stdout)["config"]["digest"] == str(config)
+    assert (tmp_path / "o" / "blobs" / "sha512" / layer.hex).is_file()
+    assert (local_store / "blobs" / "sha512" / config.hex).is_file()
+    # a docker archive names the config by its hex: 128 digits need a long-name tar header
+    imagetool("copy", "-q", src, f"docker-archive:{tmp_path}/da.tar:x/y:1")
+    assert json.loads(imagetool("inspect", "--config", f"docker-archive:{tmp_path}/da.tar").stdout)["config"] == \
+        {"Env": ["A=1"]}
+    skopeo("inspect", "--config", f"docker-archive:{tmp_path}/da.tar")
+    # recompression keeps the sha512 config and hashes new layers with sha256
+    imagetool("copy", "-q", "--dest-compress-format", "zstd", src, f"oci:{tmp_path}/z:v1")
+    z = json.loads(imagetool("inspect", "--raw", f"oci:{tmp_path}/z:v1").stdout)
+    assert z["config"]["digest"] == str(config) and z["layers"][0]["digest"].startswith("sha256:")
+    # a sha512 blob that does not match fails naming its digest
+    path = tmp_path / "src" / "blobs" / "sha512" / layer.hex
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert str(layer) in one_line_error(imagetool("copy", src, f"oci:{tmp_path}/bad:v1", check=False))
+    assert not LayoutStore.open(tmp_path / "bad").index().manifests
+
+
+@pytest.mark.parametrize("kind", ["oci", "oci-archive", "dir", "local", "docker-archive"])
+def test_multi_arch_modes_into_each_transport(tmp_path: Path, local_store: Path, kind: str) -> None:
+    index = _two_platform_index(tmp_path / "src")
+    src = f"oci:{tmp_path}/src:multi"
+    dests = {"oci": f"oci:{tmp_path}/%s:x", "oci-archive": f"oci-archive:{tmp_path}/%s.tar:x",
+             "dir": f"dir:{tmp_path}/%s", "local": "localhost/%s:1",
+             "docker-archive": f"docker-archive:{tmp_path}/%s.tar"}
+    # system: the host's instance, the same bytes as in the source
+    dst = dests[kind] % "system"
+    imagetool("--override-arch", "arm64", "copy", "-q", "--digestfile", f"{tmp_path}/d", src, dst)
+    if kind == "docker-archive":  # what was written (layers uncompressed), as skopeo's --digestfile says
+        skopeo("--override-arch", "arm64", "copy", "-q", "--digestfile", f"{tmp_path}/sk", src,
+               f"docker-archive:{tmp_path}/sk.tar")
+        assert (tmp_path / "d").read_text() == (tmp_path / "sk").read_text()
+    else:
+        assert (tmp_path / "d").read_text() == str(index.manifests[1].digest)
+        assert Digest.of(imagetool("inspect", "--raw", dst).stdout.encode()) == index.manifests[1].digest
+    for mode, flag in (("all", "--all"), ("index-only", "--multi-arch=index-only")):
+        dst = dests[kind] % mode
+        proc = imagetool("copy", "-q", flag, src, dst, check=False)
+        if kind == "docker-archive":
+            assert "cannot store multi-image indexes" in one_line_error(proc)
+            assert not (tmp_path / f"{mode}.tar").exists()
+            continue
+        assert proc.returncode == 0, proc.stderr
+        raw = imagetool("inspect", "--raw", dst).stdout.encode()
+        assert Digest.of(raw) == index.digest
+        if kind != "local":
+            assert skopeo("inspect", "--raw", dst).stdout.encode() == raw
+        fmt = "{{.Digest}} {{.Layers}}"
+        arm = imagetool("--override-arch", "arm64", "inspect", "-f", fmt, dst, check=False)
+        if mode == "all":  # the index's digest, the layers of the instance for the platform asked
+            want = imagetool("--override-arch", "arm64", "inspect", "-f", fmt, src).stdout
+            assert arm.stdout == want != imagetool("inspect", "-f", fmt, dst).stdout
+            if kind != "local":
+                assert skopeo("--override-arch", "arm64", "inspect", "-f", fmt, dst).stdout == want
+        elif kind != "local":  # (the local store already holds them from the copies above)
+            assert arm.returncode != 0  # the instances were not copied
+
+
+def test_v2s2_conversion_into_dir_is_read_back_by_skopeo(tmp_path: Path) -> None:
+    desc = random_image(tmp_path / "src", "v1", n_layers=2)
+    imagetool("copy", "-q", "--format", "v2s2", f"oci:{tmp_path}/src:v1", f"dir:{tmp_path}/v2")
+    skopeo("copy", "-q", "--format", "v2s2", f"oci:{tmp_path}/src:v1", f"dir:{tmp_path}/sk")
+    raw = (tmp_path / "v2" / "manifest.json").read_bytes()
+    assert raw == (tmp_path / "sk" / "manifest.json").read_bytes()
+    doc = json.loads(raw)
+    assert doc["mediaType"] == media.DOCKER_MANIFEST and doc["config"]["mediaType"] == media.DOCKER_CONFIG
+    assert {layer["mediaType"] for layer in doc["layers"]} == {media.DOCKER_LAYER_GZIP}
+    theirs = json.loads(skopeo("inspect", f"dir:{tmp_path}/v2").stdout)
+    assert theirs["Digest"] == str(Digest.of(raw))
+    assert theirs["Layers"] == json.loads(imagetool("inspect", f"oci:{tmp_path}/src:v1").stdout)["Layers"]
+    # and back to OCI: the original manifest, byte for byte
+    imagetool("copy", "-q", "--format", "oci", f"dir:{tmp_path}/v2", f"oci:{tmp_path}/back:v1")
+    assert imagetool("inspect", "-f", "{{.Digest}}", f"oci:{tmp_path}/back:v1").stdout.strip() == str(desc.digest)
+
+
+def test_corrupt_blob_into_the_local_store_adds_no_name(tmp_path: Path, local_store: Path) -> None:
+    desc = random_image(tmp_path / "src", "v1", n_layers=1, size=100_000)
+    imagetool("copy", "-q", f"oci:{tmp_path}/src:v1", "localhost/keep:1")
+    store = LayoutStore.open(tmp_path / "src")
+    layer = Digest.parse(json.loads(store.read_blob(desc.digest))["layers"][0]["digest"])
+    random_image(tmp_path / "src", "v2", n_layers=1, size=100_000, seed=11)
+    bad = Digest.parse(json.loads(store.read_blob(refs.resolve(store, "v2").digest))["layers"][0]["digest"])
+    assert bad != layer
+    data = bytearray(store.blob_path(bad).read_bytes())
+    data[100] ^= 0xFF
+    store.blob_path(bad).write_bytes(bytes(data))
+    before = (local_store / "index.json").read_bytes()
+    assert str(bad) in one_line_error(imagetool("copy", f"oci:{tmp_path}/src:v2", "localhost/new:1", check=False))
+    assert (local_store / "index.json").read_bytes() == before
+    assert not LayoutStore.open(local_store).has_blob(bad)
+
+
+def test_all_with_v2s2_writes_skopeos_manifest_list_and_digestfile(tmp_path: Path) -> None:
+    _two_platform_index(tmp_path / "src")
+    src = f"oci:{tmp_path}/src:multi"
+    imagetool("copy", "-q", "--all", "--format", "v2s2", "--digestfile", f"{tmp_path}/ours", src, f"dir:{tmp_path}/o")
+    skopeo("copy", "-q", "--all", "--format", "v2s2", "--digestfile", f"{tmp_path}/theirs", src, f"dir:{tmp_path}/t")
+    assert (tmp_path / "ours").read_text() == (tmp_path / "theirs").read_text()
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == sorted(p.name for p in (tmp_path / "t").iterdir())
+    for path in (tmp_path / "o").glob("*manifest.json"):
+        assert path.read_bytes() == (tmp_path / "t" / path.name).read_bytes(), path.name
+    assert json.loads((tmp_path / "o" / "manifest.json").read_text())["mediaType"] == media.DOCKER_MANIFEST_LIST
+
+
+def test_zstd_layers_to_v2s2_refused_before_writing_or_recompressed(tmp_path: Path) -> None:
+    random_image(tmp_path / "src", "v1", n_layers=1, compression="zstd")
+    src = f"oci:{tmp_path}/src:v1"
+    line = one_line_error(imagetool("copy", "--format", "v2s2", src, f"dir:{tmp_path}/v2", check=False))
+    assert "zstd" in line and "--dest-compress-format gzip" in line
+    assert not (tmp_path / "v2").exists()
+    assert skopeo("copy", "--format", "v2s2", src, f"dir:{tmp_path}/sk", check=False).returncode != 0  # as skopeo
+    imagetool("copy", "-q", "--format", "v2s2", "--dest-compress-format", "gzip", src, f"dir:{tmp_path}/v2")
+    layers = json.loads(skopeo("inspect", "--raw", f"dir:{tmp_path}/v2").stdout)["layers"]
+    assert [layer["mediaType"] for layer in layers] == [media.DOCKER_LAYER_GZIP]

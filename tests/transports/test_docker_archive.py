@@ -50,6 +50,27 @@ def test_archive_matches_skopeos_entry_for_entry(tmp_path: Path) -> None:
     assert repo_tags == ["example.com/team/app:1.0"]
 
 
+def test_additional_tags_are_listed_like_skopeo(tmp_path: Path) -> None:
+    random_image(tmp_path / "src", "v1", n_layers=2)
+    extra = ["--additional-tag", "busybox:extra", "--additional-tag", "quay.io/a/b:2"]
+    for who, run in (("ours", imagetool), ("theirs", skopeo)):
+        run("copy", "-q", *extra, f"oci:{tmp_path}/src:v1", f"docker-archive:{tmp_path}/{who}.tar:app:1")
+    ours, theirs = _entries(tmp_path / "ours.tar"), _entries(tmp_path / "theirs.tar")
+    assert ours["manifest.json"] == theirs["manifest.json"] and ours["repositories"] == theirs["repositories"]
+    assert json.loads(ours["manifest.json"])[0]["RepoTags"] == [  # type: ignore[arg-type]
+        "docker.io/library/app:1", "docker.io/library/busybox:extra", "quay.io/a/b:2"]
+    digests = {imagetool("inspect", "-f", "{{.Digest}}", f"docker-archive:{tmp_path}/ours.tar:{name}").stdout
+               for name in ("app:1", "busybox:extra", "quay.io/a/b:2")}
+    assert len(digests) == 1
+    # with no name in the reference, the additional tags are the only ones; a tagless one is refused
+    imagetool("copy", "-q", "--additional-tag", "x/y:z", f"oci:{tmp_path}/src:v1", f"docker-archive:{tmp_path}/n.tar")
+    assert json.loads(_entries(tmp_path / "n.tar")["manifest.json"])[0]["RepoTags"] == [  # type: ignore[arg-type]
+        "docker.io/x/y:z"]
+    line = one_line_error(imagetool("copy", "--additional-tag", "busybox", f"oci:{tmp_path}/src:v1",
+                                    f"docker-archive:{tmp_path}/bad.tar", check=False))
+    assert "must be NAME:TAG" in line and not (tmp_path / "bad.tar").exists()
+
+
 def test_generated_manifest_is_skopeos_byte_for_byte(tmp_path: Path) -> None:
     random_image(tmp_path / "src", "v1", n_layers=2)
     skopeo("copy", "-q", f"oci:{tmp_path}/src:v1", f"docker-archive:{tmp_path}/s.tar:x/y:z")

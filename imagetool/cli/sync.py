@@ -147,6 +147,7 @@ def sync(ctx: click.Context, source: str, destination_: str, src_kind: str, dest
     else:
         jobs = _yaml_jobs(source, src_ctx)
     policy = policy_from_flags(ctx)
+    progress = Progress(quiet=quiet)
     failed = 0
     for n, job in enumerate(jobs, 1):
         target = destination(job, dest_kind, destination_, scoped)
@@ -154,7 +155,7 @@ def sync(ctx: click.Context, source: str, destination_: str, src_kind: str, dest
             click.echo(f"Copying image ref {n}/{len(jobs)}: {job.source} -> {target}", err=True)
         options = CopyOptions(src_ctx=job.ctx, dest_ctx=dest_ctx, multi_arch="all" if all_ else "system",
                               format=format_, remove_signatures=remove_signatures, policy=policy,
-                              max_parallel=max_parallel, progress=Progress(quiet=True))
+                              max_parallel=max_parallel, progress=progress)
         try:
             copy_image(parse_image_name(job.source), parse_image_name(target), options)
         except ImagetoolError as err:

@@ -58,7 +58,7 @@ class BlobReader:
                 return b""
             try:
                 data = self._resp.raw.read(n)
-            except Exception as err:  # noqa: BLE001 - urllib3/socket errors: resume below
+            except Exception as err:  # noqa: BLE001 - socket/transport errors: resume below
                 if not _is_connection_error(err):
                     raise
                 self._reopen(err)
@@ -85,9 +85,7 @@ class BlobReader:
 
 
 def _is_connection_error(err: BaseException) -> bool:
-    import urllib3.exceptions
-
-    return isinstance(err, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError,
-                            OSError)) and not isinstance(err, RegistryError)
+    """Socket and transport errors (http.TransportError is an OSError), not answers from the registry."""
+    return isinstance(err, OSError) and not isinstance(err, RegistryError)
 
 

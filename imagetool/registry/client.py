@@ -166,8 +166,8 @@ class Client:
                 resp.close()
                 url = urllib.parse.urljoin(url, resp.headers["Location"])
                 params = None
-                if urllib.parse.urlsplit(url).netloc != self.host:
-                    hdrs.pop("Authorization", None)  # another host never sees our credentials
+                if urllib.parse.urlsplit(url).netloc != self.host or not self.may_send_secret(url):
+                    hdrs.pop("Authorization", None)  # never to another host, nor downgraded to plain HTTP
                 continue
             return resp
         raise RegistryError(f"{method} {_strip_query(url)}: too many redirects")

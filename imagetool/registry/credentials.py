@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +78,8 @@ def _decode(entry: dict[str, Any]) -> tuple[str, str] | None:
 
 
 def helper_get(helper: str, host: str) -> tuple[str, str] | None:
+    import subprocess
+
     try:
         proc = subprocess.run([f"docker-credential-{helper}", "get"], input=host, capture_output=True,
                               text=True, timeout=30)
@@ -97,6 +97,8 @@ def helper_get(helper: str, host: str) -> tuple[str, str] | None:
 
 
 def _helper_call(helper: str, action: str, payload: str) -> None:
+    import subprocess
+
     try:
         proc = subprocess.run([f"docker-credential-{helper}", action], input=payload, capture_output=True,
                               text=True, timeout=30)
@@ -137,6 +139,8 @@ def lookup(host: str, repo: str | None = None, *, authfile: str | None = None) -
 
 def _write(path: Path, doc: dict[str, Any]) -> None:
     """Atomic write with mode 0600: credentials are never world-readable, not even briefly."""
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".auth-", suffix=".json")
     try:

@@ -1,4 +1,5 @@
-"""One pooled HTTP session (urllib3) per registry endpoint, with its TLS material (certs.d, mTLS) and timeouts.
+"""One pooled HTTP session per registry endpoint (http.client keep-alive connections), with its TLS
+material (certs.d, mTLS) and timeouts.
 
 TLS is verified by default. `tls_verify=False` allows unverified HTTPS and, when the
 server does not speak TLS at all, plain HTTP (as containers/image does for insecure
@@ -10,19 +11,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ipaddress
+import http.client
 import json
 import os
 import re
+import select
 import ssl
-import tempfile
 import threading
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
-import urllib3
+from imagetool.errors import RegistryError
 
 CERTS_D = ("/etc/containers/certs.d", "/etc/docker/certs.d")
 DOCKER_HUB = "docker.io"
@@ -42,6 +43,8 @@ def is_loopback(host: str) -> bool:
     name = name.strip("[]")
     if name == "localhost":
         return True
+    import ipaddress
+
     try:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
@@ -82,6 +85,8 @@ _bundle_lock = threading.Lock()
 
 def _bundle(cas: list[str]) -> str:
     """The system CAs plus `cas`, written once to a file requests can verify against."""
+    import tempfile
+
     parts = []
     system = ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt"
     for path in [system, *cas]:
@@ -109,25 +114,111 @@ class TLSFailure(TransportError):
     pass
 
 
+class _Pool:
+    """Idle keep-alive connections per (scheme, host:port); a connection is reused only once drained."""
+
+    def __init__(self, ctx: ssl.SSLContext, proxy: str | None) -> None:
+        self.ctx = ctx
+        self.proxy = urllib.parse.urlsplit(proxy) if proxy else None
+        self._idle: dict[tuple[str, str], list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, scheme: str, netloc: str) -> http.client.HTTPConnection | None:
+        with self._lock:
+            idle = self._idle.get((scheme, netloc))
+            while idle:
+                conn = idle.pop()
+                if conn.sock is not None and not _dropped(conn.sock):
+                    return conn
+                conn.close()
+        return None
+
+    def give_back(self, scheme: str, netloc: str, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault((scheme, netloc), [])
+            if len(idle) < POOL_SIZE:
+                idle.append(conn)
+                return
+        conn.close()
+
+    def connect(self, scheme: str, netloc: str, timeout: tuple[float, float]) -> http.client.HTTPConnection:
+        conn: http.client.HTTPConnection
+        proxy = self.proxy.netloc.rpartition("@")[2] if self.proxy is not None else ""
+        if proxy and scheme == "https":  # a CONNECT tunnel through the proxy
+            conn = http.client.HTTPSConnection(proxy, timeout=timeout[0], context=self.ctx)
+            conn.set_tunnel(netloc)
+        elif proxy:  # plain HTTP: the proxy is asked for the absolute URL
+            conn = http.client.HTTPConnection(proxy, timeout=timeout[0])
+        elif scheme == "https":
+            conn = http.client.HTTPSConnection(netloc, timeout=timeout[0], context=self.ctx)
+        else:
+            conn = http.client.HTTPConnection(netloc, timeout=timeout[0])
+        try:
+            conn.connect()
+        except BaseException:
+            conn.close()  # a half-made TLS connection keeps its socket otherwise
+            raise
+        assert conn.sock is not None
+        conn.sock.settimeout(timeout[1])
+        return conn
+
+
+def _dropped(sock: Any) -> bool:
+    """True when an idle connection was closed by the server (readable at EOF) or has stray bytes."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+class _Body:
+    """A response body read from its connection; the connection goes back to the pool only when drained."""
+
+    def __init__(self, resp: http.client.HTTPResponse, done: Callable[[bool], None]) -> None:
+        self._resp = resp
+        self._on_done: Callable[[bool], None] | None = done
+
+    def read(self, n: int | None = None) -> bytes:
+        try:
+            data = self._resp.read() if n is None or n < 0 else self._resp.read(n)
+        except (http.client.HTTPException, OSError) as err:
+            self.close()
+            raise TransportError(short_reason(err)) from None
+        if self._resp.isclosed():
+            self._finish()
+        return data
+
+    def _finish(self) -> None:
+        on_done, self._on_done = self._on_done, None
+        if on_done is not None:
+            # http.client leaves in `length` what a body cut short still owed
+            on_done(self._resp.isclosed() and self._resp.length in (None, 0) and not self._resp.will_close)
+
+    def close(self) -> None:
+        """A body not read to the end must not leave its connection in the pool."""
+        if not self._resp.isclosed():
+            self._resp.close()
+            on_done, self._on_done = self._on_done, None
+            if on_done is not None:
+                on_done(False)
+        self._finish()
+
+
 class Response:
     """What the API layer needs of an HTTP answer; the body streams from `raw` until read or closed."""
 
-    def __init__(self, raw: urllib3.BaseHTTPResponse, url: str) -> None:
+    def __init__(self, raw: _Body, status: int, headers: Any, url: str) -> None:
         self.raw = raw
         self.url = url
-        self.status_code = raw.status
-        self.headers = raw.headers
+        self.status_code = status
+        self.headers = headers
         self._content: bytes | None = None
 
     @property
     def content(self) -> bytes:
         if self._content is None:
-            try:
-                self._content = self.raw.read()
-            except urllib3.exceptions.HTTPError as err:
-                raise TransportError(short_reason(err)) from None
-            finally:
-                self.raw.release_conn()
+            self._content = self.raw.read()
         return self._content
 
     def json(self) -> Any:
@@ -137,16 +228,12 @@ class Response:
         if self._content is not None:
             yield self._content
             return
-        try:
-            while chunk := self.raw.read(size):
-                yield chunk
-        except urllib3.exceptions.HTTPError as err:
-            raise TransportError(short_reason(err)) from None
+        while chunk := self.raw.read(size):
+            yield chunk
 
     def close(self) -> None:
         if self._content is None:
-            self.raw.close()  # a body not read to the end must not leave its connection in the pool
-            self.raw.release_conn()
+            self.raw.close()
 
     def __enter__(self) -> Response:
         return self
@@ -159,20 +246,21 @@ class Session:
     """One connection pool for a registry host: TLS settings fixed, no redirects or retries of its own."""
 
     def __init__(self, tls: TLSConfig, user_agent: str, host: str) -> None:
-        kw: dict[str, Any] = {"maxsize": POOL_SIZE, "block": False, "retries": False}
         if tls.verify is False:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
-            kw.update(cert_reqs="CERT_NONE", ssl_context=ctx)
         else:
-            kw["cert_reqs"] = "CERT_REQUIRED"
-            if isinstance(tls.verify, str):
-                kw["ca_certs"] = tls.verify
+            try:
+                ctx = ssl.create_default_context(cafile=tls.verify if isinstance(tls.verify, str) else None)
+            except (ssl.SSLError, OSError) as err:
+                raise RegistryError(f"loading CA certificates for {host}: {short_reason(err)}") from None
         if tls.cert:
-            kw.update(cert_file=tls.cert[0], key_file=tls.cert[1])
-        proxy = _proxy_for(host)
-        self.pool: urllib3.PoolManager = urllib3.ProxyManager(proxy, **kw) if proxy else urllib3.PoolManager(**kw)
+            try:
+                ctx.load_cert_chain(tls.cert[0], tls.cert[1])
+            except (ssl.SSLError, OSError) as err:
+                raise RegistryError(f"loading client certificate {tls.cert[0]}: {short_reason(err)}") from None
+        self.pool = _Pool(ctx, _proxy_for(host))
         self.user_agent = user_agent
 
     def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None, data: Any = None,
@@ -183,15 +271,45 @@ class Session:
         hdrs = {"User-Agent": self.user_agent, **(headers or {})}
         if auth is not None:
             hdrs["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        parts = urllib.parse.urlsplit(url)
+        scheme, netloc = parts.scheme, parts.netloc
+        target = url if self.pool.proxy is not None and scheme == "http" else \
+            (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if data is None and method in ("POST", "PUT", "PATCH"):
+            data = b""
+        reused = self.pool.take(scheme, netloc)
+        conn = reused
         try:
-            raw = self.pool.request(method, url, body=data, headers=hdrs, redirect=False, retries=False,
-                                    preload_content=False, decode_content=False,
-                                    timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]))
-        except urllib3.exceptions.SSLError as err:
+            for _ in range(2):
+                try:
+                    if conn is None:
+                        conn = self.pool.connect(scheme, netloc, timeout)
+                    conn.request(method, target, body=data, headers=hdrs)
+                    raw = conn.getresponse()
+                    break
+                except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                    if conn is None or conn is not reused:
+                        raise
+                    conn.close()
+                    conn = reused = None  # a kept-alive connection the server had dropped: once more, fresh
+        except ssl.SSLError as err:
+            if conn is not None:
+                conn.close()
             raise TLSFailure(short_reason(err)) from None
-        except urllib3.exceptions.HTTPError as err:
+        except (http.client.HTTPException, OSError) as err:
+            if conn is not None:
+                conn.close()
             raise TransportError(short_reason(err)) from None
-        resp = Response(raw, url)
+        assert conn is not None
+        kept = conn
+
+        def done(reusable: bool) -> None:
+            if reusable:
+                self.pool.give_back(scheme, netloc, kept)
+            else:
+                kept.close()
+
+        resp = Response(_Body(raw, done), raw.status, raw.headers, url)
         if not stream or method == "HEAD":
             resp.content  # noqa: B018 - read now (even a HEAD's empty body), so the connection is reusable
         return resp
@@ -226,14 +344,12 @@ def session_for(host: str, tls: TLSConfig, user_agent: str = "imagetool") -> Ses
     with _sessions_lock:
         s = _sessions.get(key)
         if s is None:
-            if tls.insecure:  # the user chose this; urllib3 would warn on every request
-                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
             s = _sessions[key] = Session(tls, user_agent, host)
         return s
 
 
 def short_reason(err: BaseException) -> str:
-    """The useful part of a urllib3 error (they nest the cause several levels deep)."""
+    """The useful part of a connection or TLS error, in one short line."""
     text = str(err)
     ssl_reason = re.search(r"\[SSL: [A-Z0-9_]+\] ([^(']+)", text)
     if ssl_reason:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import tempfile
 import threading
 from pathlib import Path
 
@@ -53,8 +52,11 @@ class BlobLocations:
 
     def record(self, host: str, repo: str, digest: str) -> None:
         with self._lock:
-            self._add(self._data_now(), host, digest, repo)
-            self._added.append((host, digest, repo))
+            data = self._data_now()
+            known = repo in data.get(host, {}).get(digest, ())
+            self._add(data, host, digest, repo)
+            if not known:  # only news is written back: a repeated copy or inspect leaves the file alone
+                self._added.append((host, digest, repo))
 
     def candidates(self, host: str, digest: str) -> list[str]:
         with self._lock:
@@ -66,6 +68,8 @@ class BlobLocations:
             if not self._added:
                 return
             added, self._added = self._added, []
+        import tempfile
+
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(str(self.path) + ".lock", "a") as lock:

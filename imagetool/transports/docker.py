@@ -50,19 +50,27 @@ def make_client(ref: DockerReference, ctx: SystemContext) -> Client:
     return Client(ref.domain, client_options(ctx), repo=ref.path)
 
 
-def _record_blobs(host: str, repo: str, raw: bytes, mt: str) -> None:
-    """Remember that the blobs a manifest names live in `repo` (for later cross-repo mounts)."""
+#: config blobs up to this size are kept in memory by a source: a copy reads the config twice
+SMALL_CONFIG = 1 << 20
+
+
+def _record_blobs(host: str, repo: str, raw: bytes, mt: str) -> Digest | None:
+    """Remember that the blobs a manifest names live in `repo` (for later cross-repo mounts).
+
+    Returns the manifest's config digest.
+    """
     if not media.is_manifest(mt):
-        return
+        return None
     from imagetool.manifest import parse
 
     try:
         manifest = parse(raw, mt)
     except ManifestError:
-        return
+        return None
     cache = locations.shared()
     for desc in (manifest.config, *manifest.layers):  # type: ignore[union-attr]
         cache.record(host, repo, str(desc.digest))
+    return manifest.config.digest  # type: ignore[union-attr]
 
 
 class _Repository:
@@ -101,11 +109,14 @@ class DockerSource(_Repository, SourceBase):
         self.client = make_client(self.ref, ctx)
         self.registries_d = ctx.registries_d
         self._top_digest: Digest | None = None
+        self._configs: dict[Digest, bytes | None] = {}  # config digests seen; their bytes once read
 
     def get_manifest(self, instance: Digest | None = None) -> tuple[bytes, str]:
         key = str(instance or self.ref.digest or self.ref.tag)
         raw, mt = self.client.get_manifest(self.repo, key)
-        _record_blobs(self.client.host, self.repo, raw, mt)
+        config = _record_blobs(self.client.host, self.repo, raw, mt)
+        if config is not None:
+            self._configs.setdefault(config, None)
         if instance is None:
             self._top_digest = Digest.of(raw)
         return raw, mt
@@ -119,6 +130,13 @@ class DockerSource(_Repository, SourceBase):
         return envelopes.registry_signatures(self, self.ref, digest, self.registries_d)
 
     def get_blob(self, desc: Descriptor) -> BinaryIO:
+        if desc.digest in self._configs and 0 <= desc.size <= SMALL_CONFIG:
+            import io
+
+            data = self._configs[desc.digest]
+            if data is None:  # read once, verified; the copy asks again when it writes the config
+                data = self._configs[desc.digest] = self.get_blob_bytes(desc.digest, SMALL_CONFIG)
+            return io.BytesIO(data)
         return self.client.get_blob(self.repo, desc.digest, desc.size)  # type: ignore[return-value]
 
     def repo_tags(self) -> list[str]:

@@ -6,6 +6,8 @@ Faults are rules matched by method and path regex, each good for `times` request
   reset_request=True: the request body is cut off (connection reset) before reaching the registry
   redirect_to=BASE: answered with 307 to BASE + the request path (as a registry whose storage
                     serves blobs from elsewhere does)
+  status=200 + body=...: answered with that body (an API the registry behind lacks, such as
+                    OCI 1.1 referrers); Content-Type comes from `headers`
 The Host header goes upstream unchanged, so the registry's Location headers point at the proxy.
 """
 
@@ -33,6 +35,7 @@ class Rule:
     reset_after: int | None = None
     reset_request: bool = False
     redirect_to: str | None = None
+    body: bytes | None = None
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -48,6 +51,7 @@ class Record:
     body_bytes: int
     fault: str = ""
     authorization: bool = False     # whether the request carried an Authorization header
+    range: str = ""                 # the request's Range header, if any
 
 
 class FaultProxy:
@@ -67,9 +71,9 @@ class FaultProxy:
 
     def add(self, method: str | None = None, path: str | None = None, *, times: int = 1, status: int | None = None,
             headers: dict[str, str] | None = None, reset_after: int | None = None,
-            reset_request: bool = False, redirect_to: str | None = None) -> Rule:
+            reset_request: bool = False, redirect_to: str | None = None, body: bytes | None = None) -> Rule:
         rule = Rule(method, re.compile(path) if path else None, times, status, dict(headers or {}), reset_after,
-                    reset_request, redirect_to)
+                    reset_request, redirect_to, body)
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -90,6 +94,7 @@ class FaultProxy:
 
     def _record(self, rec: Record) -> None:
         rec.authorization = bool(getattr(threading.current_thread(), "authorization", False))
+        rec.range = str(getattr(threading.current_thread(), "range_header", ""))
         with self._lock:
             self.records.append(rec)
 
@@ -140,10 +145,13 @@ class FaultProxy:
                 body = b'{"errors":[{"code":"UNAVAILABLE","message":"injected fault"}]}'
                 if rule.status == 429:
                     body = b'{"errors":[{"code":"TOOMANYREQUESTS","message":"injected fault"}]}'
+                if rule.body is not None:
+                    body = rule.body
                 self.send_response(int(rule.status or 503))
                 for k, v in rule.headers.items():
                     self.send_header(k, v)
-                self.send_header("Content-Type", "application/json")
+                if not any(k.lower() == "content-type" for k in rule.headers):
+                    self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Connection", "close")
                 self.end_headers()
@@ -209,6 +217,7 @@ class FaultProxy:
 
             def _handle(self) -> None:
                 threading.current_thread().authorization = "Authorization" in self.headers  # type: ignore[attr-defined]
+                threading.current_thread().range_header = self.headers.get("Range", "")  # type: ignore[attr-defined]
                 rule = proxy._take(self.command, self.path)
                 if rule is not None and rule.redirect_to:
                     rule = Rule(None, None, 0, 307, {"Location": rule.redirect_to + self.path})

@@ -56,6 +56,12 @@ def test_authfile_flag_and_env(tls_registry: Registry, tmp_path: Path) -> None:
     proc = imagetool("list-tags", *reg.tls_flags(), "--no-creds", "--authfile", str(authfile),
                      reg.ref("authfile/img"), check=False)
     assert "authentication required" in one_line_error(proc)
+    out = imagetool("inspect", *reg.tls_flags(), "--authfile", str(authfile), "--format", "{{.Name}}",
+                    reg.ref("authfile/img:v1"))
+    assert out.stdout.strip() == f"{reg.host}/authfile/img"
+    proc = imagetool("inspect", *reg.tls_flags(), "--no-creds", "--authfile", str(authfile),
+                     reg.ref("authfile/img:v1"), check=False)
+    assert "authentication required" in one_line_error(proc)
 
 
 def test_list_tags_past_a_hundred(plain_registry: Registry, tmp_path: Path) -> None:

@@ -127,3 +127,69 @@ def test_blob_locations_persist_across_instances(tmp_path) -> None:  # type: ign
     c = locations.BlobLocations(path)
     assert c.candidates("reg:5000", "sha256:" + "1" * 64) == ["ns/two", "ns/one"]
     assert c.candidates("other:5000", "sha256:" + "1" * 64) == []
+
+
+def test_referrers_api_is_preferred_when_the_registry_has_it(plain_registry: Registry) -> None:
+    """The Debian registry (2.8) lacks OCI 1.1 referrers; the proxy answers that endpoint with a real index."""
+    from tests.lib.faultproxy import FaultProxy
+
+    proxy = FaultProxy(plain_registry.host)
+    try:
+        c = Client(proxy.host, ClientOptions(tls_verify=False))
+        subject = _manifest(c, "client/refapi", "subject")
+        sdigest = c.put_manifest("client/refapi", "v1", subject, media.OCI_MANIFEST)
+        arts = []
+        for label in ("sig", "sbom"):
+            raw = _manifest(c, "client/refapi", label)
+            arts.append((c.put_manifest("client/refapi", label, raw, media.OCI_MANIFEST), len(raw)))
+        index = json.dumps({"schemaVersion": 2, "mediaType": media.OCI_INDEX, "manifests": [
+            {"mediaType": media.OCI_MANIFEST, "digest": str(d), "size": n, "artifactType": f"application/{kind}"}
+            for (d, n), kind in zip(arts, ("sig", "sbom"), strict=True)]}).encode()
+        proxy.clear()
+        proxy.add("GET", rf"/v2/client/refapi/referrers/{sdigest}", status=200, body=index, times=2,
+                  headers={"Content-Type": media.OCI_INDEX})
+        assert [d.digest for d in c.referrers("client/refapi", sdigest)] == [d for d, _ in arts]
+        found = c.referrers("client/refapi", sdigest, "application/sbom")
+        assert [(d.digest, d.artifact_type) for d in found] == [(arts[1][0], "application/sbom")]
+        asked = [r.path for r in proxy.records if r.method == "GET"]
+        assert asked[-1].endswith("?artifactType=application%2Fsbom")
+        assert not any("/manifests/sha256-" in p for p in asked)  # no tag-schema fallback was needed
+    finally:
+        proxy.close()
+
+
+def test_keep_alive_connections_are_reused_only_when_drained(plain_registry: Registry) -> None:
+    c = _client(plain_registry)
+    data = os.urandom(300_000)
+    digest, _ = BlobUploader(c, "client/keepalive").upload(io.BytesIO(data), None, None)
+    pool = c.session.pool
+    key = ("http", plain_registry.host)
+    assert c.head_blob("client/keepalive", digest) == len(data)
+    sock = pool._idle[key][-1].sock
+    for _ in range(5):
+        assert c.head_blob("client/keepalive", digest) == len(data)
+    assert len(pool._idle[key]) == 1 and pool._idle[key][-1].sock is sock  # one connection served them all
+    # a body abandoned half-way: that connection is closed, not handed to the next request
+    resp = c.open_blob_response("client/keepalive", digest, 0)
+    assert resp.raw.read(1000) == data[:1000]
+    resp.close()
+    assert pool._idle[key] == [] and sock.fileno() == -1  # it took the idle connection, and closed it
+    reader = c.get_blob("client/keepalive", digest, len(data))
+    assert b"".join(iter(lambda: reader.read(1 << 16), b"")) == data
+    assert len(pool._idle[key]) == 1 and pool._idle[key][-1].sock is not sock  # a fresh one, drained, went back
+
+
+def test_blob_locations_file_is_rewritten_only_with_news(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "locs.json"
+    a = locations.BlobLocations(path)
+    a.record("reg:5000", "ns/one", "sha256:" + "2" * 64)
+    a.save()
+    inode = path.stat().st_ino  # a save replaces the file (temp + rename): a new inode
+    b = locations.BlobLocations(path)
+    b.record("reg:5000", "ns/one", "sha256:" + "2" * 64)  # already known
+    b.save()
+    assert path.stat().st_ino == inode
+    b.record("reg:5000", "ns/two", "sha256:" + "2" * 64)  # news
+    b.save()
+    assert path.stat().st_ino != inode
+    assert locations.BlobLocations(path).candidates("reg:5000", "sha256:" + "2" * 64) == ["ns/two", "ns/one"]

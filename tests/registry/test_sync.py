@@ -66,7 +66,41 @@ def test_sync_from_skopeo_yaml(plain_registry: Registry, plain_registry2: Regist
     out = imagetool("sync", "--src", "yaml", "--dest", "docker", "--dest-tls-verify=false",
                     str(tmp_path / "sync.yml"), f"{dst.host}/y")
     assert "Synced 4 of 4 images" in out.stderr
+    assert out.stdout.count("Writing manifest to image destination") == 4  # each image's own progress
     assert _tags(dst, "y/one") == ["1.0", "2.0"]
     assert _tags(dst, "y/two") == ["1.0", "1.1"]
     info = json.loads(imagetool("inspect", "--tls-verify=false", dst.ref("y/two:1.1")).stdout)
     assert info["Digest"] == _digest(src, "yaml/two", "1.1")
+
+
+def test_sync_yaml_credentials_and_cert_dir(tls_registry: Registry, plain_registry2: Registry,
+                                            tmp_path: Path) -> None:
+    """skopeo's per-registry `credentials` and `cert-dir` reach an htpasswd registry over verified TLS."""
+    from tests.lib.cli import one_line_error
+
+    src, dst = tls_registry, plain_registry2
+    desc = random_image(tmp_path / "img", "v1", n_layers=1, seed=98)
+    imagetool("copy", "-q", *src.tls_flags("dest-"), *src.creds_flags("dest-"), f"oci:{tmp_path}/img:v1",
+              src.ref("yamlcreds/app:v1"))
+
+    def sync_file(password: str) -> str:
+        path = tmp_path / f"sync-{password}.yml"
+        path.write_text(f"""
+{src.host}:
+  cert-dir: {src.cert_dir}
+  credentials:
+    username: {src.username}
+    password: {password}
+  images:
+    yamlcreds/app: []
+""")
+        return str(path)
+
+    proc = imagetool("sync", "-q", "--src", "yaml", "--dest", "docker", "--dest-tls-verify=false",
+                     sync_file("wrong-pass"), f"{dst.host}/yc", check=False)
+    line = one_line_error(proc)
+    assert "invalid username/password" in line and "wrong-pass" not in proc.stderr
+    imagetool("sync", "-q", "--src", "yaml", "--dest", "docker", "--dest-tls-verify=false",
+              sync_file(str(src.password)), f"{dst.host}/yc")
+    assert _tags(dst, "yc/app") == ["v1"]
+    assert _digest(dst, "yc/app", "v1") == str(desc.digest)

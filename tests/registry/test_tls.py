@@ -66,3 +66,23 @@ def test_mutual_tls_with_a_client_certificate(mtls_registry: Registry, tmp_path:
     out = imagetool("inspect", "--cert-dir", str(mtls_registry.cert_dir), "--format", "{{.Digest}}",
                     mtls_registry.ref("mtls/img:v1"))
     assert out.stdout.strip() == str(desc.digest)
+
+
+def test_certs_d_client_pair_for_mutual_tls(mtls_registry: Registry, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """/etc/containers/certs.d/<host:port>/ with ca.crt, client.cert and client.key: the registry demands the pair."""
+    host_dir = tmp_path / "certs.d" / mtls_registry.host
+    host_dir.mkdir(parents=True)
+    shutil.copy(str(mtls_registry.ca_file), host_dir / "ca.crt")
+    monkeypatch.setattr(http, "CERTS_D", (str(tmp_path / "certs.d"),))
+    with pytest.raises(RegistryError) as err:  # the CA alone: the handshake is refused
+        Client(mtls_registry.host, ClientOptions()).ping()
+    assert mtls_registry.host in str(err.value)
+    for name in ("client.cert", "client.key"):
+        shutil.copy(str(Path(str(mtls_registry.cert_dir)) / name), host_dir / name)
+    c = Client(mtls_registry.host, ClientOptions())
+    assert c.tls.cert == (str(host_dir / "client.cert"), str(host_dir / "client.key"))
+    assert c.ping() == f"https://{mtls_registry.host}"
+    from imagetool.digest import Digest
+
+    assert c.head_blob("mtls/certsd", Digest.of(b"absent")) is None  # an API call over the mutual-TLS session

@@ -16,9 +16,7 @@ from imagetool.digest import Digest
 from imagetool.errors import ImagetoolError, PolicyRejected, SignatureError
 from imagetool.reference import DockerReference
 from imagetool.signature import identity as idmatch
-from imagetool.signature import keys as keyfiles
 from imagetool.signature import policy as p
-from imagetool.signature import simple, sigstore
 from imagetool.signature.payload import Payload, manifest_matches
 from imagetool.transports import signatures as envelopes
 from imagetool.transports.base import ImageReference, ImageSource
@@ -130,6 +128,8 @@ def eval_signed_by(req: p.SignedBy, image: _Image) -> str:
     signatures = image.simple_signatures()
     if not signatures:
         raise PolicyRejected(f"{what}: the image has no simple signature")
+    from imagetool.signature import simple  # gnupg: only when a policy asks for GPG signatures
+
     with simple.Keyring(req.keys) as ring:
         def check(blob: object) -> str:
             verified = ring.verify(blob)  # type: ignore[arg-type]
@@ -142,6 +142,9 @@ def eval_signed_by(req: p.SignedBy, image: _Image) -> str:
 
 def eval_sigstore_signed(req: p.SigstoreSigned, image: _Image) -> str:
     what = f"sigstoreSigned (key {req.source})"
+    from imagetool.signature import keys as keyfiles  # cryptography: only for sigstore requirements
+    from imagetool.signature import sigstore
+
     public = [k for blob in req.keys for k in keyfiles.load_public_keys(blob)]
 
     def check(sig: object) -> str:

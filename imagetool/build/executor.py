@@ -246,7 +246,7 @@ class Executor:
             image_layers={m.from_image: self.resolver.resolve(m.from_image, None).dirs
                           for m in work.mounts if m.from_image},
             secrets=self.o.secrets)
-        code = self.o.runner.run(work, lowers, upper, mounts, self.o.output)
+        code = self.o.runner.run(work, lowers, upper, mounts, self.say)  # -q hides it, as buildah does
         if code != 0:
             raise BuildError(f"the command exited with status {code}")
 

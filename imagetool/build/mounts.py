@@ -1,8 +1,9 @@
 """RUN --mount specs -> what the runtime mounts: host directories and files, or layer stacks.
 
-A bind from the context is a path inside it (never outside); a bind from a stage or an
-image is that stage's layer directories (mounted read-only, or with a throwaway upper
-for rw); a cache mount is a directory kept in the local store under its id; a secret
+A bind from the context is a path inside it (never outside), and rw writes go to a
+throwaway layer or copy, never to the user's files; a bind from a stage or an image is
+that stage's layer directories (mounted read-only, or with a throwaway upper for rw);
+a cache mount is a directory kept in the local store under its id; a secret
 is a file given with --secret id=ID,src=PATH; tmpfs is just that.
 """
 
@@ -76,9 +77,19 @@ def resolve_mounts(specs: tuple[MountSpec, ...], *, context: BuildContext, store
                                  subpath="/" + (m.source or "").strip("/")))
         else:
             rel = context.resolve(m.source or ".")
-            out.append(HostMount("bind", m.target, m.readonly,
-                                 path=context.root / rel if rel != "." else context.root))
+            out.append(_context_bind(m, context.root / rel if rel != "." else context.root))
     return out
+
+
+def _context_bind(m: MountSpec, path: Path) -> HostMount:
+    """A bind from the context; with rw, writes land in a throwaway copy, never in the user's files."""
+    if m.readonly:
+        return HostMount("bind", m.target, True, path=path)
+    if path.is_dir():
+        return HostMount("bind", m.target, False, layers=(path,))
+    st = path.stat()
+    return HostMount("bind", m.target, False, path=path,
+                     options={"mode": st.st_mode & 0o7777, "uid": st.st_uid, "gid": st.st_gid})
 
 
 def _cache(m: MountSpec, store_root: Path) -> HostMount:

@@ -69,9 +69,9 @@ class ContainerStepRunner:
             return {"destination": m.target, "type": "tmpfs", "source": "tmpfs", "options": options}
         if m.path is not None:
             source = m.path
-            if m.options:  # a secret: a private copy with the mode and owner it asked for
+            if m.options:  # a secret or an rw context file: a private copy with this mode and owner
                 scratch.mkdir(parents=True, exist_ok=True)
-                source = scratch / "secret"
+                source = scratch / "file"
                 shutil.copyfile(m.path, source)
                 os.chmod(source, m.options.get("mode", 0o400))
                 if os.geteuid() == 0:
@@ -89,6 +89,8 @@ class ContainerStepRunner:
             [str(layer) for layer in m.layers]
         if not lowers:
             raise BuildError(f"RUN --mount target {m.target}: {m.subpath} is not a directory in its source")
+        if len(lowers) == 1 and m.readonly:  # overlay wants two lowers without an upper; runc has no fallback
+            return bind_mount(lowers[0], m.target, readonly=True)
         options = ["lowerdir=" + ":".join(lowers)]
         if m.readonly:
             options.append("ro")

@@ -157,8 +157,8 @@ class StageWalker:
             inputs = {"argv": work.argv, "env": work.env, "workdir": work.workdir, "user": work.user,
                       "network": work.network, "mounts": [m.__dict__ for m in work.mounts], "files": work.files,
                       "bound": [self._bound_key(m) for m in work.mounts if m.type == "bind"]}
-            created_by = " ".join(work.argv) if i.command.is_exec else " ".join([*self.state.shell,
-                                                                                    i.command.shell or ""])
+            created_by = self._args_prefix() + (" ".join(work.argv) if i.command.is_exec else
+                                                 " ".join([*self.state.shell, i.command.shell or ""]))
         elif isinstance(i, ins.Copy):
             work = self._copy(i)
             inputs = {"work": dict(work.__dict__), **self._copy_source_key(work)}
@@ -171,6 +171,11 @@ class StageWalker:
             created_by = f"/bin/sh -c #(nop) {i.original}"
         self.key = step_key(self.key, i.original, inputs)
         return Step(self.stage.index, number, self.total, i, self.key, work, created_by)
+
+    def _args_prefix(self) -> str:
+        """Docker's `|N K=V ... ` before a RUN's history entry: the declared ARGs ENV does not override."""
+        args = sorted(f"{k}={v}" for k, v in self.scope.args.items() if k not in self.scope.env)
+        return f"|{len(args)} {' '.join(args)} " if args else ""
 
     def _run(self, i: ins.Run) -> RunWork:
         files: tuple[tuple[str, str, int], ...] = ()

@@ -91,12 +91,14 @@ def _build_args(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--secret", "secrets", multiple=True, metavar="id=ID,src=PATH",
               help="A file RUN --mount=type=secret,id=ID can read; repeatable.")
 @click.option("--push", "pushes", multiple=True, metavar="IMAGE", help="Push the result to IMAGE (docker://...).")
+@click.option("--runtime", type=click.Choice(["embedded", "runc"]), default="embedded", show_default=True,
+              help="What runs RUN steps: the embedded runtime or the runc binary.")
 @click.pass_context
 def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[str, ...],
           build_args: tuple[str, ...], target: str | None, labels: tuple[str, ...], timestamp: int | None,
           no_cache: bool, layers: bool, iidfile: str | None, quiet: bool, fmt: str, compress: str,
           network: str | None, squash: bool, pull: str, outputs: tuple[str, ...], pushes: tuple[str, ...],
-          secrets: tuple[str, ...], platform: str | None, ignorefile: str | None,
+          secrets: tuple[str, ...], platform: str | None, ignorefile: str | None, runtime: str,
           **registry: Any) -> None:
     """Build an image from a Dockerfile; it lands in the local store."""
     root = ctx.find_root().obj or {}
@@ -112,7 +114,7 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
         ctx=system_context(ctx, **registry), squash=squash, secrets=parse_secrets(secrets),
         pull={"true": "missing", "false": "never"}.get(pull, pull), platform=platform,
         ignorefile=Path(ignorefile) if ignorefile else None, policy=_PolicyOnPull(ctx),
-        runner=ContainerStepRunner(tmpdir=root.get("tmpdir")))
+        runner=ContainerStepRunner(runtime=runtime, tmpdir=root.get("tmpdir")))
     destinations = [parse_image_name(d) for d in (*outputs, *pushes)]  # bad names fail before the build
     result = run_build(options)
     for dest in destinations:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,15 @@ def test_secrets(tmp_path: Path) -> None:
     for bad in ("id=a", f"src={f}", "id=a,src=/nonexistent", f"id=a,src={f},type=env"):
         with pytest.raises(BuildError):
             parse_secrets([bad])
+
+
+def test_rw_context_binds_never_reach_the_context(tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    (ctx / "sub").mkdir(parents=True)
+    (ctx / "f").write_text("x")
+    os.chmod(ctx / "f", 0o604)
+    text = ("FROM scratch\nRUN --mount=type=bind,source=sub,target=/d,rw "
+            "--mount=type=bind,source=f,target=/f,rw true\n")
+    directory, single = run_mounts(text, ctx, tmp_path / "store")
+    assert (directory.path, directory.layers, directory.readonly) == (None, (ctx.resolve() / "sub",), False)
+    assert single.path == ctx.resolve() / "f" and single.options["mode"] == 0o604   # copied before the run

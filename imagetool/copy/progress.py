@@ -50,6 +50,7 @@ class _Task:
 
     def advance(self, n: int) -> None:
         self.done += n
+        self.progress.done += n
         self.progress.redraw()
 
     def finish(self, note: str = "done") -> None:
@@ -67,6 +68,9 @@ class Progress:
         self._active: list[_Task] = []
         self._drawn = 0
         self._last = 0.0
+        #: bytes of every blob this copy has started, and of those bytes, how many are through
+        self.total = 0
+        self.done = 0
 
     def line(self, text: str) -> None:
         if self.quiet:
@@ -82,6 +86,7 @@ class Progress:
         if self.tty:
             with self._lock:
                 self._active.append(task)
+                self.total += desc.size
         return task
 
     def finish(self, task: _Task, note: str) -> None:
@@ -90,6 +95,7 @@ class Progress:
         with self._lock:
             if task in self._active:
                 self._active.remove(task)
+                self.done += max(0, task.total - task.done)  # skipped, or its size was not known exactly
             self._clear()
             self.out.write(f"{task.label} {note}\n")
             self._draw()
@@ -113,11 +119,13 @@ class Progress:
     def _draw(self) -> None:
         if not self.tty:
             return
-        for task in self._active:
-            frac = task.done / task.total if task.total else 0.0
-            bar = "=" * int(frac * 30)
-            self.out.write(f"{task.label} [{bar:<30}] {_size(task.done)} / {_size(task.total)}\n")
-        self._drawn = len(self._active)
+        rows = [(task.label, task.done, task.total) for task in self._active]
+        if len(rows) > 1:
+            rows.append(("Total", self.done, self.total))
+        for label, done, total in rows:
+            bar = "=" * int((done / total if total else 0.0) * 30)
+            self.out.write(f"{label} [{bar:<30}] {_size(done)} / {_size(total)}\n")
+        self._drawn = len(rows)
 
 
 QUIET = Progress(quiet=True)

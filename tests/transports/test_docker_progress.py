@@ -58,6 +58,24 @@ def test_bars_per_blob_on_a_terminal(plain_registry: Registry, tmp_path: Path) -
                          plain_registry.ref("progress/tty:v1"))
     bars = [line for line in out.replace("\x1b[1A\x1b[2K", "\n").splitlines() if "] " in line and " / " in line]
     assert bars, out
-    assert all(line.startswith("Copying ") for line in bars)
+    assert all(line.startswith(("Copying ", "Total ")) for line in bars)
     assert "\x1b[1A" in out  # bars are redrawn in place
     assert out.count(" done") == 3  # each blob still ends with its own line
+
+
+def test_a_total_bar_under_several_blobs() -> None:
+    import io
+
+    from imagetool.copy.progress import Progress
+    from imagetool.descriptor import Descriptor
+    from imagetool.digest import Digest
+
+    out = io.StringIO()
+    progress = Progress(out, tty=True)
+    a, b = (progress.blob("blob", Descriptor("x", Digest.of(bytes([n])), 1000)) for n in (1, 2))
+    a.advance(500)
+    progress._last = 0.0  # the redraw throttle
+    b.advance(250)
+    assert out.getvalue().splitlines()[-1] == f"Total [{'=' * 11:<30}] 750B / 2.0KiB"
+    b.finish("skipped: already exists")  # a skipped blob counts as through
+    assert progress.done == 500 + 1000

@@ -6,30 +6,8 @@ from typing import Any
 
 import click
 
-from imagetool.cli.options import policy_from_flags, system_context, write_digestfile
+from imagetool.cli.options import policy_from_flags, registry_options, system_context, write_digestfile
 from imagetool.errors import UsageError
-
-
-def _ctx_flags(side: str) -> list[Any]:
-    return [
-        click.option(f"--{side}-creds", f"{side}_creds", metavar="USER[:PASS]", help="Registry credentials."),
-        click.option(f"--{side}-registry-token", f"{side}_registry_token", metavar="TOKEN",
-                     help="Bearer token for the registry."),
-        click.option(f"--{side}-no-creds", f"{side}_no_creds", is_flag=True, help="Access the registry anonymously."),
-        click.option(f"--{side}-tls-verify", f"{side}_tls_verify", type=click.BOOL, default=None, metavar="BOOL",
-                     help="Require HTTPS and verify certificates."),
-        click.option(f"--{side}-cert-dir", f"{side}_cert_dir", metavar="DIR",
-                     help="Certificates (*.crt, *.cert, *.key) for the registry."),
-        click.option(f"--{side}-authfile", f"{side}_authfile", metavar="PATH", help="Auth file."),
-    ]
-
-
-def _apply(options: list[Any]):  # type: ignore[no-untyped-def]
-    def deco(f):  # type: ignore[no-untyped-def]
-        for opt in reversed(options):
-            f = opt(f)
-        return f
-    return deco
 
 
 @click.command()
@@ -56,10 +34,9 @@ def _apply(options: list[Any]):  # type: ignore[no-untyped-def]
 @click.option("--sign-passphrase-file", metavar="PATH", help="Passphrase for the signing key.")
 @click.option("--sign-identity", metavar="REF", help="Identity the signature claims (default: destination).")
 @click.option("--authfile", metavar="PATH", help="Auth file for both sides.")
-@click.option("--retry-times", type=int, default=None, help="Retries for transient network errors.")
-@click.option("--retry-delay", type=float, default=None, help="Seconds between retries (default: backoff).")
 @click.option("--max-parallel", type=click.IntRange(1, 64), default=6, help="Blobs copied at once.")
-@_apply(_ctx_flags("src") + _ctx_flags("dest"))
+@registry_options("src", retries=False)
+@registry_options("dest")
 @click.pass_context
 def copy(ctx: click.Context, source: str, destination: str, **flags: Any) -> None:
     """Copy an image from SOURCE to DESTINATION (oci:, oci-archive:, docker-archive:, dir:, docker://, or

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from imagetool.cli.options import system_context
+from imagetool.cli.options import registry_options, system_context
 
 
 @click.command()
@@ -16,13 +16,7 @@ from imagetool.cli.options import system_context
 @click.option("--config", "config", is_flag=True, help="Print the image configuration.")
 @click.option("-f", "--format", "format_", metavar="TEMPLATE", help="Go template applied to the output.")
 @click.option("-n", "--no-tags", is_flag=True, help="Do not list the repository's tags.")
-@click.option("--creds", metavar="USER[:PASS]", help="Registry credentials.")
-@click.option("--registry-token", metavar="TOKEN", help="Bearer token for the registry.")
-@click.option("--no-creds", is_flag=True, help="Access the registry anonymously.")
-@click.option("--authfile", metavar="PATH", help="Auth file.")
-@click.option("--cert-dir", metavar="DIR", help="Certificates for the registry.")
-@click.option("--tls-verify", type=click.BOOL, default=None, metavar="BOOL", help="Require HTTPS and verify.")
-@click.option("--retry-times", type=int, default=None, help="Retries for transient network errors.")
+@registry_options()
 @click.pass_context
 def inspect(ctx: click.Context, image: str, raw: bool, config: bool, format_: str | None, no_tags: bool,
             **flags: Any) -> None:

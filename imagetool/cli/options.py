@@ -17,6 +17,36 @@ def tls_verify_option(name: str = "--tls-verify") -> F:
                         help="Require HTTPS and verify certificates (default true).")
 
 
+def registry_options(side: str = "", retries: bool = True) -> Callable[[F], F]:
+    """The flags that reach a registry: credentials, TLS and (unless `retries` is off) retries.
+
+    `side` ("src"/"dest") prefixes the credential and TLS flags, as skopeo's copy and sync do.
+    """
+    pre, dest = (f"--{side}-", f"{side}_") if side else ("--", "")
+    options = [
+        click.option(f"{pre}creds", f"{dest}creds", metavar="USER[:PASS]", help="Registry credentials."),
+        click.option(f"{pre}registry-token", f"{dest}registry_token", metavar="TOKEN",
+                     help="Bearer token for the registry."),
+        click.option(f"{pre}no-creds", f"{dest}no_creds", is_flag=True, help="Access the registry anonymously."),
+        click.option(f"{pre}tls-verify", f"{dest}tls_verify", type=click.BOOL, default=None, metavar="BOOL",
+                     help="Require HTTPS and verify certificates (default true)."),
+        click.option(f"{pre}cert-dir", f"{dest}cert_dir", metavar="DIR",
+                     help="Certificates (*.crt, *.cert, *.key) for the registry."),
+        click.option(f"{pre}authfile", f"{dest}authfile", metavar="PATH", help="Auth file."),
+    ]
+    if retries:
+        options += [
+            click.option("--retry-times", type=int, default=None, help="Retries for transient network errors."),
+            click.option("--retry-delay", type=float, default=None, help="Seconds between retries (default: backoff)."),
+        ]
+
+    def apply(f: F) -> F:
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return apply
+
+
 def parse_creds(text: str | None) -> tuple[str, str] | None:
     if not text:
         return None

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from imagetool.cli.options import system_context
+from imagetool.cli.options import registry_options, system_context
 
 
 @click.command("generate-key")
@@ -30,11 +30,7 @@ def generate_key(output_prefix: str, passphrase_file: str | None) -> None:
 @click.option("--policy", metavar="PATH", help="Trust policy (default: the global --policy, then the system's).")
 @click.option("--registries.d", "registries_d", metavar="DIR", help="Registries.d directory (lookaside storage).")
 @click.option("--identity", metavar="REF", help="Docker reference to judge the image as (for dir: and oci:).")
-@click.option("--creds", metavar="USER[:PASS]", help="Registry credentials.")
-@click.option("--no-creds", is_flag=True, help="Access the registry anonymously.")
-@click.option("--authfile", metavar="PATH", help="Auth file.")
-@click.option("--cert-dir", metavar="DIR", help="Certificates for the registry.")
-@click.option("--tls-verify", type=click.BOOL, default=None, metavar="BOOL", help="Require HTTPS and verify.")
+@registry_options(retries=False)
 @click.pass_context
 def verify(ctx: click.Context, image: str, policy: str | None, registries_d: str | None, identity: str | None,
            **flags: Any) -> None:

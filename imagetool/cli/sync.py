@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from imagetool.cli.options import policy_from_flags, system_context
+from imagetool.cli.options import policy_from_flags, registry_options, system_context
 from imagetool.errors import UsageError
 from imagetool.transports.base import SystemContext
 
@@ -114,20 +114,10 @@ def destination(job: Job, dest_kind: str, dest: str, scoped: bool) -> str:
 @click.option("--remove-signatures", is_flag=True, help="Do not copy signatures.")
 @click.option("--keep-going", is_flag=True, help="Carry on after an image fails; fail at the end.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-@click.option("--retry-times", type=int, default=None, help="Retries for transient network errors.")
-@click.option("--retry-delay", type=float, default=None, help="Seconds between retries (default: backoff).")
 @click.option("--max-parallel", type=click.IntRange(1, 64), default=6, help="Blobs copied at once.")
-@click.option("--src-creds", metavar="USER[:PASS]")
-@click.option("--dest-creds", metavar="USER[:PASS]")
-@click.option("--src-tls-verify", type=click.BOOL, default=None, metavar="BOOL")
-@click.option("--dest-tls-verify", type=click.BOOL, default=None, metavar="BOOL")
-@click.option("--src-cert-dir", metavar="DIR")
-@click.option("--dest-cert-dir", metavar="DIR")
-@click.option("--src-authfile", metavar="PATH")
-@click.option("--dest-authfile", metavar="PATH")
-@click.option("--src-no-creds", is_flag=True)
-@click.option("--dest-no-creds", is_flag=True)
 @click.option("--authfile", metavar="PATH", help="Auth file for both sides.")
+@registry_options("src", retries=False)
+@registry_options("dest")
 @click.pass_context
 def sync(ctx: click.Context, source: str, destination_: str, src_kind: str, dest_kind: str, all_: bool,
          scoped: bool, format_: str | None, remove_signatures: bool, keep_going: bool, quiet: bool,

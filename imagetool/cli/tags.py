@@ -7,18 +7,12 @@ from typing import Any
 
 import click
 
-from imagetool.cli.options import system_context
+from imagetool.cli.options import registry_options, system_context
 
 
 @click.command("list-tags")
 @click.argument("repository")
-@click.option("--creds", metavar="USER[:PASS]", help="Registry credentials.")
-@click.option("--registry-token", metavar="TOKEN", help="Bearer token for the registry.")
-@click.option("--no-creds", is_flag=True, help="Access the registry anonymously.")
-@click.option("--authfile", metavar="PATH", help="Auth file.")
-@click.option("--cert-dir", metavar="DIR", help="Certificates for the registry.")
-@click.option("--tls-verify", type=click.BOOL, default=None, metavar="BOOL", help="Require HTTPS and verify.")
-@click.option("--retry-times", type=int, default=None, help="Retries for transient network errors.")
+@registry_options()
 @click.option("--page-size", type=click.IntRange(1, 10000), default=None,
               help="Tags asked for per request (the registry pages with Link headers).")
 @click.pass_context

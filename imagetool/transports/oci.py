@@ -179,8 +179,8 @@ OCI_TRAITS = DestinationTraits(manifest_types=(media.OCI_MANIFEST, media.OCI_IND
                                supports_signatures=True)
 
 
-class OCIReference(ReferenceBase):
-    transport_name = TRANSPORT_NAME
+class PathReference(ReferenceBase):
+    """PATH[:NAME], the syntax of the oci: and oci-archive: transports."""
 
     def __init__(self, path: str, name: str | None) -> None:
         self.path = path
@@ -191,6 +191,10 @@ class OCIReference(ReferenceBase):
 
     def policy_scopes(self) -> list[str]:
         return path_scopes(self.path) + [""]
+
+
+class OCIReference(PathReference):
+    transport_name = TRANSPORT_NAME
 
     def open_source(self, ctx: SystemContext) -> ImageSource:
         store = LayoutStore.open(self.path)

@@ -22,8 +22,8 @@ from imagetool.digest import Digest
 from imagetool.errors import ImagetoolError, LayoutError, NotFound, UnsafeContent
 from imagetool.store import refs
 from imagetool.store.layout import INDEX_FILE, OCI_LAYOUT_FILE, TEMP_PREFIX, LayoutStore, fsync_dir
-from imagetool.transports.base import ImageDestination, ImageSource, ReferenceBase, SystemContext
-from imagetool.transports.oci import OCI_TRAITS, LayoutDestination, LayoutSource, path_scopes, split_path_and_ref
+from imagetool.transports.base import ImageDestination, ImageSource, SystemContext
+from imagetool.transports.oci import OCI_TRAITS, LayoutDestination, LayoutSource, PathReference, split_path_and_ref
 
 TRANSPORT_NAME = "oci-archive"
 
@@ -195,18 +195,8 @@ class ArchiveDestination(LayoutDestination):
             shutil.rmtree(self._tmp, ignore_errors=True)
 
 
-class OCIArchiveReference(ReferenceBase):
+class OCIArchiveReference(PathReference):
     transport_name = TRANSPORT_NAME
-
-    def __init__(self, path: str, name: str | None) -> None:
-        self.path = path
-        self.name = name
-
-    def string_within_transport(self) -> str:
-        return f"{self.path}:{self.name}" if self.name else self.path
-
-    def policy_scopes(self) -> list[str]:
-        return path_scopes(self.path) + [""]
 
     def open_source(self, ctx: SystemContext) -> ImageSource:
         if not os.path.exists(self.path):

@@ -7,6 +7,7 @@ import statistics
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 #: runs the command and reports its own wall time and peak RSS, so the probe's start-up is not counted
@@ -51,3 +52,38 @@ def report(rows: list[tuple[str, Measure, Measure | None, str]]) -> str:
     text = "\n".join(lines)
     print(text)
     return text
+
+
+def random_layout(layout: Path, mib: int, layers: int, name: str = "v1") -> None:
+    """An OCI layout of `layers` uncompressed layers of random data (random data does not compress)."""
+    import tarfile
+
+    from imagetool import gojson, media
+    from imagetool.descriptor import Descriptor
+    from imagetool.manifest import Manifest
+    from imagetool.store import refs
+    from imagetool.store.layout import LayoutStore
+
+    store = LayoutStore.create(layout)
+    descs, diff_ids = [], []
+    for i in range(layers):
+        data, tar = layout / f"l{i}.bin", layout / f"l{i}.tar"
+        with open(data, "wb") as f:
+            left = (mib << 20) // layers
+            while left:
+                n = min(left, 8 << 20)
+                f.write(os.urandom(n))
+                left -= n
+        with tarfile.open(tar, "w") as archive:
+            archive.add(data, arcname=f"data/layer-{i}.bin")
+        data.unlink()
+        with open(tar, "rb") as f:
+            digest, size = store.put_blob(f)
+        tar.unlink()
+        descs.append(Descriptor(media.OCI_LAYER, digest, size))
+        diff_ids.append(str(digest))
+    cfg = gojson.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                        "rootfs": {"type": "layers", "diff_ids": diff_ids}})
+    cfg_desc = Descriptor(media.OCI_CONFIG, store.put_bytes(cfg), len(cfg))
+    manifest = Manifest.build(media.OCI_MANIFEST, cfg_desc, descs)
+    refs.set_name(store, name, Descriptor(media.OCI_MANIFEST, store.put_bytes(manifest.raw), len(manifest.raw)))

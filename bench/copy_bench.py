@@ -13,60 +13,22 @@ import argparse
 import os
 import shutil
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Measure, report, run  # noqa: E402
+from bench.common import Measure, random_layout, report, run  # noqa: E402
 
 IMAGETOOL = [sys.executable, "-m", "imagetool"]
 SKOPEO = ["skopeo", "--insecure-policy"]
 
 
-def random_tar(path: Path, size: int, seed: int) -> None:
-    """A tar with one file of `size` random bytes, streamed to disk."""
-    data = path.with_suffix(".bin")
-    with open(data, "wb") as f:
-        left = size
-        while left:
-            n = min(left, 8 << 20)
-            f.write(os.urandom(n))
-            left -= n
-    with tarfile.open(path, "w") as tar:
-        tar.add(data, arcname=f"data/layer-{seed}.bin")
-    data.unlink()
-
-
 def make_dir_image(root: Path, mib: int, layers: int) -> None:
     """An uncompressed image in skopeo's dir: format, via skopeo from a generated OCI layout."""
-    from imagetool import gojson, media
-    from imagetool.descriptor import Descriptor
-    from imagetool.digest import digest_file
-    from imagetool.manifest import Manifest
-    from imagetool.store import refs
-    from imagetool.store.layout import LayoutStore
-
-    layout = root / "gen"
-    store = LayoutStore.create(layout)
-    descs, diff_ids = [], []
-    for i in range(layers):
-        tar = root / f"l{i}.tar"
-        random_tar(tar, (mib << 20) // layers, i)
-        with open(tar, "rb") as f:
-            digest, size = store.put_blob(f)
-        tar.unlink()
-        descs.append(Descriptor(media.OCI_LAYER, digest, size))
-        diff_ids.append(str(digest))
-    cfg = gojson.dumps({"architecture": "amd64", "os": "linux", "config": {},
-                        "rootfs": {"type": "layers", "diff_ids": diff_ids}})
-    cfg_desc = Descriptor(media.OCI_CONFIG, store.put_bytes(cfg), len(cfg))
-    manifest = Manifest.build(media.OCI_MANIFEST, cfg_desc, descs)
-    refs.set_name(store, "v1", Descriptor(media.OCI_MANIFEST, store.put_bytes(manifest.raw), len(manifest.raw)))
-    run(SKOPEO + ["copy", "-q", f"oci:{layout}:v1", f"dir:{root}/dir"], repeat=1)
-    shutil.rmtree(layout)
-    assert digest_file(str(root / "dir" / "manifest.json"))
+    random_layout(root / "gen", mib, layers)
+    run(SKOPEO + ["copy", "-q", f"oci:{root}/gen:v1", f"dir:{root}/dir"], repeat=1)
+    shutil.rmtree(root / "gen")
 
 
 def main() -> None:

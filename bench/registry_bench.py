@@ -11,7 +11,6 @@ and the peak RSS of the big copies.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
@@ -21,49 +20,10 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Measure, report, run  # noqa: E402
+from bench.common import Measure, random_layout, report, run  # noqa: E402
 
 IMAGETOOL = [sys.executable, "-m", "imagetool"]
 SKOPEO = ["skopeo", "--insecure-policy"]
-
-
-def make_image(layout: Path, mib: int, layers: int) -> None:
-    """An OCI layout of `layers` uncompressed layers of random data (random data does not compress)."""
-    import io
-    import tarfile
-
-    from imagetool import gojson, media
-    from imagetool.descriptor import Descriptor
-    from imagetool.manifest import Manifest
-    from imagetool.store import refs
-    from imagetool.store.layout import LayoutStore
-
-    store = LayoutStore.create(layout)
-    descs, diff_ids = [], []
-    per = (mib << 20) // layers
-    for i in range(layers):
-        tmp = layout / f"l{i}.tar"
-        data = layout / f"l{i}.bin"
-        with open(data, "wb") as f:
-            left = per
-            while left:
-                n = min(left, 8 << 20)
-                f.write(os.urandom(n))
-                left -= n
-        with tarfile.open(tmp, "w") as tar:
-            tar.add(data, arcname=f"data/layer-{i}.bin")
-        data.unlink()
-        with open(tmp, "rb") as f:
-            digest, size = store.put_blob(f)
-        tmp.unlink()
-        descs.append(Descriptor(media.OCI_LAYER, digest, size))
-        diff_ids.append(str(digest))
-    cfg = gojson.dumps({"architecture": "amd64", "os": "linux", "config": {},
-                        "rootfs": {"type": "layers", "diff_ids": diff_ids}})
-    cdigest = store.put_blob(io.BytesIO(cfg))[0]
-    manifest = Manifest.build(media.OCI_MANIFEST, Descriptor(media.OCI_CONFIG, cdigest, len(cfg)), descs)
-    mdigest = store.put_bytes(manifest.raw)
-    refs.set_name(store, "v1", Descriptor(media.OCI_MANIFEST, mdigest, len(manifest.raw)))
 
 
 def varied(make_argv: Callable[[int], list[str]], env: dict[str, str] | None = None,
@@ -94,7 +54,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="registry-bench-", dir="/var/tmp") as tmp:
         work = Path(tmp)
-        make_image(work / "src", args.mib, args.layers)
+        random_layout(work / "src", args.mib, args.layers)
         from tests.lib.images import random_image
 
         random_image(work / "small", "v1", n_layers=2, size=10_000)

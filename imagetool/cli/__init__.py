@@ -7,6 +7,7 @@ reaches a user unless --debug is given.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 from typing import Any
 

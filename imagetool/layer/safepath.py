@@ -28,8 +28,13 @@ def clean(name: str) -> tuple[str, ...]:
     """A member name as path parts below the root; ".." above the root is refused."""
     if "\0" in name:
         raise UnsafeContent(f"tar member name {name!r} contains a NUL byte")
+    split = name.split("/")
+    if ".." not in split:  # the usual case: only empty and "." parts to drop
+        if "" in split or "." in split:
+            return tuple([part for part in split if part and part != "."])
+        return tuple(split)
     parts: list[str] = []
-    for part in name.split("/"):
+    for part in split:
         if part == "" or part == ".":
             continue
         if part == "..":

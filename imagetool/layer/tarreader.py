@@ -13,11 +13,15 @@ typed error: bad checksums, sparse members, oversized metadata headers, truncati
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from collections.abc import Iterator
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from imagetool.digest import Readable
 from imagetool.errors import LayerError, UnsafeContent
+
+if TYPE_CHECKING:
+    from imagetool.digest import Readable
 
 BLOCK = 512
 READ_SIZE = 1 << 20
@@ -25,7 +29,15 @@ READ_SIZE = 1 << 20
 MAX_META = 1 << 20
 #: at most this many metadata headers in front of one member
 MAX_META_HEADERS = 16
-_ZERO = bytes(BLOCK)
+#: the header fields read: name, mode, uid, gid, size, mtime, checksum, type, linkname, magic, version,
+#: (owner names skipped), devmajor, devminor, prefix
+_HEADER = struct.Struct("100s8s8s8s12s12s8sc100s6s2s64x8s8s155s")
+#: octal fields seen before (modes, ids, common sizes) and their values: most headers repeat them
+_NUMBERS: dict[bytes, int] = {}
+_NUMBERS_KEPT = 4096
+_adler32 = zlib.adler32
+#: nanoseconds in one unit of an n-digit fraction of a second
+_FRACTION_SCALE = [10 ** (9 - n) for n in range(10)]
 
 REG, AREG, LNK, SYM, CHR, BLK, DIR, FIFO, CONT = b"0", b"\0", b"1", b"2", b"3", b"4", b"5", b"6", b"7"
 GNU_LONGNAME, GNU_LONGLINK, PAX, PAX_GLOBAL, GNU_SPARSE, GNU_VOLHDR = b"L", b"K", b"x", b"g", b"S", b"V"
@@ -59,6 +71,9 @@ class Entry:
 
 def _number(field: bytes, what: str) -> int:
     """An octal field (NUL/space padded) or GNU base-256 (high bit set on the first byte)."""
+    value = _NUMBERS.get(field)
+    if value is not None:
+        return value
     if field and field[0] & 0x80:
         if field[0] == 0xFF:
             raise LayerError(f"corrupt tar header: negative {what}")
@@ -67,13 +82,18 @@ def _number(field: bytes, what: str) -> int:
             value = (value << 8) | b
         return value
     end = field.find(b"\0")
-    text = field if end < 0 else field[:end]
+    text = (field if end < 0 else field[:end]).strip(b" ")
+    if not text:
+        return 0
     try:
-        return int(text, 8)  # int() itself skips surrounding spaces
+        if not text.isdigit():  # int() alone would take signs, underscores and other white space
+            raise ValueError
+        value = int(text, 8)
     except ValueError:
-        if not text.strip():
-            return 0
         raise LayerError(f"corrupt tar header: {what} field {bytes(field)!r} is not a number") from None
+    if len(_NUMBERS) < _NUMBERS_KEPT:
+        _NUMBERS[bytes(field)] = value
+    return value
 
 
 def _decimal(value: bytes, key: str) -> int:
@@ -89,6 +109,8 @@ def _decimal(value: bytes, key: str) -> int:
 def _time_ns(value: bytes) -> int:
     """PAX mtime: decimal seconds with an optional fraction, kept exact to the nanosecond."""
     whole, _, frac = value.partition(b".")
+    if whole.isdigit() and 0 < len(frac) <= 9 and frac.isdigit():  # the usual form, e.g. 1700000000.123456789
+        return int(whole) * 1_000_000_000 + int(frac) * _FRACTION_SCALE[len(frac)]
     try:
         negative = whole.startswith(b"-")
         seconds = int(whole or b"0")
@@ -103,23 +125,25 @@ def parse_pax(data: bytes) -> dict[str, bytes]:
     records: dict[str, bytes] = {}
     pos = 0
     end = len(data)
+    find = data.find
     while pos < end:
         if data[pos] == 0:  # NUL padding after the last record
             break
-        space = data.find(b" ", pos, pos + 24)
+        space = find(b" ", pos, pos + 24)
         if space < 0:
             raise LayerError("corrupt PAX header: record without a length")
         try:
             length = int(data[pos:space])
         except ValueError:
             raise LayerError("corrupt PAX header: bad record length") from None
-        if length <= space - pos + 1 or pos + length > end or data[pos + length - 1] != 0x0A:
+        stop = pos + length
+        if length <= space - pos + 1 or stop > end or data[stop - 1] != 0x0A:
             raise LayerError("corrupt PAX header: record length out of range")
-        key, eq, value = data[space + 1:pos + length - 1].partition(b"=")
-        if not eq:
+        eq = find(b"=", space + 1, stop - 1)
+        if eq < 0:
             raise LayerError("corrupt PAX header: record without '='")
-        records[key.decode("utf-8", "surrogateescape")] = value
-        pos += length
+        records[data[space + 1:eq].decode("utf-8", "surrogateescape")] = data[eq + 1:stop - 1]
+        pos = stop
     return records
 
 
@@ -192,9 +216,33 @@ class TarReader:
         self._remaining = 0
         return data
 
+    def write_to(self, fd: int) -> None:
+        """Write the current member's data to the file descriptor `fd`, straight from the buffer."""
+        n = self._remaining
+        write = os.write
+        pos = self._pos
+        stop = pos + n
+        if stop + self._padding <= len(self._buf):  # the usual case: data and padding in the buffer
+            self._pos = stop + self._padding
+            self._remaining = self._padding = 0
+            if n:
+                view = self._view[pos:stop]
+                while view:
+                    view = view[write(fd, view):]
+            return
+        while n:
+            view = self._take(n)
+            n -= len(view)
+            self._remaining = n
+            while view:
+                view = view[write(fd, view):]
+
     def _skip_rest(self) -> None:
         n = self._remaining + self._padding
         self._remaining = self._padding = 0
+        if self._pos + n <= len(self._buf):
+            self._pos += n
+            return
         while n:
             n -= len(self._take(n))
 
@@ -207,36 +255,64 @@ class TarReader:
                 return
             yield entry
 
+    def _short_header(self) -> tuple[bytes, int] | None:
+        """A header block that straddles a buffer refill, as (block, 0); None at the end of the data."""
+        if self._pos >= len(self._buf) and not self._fill():
+            return None
+        return self._exact(BLOCK), 0
+
     def next(self) -> Entry | None:
-        """The next member, skipping whatever the caller left of the previous one; None at the end."""
+        """The next member, skipping whatever the caller left of the previous one; None at the end.
+
+        A header's checksum is its byte sum, taken here as two Adler-32s over 256-byte halves: the
+        low half of each is 1 + the exact byte sum of its half (at most 65,281, below Adler's modulus),
+        computed in C rather than a Python loop. Only an all-zero block sums to 0.
+        """
         if self.ended:
             return None
-        self._skip_rest()
+        if self._remaining or self._padding:
+            self._skip_rest()
         pax: dict[str, bytes] = {}
         longname = longlink = None
         for _ in range(MAX_META_HEADERS + 1):
-            block = self._block_or_eof()
-            if block is None:
-                raise LayerError("truncated tar: the stream ends without an end-of-archive marker")
-            if block == _ZERO:
+            buf, pos = self._buf, self._pos
+            if len(buf) - pos >= BLOCK:
+                self._pos = pos + BLOCK
+                view = self._view
+            else:
+                short = self._short_header()
+                if short is None:
+                    raise LayerError("truncated tar: the stream ends without an end-of-archive marker")
+                buf, pos = short
+                view = memoryview(buf)
+            total = (_adler32(view[pos:pos + 256]) & 0xFFFF) + (_adler32(view[pos + 256:pos + BLOCK]) & 0xFFFF) - 2
+            if not total:
                 self.ended = True
                 return None
-            if len(block) < BLOCK:
-                raise LayerError("truncated tar: the stream ends inside a header")
-            stored = _number(block[148:156], "checksum")
-            if stored != sum(block) - sum(block[148:156]) + 256:
+            fields = _HEADER.unpack_from(buf, pos)
+            checksum = fields[6]
+            if _number(checksum, "checksum") != total - sum(checksum) + 256:
                 raise LayerError("corrupt tar: header checksum mismatch (not a tar, or damaged)")
-            kind = block[156:157]
-            size = _number(block[124:136], "size")
+            kind = fields[7]
+            size = _number(fields[4], "size")
             if kind in _META:
                 if size > MAX_META:
                     raise UnsafeContent(f"tar metadata header of {size} bytes (limit {MAX_META})")
-                self._remaining, self._padding = size, -size % BLOCK
-                data = self._exact(size)
-                self._remaining = 0
-                self._skip_rest()
+                start = self._pos
+                stop = start + size
+                if stop + -size % BLOCK <= len(self._buf):  # all in the buffer: no copies through _exact
+                    data = self._buf[start:stop]
+                    self._pos = stop + -size % BLOCK
+                else:
+                    self._remaining, self._padding = size, -size % BLOCK
+                    data = self._exact(size)
+                    self._remaining = 0
+                    self._skip_rest()
                 if kind == PAX:
-                    pax.update(parse_pax(data))
+                    if pax:
+                        pax.update(parse_pax(data))
+                    else:
+                        pax = parse_pax(data)
                 elif kind == PAX_GLOBAL:
                     self._global.update(parse_pax(data))
                 elif kind == GNU_LONGNAME:
@@ -244,53 +320,66 @@ class TarReader:
                 else:
                     longlink = data.split(b"\0", 1)[0]
                 continue
-            return self._entry(block, kind, size, pax, longname, longlink)
+            return self._entry(fields, kind, size, pax, longname, longlink)
         raise UnsafeContent(f"more than {MAX_META_HEADERS} metadata headers in front of one tar member")
 
-    def _entry(self, block: bytes, kind: bytes, size: int, pax: dict[str, bytes], longname: bytes | None,
-               longlink: bytes | None) -> Entry:
-        if kind == GNU_SPARSE or any(k.startswith("GNU.sparse.") for k in pax):
+    def _entry(self, fields: tuple[bytes, ...], kind: bytes, size: int, pax: dict[str, bytes],
+               longname: bytes | None, longlink: bytes | None) -> Entry:
+        if kind == GNU_SPARSE:
             raise LayerError("sparse tar members are not supported")
         if self._global:
             pax = {**self._global, **pax}
-        name = longname if longname is not None else block[0:100].split(b"\0", 1)[0]
-        if longname is None and block[257:263] == b"ustar\x00":
-            prefix = block[345:500].split(b"\0", 1)[0]
+        name = longname if longname is not None else fields[0].partition(b"\0")[0]
+        if longname is None and fields[9] == b"ustar\x00":
+            prefix = fields[13].partition(b"\0")[0]
             if prefix:
                 name = prefix + b"/" + name
-        linkname = longlink if longlink is not None else block[157:257].split(b"\0", 1)[0]
-        mode = _number(block[100:108], "mode") & 0o7777
-        uid = _number(block[108:116], "uid")
-        gid = _number(block[116:124], "gid")
-        mtime_ns = _number(block[136:148], "mtime") * 1_000_000_000
+        linkname = longlink if longlink is not None else fields[8].partition(b"\0")[0]
+        known = _NUMBERS.get
+        mode = known(fields[1])
+        if mode is None:
+            mode = _number(fields[1], "mode")
+        mode &= 0o7777
+        uid = known(fields[2])
+        if uid is None:
+            uid = _number(fields[2], "uid")
+        gid = known(fields[3])
+        if gid is None:
+            gid = _number(fields[3], "gid")
+        mtime_ns: int | None = None
         devmajor = devminor = 0
-        if kind in (CHR, BLK):
-            devmajor = _number(block[329:337], "devmajor")
-            devminor = _number(block[337:345], "devminor")
+        if kind == CHR or kind == BLK:
+            devmajor = _number(fields[11], "devmajor")
+            devminor = _number(fields[12], "devminor")
         xattrs = None
-        if pax:
-            if "path" in pax:
-                name = pax["path"]
-            if "linkpath" in pax:
-                linkname = pax["linkpath"]
-            if "size" in pax:
-                size = _decimal(pax["size"], "size")
-            if "uid" in pax:
-                uid = _decimal(pax["uid"], "uid")
-            if "gid" in pax:
-                gid = _decimal(pax["gid"], "gid")
-            if "mtime" in pax:
-                mtime_ns = _time_ns(pax["mtime"])
-            for key, value in pax.items():
-                if key.startswith("SCHILY.xattr."):
-                    if xattrs is None:
-                        xattrs = {}
-                    xattrs[key[13:]] = value
+        for key, value in pax.items():
+            if key == "mtime":
+                mtime_ns = _time_ns(value)
+            elif key == "atime" or key == "ctime":
+                continue
+            elif key == "path":
+                name = value
+            elif key == "linkpath":
+                linkname = value
+            elif key == "size":
+                size = _decimal(value, "size")
+            elif key == "uid":
+                uid = _decimal(value, "uid")
+            elif key == "gid":
+                gid = _decimal(value, "gid")
+            elif key.startswith("SCHILY.xattr."):
+                if xattrs is None:
+                    xattrs = {}
+                xattrs[key[13:]] = value
+            elif key.startswith("GNU.sparse."):
+                raise LayerError("sparse tar members are not supported")
+        if mtime_ns is None:
+            mtime_ns = _number(fields[5], "mtime") * 1_000_000_000
         if kind in _HEADER_ONLY:
             size = 0  # links, devices, directories and fifos carry no data, whatever the size field says
         self._remaining, self._padding = size, -size % BLOCK
-        return Entry(os.fsdecode(name), kind, mode, uid, gid, size, mtime_ns, os.fsdecode(linkname),
-                     devmajor, devminor, xattrs)
+        return Entry(name.decode("utf-8", "surrogateescape"), kind, mode, uid, gid, size, mtime_ns,
+                     linkname.decode("utf-8", "surrogateescape"), devmajor, devminor, xattrs)
 
     def drain(self) -> None:
         """Consume the rest of the stream (end padding) so that a digest over it completes."""

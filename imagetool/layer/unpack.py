@@ -22,14 +22,15 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from imagetool import compression
-from imagetool.digest import Readable
 from imagetool.errors import ImagetoolError, LayerError, UnsafeContent
 from imagetool.layer import tarreader as tr
 from imagetool.layer import whiteout as wh
 from imagetool.layer.safepath import Resolver, clean
+
+if TYPE_CHECKING:
+    from imagetool.digest import Readable
 
 WHITEOUT_MODES = ("overlay", "apply", "keep")
 _O_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -51,12 +52,6 @@ class UnpackStats:
     bytes: int = 0
     #: members not created, each with the reason (devices when not allowed, xattrs the fs refused)
     skipped: list[str] = field(default_factory=list)
-
-
-def _write_all(fd: int, view: memoryview) -> None:
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
 
 
 class Unpacker:
@@ -143,12 +138,12 @@ class Unpacker:
             self._remove(path)
             fd = os.open(path, _O_CREATE, mode & 0o777)
         try:
-            for view in reader.chunks():
-                _write_all(fd, view)
+            reader.write_to(fd)
             self.stats.bytes += e.size
-            if self.chown and (e.uid, e.gid) != self._ids:
+            owner = self.chown and (e.uid != self._ids[0] or e.gid != self._ids[1])
+            if owner:
                 os.fchown(fd, e.uid, e.gid)
-            if mode & (self._umask | 0o7000) or (self.chown and (e.uid, e.gid) != self._ids):
+            if owner or mode & (self._umask | 0o7000):
                 os.fchmod(fd, mode)  # after chown, which clears setuid bits
             if e.xattrs:
                 self._xattrs(fd, e)
@@ -279,5 +274,7 @@ def unpack(stream: Readable, root: str | Path, options: UnpackOptions | None = N
 
 def unpack_layer(blob: BinaryIO, root: str | Path, options: UnpackOptions | None = None) -> UnpackStats:
     """Unpack a layer blob, compressed or not (gzip and zstd are sniffed)."""
+    from imagetool import compression
+
     _algorithm, stream = compression.auto_decompressor(blob)
     return unpack(stream, root, options)

@@ -20,10 +20,20 @@ from imagetool.runtime import overlay, users
 from imagetool.runtime.spec import ANNOTATION_INIT, ANNOTATION_USER
 
 
+#: the exit status of a container that could not be set up, as with the embedded executor (and docker)
+EXIT_SETUP = 125
+
+
+def _setup_error(message: str) -> ContainerError:
+    err = ContainerError(message)
+    err.exit_code = EXIT_SETUP
+    return err
+
+
 def runc_binary() -> str:
     path = shutil.which(os.environ.get("IMAGETOOL_RUNC", "runc"))
     if path is None:
-        raise ContainerError("runc is not installed (needed for --runtime runc)")
+        raise _setup_error("runc is not installed (needed for --runtime runc)")
     return path
 
 
@@ -35,7 +45,7 @@ def resolve_user(spec: dict[str, Any], rootfs: Path) -> None:
     try:
         user = users.resolve(name, str(rootfs))
     except users.UserError as err:
-        raise ContainerError(str(err)) from None
+        raise _setup_error(str(err)) from None
     process["user"] = {"uid": user.uid, "gid": user.gid,
                        **({"additionalGids": user.groups} if user.groups else {})}
     if not any(e.startswith("HOME=") for e in process["env"]):
@@ -47,7 +57,7 @@ def run_runc(spec: dict[str, Any], bundle: Path, lowers: list[Path], upper: Path
     from imagetool.runtime.container import wait_forwarding
 
     if (spec.get("annotations") or {}).get(ANNOTATION_INIT) == "true":
-        raise ContainerError("--init is not available with --runtime runc")
+        raise _setup_error("--init is not available with --runtime runc")
     runc = runc_binary()
     rootfs = bundle / spec["root"]["path"]
     overlay.mount_on_host(rootfs, lowers, upper, work)

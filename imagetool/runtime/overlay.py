@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 
 from imagetool.errors import ContainerError
-from imagetool.runtime import linux
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
 
@@ -39,6 +38,8 @@ def mount_on_host(target: Path, lowers: list[Path], upper: Path | None, work: Pa
 
 
 def unmount_on_host(target: Path) -> None:
+    from imagetool.runtime import linux  # ctypes: only the runc path and build tidying unmount on the host
+
     try:
         linux.umount(str(target), linux.MNT_DETACH)
     except OSError:

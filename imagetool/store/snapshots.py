@@ -26,11 +26,10 @@ import stat
 import tempfile
 from pathlib import Path
 
-from imagetool import compression, media
+from imagetool import media
 from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest, DigestingReader, VerifyingReader
 from imagetool.errors import DigestMismatch, IntegrityError, LayerError, LayoutError, ManifestError, UnsafeContent
-from imagetool.layer.diff import write_diff
 from imagetool.layer.unpack import UnpackOptions, unpack
 from imagetool.manifest import ImageConfig, Index, Manifest, parse
 from imagetool.store.layout import TEMP_PREFIX, LayoutStore
@@ -124,6 +123,8 @@ class SnapshotStore:
         return Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.root))
 
     def _unpack(self, desc: Descriptor, diff_id: Digest, chain: Digest, parent: Digest | None) -> Path:
+        from imagetool import compression  # only when a layer is missing: a run of unpacked layers needs none
+
         tmp = self._temp()
         try:
             tree = tmp / TREE
@@ -167,6 +168,8 @@ class SnapshotStore:
 
     def _copy_across(self, upper: Path, tree: Path) -> None:
         """The upperdir is on another filesystem: carry it over as a layer tar through a pipe-free temp file."""
+        from imagetool.layer.diff import write_diff
+
         with tempfile.TemporaryFile(dir=self.root) as spool:
             write_diff(upper, spool)  # type: ignore[arg-type]
             spool.seek(0)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from imagetool.errors import LayerError
+from imagetool.layer import tarwriter as tw
 from imagetool.layer.tarreader import TarReader, parse_pax
 from tests.lib.layertree import make_tree
 
@@ -85,3 +87,52 @@ def test_global_pax_header_applies_to_later_members() -> None:
         for name in ("a", "b"):
             t.addfile(tarfile.TarInfo(name), io.BytesIO(b""))
     assert [e.uid for e in TarReader(io.BytesIO(buf.getvalue()))] == [4242, 4242]
+
+
+class _Dribble(io.RawIOBase):
+    """A stream that returns at most `step` bytes a read: headers straddle the reader's refills."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data, self.pos, self.step = data, 0, step
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.step if n < 0 else min(n, self.step)
+        chunk = self.data[self.pos:self.pos + n]
+        self.pos += len(chunk)
+        return chunk
+
+
+@pytest.mark.parametrize("step", [1, 100, 700, 1500])
+def test_headers_split_across_reads(tmp_path: Path, step: int) -> None:
+    """Short reads that cut headers and PAX records anywhere give the same members as whole reads."""
+    make_tree(tmp_path / "src", files=40)
+    archive = tmp_path / "a.tar"
+    subprocess.run(["tar", "--format=pax", "--sort=name", "-C", str(tmp_path / "src"), "-cf", str(archive), "."],
+                   check=True)
+    data = archive.read_bytes()
+    reader = TarReader(_Dribble(data, step), read_size=step)
+    got = []
+    for e in reader:
+        h = hashlib.sha256()
+        for chunk in reader.chunks():
+            h.update(chunk)
+        got.append((e.name.rstrip("/"), e.mode, e.uid, e.gid, e.size, e.mtime_ns // 10**9, e.linkname,
+                    h.hexdigest(), dict(e.xattrs or {})))
+    assert got == _theirs(data)
+    truncated = TarReader(_Dribble(data[:len(data) // 2 + 300], step), read_size=step)
+    with pytest.raises(LayerError):
+        for _ in truncated:
+            pass
+
+
+def test_numbers_are_strict_octal() -> None:
+    """Signs, underscores and stray characters in a numeric field are corrupt, not a number."""
+    good = tw.ustar_block(b"f", b"0", size=3) + b"abc" + tw.pad(3) + bytes(1024)
+    assert [e.size for e in TarReader(io.BytesIO(good))] == [3]
+    for bad_size in (b"-0000003\0\0\0\0", b"0_3\0\0\0\0\0\0\0\0\0", b"0000003x\0\0\0\0"):
+        block = bytearray(good[:512])
+        block[124:136] = bad_size
+        block[148:156] = b"        "
+        block[148:156] = b"%06o\0 " % sum(block)
+        with pytest.raises(LayerError, match="not a number"):
+            list(TarReader(io.BytesIO(bytes(block) + good[512:])))

@@ -45,3 +45,12 @@ def test_helper_imports_only_the_standard_library_and_its_own_modules() -> None:
     assert out.stdout.split() == ["imagetool", "imagetool.runtime", "imagetool.runtime.console",
                                   "imagetool.runtime.helper", "imagetool.runtime.linux", "imagetool.runtime.paths",
                                   "imagetool.runtime.rootfs", "imagetool.runtime.users"]
+
+
+def test_helper_script_starts_without_the_package_init_files() -> None:
+    """Run as the executor runs it (-S -I, a script): neither typing nor re is loaded on the way in."""
+    proc = subprocess.run([sys.executable, "-S", "-I", "-X", "importtime", HELPER], capture_output=True, text=True)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time")}
+    assert {"imagetool.runtime.linux", "imagetool.runtime.rootfs", "warnings"} <= imported
+    assert not {"typing", "re"} & imported, sorted(imported)
+    assert "IndexError" in proc.stderr  # it got as far as reading its arguments (none were given)

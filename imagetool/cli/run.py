@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from imagetool.cli.options import registry_options
 from imagetool.errors import ContainerError
 
 
@@ -23,7 +24,7 @@ def _local_name(ref: Any) -> str:
     return f"localhost/{name}:{tag}"
 
 
-def _resolve(ctx: click.Context, image: str) -> tuple[Any, Any]:
+def _resolve(ctx: click.Context, image: str, flags: dict[str, Any]) -> tuple[Any, Any]:
     """(store, descriptor) of IMAGE in the local store, copying it in first when it lives elsewhere."""
     from imagetool.errors import NotFound
     from imagetool.store import default_store_path, images
@@ -44,15 +45,15 @@ def _resolve(ctx: click.Context, image: str) -> tuple[Any, Any]:
             local = ref
     else:
         source, local = ref, parse_local(_local_name(ref))
-    _pull(ctx, source, local)
+    _pull(ctx, source, local, flags)
     return store, images.resolve(store, local.named, local.id_prefix)
 
 
-def _pull(ctx: click.Context, source: Any, local: Any) -> None:
+def _pull(ctx: click.Context, source: Any, local: Any, flags: dict[str, Any]) -> None:
     from imagetool.cli.options import policy_from_flags, system_context
     from imagetool.copy import CopyOptions, copy_image
 
-    sys_ctx = system_context(ctx)
+    sys_ctx = system_context(ctx, **flags)
     copy_image(source, local, CopyOptions(src_ctx=sys_ctx, dest_ctx=sys_ctx, policy=policy_from_flags(ctx)))
     click.echo(f"Copied {source} into the local store as {local}", err=True)
 
@@ -74,13 +75,14 @@ def _pull(ctx: click.Context, source: Any, local: Any) -> None:
 @click.option("--read-only", "read_only", is_flag=True, help="Mount the root filesystem read-only.")
 @click.option("--runtime", type=click.Choice(["embedded", "runc"]), default="embedded", show_default=True,
               help="Executor of the container.")
+@registry_options(retries=False)
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bool, env: tuple[str, ...],
         volumes: tuple[str, ...], network: str, user: str | None, workdir: str | None, hostname: str | None,
         name: str | None, entrypoint: str | None, read_only: bool, runtime: str, image: str,
-        command: tuple[str, ...]) -> None:
+        command: tuple[str, ...], **registry_flags: Any) -> None:
     """Run COMMAND (default: the image's) in a new container from IMAGE."""
     from imagetool.runtime.launch import LaunchOptions, run_image
     from imagetool.runtime.spec import RunOptions, parse_volume
@@ -92,7 +94,7 @@ def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bo
         env=[_env(e) for e in env], workdir=workdir, user=user, terminal=tty,
         hostname=hostname or (name or "")[:63] or "container", network=network,
         mounts=[parse_volume(v) for v in volumes], readonly_rootfs=read_only, init=init)
-    store, desc = _resolve(ctx, image)
+    store, desc = _resolve(ctx, image, registry_flags)
     code = run_image(store, desc, LaunchOptions(options, remove=remove, name=name, runtime=runtime,
                                                 interactive=interactive))
     ctx.exit(code)

@@ -357,7 +357,4 @@ def short_reason(err: BaseException) -> str:
         if "wrong version number" in reason:
             reason += " (the server may speak plain HTTP; see --tls-verify)"
         return reason
-    m = re.search(r"\(Caused by [A-Za-z]+\((?:[^:]*: )?(.*)\)\)?$", text)
-    if m:
-        text = m.group(1)
-    return " ".join(text.split()).rstrip("\"')")[:300]
+    return " ".join(text.split())[:300]

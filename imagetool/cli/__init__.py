@@ -36,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "standalone-sign": ("imagetool.cli.sign:standalone_sign", "Sign a manifest file with GPG."),
     "standalone-verify": ("imagetool.cli.sign:standalone_verify", "Verify a signature of a manifest file."),
     "run": ("imagetool.cli.run:run", "Run a command in a new container."),
+    "ps": ("imagetool.cli.containers:ps", "List the containers kept in the local store."),
+    "rm": ("imagetool.cli.containers:rm", "Remove containers from the local store."),
     "build": ("imagetool.cli.build:build", "Build an image from a Dockerfile."),
 }
 

@@ -59,6 +59,10 @@ def images(ctx: click.Context, quiet: bool, noheading: bool, digests: bool, no_t
             row = [repo, tag] + ([str(r.digest)] if digests else []) + [short(r.id), r.created or "", _size(r.size)]
             rows.append(row)
     header = ["REPOSITORY", "TAG"] + (["DIGEST"] if digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
+    print_table(header, rows, noheading)
+
+
+def print_table(header: list[str], rows: list[list[str]], noheading: bool = False) -> None:
     table = rows if noheading else [header] + rows
     widths = [max(len(row[i]) for row in table) for i in range(len(header))] if table else []
     for row in table:

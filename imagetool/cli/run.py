@@ -96,7 +96,7 @@ def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bo
         mounts=[parse_volume(v) for v in volumes], readonly_rootfs=read_only, init=init)
     store, desc = _resolve(ctx, image, registry_flags)
     code = run_image(store, desc, LaunchOptions(options, remove=remove, name=name, runtime=runtime,
-                                                interactive=interactive))
+                                                interactive=interactive, image_name=image))
     ctx.exit(code)
 
 

@@ -12,6 +12,7 @@ overlay    overlay descriptions, host-side mounts for runc, tidying build upperd
 idmap      rootless uid/gid maps (newuidmap/newgidmap for subordinate ranges)
 oci_runtime  the same spec under runc
 image, launch  an image in the local store -> config + snapshot lowerdirs -> a container
+containers     the containers `run` keeps without --rm: state, listing, removal
 
 This package imports no registry or transport code.
 """

@@ -132,6 +132,8 @@ def container_main(bundle: str, spec: dict, extra: dict, errfd: int, console: ob
     set_rlimits(process.get("rlimits") or [])
     drop_privileges(process, user)
     os.umask(0o022)
+    # after the credential changes, which clear it: the namespace dies with the helper
+    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
     envmap = dict(e.partition("=")[::2] for e in env)
     args = process["args"]
     if (spec.get("annotations") or {}).get("org.imagetool.init") == "true":
@@ -173,6 +175,10 @@ def run_init(args: list[str], env: dict[str, str], errfd: int) -> None:
 
 def main(argv: list[str]) -> int:
     bundle, errfd = argv[0], int(argv[1])
+    # a killed `imagetool run` (or build) takes its container with it, as a killed runc does not
+    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:
+        return EXIT_SETUP  # our parent is already gone
     sync = (int(argv[2]), int(argv[3])) if len(argv) > 3 else None
     # the spec and overlay come as marshal data: json would cost this process a good part of its start-up
     with open(os.path.join(bundle, "helper.marshal"), "rb") as f:

@@ -11,11 +11,13 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagetool.descriptor import Descriptor, Platform
 from imagetool.errors import ContainerError
+from imagetool.runtime import containers
 from imagetool.runtime.container import Container
 from imagetool.runtime.image import layer_dirs, load
 from imagetool.runtime.spec import RunOptions, build_spec
@@ -32,6 +34,8 @@ class LaunchOptions:
     runtime: str = "embedded"
     interactive: bool = False
     platform: Platform | None = None
+    #: how the user named the image (shown by `ps`)
+    image_name: str = ""
 
 
 def containers_dir(store: LayoutStore) -> Path:
@@ -56,9 +60,14 @@ def run_image(store: LayoutStore, desc: Descriptor, options: LaunchOptions) -> i
         if not lowers:  # an image with no layers: an empty root
             (cdir / "empty").mkdir()
             lowers = [cdir / "empty"]
-        (cdir / "config.json").write_text(json.dumps({"image": str(desc.digest), "spec": spec}))
+        (cdir / containers.CONFIG).write_text(json.dumps({
+            "image": str(desc.digest), "image_name": options.image_name, "created": time.time(), "spec": spec}))
         stdin = None if options.interactive else subprocess.DEVNULL
-        return Container(spec, lowers, cdir / "upper", runtime=options.runtime).run(stdin=stdin)
+        with containers.Running(cdir):
+            code = Container(spec, lowers, cdir / "upper", runtime=options.runtime).run(stdin=stdin)
+            if not options.remove:
+                containers.record_exit(cdir, code)
+        return code
     finally:
         if options.remove:
             shutil.rmtree(cdir, ignore_errors=True)

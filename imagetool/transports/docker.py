@@ -74,10 +74,14 @@ def _record_blobs(host: str, repo: str, raw: bytes, mt: str) -> Digest | None:
 
 
 class _Repository:
-    """Same-repository access by tag and digest, for signature attachments (`sha256-<hex>.sig`)."""
+    """One repository of a registry: its client, and access by tag and digest (signature attachments)."""
 
-    client: Client
-    repo: str
+    def __init__(self, reference: DockerImageReference, ctx: SystemContext) -> None:
+        self.reference = reference  # type: ignore[assignment]
+        self.ref = reference.ref
+        self.repo = self.ref.path
+        self.client = make_client(self.ref, ctx)
+        self.registries_d = ctx.registries_d
 
     def get_tagged_manifest(self, tag: str) -> tuple[bytes, str] | None:
         """The manifest a tag in this repository names, or None when the tag does not exist."""
@@ -103,11 +107,7 @@ class _Repository:
 
 class DockerSource(_Repository, SourceBase):
     def __init__(self, reference: DockerImageReference, ctx: SystemContext) -> None:
-        self.reference = reference  # type: ignore[assignment]
-        self.ref = reference.ref
-        self.repo = self.ref.path
-        self.client = make_client(self.ref, ctx)
-        self.registries_d = ctx.registries_d
+        super().__init__(reference, ctx)
         self._top_digest: Digest | None = None
         self._configs: dict[Digest, bytes | None] = {}  # config digests seen; their bytes once read
 
@@ -150,11 +150,7 @@ class DockerDestination(_Repository, DestinationBase):
     traits = DOCKER_TRAITS
 
     def __init__(self, reference: DockerImageReference, ctx: SystemContext) -> None:
-        self.reference = reference  # type: ignore[assignment]
-        self.ref = reference.ref
-        self.repo = self.ref.path
-        self.client = make_client(self.ref, ctx)
-        self.registries_d = ctx.registries_d
+        super().__init__(reference, ctx)
         self._top: tuple[bytes, str] | None = None
         self.mounted = 0
         self.uploaded = 0

@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import shlex
-import time
 
 import click
 
-from imagetool.cli.images import _store, print_table
-
-
-def _ago(when: float) -> str:
-    seconds = max(0, int(time.time() - when))
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            n = seconds // size
-            return f"{n} {unit}{'s' if n > 1 else ''} ago"
-    return f"{seconds} seconds ago"
+from imagetool.cli.images import _store, ago, print_table
 
 
 @click.command()
@@ -34,7 +24,7 @@ def ps(ctx: click.Context, all_: bool, quiet: bool, noheading: bool) -> None:
         for c in found:
             click.echo(c.name)
         return
-    rows = [[c.name, c.image, shlex.join(c.command)[:40], _ago(c.created) if c.created else "",
+    rows = [[c.name, c.image, shlex.join(c.command)[:40], ago(c.created) if c.created else "",
              "Running" if c.running else f"Exited ({c.exit_code})" if c.exit_code is not None else "Created"]
             for c in found]
     print_table(["NAME", "IMAGE", "COMMAND", "CREATED", "STATUS"], rows, noheading)

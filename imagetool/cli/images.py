@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import click
@@ -56,7 +57,7 @@ def images(ctx: click.Context, quiet: bool, noheading: bool, digests: bool, no_t
     for r in records:
         for name in r.names or ("<none>:<none>",):
             repo, tag = _split(name)
-            row = [repo, tag] + ([str(r.digest)] if digests else []) + [short(r.id), r.created or "", _size(r.size)]
+            row = [repo, tag] + ([str(r.digest)] if digests else []) + [short(r.id), _created(r.created), _size(r.size)]
             rows.append(row)
     header = ["REPOSITORY", "TAG"] + (["DIGEST"] if digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
     print_table(header, rows, noheading)
@@ -67,6 +68,26 @@ def print_table(header: list[str], rows: list[list[str]], noheading: bool = Fals
     widths = [max(len(row[i]) for row in table) for i in range(len(header))] if table else []
     for row in table:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _created(stamp: str | None) -> str:
+    """RFC 3339 -> "3 hours ago", as buildah and podman show it."""
+    from datetime import datetime
+
+    try:
+        return ago(datetime.fromisoformat(stamp).timestamp()) if stamp else ""
+    except ValueError:
+        return stamp or ""
+
+
+def ago(when: float) -> str:
+    seconds = max(0, int(time.time() - when))
+    for unit, size in (("year", 31536000), ("month", 2592000), ("week", 604800), ("day", 86400), ("hour", 3600),
+                       ("minute", 60)):
+        if seconds >= size:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n > 1 else ''} ago"
+    return f"{seconds} seconds ago"
 
 
 def _size(n: int) -> str:

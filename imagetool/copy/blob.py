@@ -137,7 +137,13 @@ def _claims_compression(desc: Descriptor, dst: ImageDestination) -> bool:
 def _rewrite(dst: ImageDestination, desc: Descriptor, stream: Readable, plan: BlobPlan) -> CopiedBlob:
     # -- step: decompress and hash the uncompressed bytes (the diff_id)
     algorithm, sniffed = compression.sniff(stream)
-    diff = DigestingReader(compression.decompressor(sniffed, algorithm))
+    if algorithm is None and desc.digest.algorithm == "sha256":
+        # a plain tar's diff_id is its own digest, which the verifying reader checks at EOF
+        diff: Readable = sniffed
+        known_diff_id: Digest | None = desc.digest
+    else:
+        diff = DigestingReader(compression.decompressor(sniffed, algorithm))
+        known_diff_id = None
     # -- step: recompress in a producer thread (or pass the tar through)
     if plan.compression is None:
         out: BinaryIO = diff  # type: ignore[assignment]
@@ -155,7 +161,7 @@ def _rewrite(dst: ImageDestination, desc: Descriptor, stream: Readable, plan: Bl
     finally:
         if producer is not None:
             producer.close()
-    diff_id = diff.digest()
+    diff_id = known_diff_id or diff.digest()  # type: ignore[attr-defined]
     if plan.expected_diff_id is not None and diff_id != plan.expected_diff_id:
         raise DigestMismatch(plan.expected_diff_id, diff_id)
     if algorithm is None and plan.compression is None:

@@ -147,6 +147,8 @@ class FaultProxy:
                     body = b'{"errors":[{"code":"TOOMANYREQUESTS","message":"injected fault"}]}'
                 if rule.body is not None:
                     body = rule.body
+                # recorded before the answer goes out, so a client that has its answer finds the record
+                proxy._record(Record(self.command, self.path, int(rule.status or 503), size, "status"))
                 self.send_response(int(rule.status or 503))
                 for k, v in rule.headers.items():
                     self.send_header(k, v)
@@ -157,7 +159,6 @@ class FaultProxy:
                 self.end_headers()
                 self.wfile.write(body)
                 self.close_connection = True
-                proxy._record(Record(self.command, self.path, int(rule.status or 503), size, "status"))
 
             def _forward(self, rule: Rule | None) -> None:
                 conn = http.client.HTTPConnection(proxy.upstream, timeout=60)
@@ -190,6 +191,9 @@ class FaultProxy:
                     proxy._record(Record(self.command, self.path, 0, counted[0], "reset_request"))
                     self._reset()
                     return
+                # recorded before the answer goes out, so a client that has its answer finds the record
+                record = Record(self.command, self.path, resp.status, counted[0])
+                proxy._record(record)
                 self.send_response_only(resp.status, resp.reason)
                 for k, v in resp.getheaders():
                     if k.lower() not in HOP_HEADERS:
@@ -205,7 +209,7 @@ class FaultProxy:
                     if limit is not None and sent + len(chunk) > limit:
                         self.wfile.write(chunk[: limit - sent])
                         self.wfile.flush()
-                        proxy._record(Record(self.command, self.path, resp.status, counted[0], "reset_after"))
+                        record.fault = "reset_after"
                         conn.close()
                         self._reset()
                         return
@@ -213,7 +217,6 @@ class FaultProxy:
                     sent += len(chunk)
                 conn.close()
                 self.close_connection = True
-                proxy._record(Record(self.command, self.path, resp.status, counted[0]))
 
             def _handle(self) -> None:
                 threading.current_thread().authorization = "Authorization" in self.headers  # type: ignore[attr-defined]

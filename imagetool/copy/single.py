@@ -13,6 +13,7 @@ from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest
 from imagetool.errors import DigestMismatch, ImagetoolError, SignatureError, Unsupported, UnsupportedManifest
 from imagetool.manifest import ImageConfig, Manifest, parse_manifest
+from imagetool.memory import tune_for_streaming
 from imagetool.transports.base import ImageDestination, ImageReference, ImageSource
 
 CONFIG_MAX = 32 << 20
@@ -73,6 +74,7 @@ def copy_single(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference
     if dst.traits.needs_config_first:
         copy_blob(src, dst, manifest.config, kind="config", progress=progress, is_config=True)
     workers = max(1, options.max_parallel if dst.traits.thread_safe_put_blob else 1)
+    tune_for_streaming()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(copy_blob, src, dst, layer, plan, progress=progress)
                    for layer, plan in zip(manifest.layers, plans, strict=True)]

@@ -14,6 +14,7 @@ import urllib.parse
 
 from imagetool.digest import Digest, Readable
 from imagetool.errors import DigestMismatch, ImagetoolError, RegistryError, SizeMismatch
+from imagetool.memory import tune_for_streaming
 from imagetool.registry.client import Client, push_scope
 from imagetool.registry.retry import is_temporary
 
@@ -21,21 +22,6 @@ from imagetool.registry.retry import is_temporary
 MONOLITHIC_MAX = 1 << 20
 #: PATCH chunk size: bounds memory per upload, and what a retry re-sends
 CHUNK_SIZE = 4 << 20
-
-
-def _return_big_buffers_to_the_os() -> None:
-    """Chunk buffers are freed straight back to the OS (glibc would otherwise keep one per thread arena)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None)
-        libc.mallopt(-3, 2 << 20)   # M_MMAP_THRESHOLD: fixed, so glibc stops raising it
-        libc.mallopt(-1, 32 << 20)  # M_TRIM_THRESHOLD: but keep the heap's top for the 1 MiB reads
-    except (OSError, AttributeError):
-        pass
-
-
-_return_big_buffers_to_the_os()
 
 
 def read_full(stream: Readable, n: int) -> bytes:
@@ -54,6 +40,7 @@ class BlobUploader:
     """One upload session in `repo`; `upload(stream)` returns the digest and size stored."""
 
     def __init__(self, client: Client, repo: str) -> None:
+        tune_for_streaming()
         self.client = client
         self.repo = repo
         self.scopes = {push_scope(repo)}

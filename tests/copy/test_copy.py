@@ -9,15 +9,14 @@ import pytest
 
 from imagetool import media
 from imagetool.copy import CopyOptions, copy_image
-from imagetool.descriptor import Descriptor, Platform
+from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest
 from imagetool.errors import DigestMismatch, UnsupportedManifest
-from imagetool.manifest import Index
 from imagetool.store import refs
 from imagetool.store.layout import LayoutStore
 from imagetool.transports import SystemContext, parse_image_name
 from tests.lib.cli import imagetool, one_line_error, skopeo, tool
-from tests.lib.images import random_image
+from tests.lib.images import random_image, two_platform_index
 
 
 def _copy(src: str, dst: str, **kw: object) -> Digest:
@@ -123,20 +122,8 @@ def test_recompression_still_verifies_source(tmp_path: Path) -> None:
     assert not LayoutStore.open(tmp_path / "dst").index().manifests
 
 
-def _two_platform_index(path: Path) -> Index:
-    a = random_image(path, None, seed=1, n_layers=1)
-    b = random_image(path, None, seed=2, n_layers=1)
-    store = LayoutStore.open(path)
-    entries = [a.with_(platform=Platform("amd64", "linux"), annotations={}),
-               b.with_(platform=Platform("arm64", "linux", "v8"), annotations={})]
-    index = Index.build(media.OCI_INDEX, entries)
-    store.put_bytes(index.raw)
-    store.update_index(lambda _: [refs.named(Descriptor(media.OCI_INDEX, index.digest, len(index.raw)), "multi")])
-    return index
-
-
 def test_all_keeps_the_index_digest(tmp_path: Path) -> None:
-    index = _two_platform_index(tmp_path / "src")
+    index = two_platform_index(tmp_path / "src")
     imagetool("copy", "-q", "--all", f"oci:{tmp_path}/src:multi", f"oci:{tmp_path}/dst:multi")
     raw = imagetool("inspect", "--raw", f"oci:{tmp_path}/dst:multi").stdout.encode()
     assert Digest.of(raw) == index.digest
@@ -144,7 +131,7 @@ def test_all_keeps_the_index_digest(tmp_path: Path) -> None:
 
 
 def test_system_copy_picks_the_matching_instance(tmp_path: Path) -> None:
-    index = _two_platform_index(tmp_path / "src")
+    index = two_platform_index(tmp_path / "src")
     d = _copy(f"oci:{tmp_path}/src:multi", f"oci:{tmp_path}/dst:one",
               src_ctx=SystemContext(override_arch="arm64"))
     assert d == index.manifests[1].digest
@@ -154,7 +141,7 @@ def test_system_copy_picks_the_matching_instance(tmp_path: Path) -> None:
 
 
 def test_index_only_copies_just_the_index(tmp_path: Path) -> None:
-    index = _two_platform_index(tmp_path / "src")
+    index = two_platform_index(tmp_path / "src")
     _copy(f"oci:{tmp_path}/src:multi", f"oci:{tmp_path}/dst:i", multi_arch="index-only")
     dst = LayoutStore.open(tmp_path / "dst")
     assert dst.has_blob(index.digest)
@@ -223,7 +210,7 @@ def test_sha512_blobs_travel_through_every_file_transport(tmp_path: Path, local_
 
 @pytest.mark.parametrize("kind", ["oci", "oci-archive", "dir", "local", "docker-archive"])
 def test_multi_arch_modes_into_each_transport(tmp_path: Path, local_store: Path, kind: str) -> None:
-    index = _two_platform_index(tmp_path / "src")
+    index = two_platform_index(tmp_path / "src")
     src = f"oci:{tmp_path}/src:multi"
     dests = {"oci": f"oci:{tmp_path}/%s:x", "oci-archive": f"oci-archive:{tmp_path}/%s.tar:x",
              "dir": f"dir:{tmp_path}/%s", "local": "localhost/%s:1",
@@ -296,7 +283,7 @@ def test_corrupt_blob_into_the_local_store_adds_no_name(tmp_path: Path, local_st
 
 
 def test_all_with_v2s2_writes_skopeos_manifest_list_and_digestfile(tmp_path: Path) -> None:
-    _two_platform_index(tmp_path / "src")
+    two_platform_index(tmp_path / "src")
     src = f"oci:{tmp_path}/src:multi"
     imagetool("copy", "-q", "--all", "--format", "v2s2", "--digestfile", f"{tmp_path}/ours", src, f"dir:{tmp_path}/o")
     skopeo("copy", "-q", "--all", "--format", "v2s2", "--digestfile", f"{tmp_path}/theirs", src, f"dir:{tmp_path}/t")

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Mapping
 
 from imagetool import gojson, media
-from imagetool.descriptor import ANNOTATION_REF_NAME, Descriptor
+from imagetool.descriptor import ANNOTATION_REF_NAME, Descriptor, Platform
 from imagetool.digest import Digest
-from imagetool.manifest import Manifest
+from imagetool.manifest import Index, Manifest
 from imagetool.store import refs
 from imagetool.store.layout import LayoutStore
 
@@ -139,8 +139,22 @@ def busybox_image(layout: str | Path, name: str | None = "latest", oci: bool = T
                        config={"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["/bin/sh"]})
 
 
+def two_platform_index(path: str | Path, name: str = "multi", seed: int = 1) -> Index:
+    """An OCI index of a linux/amd64 and a linux/arm64/v8 image, named `name` in the layout."""
+    a = random_image(path, None, seed=seed, n_layers=1)
+    b = random_image(path, None, seed=seed + 1, n_layers=1)
+    store = LayoutStore.open(path)
+    entries = [a.with_(platform=Platform("amd64", "linux"), annotations={}),
+               b.with_(platform=Platform("arm64", "linux", "v8"), annotations={})]
+    index = Index.build(media.OCI_INDEX, entries)
+    store.put_bytes(index.raw)
+    store.update_index(lambda _: [refs.named(Descriptor(media.OCI_INDEX, index.digest, len(index.raw)), name)])
+    return index
+
+
 def copy_layout(src: str | Path, dst: str | Path) -> None:
     shutil.copytree(src, dst, symlinks=True)
 
 
-__all__ = ["ANNOTATION_REF_NAME", "Layer", "busybox_image", "make_layer", "random_image", "write_image"]
+__all__ = ["ANNOTATION_REF_NAME", "Layer", "busybox_image", "make_layer", "random_image", "two_platform_index",
+           "write_image"]

@@ -9,16 +9,14 @@ import pytest
 
 from imagetool import media
 from imagetool.copy import CopyOptions, copy_image
-from imagetool.descriptor import Descriptor, Platform
 from imagetool.digest import Digest
 from imagetool.errors import InvalidReference
-from imagetool.manifest import Index
 from imagetool.store import refs
 from imagetool.store.layout import LayoutStore
 from imagetool.transports import SystemContext, parse_image_name
 from tests.lib.cli import imagetool, one_line_error
 from tests.lib.faultproxy import FaultProxy
-from tests.lib.images import random_image
+from tests.lib.images import random_image, two_platform_index
 from tests.lib.registry import Registry
 
 pytestmark = pytest.mark.usefixtures("registry_env")
@@ -99,20 +97,8 @@ def test_same_registry_copy_to_a_new_repository_mounts_every_blob(plain_registry
     assert Digest.of(r.content) == desc.digest
 
 
-def _two_platform_index(path: Path) -> Index:
-    a = random_image(path, None, seed=21, n_layers=1)
-    b = random_image(path, None, seed=22, n_layers=1)
-    store = LayoutStore.open(path)
-    entries = [a.with_(platform=Platform("amd64", "linux"), annotations={}),
-               b.with_(platform=Platform("arm64", "linux", "v8"), annotations={})]
-    index = Index.build(media.OCI_INDEX, entries)
-    store.put_bytes(index.raw)
-    store.update_index(lambda _: [refs.named(Descriptor(media.OCI_INDEX, index.digest, len(index.raw)), "multi")])
-    return index
-
-
 def test_all_on_an_index_keeps_the_index_digest(tls_registry: Registry, tmp_path: Path) -> None:
-    index = _two_platform_index(tmp_path / "src")
+    index = two_platform_index(tmp_path / "src", seed=21)
     reg = tls_registry
     imagetool("copy", "-q", "--all", *reg.tls_flags("dest-"), *reg.creds_flags("dest-"),
               f"oci:{tmp_path}/src:multi", reg.ref("multi/img:all"))

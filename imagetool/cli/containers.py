@@ -6,7 +6,7 @@ import shlex
 
 import click
 
-from imagetool.cli.images import _store, ago, print_table
+from imagetool.cli.images import open_local_store, ago, print_table
 
 
 @click.command()
@@ -19,7 +19,7 @@ def ps(ctx: click.Context, all_: bool, quiet: bool, noheading: bool) -> None:
     from imagetool.runtime.containers import list_containers
     from imagetool.runtime.launch import containers_dir
 
-    found = list_containers(containers_dir(_store(ctx, create=True)))
+    found = list_containers(containers_dir(open_local_store(ctx, create=True)))
     if quiet:
         for c in found:
             click.echo(c.name)
@@ -40,7 +40,7 @@ def rm(ctx: click.Context, all_: bool, names: tuple[str, ...]) -> None:
     from imagetool.runtime.containers import list_containers, remove_container
     from imagetool.runtime.launch import containers_dir
 
-    root = containers_dir(_store(ctx, create=True))
+    root = containers_dir(open_local_store(ctx, create=True))
     if all_ == bool(names):
         raise UsageError("give container names or --all (not both)")
     targets = [c.name for c in list_containers(root) if not c.running] if all_ else list(names)

@@ -11,7 +11,7 @@ import click
 from imagetool.errors import ImagetoolError
 
 
-def _store(ctx: click.Context, create: bool = False) -> Any:
+def open_local_store(ctx: click.Context, create: bool = False) -> Any:
     from imagetool.store import default_store_path
     from imagetool.store.layout import LayoutStore
 
@@ -38,7 +38,7 @@ def images(ctx: click.Context, quiet: bool, noheading: bool, digests: bool, no_t
     from imagetool.gotemplate import GoTime, render
     from imagetool.store.images import list_images
 
-    records = sorted(list_images(_store(ctx, create=True)), key=lambda r: r.created or "", reverse=True)
+    records = sorted(list_images(open_local_store(ctx, create=True)), key=lambda r: r.created or "", reverse=True)
     short = (lambda d: d.hex) if no_trunc else (lambda d: d.hex[:12])
     if as_json or format_:
         docs = [{"Id": r.id.hex, "Names": list(r.names), "Digest": str(r.digest), "MediaType": r.media_type,
@@ -108,7 +108,7 @@ def tag(ctx: click.Context, image: str, names: tuple[str, ...]) -> None:
     from imagetool.store.images import add_names, resolve
     from imagetool.transports.local import parse as parse_local
 
-    store = _store(ctx)
+    store = open_local_store(ctx)
     ref = parse_local(image)
     desc = resolve(store, ref.named, ref.id_prefix)
     add_names(store, desc, [parse_reference(n) for n in names])
@@ -124,7 +124,7 @@ def rmi(ctx: click.Context, images_: tuple[str, ...], force: bool) -> None:
     from imagetool.store.images import remove_image, resolve
     from imagetool.transports.local import parse as parse_local
 
-    store = _store(ctx)
+    store = open_local_store(ctx)
     failed: ImagetoolError | None = None
     for text in images_:
         try:
@@ -151,7 +151,7 @@ def prune(ctx: click.Context, dry_run: bool) -> None:
     """Remove blobs no image in the local store uses."""
     from imagetool.store.gc import collect
 
-    result = collect(_store(ctx), dry_run=dry_run)
+    result = collect(open_local_store(ctx), dry_run=dry_run)
     for digest in result.removed:
         click.echo(str(digest))
     click.echo(f"{'Would remove' if dry_run else 'Removed'} {len(result.removed)} blobs, "

@@ -57,10 +57,11 @@ class _Image:
                 # registries.d decides where a registry's signatures live
                 found = envelopes.registry_signatures(self.source, ref, self.digest, self.registries_d)
             else:
-                # attachments of the manifest being judged, which need not be the source's top level
-                found = list(self.source.get_signatures())
-                found += [envelopes.serialize(sig)
-                          for sig in envelopes.source_attachments(self.source, self.digest) or []]
+                # where signatures are attachments (OCI layouts, the local store), those of the manifest
+                # being judged, which need not be the source's top level; elsewhere (dir:) the source's
+                attached = envelopes.source_attachments(self.source, self.digest)
+                found = (list(self.source.get_signatures()) if attached is None
+                         else [envelopes.serialize(sig) for sig in attached])
             unique: list[bytes] = []
             for env in found:
                 if env not in unique:

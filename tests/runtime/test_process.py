@@ -113,18 +113,7 @@ def test_terminal_with_t(busybox: str) -> None:
     if pid == 0:
         os.execvpe(sys.executable, [sys.executable, "-m", "imagetool", "run", "--rm", "-t", busybox, "sh", "-c",
                                     "test -t 0 && test -t 1 && echo TTY-$(tty | cut -c1-8); exit 5"], os.environ)
-    out = b""
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        ready, _, _ = select.select([fd], [], [], 1)
-        if ready:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
+    out = _read_terminal(fd, 30)
     _, status = os.waitpid(pid, 0)
     assert b"TTY-/dev/pts" in out
     assert os.waitstatus_to_exitcode(status) == 5
@@ -150,8 +139,16 @@ def test_interactive_terminal_reads_what_we_type(busybox: str, runtime: str) -> 
         os.execvpe(sys.executable, [sys.executable, "-m", "imagetool", "run", "--rm", "-it", "--runtime", runtime,
                                     busybox, "sh", "-c", "read x; echo got-$x; tty; exit 3"], os.environ)
     os.write(fd, b"typed\r")  # typed at once: input that arrives before the container starts is kept
+    out = _read_terminal(fd, 10)
+    _, status = os.waitpid(pid, 0)
+    assert b"got-typed\r\n/dev/pts/0" in out
+    assert os.waitstatus_to_exitcode(status) == 3
+
+
+def _read_terminal(fd: int, seconds: float) -> bytes:
+    """What a pty's other side wrote until it closed (EIO) or went quiet for `seconds`."""
     out = b""
-    while select.select([fd], [], [], 10)[0]:
+    while select.select([fd], [], [], seconds)[0]:
         try:
             chunk = os.read(fd, 4096)
         except OSError:
@@ -159,6 +156,4 @@ def test_interactive_terminal_reads_what_we_type(busybox: str, runtime: str) -> 
         if not chunk:
             break
         out += chunk
-    _, status = os.waitpid(pid, 0)
-    assert b"got-typed\r\n/dev/pts/0" in out
-    assert os.waitstatus_to_exitcode(status) == 3
+    return out

@@ -149,15 +149,7 @@ def _two_image_archive(tmp_path: Path) -> Path:
     items = json.loads(first.pop("manifest.json")) + json.loads(second.pop("manifest.json"))  # type: ignore
     merged = {**first, **second, "manifest.json": json.dumps(items).encode()}
     out = tmp_path / "both.tar"
-    with tarfile.open(out, "w") as tar:
-        for name, content in merged.items():
-            info = tarfile.TarInfo(name)
-            if isinstance(content, tuple):
-                info.type, info.linkname = tarfile.SYMTYPE, content[1]
-                tar.addfile(info)
-            else:
-                info.size = len(content)  # type: ignore[arg-type]
-                tar.addfile(info, io.BytesIO(content))  # type: ignore[arg-type]
+    _write_tar(out, merged)
     return out
 
 

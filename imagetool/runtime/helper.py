@@ -143,6 +143,10 @@ def container_main(bundle: str, spec: dict, extra: dict, errfd: int, console: ob
 
 def execute(args: list[str], env: dict[str, str], errfd: int) -> None:
     os.set_inheritable(errfd, False)
+    # the interpreter ignores these two at start-up and exec keeps that: `yes | head -1` would then
+    # see EPIPE instead of dying quietly, which no program in a container expects
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
     try:
         os.execvpe(args[0], args, env)
     except FileNotFoundError:

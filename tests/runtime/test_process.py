@@ -28,6 +28,15 @@ def test_exit_codes_come_back(busybox: str) -> None:
     assert run("--init", busybox, "sh", "-c", "kill -9 $$").returncode == 137
 
 
+@pytest.mark.parametrize("init", [[], ["--init"]])
+def test_command_starts_with_default_signal_dispositions(busybox: str, init: list[str]) -> None:
+    # a writer into a closed pipe dies of SIGPIPE quietly, as outside a container
+    proc = run(*init, busybox, "sh", "-c", "grep SigIgn /proc/self/status; yes | head -1")
+    assert proc.returncode == 0
+    assert proc.stdout.split() == ["SigIgn:", "0" * 16, "y"]
+    assert proc.stderr == ""
+
+
 def test_missing_command_is_one_line_and_127(busybox: str) -> None:
     proc = run(busybox, "no-such-command")
     assert proc.returncode == 127

@@ -22,6 +22,7 @@ PROBES = [
     (["--user", "nobody"], "id; echo $HOME; grep CapEff /proc/self/status"),
     (["--network", "none"], "ls /sys/class/net"),
     (["-w", "/tmp", "-e", "A=b", "--hostname", "h1"], "pwd; echo $A; hostname; env | sort"),
+    ([], "grep -E '^Sig(Blk|Ign)' /proc/self/status; yes | head -1; echo $?"),
     ([], "exit 23"),
     ([], "no-such-command"),
     (["--user", "no-such-user"], "true"),

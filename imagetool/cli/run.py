@@ -91,7 +91,7 @@ def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bo
         raise ContainerError("the input device is not a TTY (-i with -t needs a terminal)")
     options = RunOptions(
         args=list(command) or None, entrypoint=[entrypoint] if entrypoint is not None else None,
-        env=[_env(e) for e in env], workdir=workdir, user=user, terminal=tty,
+        env=[item for item in map(_env, env) if item is not None], workdir=workdir, user=user, terminal=tty,
         hostname=hostname or (name or "")[:63] or "container", network=network,
         mounts=[parse_volume(v) for v in volumes], readonly_rootfs=read_only, init=init)
     store, desc = _resolve(ctx, image, registry_flags)
@@ -100,10 +100,10 @@ def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bo
     ctx.exit(code)
 
 
-def _env(item: str) -> str:
-    """-e K=V, or -e K to pass this process's value on (as docker does)."""
+def _env(item: str) -> str | None:
+    """-e K=V, or -e K to pass this process's value on; a K unset here stays unset (as docker does)."""
     import os
 
     if "=" in item:
         return item
-    return f"{item}={os.environ[item]}" if item in os.environ else item
+    return f"{item}={os.environ[item]}" if item in os.environ else None

@@ -84,6 +84,10 @@ def test_env(busybox: str) -> None:
     assert out.stdout.splitlines() == ["bar baz", "/bin", "container"]
     image_env = run(busybox, "env").stdout.splitlines()
     assert "PATH=/usr/sbin:/usr/bin:/sbin:/bin" in image_env and "HOME=/root" in image_env
+    # -e NAME passes this process's value on; a NAME unset here is not set in the container at all
+    assert "UNSET_HERE" not in os.environ
+    out = run("-e", "FROM_HOST", "-e", "UNSET_HERE", busybox, "env", env={"FROM_HOST": "h v"}).stdout.splitlines()
+    assert "FROM_HOST=h v" in out and not [line for line in out if line.startswith("UNSET_HERE")]
 
 
 def test_workdir(busybox: str) -> None:

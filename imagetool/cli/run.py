@@ -92,12 +92,21 @@ def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bo
     options = RunOptions(
         args=list(command) or None, entrypoint=[entrypoint] if entrypoint is not None else None,
         env=[item for item in map(_env, env) if item is not None], workdir=workdir, user=user, terminal=tty,
-        hostname=hostname or (name or "")[:63] or "container", network=network,
+        hostname=hostname or _default_hostname(name, network), network=network,
         mounts=[parse_volume(v) for v in volumes], readonly_rootfs=read_only, init=init)
     store, desc = _resolve(ctx, image, registry_flags)
     code = run_image(store, desc, LaunchOptions(options, remove=remove, name=name, runtime=runtime,
                                                 interactive=interactive, image_name=image))
     ctx.exit(code)
+
+
+def _default_hostname(name: str | None, network: str) -> str:
+    """The host's own name on the host's network (as docker and podman do), else the container's name."""
+    if network == "host":
+        import os
+
+        return os.uname().nodename
+    return (name or "")[:63] or "container"
 
 
 def _env(item: str) -> str | None:

@@ -94,19 +94,17 @@ class Container:
             wait_forwarding_quietly(pid)
             raise
 
+    def host_network(self) -> bool:
+        return not any(ns["type"] == "network" for ns in self.spec["linux"].get("namespaces", []))
+
     def mountpoints(self) -> list[str]:
         return [m["destination"] for m in self.spec.get("mounts", [])]
 
     def _etc_files(self, bundle: Path) -> None:
         hostname = self.spec.get("hostname") or "container"
         (bundle / "hostname").write_text(hostname + "\n")
-        (bundle / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                                      f"127.0.1.1\t{hostname}\n")
-        try:
-            resolv = Path("/etc/resolv.conf").read_text()
-        except OSError:
-            resolv = ""
-        (bundle / "resolv.conf").write_text(resolv)
+        (bundle / "hosts").write_text(hosts_file(hostname, self.host_network()))
+        (bundle / "resolv.conf").write_text(_read_host_file("/etc/resolv.conf"))
         taken = {m["destination"] for m in self.spec.get("mounts", [])}
         for dest in ETC_FILES:
             if dest not in taken:
@@ -142,6 +140,27 @@ class Container:
             err.exit_code = code if code in (126, 127) else EXIT_SETUP
             raise err
         return code
+
+
+def hosts_file(hostname: str, host_network: bool) -> str:
+    """A private network gets localhost and its own name; the host's network gets the host's file, as in
+    docker, with the container's name added when the file does not know it."""
+    if not host_network:
+        return f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+    text = _read_host_file("/etc/hosts")
+    names = {name for line in text.splitlines() for name in line.partition("#")[0].split()[1:]}
+    if hostname not in names:
+        if text and not text.endswith("\n"):
+            text += "\n"
+        text += f"127.0.1.1\t{hostname}\n"
+    return text
+
+
+def _read_host_file(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
 
 
 def _sync_maps(pid: int, ready: int, go: int, maps: tuple[list[tuple[int, int, int]], ...]) -> None:

@@ -90,6 +90,21 @@ def test_network_none_has_only_loopback(busybox: str) -> None:
     assert sorted(host) == sorted(os.listdir("/sys/class/net"))
 
 
+def test_host_network_takes_the_hosts_name_and_hosts_file(busybox: str) -> None:
+    hosts = Path("/etc/hosts").read_text()
+    out = sh(busybox, "hostname; cat /etc/hosts", "--network", "host")
+    name, _, seen = out.partition("\n")
+    assert name == os.uname().nodename
+    assert seen.startswith(hosts)
+    # a name of the user's own is added when the host's file does not know it
+    out = sh(busybox, "hostname; wc -l < /etc/hosts; tail -n 1 /etc/hosts", "--network", "host",
+             "--hostname", "other-name")
+    assert out.split() == ["other-name", str(len(hosts.splitlines()) + 1), "127.0.1.1", "other-name"]
+    # a private network keeps a file of its own
+    private = sh(busybox, "cat /etc/hosts")
+    assert "127.0.1.1\tcontainer" in private and private != hosts
+
+
 def test_user_nobody_and_user_forms(busybox: str) -> None:
     assert sh(busybox, "id -u; id -g; echo $HOME", "--user", "nobody").split() == \
         ["65534", "65534", "/nonexistent"]

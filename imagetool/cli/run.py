@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
 from imagetool.cli.options import registry_options
-from imagetool.errors import ContainerError
+from imagetool.errors import ContainerError, ImagetoolError
+
+#: docker's and podman's status when `run` itself fails, before the command starts
+EXIT_RUN_FAILED = 125
 
 
 def _local_name(ref: Any) -> str:
@@ -42,10 +47,13 @@ def _resolve(ctx: click.Context, image: str, flags: dict[str, Any]) -> tuple[Any
             if ref.named is None:
                 raise
             source = parse_image_name(f"docker://{ref.named}")
-            local = ref
-    else:
-        source, local = ref, parse_local(_local_name(ref))
-    _pull(ctx, source, local, flags)
+            try:
+                _pull(ctx, source, ref, flags)
+            except ImagetoolError as err:
+                raise NotFound(f"{ref.named} is not in the local store, and pulling {source} failed") from err
+            return store, images.resolve(store, ref.named, ref.id_prefix)
+    local = parse_local(_local_name(ref))
+    _pull(ctx, ref, local, flags)
     return store, images.resolve(store, local.named, local.id_prefix)
 
 
@@ -87,17 +95,30 @@ def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bo
     from imagetool.runtime.launch import LaunchOptions, run_image
     from imagetool.runtime.spec import RunOptions, parse_volume
 
-    if tty and interactive and not sys.stdin.isatty():
-        raise ContainerError("the input device is not a TTY (-i with -t needs a terminal)")
-    options = RunOptions(
-        args=list(command) or None, entrypoint=[entrypoint] if entrypoint is not None else None,
-        env=[item for item in map(_env, env) if item is not None], workdir=workdir, user=user, terminal=tty,
-        hostname=hostname or _default_hostname(name, network), network=network,
-        mounts=[parse_volume(v) for v in volumes], readonly_rootfs=read_only, init=init)
-    store, desc = _resolve(ctx, image, registry_flags)
-    code = run_image(store, desc, LaunchOptions(options, remove=remove, name=name, runtime=runtime,
-                                                interactive=interactive, image_name=image))
+    with _run_failures_exit_125():
+        if tty and interactive and not sys.stdin.isatty():
+            raise ContainerError("the input device is not a TTY (-i with -t needs a terminal)")
+        options = RunOptions(
+            args=list(command) or None, entrypoint=[entrypoint] if entrypoint is not None else None,
+            env=[item for item in map(_env, env) if item is not None], workdir=workdir, user=user, terminal=tty,
+            hostname=hostname or _default_hostname(name, network), network=network,
+            mounts=[parse_volume(v) for v in volumes], readonly_rootfs=read_only, init=init)
+        store, desc = _resolve(ctx, image, registry_flags)
+        code = run_image(store, desc, LaunchOptions(options, remove=remove, name=name, runtime=runtime,
+                                                    interactive=interactive, image_name=image))
     ctx.exit(code)
+
+
+@contextmanager
+def _run_failures_exit_125() -> Iterator[None]:
+    """Failures of `run` itself (no image, a bad flag value) exit 125, as in docker and podman, so that
+    they are told apart from the command's own status."""
+    try:
+        yield
+    except ImagetoolError as err:
+        if err.exit_code == 1:
+            err.exit_code = EXIT_RUN_FAILED
+        raise
 
 
 def _default_hostname(name: str | None, network: str) -> str:

@@ -118,7 +118,7 @@ def test_volumes(busybox: str, tmp_path: Path) -> None:
     assert (rw / "out.txt").read_text() == "back\n"
     assert not (ro / "x").exists()
     bad = run("-v", f"{tmp_path}/missing:/m", busybox, "true")
-    assert bad.returncode != 0 and "does not exist" in one_line_error(bad)
+    assert bad.returncode == 125 and "does not exist" in one_line_error(bad)
 
 
 def test_terminal_with_t(busybox: str) -> None:
@@ -140,9 +140,13 @@ def test_image_from_another_transport_is_copied_in(tmp_path: Path, local_store: 
     assert out.stdout == "from-oci\n"
     assert "localhost/layout " in imagetool("images").stdout
     missing = run(f"oci:{tmp_path / 'nothing'}:v1", "true")
-    assert missing.returncode != 0 and one_line_error(missing)
+    assert missing.returncode == 125 and one_line_error(missing)
     unknown = run("sha256:" + "ab" * 32, "true")
-    assert unknown.returncode != 0 and "not found" in one_line_error(unknown)
+    assert unknown.returncode == 125 and "not found" in one_line_error(unknown)
+    # a name not in the store is pulled; when that fails, the line says both (port 1: nothing listens)
+    dead = run("127.0.0.1:1/absent", "true")
+    assert dead.returncode == 125
+    assert "127.0.0.1:1/absent:latest is not in the local store, and pulling" in one_line_error(dead)
 
 
 @pytest.mark.parametrize("runtime", ["embedded", "runc"])

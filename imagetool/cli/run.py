@@ -79,7 +79,7 @@ def _pull(ctx: click.Context, source: Any, local: Any, flags: dict[str, Any]) ->
 @click.option("-w", "--workdir", metavar="DIR", help="Working directory inside the container.")
 @click.option("-h", "--hostname", metavar="NAME", help="The container's host name.")
 @click.option("--name", metavar="NAME", help="Name of the container (its directory in the store).")
-@click.option("--entrypoint", metavar="CMD", help="Override the image's entrypoint.")
+@click.option("--entrypoint", metavar="CMD", help="Override the image's entrypoint (\"\" clears it).")
 @click.option("--read-only", "read_only", is_flag=True, help="Mount the root filesystem read-only.")
 @click.option("--runtime", type=click.Choice(["embedded", "runc"]), default="embedded", show_default=True,
               help="Executor of the container.")
@@ -99,7 +99,7 @@ def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bo
         if tty and interactive and not sys.stdin.isatty():
             raise ContainerError("the input device is not a TTY (-i with -t needs a terminal)")
         options = RunOptions(
-            args=list(command) or None, entrypoint=[entrypoint] if entrypoint is not None else None,
+            args=list(command) or None, entrypoint=None if entrypoint is None else [entrypoint] if entrypoint else [],
             env=[item for item in map(_env, env) if item is not None], workdir=workdir, user=user, terminal=tty,
             hostname=hostname or _default_hostname(name, network), network=network,
             mounts=[parse_volume(v) for v in volumes], readonly_rootfs=read_only, init=init)

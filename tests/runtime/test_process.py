@@ -90,6 +90,12 @@ def test_env(busybox: str) -> None:
     assert "FROM_HOST=h v" in out and not [line for line in out if line.startswith("UNSET_HERE")]
 
 
+def test_entrypoint_flag(busybox: str) -> None:
+    assert run("--entrypoint", "echo", busybox, "via", "entrypoint").stdout == "via entrypoint\n"
+    # an empty entrypoint clears the image's, leaving the command alone
+    assert run("--entrypoint", "", busybox, "echo", "cleared").stdout == "cleared\n"
+
+
 def test_workdir(busybox: str) -> None:
     assert run("-w", "/tmp", busybox, "pwd").stdout.strip() == "/tmp"
     assert run("--workdir", "/new/dir", busybox, "pwd").stdout.strip() == "/new/dir"

@@ -25,6 +25,8 @@ def registry_options(side: str = "", retries: bool = True) -> Callable[[F], F]:
     pre, dest = (f"--{side}-", f"{side}_") if side else ("--", "")
     options = [
         click.option(f"{pre}creds", f"{dest}creds", metavar="USER[:PASS]", help="Registry credentials."),
+        click.option(f"{pre}username", f"{dest}username", metavar="USER", help="Registry user (with --password)."),
+        click.option(f"{pre}password", f"{dest}password", metavar="PASS", help="Registry password."),
         click.option(f"{pre}registry-token", f"{dest}registry_token", metavar="TOKEN",
                      help="Bearer token for the registry."),
         click.option(f"{pre}no-creds", f"{dest}no_creds", is_flag=True, help="Access the registry anonymously."),
@@ -58,6 +60,17 @@ def parse_creds(text: str | None) -> tuple[str, str] | None:
     return user, password
 
 
+def credentials(creds: str | None, username: str | None, password: str | None) -> tuple[str, str] | None:
+    """--creds USER[:PASS], or --username with --password (skopeo's two spellings; not both)."""
+    if username is None and password is None:
+        return parse_creds(creds)
+    if creds:
+        raise UsageError("--creds and --username/--password cannot be used together")
+    if not username or password is None:
+        raise UsageError("--username and --password must be given together")
+    return username, password
+
+
 def system_context(ctx: click.Context, prefix: str = "", **flags: Any) -> SystemContext:
     """A SystemContext from the global options plus a command's (optionally src-/dest-prefixed) flags."""
     root = ctx.find_root().obj or {}
@@ -69,7 +82,7 @@ def system_context(ctx: click.Context, prefix: str = "", **flags: Any) -> System
     return SystemContext(
         tls_verify=flag("tls_verify"),
         cert_dir=flag("cert_dir"),
-        creds=parse_creds(flag("creds")),
+        creds=credentials(flag("creds"), flag("username"), flag("password")),
         registry_token=flag("registry_token"),
         authfile=flag("authfile"),
         no_creds=bool(flag("no_creds")),

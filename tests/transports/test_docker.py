@@ -136,6 +136,22 @@ def test_wrong_credentials_give_one_clear_line(tls_registry: Registry, token_reg
         assert "nope" not in proc.stderr and "nope" not in proc.stdout
 
 
+def test_username_and_password_flags(tls_registry: Registry, tmp_path: Path) -> None:
+    desc = random_image(tmp_path / "src", "v1", n_layers=1, seed=43)
+    reg = tls_registry
+    user = ["--username", str(reg.username), "--password", str(reg.password)]
+    imagetool("copy", "-q", *reg.tls_flags("dest-"), "--dest-username", str(reg.username), "--dest-password",
+              str(reg.password), f"oci:{tmp_path}/src:v1", reg.ref("userpass/img:v1"))
+    out = imagetool("inspect", *reg.tls_flags(), *user, "--format", "{{.Digest}}", reg.ref("userpass/img:v1"))
+    assert out.stdout.strip() == str(desc.digest)
+    both = imagetool("inspect", *reg.tls_flags(), *user, "--creds", reg.creds, reg.ref("userpass/img:v1"),
+                     check=False)
+    assert both.returncode == 2 and "cannot be used together" in one_line_error(both)
+    half = imagetool("inspect", *reg.tls_flags(), "--username", str(reg.username), reg.ref("userpass/img:v1"),
+                     check=False)
+    assert half.returncode == 2 and "must be given together" in one_line_error(half)
+
+
 def test_tls_is_verified_by_default(tls_registry: Registry, tmp_path: Path) -> None:
     random_image(tmp_path / "src", "v1", n_layers=1, seed=51)
     line = one_line_error(imagetool("copy", "-q", *tls_registry.creds_flags("dest-"), f"oci:{tmp_path}/src:v1",

@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from imagetool.cli.options import policy_from_flags, registry_options, system_context, write_digestfile
+from imagetool.cli.options import (policy_from_flags, registry_options, signers_from_flags, signing_options,
+                                   system_context, write_digestfile)
 from imagetool.errors import UsageError
 
 
@@ -29,10 +30,7 @@ from imagetool.errors import UsageError
 @click.option("--additional-tag", "additional_tags", multiple=True, metavar="NAME:TAG",
               help="Another name for the image in a docker-archive destination (repeatable).")
 @click.option("--remove-signatures", is_flag=True, help="Do not copy signatures.")
-@click.option("--sign-by", metavar="FINGERPRINT", help="Sign with this GPG key.")
-@click.option("--sign-by-sigstore-private-key", metavar="PATH", help="Sign with this sigstore private key.")
-@click.option("--sign-passphrase-file", metavar="PATH", help="Passphrase for the signing key.")
-@click.option("--sign-identity", metavar="REF", help="Identity the signature claims (default: destination).")
+@signing_options()
 @click.option("--authfile", metavar="PATH", help="Auth file for both sides.")
 @click.option("--max-parallel", type=click.IntRange(1, 64), default=6, help="Blobs copied at once.")
 @registry_options("src", retries=False)
@@ -71,11 +69,7 @@ def copy(ctx: click.Context, source: str, destination: str, **flags: Any) -> Non
         max_parallel=flags["max_parallel"],
         progress=Progress(quiet=flags["quiet"]),
     )
-    if flags["sign_by"] or flags["sign_by_sigstore_private_key"]:
-        from imagetool.signature.signers import make_signers
-
-        options.signers = make_signers(flags["sign_by"], flags["sign_by_sigstore_private_key"],
-                                       flags["sign_passphrase_file"])
+    options.signers = signers_from_flags(flags)
     result = copy_image(src_ref, dst_ref, options)
     write_digestfile(flags["digestfile"], result.digest)
 

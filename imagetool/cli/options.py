@@ -25,7 +25,7 @@ def registry_options(side: str = "", retries: bool = True) -> Callable[[F], F]:
     pre, dest = (f"--{side}-", f"{side}_") if side else ("--", "")
     options = [
         click.option(f"{pre}creds", f"{dest}creds", metavar="USER[:PASS]", help="Registry credentials."),
-        click.option(f"{pre}username", f"{dest}username", metavar="USER", help="Registry user (with --password)."),
+        click.option(f"{pre}username", f"{dest}username", metavar="USER", help=f"Registry user (with {pre}password)."),
         click.option(f"{pre}password", f"{dest}password", metavar="PASS", help="Registry password."),
         click.option(f"{pre}registry-token", f"{dest}registry_token", metavar="TOKEN",
                      help="Bearer token for the registry."),
@@ -41,12 +41,38 @@ def registry_options(side: str = "", retries: bool = True) -> Callable[[F], F]:
             click.option("--retry-times", type=int, default=None, help="Retries for transient network errors."),
             click.option("--retry-delay", type=float, default=None, help="Seconds between retries (default: backoff)."),
         ]
+    return _stacked(options)
 
+
+def signing_options(identity: bool = True) -> Callable[[F], F]:
+    """copy's and sync's signing flags (sync, as skopeo's, has no --sign-identity)."""
+    options = [
+        click.option("--sign-by", metavar="FINGERPRINT", help="Sign with this GPG key."),
+        click.option("--sign-by-sigstore-private-key", metavar="PATH", help="Sign with this sigstore private key."),
+        click.option("--sign-passphrase-file", metavar="PATH", help="Passphrase for the signing key."),
+    ]
+    if identity:
+        options.append(click.option("--sign-identity", metavar="REF",
+                                    help="Identity the signature claims (default: destination)."))
+    return _stacked(options)
+
+
+def _stacked(options: list[Callable[[F], F]]) -> Callable[[F], F]:
+    """One decorator applying `options` so that --help lists them in this order."""
     def apply(f: F) -> F:
         for option in reversed(options):
             f = option(f)
         return f
     return apply
+
+
+def signers_from_flags(flags: dict[str, Any]) -> list[Any]:
+    """The signers --sign-by / --sign-by-sigstore-private-key ask for (checked before anything is copied)."""
+    if not (flags["sign_by"] or flags["sign_by_sigstore_private_key"]):
+        return []
+    from imagetool.signature.signers import make_signers
+
+    return make_signers(flags["sign_by"], flags["sign_by_sigstore_private_key"], flags["sign_passphrase_file"])
 
 
 def parse_creds(text: str | None) -> tuple[str, str] | None:

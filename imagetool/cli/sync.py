@@ -14,7 +14,8 @@ from typing import Any
 
 import click
 
-from imagetool.cli.options import policy_from_flags, registry_options, system_context
+from imagetool.cli.options import (policy_from_flags, registry_options, signers_from_flags, signing_options,
+                                   system_context)
 from imagetool.errors import UsageError
 from imagetool.transports.base import SystemContext
 
@@ -111,7 +112,10 @@ def destination(job: Job, dest_kind: str, dest: str, scoped: bool) -> str:
 @click.option("--scoped", is_flag=True, help="Name destinations by the full source name.")
 @click.option("-f", "--format", "format_", type=click.Choice(["oci", "v2s2"]), default=None,
               help="Manifest type for the destination.")
+@click.option("--preserve-digests", is_flag=True, help="Fail rather than change any digest.")
 @click.option("--remove-signatures", is_flag=True, help="Do not copy signatures.")
+@signing_options(identity=False)
+@click.option("--dry-run", is_flag=True, help="List what would be copied; copy nothing.")
 @click.option("--keep-going", is_flag=True, help="Carry on after an image fails; fail at the end.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--max-parallel", type=click.IntRange(1, 64), default=6, help="Blobs copied at once.")
@@ -120,8 +124,8 @@ def destination(job: Job, dest_kind: str, dest: str, scoped: bool) -> str:
 @registry_options("dest")
 @click.pass_context
 def sync(ctx: click.Context, source: str, destination_: str, src_kind: str, dest_kind: str, all_: bool,
-         scoped: bool, format_: str | None, remove_signatures: bool, keep_going: bool, quiet: bool,
-         max_parallel: int, **flags: Any) -> None:
+         scoped: bool, format_: str | None, preserve_digests: bool, remove_signatures: bool, dry_run: bool,
+         keep_going: bool, quiet: bool, max_parallel: int, **flags: Any) -> None:
     """Copy every image SOURCE names into DESTINATION."""
     from imagetool.copy import CopyOptions, copy_image
     from imagetool.copy.progress import Progress
@@ -136,7 +140,14 @@ def sync(ctx: click.Context, source: str, destination_: str, src_kind: str, dest
         jobs = _dir_jobs(source, src_ctx)
     else:
         jobs = _yaml_jobs(source, src_ctx)
+    if dry_run:
+        for n, job in enumerate(jobs, 1):
+            target = destination(job, dest_kind, destination_, scoped)
+            click.echo(f"Would have copied image ref {n}/{len(jobs)}: {job.source} -> {target}", err=True)
+        click.echo(f"Would have synced {len(jobs)} images", err=True)
+        return
     policy = policy_from_flags(ctx)
+    signers = signers_from_flags(flags)
     progress = Progress(quiet=quiet)
     failed = 0
     for n, job in enumerate(jobs, 1):
@@ -144,8 +155,9 @@ def sync(ctx: click.Context, source: str, destination_: str, src_kind: str, dest
         if not quiet:
             click.echo(f"Copying image ref {n}/{len(jobs)}: {job.source} -> {target}", err=True)
         options = CopyOptions(src_ctx=job.ctx, dest_ctx=dest_ctx, multi_arch="all" if all_ else "system",
-                              format=format_, remove_signatures=remove_signatures, policy=policy,
-                              max_parallel=max_parallel, progress=progress)
+                              format=format_, preserve_digests=preserve_digests,
+                              remove_signatures=remove_signatures, policy=policy, max_parallel=max_parallel,
+                              progress=progress, signers=signers)
         try:
             copy_image(parse_image_name(job.source), parse_image_name(target), options)
         except ImagetoolError as err:

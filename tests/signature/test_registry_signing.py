@@ -88,3 +88,30 @@ def test_sigstore_attachment_at_registry(plain_registry: Registry, registry_env:
               "--sign-identity", "example.com/other:1", f"oci:{layout}:v1", dest)
     att = plain_registry.raw_get(f"/v2/signed/cosign/manifests/sha256-{digest.hex}.sig").json()
     assert len(att["layers"]) == 2
+
+
+def test_sync_signs_and_dry_run_copies_nothing(plain_registry: Registry, registry_env: None,
+                                              tmp_path: Path) -> None:
+    private, public, pass_file = make_keys(tmp_path)
+    random_image(tmp_path / "layout", "v1", n_layers=1, size=1024)
+    imagetool("copy", "-q", "--dest-tls-verify=false", f"oci:{tmp_path}/layout:v1",
+              f"docker://{plain_registry.host}/tosync/app:v1")
+    source = f"{plain_registry.host}/tosync/app"
+    dry = imagetool("sync", "--dry-run", "--src", "docker", "--dest", "dir", "--src-tls-verify=false",
+                    source, str(tmp_path / "dry"))
+    assert f"docker://{source}:v1 -> dir:{tmp_path / 'dry' / 'app'}:v1" in dry.stderr
+    assert not (tmp_path / "dry").exists()
+    conf = registries_d(tmp_path, {"use-sigstore-attachments": True})
+    imagetool("--insecure-policy", "--registries.d", conf, "sync", "-q", "--preserve-digests", "--src", "docker",
+              "--dest", "docker", "--src-tls-verify=false", "--dest-tls-verify=false",
+              "--sign-by-sigstore-private-key", str(private), "--sign-passphrase-file", str(pass_file), source,
+              f"{plain_registry.host}/mirror")
+    mirrored = plain_registry.raw_get("/v2/mirror/app/manifests/v1").content
+    assert mirrored == plain_registry.raw_get("/v2/tosync/app/manifests/v1").content
+    policy = write_policy(tmp_path / "policy.json", [{"type": "sigstoreSigned", "keyPath": str(public)}])
+    ok = imagetool("--policy", policy, "--registries.d", conf, "verify", "--tls-verify=false",
+                   f"docker://{plain_registry.host}/mirror/app:v1")
+    assert "sigstoreSigned" in ok.stdout
+    unsigned = imagetool("--policy", policy, "--registries.d", conf, "verify", "--tls-verify=false",
+                         f"docker://{source}:v1", check=False)
+    assert unsigned.returncode != 0

@@ -98,7 +98,8 @@ def config_document(parts: ImageParts, oci: bool = True) -> dict[str, Any]:
     return doc
 
 
-def commit(store: LayoutStore, parts: ImageParts, names: Sequence[str] = (), oci: bool = True) -> Descriptor:
+def commit(store: LayoutStore, parts: ImageParts, names: Sequence[str] = (), oci: bool = True,
+           annotations: dict[str, str] | None = None) -> Descriptor:
     """Write config and manifest (layer blobs must already be in `store`) and point `names` at the image."""
     ref_names = [n for n in (store_name(name) for name in names) if n]
     for layer, _ in parts.layers:
@@ -108,7 +109,8 @@ def commit(store: LayoutStore, parts: ImageParts, names: Sequence[str] = (), oci
     cfg = Descriptor(media.OCI_CONFIG if oci else media.DOCKER_CONFIG, store.put_bytes(config.raw),
                      len(config.raw))
     layers = [d.with_(media_type=media.convert_type(d.media_type, oci)) for d, _ in parts.layers]
-    manifest = Manifest.build(media.OCI_MANIFEST if oci else media.DOCKER_MANIFEST, cfg, layers)
+    manifest = Manifest.build(media.OCI_MANIFEST if oci else media.DOCKER_MANIFEST, cfg, layers,
+                              annotations if oci else None)
     desc = Descriptor(manifest.media_type, store.put_bytes(manifest.raw), len(manifest.raw))
     if not ref_names:
         refs.set_name(store, None, desc)

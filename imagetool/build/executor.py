@@ -23,7 +23,7 @@ from imagetool.copy.options import PolicyChecker
 from imagetool.build import dockerignore
 from imagetool.build.cache import BuildCache, CacheEntry, base_key
 from imagetool.build.commit import ImageParts, commit, default_timestamp, rfc3339, store_name
-from imagetool.build.config import DEFAULT_PATH, DEFAULT_SHELL
+from imagetool.build.config import DEFAULT_PATH, DEFAULT_SHELL, ConfigState
 from imagetool.build.context import BuildContext
 from imagetool.build.copier import Copier
 from imagetool.build.dockerfile import parse_file
@@ -64,6 +64,11 @@ class BuildOptions:
     build_args: dict[str, str] = field(default_factory=dict)
     target: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    #: manifest annotations (OCI format only: Docker's has no place for them)
+    annotations: dict[str, str] = field(default_factory=dict)
+    #: variables set in, and names removed from, the image's environment (RUN steps do not see them)
+    env: dict[str, str] = field(default_factory=dict)
+    unsetenv: list[str] = field(default_factory=list)
     timestamp: int | None = None
     no_cache: bool = False
     oci: bool = True
@@ -305,6 +310,11 @@ class Executor:
             config["Shell"] = list(result.state.shell)  # only Docker's config format has a place for it
         if self.o.labels:
             config["Labels"] = {**(config.get("Labels") or {}), **self.o.labels}
+        if self.o.env or self.o.unsetenv:
+            final = ConfigState(config)
+            for key, value in self.o.env.items():
+                final.set_env(key, value)
+            config["Env"] = [e for e in config.get("Env") or [] if e.partition("=")[0] not in self.o.unsetenv]
         # the newest step's time: a build served wholly from the cache recreates the same image
         created = state.history[-1]["created"] if state.history and self.ran == 0 else self.created
         layers, history = state.layers, state.history
@@ -313,7 +323,7 @@ class Executor:
         parts = ImageParts(config, layers, history, result.state.author, created=created,
                            platform=Platform.parse(self.o.platform) if self.o.platform else None)
         self.say(f"COMMIT {', '.join(store_name(t) or '' for t in self.o.tags)}".rstrip())
-        return commit(self.o.store, parts, self.o.tags, self.o.oci)
+        return commit(self.o.store, parts, self.o.tags, self.o.oci, self.o.annotations)
 
 
 def build(options: BuildOptions) -> BuildResult:

@@ -32,9 +32,11 @@ NETWORKS = {"default": "host", "private": "private", "host": "host", "none": "no
 class ContainerStepRunner:
     """Runs RUN steps in the embedded runtime (or runc) with the build's own upperdir."""
 
-    def __init__(self, runtime: str = "embedded", tmpdir: str | None = None) -> None:
+    def __init__(self, runtime: str = "embedded", tmpdir: str | None = None,
+                 hosts: list[tuple[str, str]] | None = None) -> None:
         self.runtime = runtime
         self.tmpdir = tmpdir
+        self.hosts = hosts or []   # --add-host lines for every step's /etc/hosts
 
     def run(self, work: RunWork, lowers: list[Path], upper: Path, mounts: list[HostMount],
             output: Callable[[str], None]) -> int:
@@ -52,7 +54,7 @@ class ContainerStepRunner:
                                      network=network, mounts=spec_mounts)
                 spec = build_spec({}, options)
                 container = Container(spec, lowers or [self._empty(scratch)], upper, runtime=self.runtime,
-                                      tidy=True, tmpdir=self.tmpdir)
+                                      tidy=True, tmpdir=self.tmpdir, hosts=self.hosts)
                 return container.run(stdin=subprocess.DEVNULL, output=output)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -12,6 +12,7 @@ from imagetool.build.mounts import parse_secrets
 from imagetool.build.runstep import ContainerStepRunner
 from imagetool.build.executor import build as run_build
 from imagetool.cli.options import policy_from_flags, system_context, tls_verify_option
+from imagetool.runtime.spec import parse_add_host
 from imagetool.copy import CopyOptions, copy_image
 from imagetool.transports import parse_image_name
 from imagetool.errors import UsageError
@@ -40,20 +41,34 @@ def _pairs(values: tuple[str, ...], flag: str) -> dict[str, str]:
     return out
 
 
-def _build_args(values: tuple[str, ...]) -> dict[str, str]:
-    """--build-arg K=V, or K alone to take the value from the environment (as docker and buildah do)."""
+def _from_environment(values: tuple[str, ...], flag: str) -> dict[str, str]:
+    """--build-arg/--env K=V, or K alone to take the value from the environment (as docker and buildah do)."""
     import os
 
     out = {}
     for value in values:
         key, sep, val = value.partition("=")
         if not key:
-            raise UsageError(f"--build-arg {value!r}: expected KEY=VALUE")
+            raise UsageError(f"{flag} {value!r}: expected KEY=VALUE")
         if sep:
             out[key] = val
         elif key in os.environ:
             out[key] = os.environ[key]
     return out
+
+
+def _platform(platform: str | None, os_: str | None, arch: str | None, variant: str | None) -> str | None:
+    """--platform, or the image's platform from --os/--arch/--variant (the host's for the parts not given)."""
+    if not (os_ or arch or variant):
+        return platform
+    if platform:
+        raise UsageError("--platform cannot be combined with --os, --arch or --variant")
+    from imagetool.descriptor import host_platform
+
+    host = host_platform()
+    parts = [os_ or host.os, arch or host.architecture]
+    variant = variant or (host.variant if not arch else None)
+    return "/".join(parts + [variant] if variant else parts)
 
 
 @click.command("build")
@@ -64,6 +79,10 @@ def _build_args(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--build-arg", "build_args", multiple=True, metavar="KEY=VALUE", help="Set a build argument.")
 @click.option("--target", metavar="STAGE", help="Build this stage (and what it needs) only.")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Add a label to the image.")
+@click.option("--annotation", "annotations", multiple=True, metavar="KEY=VALUE",
+              help="Add an annotation to the image's manifest (OCI format).")
+@click.option("--env", "env", multiple=True, metavar="KEY[=VALUE]", help="Set a variable in the image's environment.")
+@click.option("--unsetenv", multiple=True, metavar="KEY", help="Remove a variable from the image's environment.")
 @click.option("--timestamp", type=int, metavar="SECONDS",
               help="Creation time and file time ceiling, for reproducible images (default $SOURCE_DATE_EPOCH).")
 @click.option("--no-cache", is_flag=True, help="Run every step, ignoring cached layers.")
@@ -78,6 +97,12 @@ def _build_args(values: tuple[str, ...]) -> dict[str, str]:
               help="Network for RUN steps that do not choose one.")
 @click.option("--squash", is_flag=True, help="Commit the new layers as one.")
 @click.option("--platform", metavar="OS/ARCH[/VARIANT]", help="The image's platform (default: this machine's).")
+@click.option("--os", "os_", metavar="OS", help="The image's OS (with the host's architecture unless --arch).")
+@click.option("--arch", metavar="ARCH", help="The image's architecture.")
+@click.option("--variant", metavar="VARIANT", help="The image's architecture variant.")
+@click.option("--add-host", "add_hosts", multiple=True, metavar="NAME:IP", help="Add a line to RUN's /etc/hosts.")
+@click.option("--rm", "--force-rm", is_flag=True, expose_value=False,
+              help="Accepted for buildah's sake: step containers are never kept.")
 @click.option("--ignorefile", type=click.Path(exists=True, dir_okay=False),
               help="Use this file instead of .dockerignore.")
 @click.option("--pull", type=click.Choice(["missing", "always", "never", "true", "false"]), default="missing",
@@ -99,7 +124,8 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
           no_cache: bool, layers: bool, iidfile: str | None, quiet: bool, fmt: str, compress: str,
           network: str | None, squash: bool, pull: str, outputs: tuple[str, ...], pushes: tuple[str, ...],
           secrets: tuple[str, ...], platform: str | None, ignorefile: str | None, runtime: str,
-          **registry: Any) -> None:
+          annotations: tuple[str, ...], env: tuple[str, ...], unsetenv: tuple[str, ...], os_: str | None,
+          arch: str | None, variant: str | None, add_hosts: tuple[str, ...], **registry: Any) -> None:
     """Build an image from a Dockerfile; it lands in the local store."""
     root = ctx.find_root().obj or {}
     path = Path(dockerfile) if dockerfile else next(
@@ -107,14 +133,17 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
         Path(context) / "Dockerfile")
     options = BuildOptions(
         dockerfile=path, context=Path(context), store=LayoutStore.create(default_store_path(root.get("store"))),
-        tags=list(tags), build_args=_build_args(build_args), target=target, labels=_pairs(labels, "--label"),
+        tags=list(tags), build_args=_from_environment(build_args, "--build-arg"), target=target,
+        labels=_pairs(labels, "--label"), annotations=_pairs(annotations, "--annotation"),
+        env=_from_environment(env, "--env"), unsetenv=list(unsetenv),
         timestamp=timestamp, no_cache=no_cache or not layers, oci=fmt == "oci", network=network,
         compression=None if compress == "none" else compress, quiet=quiet,
         output=lambda line: click.echo(line), tmpdir=root.get("tmpdir"),
         ctx=system_context(ctx, **registry), squash=squash, secrets=parse_secrets(secrets),
-        pull={"true": "missing", "false": "never"}.get(pull, pull), platform=platform,
+        pull={"true": "missing", "false": "never"}.get(pull, pull), platform=_platform(platform, os_, arch, variant),
         ignorefile=Path(ignorefile) if ignorefile else None, policy=_PolicyOnPull(ctx),
-        runner=ContainerStepRunner(runtime=runtime, tmpdir=root.get("tmpdir")))
+        runner=ContainerStepRunner(runtime=runtime, tmpdir=root.get("tmpdir"),
+                                   hosts=[parse_add_host(h) for h in add_hosts]))
     destinations = [parse_image_name(d) for d in (*outputs, *pushes)]  # bad names fail before the build
     result = run_build(options)
     for dest in destinations:

@@ -78,6 +78,7 @@ def _pull(ctx: click.Context, source: Any, local: Any, flags: dict[str, Any]) ->
 @click.option("-u", "--user", metavar="USER[:GROUP]", help="Run as this user (name or uid).")
 @click.option("-w", "--workdir", metavar="DIR", help="Working directory inside the container.")
 @click.option("-h", "--hostname", metavar="NAME", help="The container's host name.")
+@click.option("--add-host", "add_hosts", multiple=True, metavar="NAME:IP", help="Add a line to /etc/hosts.")
 @click.option("--name", metavar="NAME", help="Name of the container (its directory in the store).")
 @click.option("--entrypoint", metavar="CMD", help="Override the image's entrypoint (\"\" clears it).")
 @click.option("--read-only", "read_only", is_flag=True, help="Mount the root filesystem read-only.")
@@ -89,23 +90,25 @@ def _pull(ctx: click.Context, source: Any, local: Any, flags: dict[str, Any]) ->
 @click.pass_context
 def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bool, env: tuple[str, ...],
         volumes: tuple[str, ...], network: str, user: str | None, workdir: str | None, hostname: str | None,
-        name: str | None, entrypoint: str | None, read_only: bool, runtime: str, image: str,
-        command: tuple[str, ...], **registry_flags: Any) -> None:
+        add_hosts: tuple[str, ...], name: str | None, entrypoint: str | None, read_only: bool, runtime: str,
+        image: str, command: tuple[str, ...], **registry_flags: Any) -> None:
     """Run COMMAND (default: the image's) in a new container from IMAGE."""
     from imagetool.runtime.launch import LaunchOptions, run_image
-    from imagetool.runtime.spec import RunOptions, parse_volume
+    from imagetool.runtime.spec import RunOptions, parse_add_host, parse_volume
 
     with _run_failures_exit_125():
         if tty and interactive and not sys.stdin.isatty():
             raise ContainerError("the input device is not a TTY (-i with -t needs a terminal)")
         options = RunOptions(
-            args=list(command) or None, entrypoint=None if entrypoint is None else [entrypoint] if entrypoint else [],
+            args=list(command) or None,
+            entrypoint=None if entrypoint is None else [entrypoint] if entrypoint else [],
             env=[item for item in map(_env, env) if item is not None], workdir=workdir, user=user, terminal=tty,
             hostname=hostname or _default_hostname(name, network), network=network,
             mounts=[parse_volume(v) for v in volumes], readonly_rootfs=read_only, init=init)
+        hosts = [parse_add_host(h) for h in add_hosts]
         store, desc = _resolve(ctx, image, registry_flags)
         code = run_image(store, desc, LaunchOptions(options, remove=remove, name=name, runtime=runtime,
-                                                    interactive=interactive, image_name=image))
+                                                    interactive=interactive, image_name=image, hosts=hosts))
     ctx.exit(code)
 
 

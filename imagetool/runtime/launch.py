@@ -36,6 +36,8 @@ class LaunchOptions:
     platform: Platform | None = None
     #: how the user named the image (shown by `ps`)
     image_name: str = ""
+    #: (name, address) lines for /etc/hosts
+    hosts: list[tuple[str, str]] = field(default_factory=list)
 
 
 def containers_dir(store: LayoutStore) -> Path:
@@ -64,7 +66,8 @@ def run_image(store: LayoutStore, desc: Descriptor, options: LaunchOptions) -> i
             "image": str(desc.digest), "image_name": options.image_name, "created": time.time(), "spec": spec}))
         stdin = None if options.interactive else subprocess.DEVNULL
         with containers.Running(cdir):
-            code = Container(spec, lowers, cdir / "upper", runtime=options.runtime).run(stdin=stdin)
+            container = Container(spec, lowers, cdir / "upper", runtime=options.runtime, hosts=options.hosts)
+            code = container.run(stdin=stdin)
             if not options.remove:
                 containers.record_exit(cdir, code)
         return code

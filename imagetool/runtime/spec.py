@@ -158,6 +158,19 @@ def bind_mount(source: str, destination: str, readonly: bool = False) -> dict[st
     return {"destination": destination, "type": "bind", "source": source, "options": options}
 
 
+def parse_add_host(value: str) -> tuple[str, str]:
+    """--add-host NAME:ADDRESS (or NAME=ADDRESS; an IPv6 address keeps its colons) -> (name, address)."""
+    import ipaddress
+
+    name, sep, address = value.partition("=") if "=" in value else value.partition(":")
+    try:
+        if not name or not sep or any(c.isspace() for c in name):
+            raise ValueError
+        return name, str(ipaddress.ip_address(address.strip("[]")))
+    except ValueError:
+        raise ContainerError(f"--add-host {value!r}: expected NAME:ADDRESS with an IP address") from None
+
+
 def parse_volume(value: str) -> dict[str, Any]:
     """-v SRC:DST[:ro|rw] -> a bind mount entry (SRC must exist on the host)."""
     import os

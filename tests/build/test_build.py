@@ -165,6 +165,35 @@ def test_cli_flags(busybox_ctx: Path, local_store: Path, tmp_path: Path) -> None
     assert manifest.layers[0].media_type.endswith("+zstd")
 
 
+def test_buildah_config_flags(busybox_ctx: Path, local_store: Path, tmp_path: Path) -> None:
+    imagetool("build", "-q", "-t", "busybox-base", str(busybox_ctx))
+    ctx = tmp_path / "flags"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox-base\nENV DROP=1 KEEP=2\n"
+                                    "RUN echo \"$FROM_FLAG\" > /seen-env; cat /etc/hosts > /seen-hosts\n")
+    imagetool("build", "-q", "--rm", "--force-rm", "--annotation", "org.opencontainers.image.source=here",
+              "--env", "FROM_FLAG=set", "--env", "FROM_HOST", "--env", "UNSET_ON_HOST", "--unsetenv", "DROP",
+              "--add-host", "cache.test:127.0.0.5", "--add-host", "v6.test=::1", "--arch", "arm64",
+              "--variant", "v8", "-t", "flagged", "--output", f"oci:{tmp_path}/out:v1", str(ctx),
+              env={"FROM_HOST": "h"})
+    assert "UNSET_ON_HOST" not in os.environ
+    raw = json.loads(skopeo("inspect", "--raw", f"oci:{tmp_path}/out:v1").stdout)
+    assert raw["annotations"] == {"org.opencontainers.image.source": "here"}
+    cfg = config_of(local_store, "docker.io/library/flagged:latest")
+    assert cfg["config"]["Env"] == ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "KEEP=2", "FROM_FLAG=set", "FROM_HOST=h"]
+    assert (cfg["architecture"], cfg["variant"], cfg["os"]) == ("arm64", "v8", "linux")
+    # RUN saw neither --env (the image's environment only) nor a private /etc/hosts without the extra lines
+    layout = LayoutStore.open(local_store)
+    manifest = parse_manifest(layout.read_blob(refs.resolve(layout, "docker.io/library/flagged:latest").digest))
+    top = tmp_path / "top"
+    top.mkdir()
+    tool(["tar", "-xf", str(layout.blob_path(manifest.layers[-1].digest)), "-C", str(top)])
+    assert (top / "seen-env").read_text() == "\n"
+    assert (top / "seen-hosts").read_text().endswith("127.0.0.5\tcache.test\n::1\tv6.test\n")
+    bad = imagetool("build", "--platform", "linux/amd64", "--arch", "arm64", str(ctx), check=False)
+    assert bad.returncode == 2 and "cannot be combined" in one_line_error(bad)
+
+
 def tar_unpack(store: LayoutStore, layers: list) -> list[Path]:  # type: ignore[type-arg]
     """Layer directories made by GNU tar (right for layers without whiteouts, as the busybox base has)."""
     dirs = []

@@ -6,6 +6,7 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -72,6 +73,8 @@ def _pull(ctx: click.Context, source: Any, local: Any, flags: dict[str, Any]) ->
 @click.option("-t", "--tty", is_flag=True, help="Give the command a terminal.")
 @click.option("--init", "init", is_flag=True, help="Run a small init as PID 1 that reaps zombies.")
 @click.option("-e", "--env", "env", multiple=True, metavar="KEY=VALUE", help="Set an environment variable.")
+@click.option("--env-file", "env_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Read KEY=VALUE lines (before any -e).")
 @click.option("-v", "--volume", "volumes", multiple=True, metavar="SRC:DST[:ro]", help="Bind a host path.")
 @click.option("--network", "--net", "network", type=click.Choice(["private", "host", "none"]), default="private",
               show_default=True, help="host: share the host's network; none/private: only loopback.")
@@ -79,6 +82,10 @@ def _pull(ctx: click.Context, source: Any, local: Any, flags: dict[str, Any]) ->
 @click.option("-w", "--workdir", metavar="DIR", help="Working directory inside the container.")
 @click.option("-h", "--hostname", metavar="NAME", help="The container's host name.")
 @click.option("--add-host", "add_hosts", multiple=True, metavar="NAME:IP", help="Add a line to /etc/hosts.")
+@click.option("--tmpfs", "tmpfs", multiple=True, metavar="PATH[:OPTIONS]", help="Mount a tmpfs at PATH.")
+@click.option("--cap-add", multiple=True, metavar="CAP", help="Add a capability (or ALL) to the default set.")
+@click.option("--cap-drop", multiple=True, metavar="CAP", help="Drop a capability (or ALL) from the default set.")
+@click.option("--ulimit", "ulimits", multiple=True, metavar="NAME=SOFT[:HARD]", help="Set a resource limit.")
 @click.option("--name", metavar="NAME", help="Name of the container (its directory in the store).")
 @click.option("--entrypoint", metavar="CMD", help="Override the image's entrypoint (\"\" clears it).")
 @click.option("--read-only", "read_only", is_flag=True, help="Mount the root filesystem read-only.")
@@ -91,20 +98,25 @@ def _pull(ctx: click.Context, source: Any, local: Any, flags: dict[str, Any]) ->
 def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bool, env: tuple[str, ...],
         volumes: tuple[str, ...], network: str, user: str | None, workdir: str | None, hostname: str | None,
         add_hosts: tuple[str, ...], name: str | None, entrypoint: str | None, read_only: bool, runtime: str,
-        image: str, command: tuple[str, ...], **registry_flags: Any) -> None:
+        image: str, command: tuple[str, ...], env_files: tuple[str, ...], tmpfs: tuple[str, ...],
+        cap_add: tuple[str, ...], cap_drop: tuple[str, ...], ulimits: tuple[str, ...],
+        **registry_flags: Any) -> None:
     """Run COMMAND (default: the image's) in a new container from IMAGE."""
     from imagetool.runtime.launch import LaunchOptions, run_image
-    from imagetool.runtime.spec import RunOptions, parse_add_host, parse_volume
+    from imagetool.runtime.spec import (RunOptions, capabilities, parse_add_host, parse_env_file, parse_ulimit,
+                                        parse_volume, tmpfs_mount)
 
     with _run_failures_exit_125():
         if tty and interactive and not sys.stdin.isatty():
             raise ContainerError("the input device is not a TTY (-i with -t needs a terminal)")
+        env_lines = [line for path in env_files for line in parse_env_file(Path(path).read_text())]
         options = RunOptions(
             args=list(command) or None,
             entrypoint=None if entrypoint is None else [entrypoint] if entrypoint else [],
-            env=[item for item in map(_env, env) if item is not None], workdir=workdir, user=user, terminal=tty,
-            hostname=hostname or _default_hostname(name, network), network=network,
-            mounts=[parse_volume(v) for v in volumes], readonly_rootfs=read_only, init=init)
+            env=[item for item in map(_env, [*env_lines, *env]) if item is not None], workdir=workdir, user=user,
+            terminal=tty, hostname=hostname or _default_hostname(name, network), network=network,
+            mounts=[*map(parse_volume, volumes), *map(tmpfs_mount, tmpfs)], readonly_rootfs=read_only, init=init,
+            capabilities=capabilities(cap_add, cap_drop), rlimits=[parse_ulimit(u) for u in ulimits])
         hosts = [parse_add_host(h) for h in add_hosts]
         store, desc = _resolve(ctx, image, registry_flags)
         code = run_image(store, desc, LaunchOptions(options, remove=remove, name=name, runtime=runtime,

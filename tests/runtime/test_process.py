@@ -90,6 +90,27 @@ def test_env(busybox: str) -> None:
     assert "FROM_HOST=h v" in out and not [line for line in out if line.startswith("UNSET_HERE")]
 
 
+def test_capabilities_limits_tmpfs_and_env_file(busybox: str, tmp_path: Path) -> None:
+    out = run("--cap-drop", "ALL", "--cap-add", "net_bind_service", "--cap-add", "CAP_KILL", "--ulimit",
+              "nproc=50:60", "--tmpfs", "/scratch:size=1m,exec", busybox, "sh", "-c",
+              "grep CapEff /proc/self/status; ulimit -u; ulimit -Hu; grep ' /scratch ' /proc/mounts").stdout.split()
+    # CAP_KILL is bit 5, CAP_NET_BIND_SERVICE bit 10
+    assert out[:4] == ["CapEff:", f"{(1 << 5) | (1 << 10):016x}", "50", "60"]
+    assert out[4:7] == ["tmpfs", "/scratch", "tmpfs"] and "size=1024k" in out[7] and "noexec" not in out[7]
+    # the default set, less one
+    assert run("--cap-drop", "chown", busybox, "grep", "CapEff", "/proc/self/status").stdout.split()[1] == \
+        "00000000a80425fa"
+    env_file = tmp_path / "env"
+    env_file.write_text("# a comment\nA=1\n\nB=two words\nFROM_HOST\nB_OVER=file\n")
+    out = run("--env-file", str(env_file), "-e", "B_OVER=flag", busybox, "sh", "-c",
+              'echo "$A|$B|$FROM_HOST|$B_OVER"', env={"FROM_HOST": "h"}).stdout
+    assert out == "1|two words|h|flag\n"
+    for flags, words in ((["--cap-add", "bogus"], "unknown capability"), (["--ulimit", "nofile=9:1"], "soft limit"),
+                         (["--ulimit", "what=1"], "unknown limit"), (["--tmpfs", "relative"], "absolute")):
+        bad = run(*flags, busybox, "true")
+        assert bad.returncode == 125 and words in one_line_error(bad)
+
+
 def test_entrypoint_flag(busybox: str) -> None:
     assert run("--entrypoint", "echo", busybox, "via", "entrypoint").stdout == "via entrypoint\n"
     # an empty entrypoint clears the image's, leaving the command alone

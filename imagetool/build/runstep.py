@@ -32,11 +32,16 @@ NETWORKS = {"default": "host", "private": "private", "host": "host", "none": "no
 class ContainerStepRunner:
     """Runs RUN steps in the embedded runtime (or runc) with the build's own upperdir."""
 
-    def __init__(self, runtime: str = "embedded", tmpdir: str | None = None,
-                 hosts: list[tuple[str, str]] | None = None) -> None:
+    def __init__(self, runtime: str = "embedded", tmpdir: str | None = None, *,
+                 hosts: list[tuple[str, str]] | None = None, capabilities: list[str] | None = None,
+                 rlimits: list[dict[str, Any]] | None = None, volumes: list[dict[str, Any]] | None = None) -> None:
         self.runtime = runtime
         self.tmpdir = tmpdir
-        self.hosts = hosts or []   # --add-host lines for every step's /etc/hosts
+        # buildah's --add-host, --cap-add/--cap-drop, --ulimit and --volume: the same for every RUN step
+        self.hosts = hosts or []
+        self.capabilities = capabilities
+        self.rlimits = rlimits or []
+        self.volumes = volumes or []
 
     def run(self, work: RunWork, lowers: list[Path], upper: Path, mounts: list[HostMount],
             output: Callable[[str], None]) -> int:
@@ -47,11 +52,12 @@ class ContainerStepRunner:
         try:
             with ExitStack() as stack:
                 spec_mounts = [self._mount(m, scratch / f"m{i}", stack) for i, m in enumerate(mounts)]
-                spec_mounts += self._files(work, scratch / "files")
+                spec_mounts += self._files(work, scratch / "files") + self.volumes
                 spec_mounts.sort(key=lambda m: m["destination"].rstrip("/").count("/"))
                 options = RunOptions(args=list(work.argv), entrypoint=[], env=list(work.env),
                                      workdir=work.workdir or "/", user=work.user or "", hostname=HOSTNAME,
-                                     network=network, mounts=spec_mounts)
+                                     network=network, mounts=spec_mounts, capabilities=self.capabilities,
+                                     rlimits=self.rlimits)
                 spec = build_spec({}, options)
                 container = Container(spec, lowers or [self._empty(scratch)], upper, runtime=self.runtime,
                                       tidy=True, tmpdir=self.tmpdir, hosts=self.hosts)

@@ -12,7 +12,7 @@ from imagetool.build.mounts import parse_secrets
 from imagetool.build.runstep import ContainerStepRunner
 from imagetool.build.executor import build as run_build
 from imagetool.cli.options import policy_from_flags, system_context, tls_verify_option
-from imagetool.runtime.spec import parse_add_host
+from imagetool.runtime.spec import capabilities, parse_add_host, parse_ulimit, parse_volume
 from imagetool.copy import CopyOptions, copy_image
 from imagetool.transports import parse_image_name
 from imagetool.errors import UsageError
@@ -101,6 +101,11 @@ def _platform(platform: str | None, os_: str | None, arch: str | None, variant: 
 @click.option("--arch", metavar="ARCH", help="The image's architecture.")
 @click.option("--variant", metavar="VARIANT", help="The image's architecture variant.")
 @click.option("--add-host", "add_hosts", multiple=True, metavar="NAME:IP", help="Add a line to RUN's /etc/hosts.")
+@click.option("--cap-add", multiple=True, metavar="CAP", help="Add a capability (or ALL) for RUN steps.")
+@click.option("--cap-drop", multiple=True, metavar="CAP", help="Drop a capability (or ALL) for RUN steps.")
+@click.option("--ulimit", "ulimits", multiple=True, metavar="NAME=SOFT[:HARD]", help="A resource limit for RUN steps.")
+@click.option("-v", "--volume", "volumes", multiple=True, metavar="SRC:DST[:ro]",
+              help="Bind a host path into RUN steps (not committed).")
 @click.option("--rm", "--force-rm", is_flag=True, expose_value=False,
               help="Accepted for buildah's sake: step containers are never kept.")
 @click.option("--ignorefile", type=click.Path(exists=True, dir_okay=False),
@@ -125,7 +130,8 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
           network: str | None, squash: bool, pull: str, outputs: tuple[str, ...], pushes: tuple[str, ...],
           secrets: tuple[str, ...], platform: str | None, ignorefile: str | None, runtime: str,
           annotations: tuple[str, ...], env: tuple[str, ...], unsetenv: tuple[str, ...], os_: str | None,
-          arch: str | None, variant: str | None, add_hosts: tuple[str, ...], **registry: Any) -> None:
+          arch: str | None, variant: str | None, add_hosts: tuple[str, ...], cap_add: tuple[str, ...],
+          cap_drop: tuple[str, ...], ulimits: tuple[str, ...], volumes: tuple[str, ...], **registry: Any) -> None:
     """Build an image from a Dockerfile; it lands in the local store."""
     root = ctx.find_root().obj or {}
     path = Path(dockerfile) if dockerfile else next(
@@ -142,8 +148,10 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
         ctx=system_context(ctx, **registry), squash=squash, secrets=parse_secrets(secrets),
         pull={"true": "missing", "false": "never"}.get(pull, pull), platform=_platform(platform, os_, arch, variant),
         ignorefile=Path(ignorefile) if ignorefile else None, policy=_PolicyOnPull(ctx),
-        runner=ContainerStepRunner(runtime=runtime, tmpdir=root.get("tmpdir"),
-                                   hosts=[parse_add_host(h) for h in add_hosts]))
+        runner=ContainerStepRunner(
+            runtime=runtime, tmpdir=root.get("tmpdir"), hosts=[parse_add_host(h) for h in add_hosts],
+            capabilities=capabilities(cap_add, cap_drop) if cap_add or cap_drop else None,
+            rlimits=[parse_ulimit(u) for u in ulimits], volumes=[parse_volume(v) for v in volumes]))
     destinations = [parse_image_name(d) for d in (*outputs, *pushes)]  # bad names fail before the build
     result = run_build(options)
     for dest in destinations:

@@ -170,11 +170,17 @@ def test_buildah_config_flags(busybox_ctx: Path, local_store: Path, tmp_path: Pa
     ctx = tmp_path / "flags"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text("FROM busybox-base\nENV DROP=1 KEEP=2\n"
-                                    "RUN echo \"$FROM_FLAG\" > /seen-env; cat /etc/hosts > /seen-hosts\n")
+                                    "RUN echo \"$FROM_FLAG\" > /seen-env; cat /etc/hosts > /seen-hosts; "
+                                    "grep CapEff /proc/self/status > /seen-caps; ulimit -n >> /seen-caps; "
+                                    "cat /hostdir/in > /seen-volume; echo out > /hostdir/out\n")
+    hostdir = tmp_path / "hostdir"
+    hostdir.mkdir()
+    (hostdir / "in").write_text("from the host\n")
     imagetool("build", "-q", "--rm", "--force-rm", "--annotation", "org.opencontainers.image.source=here",
               "--env", "FROM_FLAG=set", "--env", "FROM_HOST", "--env", "UNSET_ON_HOST", "--unsetenv", "DROP",
               "--add-host", "cache.test:127.0.0.5", "--add-host", "v6.test=::1", "--arch", "arm64",
-              "--variant", "v8", "-t", "flagged", "--output", f"oci:{tmp_path}/out:v1", str(ctx),
+              "--variant", "v8", "--cap-drop", "all", "--cap-add", "kill", "--ulimit", "nofile=300:400",
+              "-v", f"{hostdir}:/hostdir", "-t", "flagged", "--output", f"oci:{tmp_path}/out:v1", str(ctx),
               env={"FROM_HOST": "h"})
     assert "UNSET_ON_HOST" not in os.environ
     raw = json.loads(skopeo("inspect", "--raw", f"oci:{tmp_path}/out:v1").stdout)
@@ -190,6 +196,10 @@ def test_buildah_config_flags(busybox_ctx: Path, local_store: Path, tmp_path: Pa
     tool(["tar", "-xf", str(layout.blob_path(manifest.layers[-1].digest)), "-C", str(top)])
     assert (top / "seen-env").read_text() == "\n"
     assert (top / "seen-hosts").read_text().endswith("127.0.0.5\tcache.test\n::1\tv6.test\n")
+    assert (top / "seen-caps").read_text().split() == ["CapEff:", f"{1 << 5:016x}", "300"]
+    # the volume was there for RUN, took its writes, and is not part of the layer
+    assert (top / "seen-volume").read_text() == "from the host\n"
+    assert (hostdir / "out").read_text() == "out\n" and not (top / "hostdir").exists()
     bad = imagetool("build", "--platform", "linux/amd64", "--arch", "arm64", str(ctx), check=False)
     assert bad.returncode == 2 and "cannot be combined" in one_line_error(bad)
 

@@ -13,8 +13,8 @@ import hashlib
 import os
 import posixpath
 import stat
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagetool.build import dockerignore
@@ -201,3 +201,35 @@ class BuildContext:
                 h.update(f"{source.rel}\0{e.rel}\0{stat.S_IFMT(mode):o}\0{stat.S_IMODE(mode):o}\0"
                          f"{e.st.st_size if stat.S_ISREG(mode) else 0}\0{what}\n".encode("utf-8", "surrogateescape"))
         return Digest("sha256", h.hexdigest())
+
+
+IMAGE_SCHEMES = ("docker-image://", "container-image://")
+
+
+@dataclass
+class NamedContexts:
+    """--build-context NAME=DIR or NAME=docker-image://REF: what FROM NAME, COPY --from=NAME and
+    RUN --mount from=NAME then mean (a stage of that name still comes first)."""
+
+    dirs: dict[str, BuildContext] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, values: Mapping[str, str]) -> NamedContexts:
+        named = cls()
+        for name, value in values.items():
+            if not name or not value:
+                raise BuildError(f"--build-context {name}={value}: expected NAME=DIR or NAME=docker-image://REF")
+            scheme = next((s for s in IMAGE_SCHEMES if value.startswith(s)), None)
+            if scheme is not None:
+                named.images[name] = value[len(scheme):]
+            elif "://" in value:
+                raise BuildError(f"--build-context {name}={value}: only directories and docker-image:// "
+                                 "or container-image:// references are supported")
+            else:
+                named.dirs[name] = BuildContext(value)
+        return named
+
+    def kinds(self) -> dict[str, str | None]:
+        """name -> the image it stands for, or None for a directory (what the stage planner needs)."""
+        return {**{name: None for name in self.dirs}, **self.images}

@@ -24,7 +24,7 @@ from imagetool.build import dockerignore
 from imagetool.build.cache import BuildCache, CacheEntry, base_key
 from imagetool.build.commit import ImageParts, commit, default_timestamp, rfc3339, store_name
 from imagetool.build.config import DEFAULT_PATH, DEFAULT_SHELL, ConfigState
-from imagetool.build.context import BuildContext
+from imagetool.build.context import BuildContext, NamedContexts
 from imagetool.build.copier import Copier
 from imagetool.build.dockerfile import parse_file
 from imagetool.build.mounts import HostMount, resolve_mounts
@@ -95,6 +95,8 @@ class BuildOptions:
     #: a .dockerignore to use instead of the one beside the Dockerfile or in the context
     ignorefile: Path | None = None
     secrets: dict[str, Path] = field(default_factory=dict)   # --secret id -> file
+    #: --build-context NAME -> a directory, or docker-image://REF
+    contexts: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -142,7 +144,8 @@ class Executor:
             target = Platform.parse(self.o.platform) if self.o.platform else None
         except ValueError as err:
             raise BuildError(f"--platform: {err}") from None
-        p = plan(df, self.o.build_args, self.o.target, target_platform=target)
+        self.named = NamedContexts.parse(self.o.contexts)
+        p = plan(df, self.o.build_args, self.o.target, target_platform=target, named=self.named.kinds())
         if p.unused_args:
             self.say(f"[Warning] one or more build args were not consumed: {list(p.unused_args)}")
         ignore = dockerignore.Matcher.from_text(self.o.ignorefile.read_text()) if self.o.ignorefile else None
@@ -190,7 +193,7 @@ class Executor:
             state.layers, state.dirs, state.history = list(base.layers), list(base.dirs), list(base.history)
             key = base_key(f"{st.base}|{salt}", base.digest)
         results = {n: s.result for n, s in self.stages.items() if s.result is not None}
-        walker = StageWalker(p, st, context, key, base_config, results)
+        walker = StageWalker(p, st, context, key, base_config, results, named=self.named)
         self.say(f"{prefix}STEP 1/{walker.total}: {st.from_.original}")
         for step in walker:
             self.say(f"{prefix}{step.label}")
@@ -250,7 +253,7 @@ class Executor:
             stage_layers={n: self._dirs(s) for n, s in self.stages.items()},
             image_layers={m.from_image: self.resolver.resolve(m.from_image, None).dirs
                           for m in work.mounts if m.from_image},
-            secrets=self.o.secrets)
+            secrets=self.o.secrets, named=self.named.dirs)
         code = self.o.runner.run(work, lowers, upper, mounts, self.say)  # -q hides it, as buildah does
         if code != 0:
             raise BuildError(f"the command exited with status {code}")
@@ -261,7 +264,8 @@ class Executor:
             source = RootView(list(reversed(self._dirs(self.stages[work.from_stage]))))
         elif work.from_image is not None:
             source = RootView(list(reversed(self.resolver.resolve(work.from_image, None).dirs)))
-        Copier(upper, lowers).copy(work, context, source)
+        Copier(upper, lowers).copy(work, self.named.dirs[work.from_context] if work.from_context else context,
+                                   source)
 
     def _dirs(self, state: _StageState) -> list[Path]:
         """The stage's layer directories, unpacking cached layers the first time they are needed."""

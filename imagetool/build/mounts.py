@@ -54,7 +54,7 @@ def parse_secrets(values: list[str] | tuple[str, ...]) -> dict[str, Path]:
 
 def resolve_mounts(specs: tuple[MountSpec, ...], *, context: BuildContext, store_root: Path,
                    stage_layers: dict[int, list[Path]], image_layers: dict[str, list[Path]],
-                   secrets: dict[str, Path]) -> list[HostMount]:
+                   secrets: dict[str, Path], named: dict[str, BuildContext] | None = None) -> list[HostMount]:
     """Host-side sources for a RUN's mounts; `*_layers` give directories bottom first."""
     out: list[HostMount] = []
     for m in specs:
@@ -76,8 +76,9 @@ def resolve_mounts(specs: tuple[MountSpec, ...], *, context: BuildContext, store
             out.append(HostMount("bind", m.target, m.readonly, layers=tuple(reversed(layers)),
                                  subpath="/" + (m.source or "").strip("/")))
         else:
-            rel = context.resolve(m.source or ".")
-            out.append(_context_bind(m, context.root / rel if rel != "." else context.root))
+            source = (named or {})[m.from_context] if m.from_context else context
+            rel = source.resolve(m.source or ".")
+            out.append(_context_bind(m, source.root / rel if rel != "." else source.root))
     return out
 
 

@@ -162,10 +162,13 @@ def _global_scope(df: Dockerfile, build_args: Mapping[str, str], predefined: Map
 
 
 def _image_or_stage(value: str, stages: list[Stage], index: int, line: int, what: str,
-                    all_names: list[str | None]) -> int | str:
+                    all_names: list[str | None], named: Mapping[str, str | None]) -> int | str | None:
+    """The stage `value` names, else the image (a named context's image), else None for a named directory."""
     found = find_stage(stages, value, index)
     if found is not None:
         return found
+    if value in named:
+        return named[value]
     if value.isdigit():
         raise DockerfileError(f"invalid {what} {value!r}: refers to the current or a later build stage", line)
     if value.lower() in all_names[index:]:
@@ -179,10 +182,13 @@ def _image_or_stage(value: str, stages: list[Stage], index: int, line: int, what
 
 
 def plan(df: Dockerfile, build_args: Mapping[str, str] | None = None, target: str | None = None,
-         build_platform: Platform | None = None, target_platform: Platform | None = None) -> BuildPlan:
-    """Resolve stages, their dependencies and the ones a build of `target` (default: the last) needs."""
+         build_platform: Platform | None = None, target_platform: Platform | None = None,
+         named: Mapping[str, str | None] | None = None) -> BuildPlan:
+    """Resolve stages, their dependencies and the ones a build of `target` (default: the last) needs.
+
+    `named` are the --build-context names: the image each stands for, or None for a directory."""
     try:
-        return _plan(df, build_args, target, build_platform, target_platform)
+        return _plan(df, build_args, target, build_platform, target_platform, named or {})
     except DockerfileError as err:
         if err.file != df.path:
             raise DockerfileError(err.reason, err.line, df.path) from None
@@ -190,7 +196,8 @@ def plan(df: Dockerfile, build_args: Mapping[str, str] | None = None, target: st
 
 
 def _plan(df: Dockerfile, build_args: Mapping[str, str] | None, target: str | None,
-          build_platform: Platform | None, target_platform: Platform | None) -> BuildPlan:
+          build_platform: Platform | None, target_platform: Platform | None,
+          named: Mapping[str, str | None]) -> BuildPlan:
     build_args = dict(build_args or {})
     predefined = platform_args(build_platform, target_platform)
     gscope = _global_scope(df, build_args, predefined)
@@ -207,6 +214,11 @@ def _plan(df: Dockerfile, build_args: Mapping[str, str] | None, target: str | No
         if frm.name and frm.name in {s.name for s in stages}:
             raise DockerfileError(f"duplicate stage name {frm.name!r}", frm.line)
         base_stage = find_stage(stages, base, index) if not base.isdigit() else None
+        if base_stage is None and base in named:
+            image = named[base]
+            if image is None:
+                raise DockerfileError(f"FROM {base}: that build context is a directory, not an image", frm.line)
+            base = image
         if base_stage is None and base.lower() != SCRATCH:
             try:
                 parse_reference(base)
@@ -226,8 +238,11 @@ def _plan(df: Dockerfile, build_args: Mapping[str, str] | None, target: str | No
             if isinstance(i, ins.Run):
                 sources += [("RUN --mount from", m.get("from") or "") for m in i.mounts if m.get("from")]
             for what, raw in sources:
-                dep = _image_or_stage(scope.expand(raw, i.line), stages, index, i.line, what, all_names)
-                (deps if isinstance(dep, int) else images).append(dep)  # type: ignore[arg-type]
+                dep = _image_or_stage(scope.expand(raw, i.line), stages, index, i.line, what, all_names, named)
+                if isinstance(dep, int):
+                    deps.append(dep)
+                elif dep is not None:
+                    images.append(dep)
         used |= scope.used
         stages.append(Stage(index, frm.name, frm, tuple(body), base, platform, base_stage,
                             tuple(dict.fromkeys(deps)), tuple(dict.fromkeys(images))))

@@ -17,7 +17,7 @@ from typing import Any
 from imagetool.build import instructions as ins
 from imagetool.build.cache import step_key
 from imagetool.build.config import ConfigState, apply
-from imagetool.build.context import BuildContext
+from imagetool.build.context import BuildContext, NamedContexts
 from imagetool.build.dockerfile import parse_line
 from imagetool.build.expand import ExpansionError, expand_heredoc
 from imagetool.build.stages import BuildPlan, Scope, Stage, find_stage
@@ -43,6 +43,7 @@ class MountSpec:
     gid: int | None = None
     required: bool = False
     size: int | None = None
+    from_context: str | None = None       # a --build-context directory
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class CopyWork:
     urls: tuple[str, ...] = ()
     checksum: str | None = None
     link: bool = False
+    from_context: str | None = None       # a --build-context directory instead of the main context
 
     @property
     def dest_is_dir(self) -> bool:
@@ -109,10 +111,11 @@ class StageWalker:
 
     def __init__(self, plan: BuildPlan, stage: Stage, context: BuildContext | None, base_key: str,
                  base_config: dict[str, Any] | None, results: dict[int, StageResult] | None = None,
-                 escape: str = "\\") -> None:
+                 escape: str = "\\", named: NamedContexts | None = None) -> None:
         self.plan = plan
         self.stage = stage
         self.context = context
+        self.named = named or NamedContexts()
         self.results = results or {}
         if stage.base_stage is not None:
             parent = self.results[stage.base_stage].state
@@ -212,13 +215,7 @@ class StageWalker:
             target = f"/run/secrets/{opts['id']}"
         if target and not target.startswith("/"):
             target = posixpath.join(self.state.config.get("WorkingDir") or "/", target)
-        from_stage, from_image = None, None
-        if opts.get("from"):
-            found = find_stage(self.plan.stages, opts["from"], self.stage.index)
-            if found is None:
-                from_image = opts["from"]
-            else:
-                from_stage = found
+        from_stage, from_image, from_context = self._source(opts.get("from"))
 
         def number(key: str, base: int = 10) -> int | None:
             try:
@@ -231,7 +228,18 @@ class StageWalker:
         return MountSpec(m.type, target, opts.get("source", ""), from_stage, from_image, readonly,
                          opts.get("id") or (target if m.type == "cache" else ""), opts.get("sharing", "shared"),
                          number("mode", 8), number("uid"), number("gid"), opts.get("required") == "true",
-                         _size(opts.get("size"), line))
+                         _size(opts.get("size"), line), from_context)
+
+    def _source(self, ref: str | None) -> tuple[int | None, str | None, str | None]:
+        """(stage, image, named directory) that a --from names: a stage first, then --build-context names."""
+        if not ref:
+            return None, None, None
+        found = find_stage(self.plan.stages, ref, self.stage.index)
+        if found is not None:
+            return found, None, None
+        if ref in self.named.dirs:
+            return None, None, ref
+        return None, self.named.images.get(ref, ref), None
 
     def _copy(self, i: ins.Copy) -> CopyWork:
         x = self.scope.expand
@@ -257,19 +265,13 @@ class StageWalker:
                 except ExpansionError as err:
                     raise DockerfileError(str(err), i.line) from None
             files.append((doc.name, content))
-        from_stage, from_image = None, None
-        if i.from_:
-            ref = x(i.from_, i.line)
-            found = find_stage(self.plan.stages, ref, self.stage.index)
-            if found is None:
-                from_image = ref
-            else:
-                from_stage = found
+        from_stage, from_image, from_context = self._source(x(i.from_, i.line) if i.from_ else None)
         add = isinstance(i, ins.Add)
         urls = tuple(s for s in sources if add and s.startswith(("http://", "https://")))
         local = tuple(s for s in sources if s not in urls)
         return CopyWork(local, dest, from_stage, from_image, x(i.chown, i.line) if i.chown else None, chmod,
-                        tuple(files), add, urls, i.checksum if add else None, i.link)  # type: ignore[attr-defined]
+                        tuple(files), add, urls, i.checksum if add else None, i.link,  # type: ignore[attr-defined]
+                        from_context)
 
     def _bound_key(self, m: MountSpec) -> str | None:
         """What a RUN sees through a bind mount: its stage's key, the image, or the context files' hash."""
@@ -277,9 +279,10 @@ class StageWalker:
             return self.results[m.from_stage].key if m.from_stage in self.results else None
         if m.from_image is not None:
             return m.from_image
-        if self.context is None:
+        context = self.named.dirs[m.from_context] if m.from_context else self.context
+        if context is None:
             return None
-        return str(self.context.content_hash(self.context.sources([m.source or "."])))
+        return str(context.content_hash(context.sources([m.source or "."])))
 
     def _copy_source_key(self, work: CopyWork) -> dict[str, Any]:
         key: dict[str, Any] = {"urls": [_url_version(u) for u in work.urls]} if work.urls else {}
@@ -290,9 +293,10 @@ class StageWalker:
             return {"from_stage": self.results[work.from_stage].key if work.from_stage in self.results else None}
         if work.from_image is not None:
             return {"from_image": work.from_image}
-        if not work.sources or self.context is None:
+        context = self.named.dirs[work.from_context] if work.from_context else self.context
+        if not work.sources or context is None:
             return {}
-        return {"content": str(self.context.content_hash(self.context.sources(list(work.sources))))}
+        return {"content": str(context.content_hash(context.sources(list(work.sources))))}
 
 
 def at_line(path: str, i: ins.AnyInstruction) -> BuildError:

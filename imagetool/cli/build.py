@@ -118,6 +118,8 @@ def _platform(platform: str | None, os_: str | None, arch: str | None, variant: 
 @click.option("--cert-dir", metavar="DIR", help="Certificates for the registry.")
 @click.option("--output", "outputs", multiple=True, metavar="IMAGE",
               help="Also copy the result to IMAGE (oci:DIR[:TAG], docker-archive:FILE, ...); repeatable.")
+@click.option("--build-context", "build_contexts", multiple=True, metavar="NAME=DIR|docker-image://REF",
+              help="A context COPY --from=NAME, RUN --mount from=NAME and FROM NAME can use; repeatable.")
 @click.option("--secret", "secrets", multiple=True, metavar="id=ID,src=PATH",
               help="A file RUN --mount=type=secret,id=ID can read; repeatable.")
 @click.option("--push", "pushes", multiple=True, metavar="IMAGE", help="Push the result to IMAGE (docker://...).")
@@ -131,7 +133,8 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
           secrets: tuple[str, ...], platform: str | None, ignorefile: str | None, runtime: str,
           annotations: tuple[str, ...], env: tuple[str, ...], unsetenv: tuple[str, ...], os_: str | None,
           arch: str | None, variant: str | None, add_hosts: tuple[str, ...], cap_add: tuple[str, ...],
-          cap_drop: tuple[str, ...], ulimits: tuple[str, ...], volumes: tuple[str, ...], **registry: Any) -> None:
+          cap_drop: tuple[str, ...], ulimits: tuple[str, ...], volumes: tuple[str, ...],
+          build_contexts: tuple[str, ...], **registry: Any) -> None:
     """Build an image from a Dockerfile; it lands in the local store."""
     root = ctx.find_root().obj or {}
     path = Path(dockerfile) if dockerfile else next(
@@ -142,6 +145,7 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
         tags=list(tags), build_args=_from_environment(build_args, "--build-arg"), target=target,
         labels=_pairs(labels, "--label"), annotations=_pairs(annotations, "--annotation"),
         env=_from_environment(env, "--env"), unsetenv=list(unsetenv),
+        contexts=_pairs(build_contexts, "--build-context"),
         timestamp=timestamp, no_cache=no_cache or not layers, oci=fmt == "oci", network=network,
         compression=None if compress == "none" else compress, quiet=quiet,
         output=lambda line: click.echo(line), tmpdir=root.get("tmpdir"),

@@ -204,6 +204,43 @@ def test_buildah_config_flags(busybox_ctx: Path, local_store: Path, tmp_path: Pa
     assert bad.returncode == 2 and "cannot be combined" in one_line_error(bad)
 
 
+def test_named_build_contexts(busybox_ctx: Path, local_store: Path, tmp_path: Path) -> None:
+    imagetool("build", "-q", "-t", "busybox-base", str(busybox_ctx))
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "data.txt").write_text("one\n")
+    (extra / "hidden.txt").write_text("ignored\n")
+    (extra / ".dockerignore").write_text("hidden.txt\n")
+    ctx = tmp_path / "main"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM alias-base\nCOPY --from=extra data.txt /data.txt\n"
+        "RUN --mount=from=extra,target=/mnt cat /mnt/data.txt > /mounted.txt\nCOPY --from=extra . /extra/\n"
+        "COPY --from=img /etc/group /from-image-group\n")
+    flags = ["--build-context", f"extra={extra}", "--build-context", "alias-base=docker-image://busybox-base",
+             "--build-context", "img=container-image://busybox-base", "-t", "named", str(ctx)]
+
+    runs: list[Path] = []
+
+    def files() -> dict[str, str]:
+        root = umoci_unpack(local_store, "docker.io/library/named:latest", tmp_path / f"b{len(runs)}") / "rootfs"
+        runs.append(root)
+        found = {n: (root / n).read_text() for n in ("data.txt", "mounted.txt", "from-image-group")}
+        return {**found, "extra": " ".join(sorted(os.listdir(root / "extra")))}
+
+    imagetool("build", *flags)
+    first = files()
+    assert first["data.txt"] == first["mounted.txt"] == "one\n"
+    assert first["extra"] == ".dockerignore data.txt"   # the directory's own .dockerignore applies
+    assert first["from-image-group"] == (busybox_ctx / "rootfs" / "etc" / "group").read_text()
+    assert imagetool("build", *flags).stdout.count("Using cache") == 4
+    (extra / "data.txt").write_text("two\n")   # a changed named context is no cache hit
+    imagetool("build", *flags)
+    assert files()["mounted.txt"] == "two\n"
+    bad = imagetool("build", "--build-context", "x=https://example.invalid/ctx.tar", str(ctx), check=False)
+    assert bad.returncode != 0 and "only directories" in one_line_error(bad)
+
+
 def tar_unpack(store: LayoutStore, layers: list) -> list[Path]:  # type: ignore[type-arg]
     """Layer directories made by GNU tar (right for layers without whiteouts, as the busybox base has)."""
     dirs = []

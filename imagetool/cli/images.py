@@ -31,14 +31,19 @@ def _split(name: str) -> tuple[str, str]:
 @click.option("--no-trunc", is_flag=True, help="Show full IDs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--format", "format_", metavar="TEMPLATE", help="Go template for each image.")
+@click.option("-f", "--filter", "filters", multiple=True, metavar="KEY=VALUE",
+              help="dangling=true|false, reference=GLOB, label=K[=V], before=IMAGE, since=IMAGE, id=PREFIX.")
+@click.option("-a", "--all", "all_", is_flag=True, expose_value=False,
+              help="Accepted for buildah's sake: there are no intermediate images to show.")
 @click.pass_context
 def images(ctx: click.Context, quiet: bool, noheading: bool, digests: bool, no_trunc: bool, as_json: bool,
-           format_: str | None) -> None:
+           format_: str | None, filters: tuple[str, ...]) -> None:
     """List images in the local store."""
     from imagetool.gotemplate import GoTime, render
-    from imagetool.store.images import list_images
+    from imagetool.store.images import filter_images, list_images
 
-    records = sorted(list_images(open_local_store(ctx, create=True)), key=lambda r: r.created or "", reverse=True)
+    records = filter_images(list_images(open_local_store(ctx, create=True)), filters)
+    records.sort(key=lambda r: r.created or "", reverse=True)
     short = (lambda d: d.hex) if no_trunc else (lambda d: d.hex[:12])
     if as_json or format_:
         docs = [{"Id": r.id.hex, "Names": list(r.names), "Digest": str(r.digest), "MediaType": r.media_type,
@@ -115,16 +120,29 @@ def tag(ctx: click.Context, image: str, names: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.argument("images_", metavar="IMAGE...", nargs=-1, required=True)
+@click.argument("images_", metavar="[IMAGE...]", nargs=-1)
 @click.option("-f", "--force", is_flag=True, help="Remove every name of an image given by ID.")
+@click.option("-a", "--all", "all_", is_flag=True, help="Remove every image.")
+@click.option("-p", "--prune", is_flag=True, help="Remove every image without a name.")
 @click.pass_context
-def rmi(ctx: click.Context, images_: tuple[str, ...], force: bool) -> None:
+def rmi(ctx: click.Context, images_: tuple[str, ...], force: bool, all_: bool, prune: bool) -> None:
     """Remove IMAGE names (or, by ID, whole images) from the local store, then unused blobs."""
+    from imagetool.errors import UsageError
     from imagetool.store.gc import collect
-    from imagetool.store.images import remove_image, resolve
+    from imagetool.store import refs
+    from imagetool.store.images import list_images, remove_image, resolve
     from imagetool.transports.local import parse as parse_local
 
+    if bool(images_) + all_ + prune != 1:
+        raise UsageError("give IMAGE names, or --all, or --prune")
     store = open_local_store(ctx)
+    if all_ or prune:
+        for record in list_images(store):
+            if all_ or record.dangling:
+                refs.remove_digest(store, record.digest)
+                click.echo(record.id.hex)
+        collect(store)
+        return
     failed: ImagetoolError | None = None
     for text in images_:
         try:

@@ -6,13 +6,14 @@ as buildah and podman show it; any unique prefix of 4+ hex digits names it too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import fnmatch
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from imagetool import media
 from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest
-from imagetool.errors import InvalidReference, ManifestError, ManifestUnknown
+from imagetool.errors import InvalidReference, ManifestError, ManifestUnknown, UsageError
 from imagetool.manifest import ImageConfig, Index, Manifest, guess_media_type, parse
 from imagetool.reference import DockerReference
 from imagetool.store import refs
@@ -27,6 +28,11 @@ class ImageRecord:
     media_type: str
     created: str | None
     size: int
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dangling(self) -> bool:
+        return not self.names
 
 
 def _manifest(store: LayoutStore, desc: Descriptor) -> Manifest | Index | None:
@@ -80,17 +86,67 @@ def list_images(store: LayoutStore) -> list[ImageRecord]:
     records = []
     for digest, descs in by_digest.items():
         m = _manifest(store, descs[0])
-        created, size = None, descs[0].size
+        created, size, labels = None, descs[0].size, {}
         if isinstance(m, Manifest):
             size += m.config.size + sum(layer.size for layer in m.layers)
             if media.is_config(m.config.media_type) and store.has_blob(m.config.digest):
                 try:
-                    created = ImageConfig.parse(store.read_blob(m.config.digest)).created
+                    config = ImageConfig.parse(store.read_blob(m.config.digest))
+                    created = config.created
+                    labels = dict(config.config.get("Labels") or {})
                 except ManifestError:
                     pass
         names = tuple(sorted(d.ref_name for d in descs if d.ref_name))
-        records.append(ImageRecord(names, image_id(store, descs[0]), digest, descs[0].media_type, created, size))
+        records.append(ImageRecord(names, image_id(store, descs[0]), digest, descs[0].media_type, created, size,
+                                   labels))
     return records
+
+
+FILTERS = ("dangling", "reference", "label", "before", "since", "id")
+
+
+def filter_images(records: list[ImageRecord], filters: Iterable[str]) -> list[ImageRecord]:
+    """buildah's and podman's `images --filter KEY=VALUE`: every filter must hold (AND)."""
+    by_name = {name: r for r in records for name in r.names}
+    for text in filters:
+        key, sep, value = text.partition("=")
+        if key not in FILTERS or not sep:
+            raise UsageError(f"invalid filter {text!r} (expected KEY=VALUE, KEY one of {', '.join(FILTERS)})")
+        if key == "dangling":
+            if value not in ("true", "false"):
+                raise UsageError(f"invalid filter {text!r}: dangling is true or false")
+            records = [r for r in records if r.dangling == (value == "true")]
+        elif key == "reference":
+            records = [r for r in records if any(_reference_matches(value, n) for n in r.names)]
+        elif key == "label":
+            name, has_value, wanted = value.partition("=")
+            records = [r for r in records if name in r.labels and (not has_value or r.labels[name] == wanted)]
+        elif key == "id":
+            records = [r for r in records if r.id.hex.startswith(value.removeprefix("sha256:"))]
+        else:
+            pivot = by_name.get(_full_name(value)) or next(
+                (r for r in records if r.id.hex.startswith(value.removeprefix("sha256:"))), None)
+            if pivot is None or pivot.created is None:
+                raise UsageError(f"invalid filter {text!r}: no image {value!r} with a creation time")
+            records = [r for r in records if r.created is not None
+                       and (r.created < pivot.created if key == "before" else r.created > pivot.created)]
+    return records
+
+
+def _full_name(text: str) -> str:
+    from imagetool.reference import parse as parse_reference
+
+    try:
+        return str(parse_reference(text).with_default_tag())
+    except InvalidReference:
+        return text
+
+
+def _reference_matches(pattern: str, name: str) -> bool:
+    """A glob against the full name or its short form (docker.io/library/ dropped), with or without the tag."""
+    repo = name.rpartition(":")[0] if ":" in name.rpartition("/")[2] else name
+    short = [n.removeprefix("docker.io/").removeprefix("library/") for n in (name, repo)]
+    return any(fnmatch.fnmatchcase(candidate, pattern) for candidate in (name, repo, *short))
 
 
 def add_names(store: LayoutStore, desc: Descriptor, names: Iterable[DockerReference]) -> None:

@@ -69,3 +69,39 @@ def test_prune_keeps_signature_attachments(tmp_path: Path, local_store: Path) ->
                                                "signedIdentity": {"type": "matchRepository"}}]}))
     imagetool("--policy", str(policy), "copy", "-q", "localhost/signed:1", f"oci:{tmp_path}/out:v1")
     assert (tmp_path / "out" / "index.json").is_file()
+
+
+def test_images_filters_and_rmi_all_and_prune(tmp_path: Path, local_store: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM scratch\nARG K\nARG V\nLABEL $K=$V\n")
+    ids = {}
+    for name, label, stamp in (("localhost/a:1", "tier=web", 1000), ("localhost/b:1", "tier=db", 2000),
+                               ("cc:1", "other=x", 3000), (None, "dangling=yes", 500)):
+        tags = ["-t", name] if name else []
+        key, value = label.split("=")
+        ids[name] = imagetool("build", "-q", *tags, "--build-arg", f"K={key}", "--build-arg", f"V={value}",
+                              "--timestamp", str(stamp), str(ctx)).stdout.strip()
+
+    def listed(*filters: str) -> set[str | None]:
+        args = [a for f in filters for a in ("--filter", f)]
+        found = set(imagetool("images", "-q", "--no-trunc", *args).stdout.split())
+        return {name for name, image_id in ids.items() if image_id in found}
+
+    assert listed() == set(ids)
+    assert listed("dangling=true") == {None}
+    assert listed("dangling=false") == {"localhost/a:1", "localhost/b:1", "cc:1"}
+    assert listed("reference=localhost/*") == {"localhost/a:1", "localhost/b:1"}
+    assert listed("reference=cc") == listed("reference=docker.io/library/cc:*") == {"cc:1"}
+    assert listed("label=tier") == {"localhost/a:1", "localhost/b:1"}
+    assert listed("label=tier=db") == {"localhost/b:1"}
+    assert listed("label=tier", "since=localhost/a:1") == {"localhost/b:1"}
+    assert listed("before=localhost/b:1") == {"localhost/a:1", None}
+    assert listed(f"id={ids['cc:1'][:8]}") == {"cc:1"}
+    bad = imagetool("images", "--filter", "colour=red", check=False)
+    assert bad.returncode == 2 and "invalid filter" in one_line_error(bad)
+    assert imagetool("rmi", "--prune").stdout.split() == [ids[None]]
+    assert listed() == {"localhost/a:1", "localhost/b:1", "cc:1"}
+    assert imagetool("rmi", check=False).returncode == 2
+    imagetool("rmi", "--all")
+    assert listed() == set() and list((local_store / "blobs" / "sha256").iterdir()) == []

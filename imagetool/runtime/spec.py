@@ -160,7 +160,9 @@ def _rlimits(overrides: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def capabilities(add: Sequence[str] = (), drop: Sequence[str] = ()) -> list[str]:
     """Docker's default set with --cap-add/--cap-drop applied (names with or without CAP_, any case; ALL)."""
-    from imagetool.runtime.linux import CAPABILITIES
+    if not add and not drop:
+        return list(DEFAULT_CAPABILITIES)
+    from imagetool.runtime.linux import CAPABILITIES  # ctypes: only when asked
 
     def names(values: Sequence[str], flag: str) -> list[str]:
         out = []

@@ -78,6 +78,14 @@ def platform_matches(want: Platform, have: Platform | None) -> bool:
     return want.variant == have.variant
 
 
+def annotations_of(doc: Mapping[str, Any], what: str) -> dict[str, str]:
+    """A document's "annotations", which must be a map of strings."""
+    value = doc.get("annotations") or {}
+    if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+        raise ManifestError(f"{what}: annotations are not a map of strings")
+    return dict(value)
+
+
 @dataclass(frozen=True)
 class Descriptor:
     media_type: str
@@ -102,13 +110,16 @@ class Descriptor:
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ManifestError(f"descriptor {digest} has invalid size {size!r}")
         plat = d.get("platform")
+        urls = d.get("urls") or []
+        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+            raise ManifestError(f"descriptor {digest}: urls are not a list of strings")
         return cls(
             media_type=str(d.get("mediaType", "")),
             digest=digest,
             size=size,
-            annotations=dict(d.get("annotations") or {}),
+            annotations=annotations_of(d, f"descriptor {digest}"),
             platform=Platform.from_dict(plat) if isinstance(plat, Mapping) else None,
-            urls=tuple(d.get("urls") or ()),
+            urls=tuple(urls),
             artifact_type=str(d.get("artifactType", "") or ""),
         )
 

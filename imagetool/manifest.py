@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from imagetool import gojson, media
-from imagetool.descriptor import Descriptor, Platform
+from imagetool.descriptor import Descriptor, Platform, annotations_of
 from imagetool.digest import Digest
 from imagetool.errors import ManifestError, UnsupportedManifest
 
@@ -171,8 +171,7 @@ def parse(raw: bytes, media_type: str | None = None) -> Manifest | Index:
         if not isinstance(entries, list):
             raise ManifestError("index has no manifests list")
         subject = doc.get("subject")
-        return Index(mt, tuple(Descriptor.from_dict(m) for m in entries),
-                     dict(doc.get("annotations") or {}),
+        return Index(mt, tuple(Descriptor.from_dict(m) for m in entries), annotations_of(doc, "index"),
                      Descriptor.from_dict(subject) if subject else None, raw)
     if media.is_manifest(mt):
         layers = doc.get("layers")
@@ -180,8 +179,7 @@ def parse(raw: bytes, media_type: str | None = None) -> Manifest | Index:
             raise ManifestError("manifest lacks config or layers")
         subject = doc.get("subject")
         return Manifest(mt, Descriptor.from_dict(doc["config"]),
-                        tuple(Descriptor.from_dict(layer) for layer in layers),
-                        dict(doc.get("annotations") or {}),
+                        tuple(Descriptor.from_dict(layer) for layer in layers), annotations_of(doc, "manifest"),
                         Descriptor.from_dict(subject) if subject else None,
                         str(doc.get("artifactType", "") or ""), raw)
     raise UnsupportedManifest(f"unsupported manifest media type {mt!r}")

@@ -67,6 +67,19 @@ def test_malformed_manifests(raw: bytes) -> None:
         parse(raw)
 
 
+@pytest.mark.parametrize("path,value", [(("annotations",), [1]), (("annotations",), {"k": 1}),
+                                        (("layers", 0, "annotations"), "text"), (("layers", 0, "urls"), 7),
+                                        (("config", "urls"), ["ok", 3])])
+def test_mistyped_annotations_and_urls_are_manifest_errors(path: tuple, value: object) -> None:
+    doc = json.loads(_oci().raw)
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(ManifestError, match="annotations|urls"):
+        parse(json.dumps(doc).encode())
+
+
 def test_index_with_platforms() -> None:
     entries = [Descriptor(media.OCI_MANIFEST, D1, 10, platform=Platform("arm64", "linux", "v8")),
                Descriptor(media.OCI_MANIFEST, L1, 11, platform=Platform("amd64", "linux"))]

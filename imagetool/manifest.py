@@ -192,6 +192,23 @@ def parse_manifest(raw: bytes, media_type: str | None = None) -> Manifest:
     return m
 
 
+#: the container config fields imagetool reads, and what each must be when present (null is allowed, as in Go)
+_CONFIG_FIELDS = {"Env": "a list of strings", "Cmd": "a list of strings", "Entrypoint": "a list of strings",
+                  "Shell": "a list of strings", "OnBuild": "a list of strings", "User": "a string",
+                  "WorkingDir": "a string", "StopSignal": "a string", "Labels": "a map of strings",
+                  "ExposedPorts": "an object", "Volumes": "an object"}
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    if kind == "a string":
+        return isinstance(value, str)
+    if kind == "a list of strings":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if kind == "a map of strings":
+        return isinstance(value, Mapping) and all(isinstance(v, str) for v in value.values())
+    return isinstance(value, Mapping)
+
+
 @dataclass(frozen=True)
 class ImageConfig:
     """An image configuration blob (OCI and Docker share the shape)."""
@@ -213,7 +230,15 @@ class ImageConfig:
 
     @property
     def config(self) -> Mapping[str, Any]:
-        return self.doc.get("config") or {}
+        """The container config section, its known fields checked: a mistyped one is a ManifestError."""
+        config = self.doc.get("config") or {}
+        if not isinstance(config, Mapping):
+            raise ManifestError("image config: config is not an object")
+        for key, kind in _CONFIG_FIELDS.items():
+            value = config.get(key)
+            if value is not None and not _is_kind(value, kind):
+                raise ManifestError(f"image config: {key} is not {kind}")
+        return config
 
     @property
     def platform(self) -> Platform:
@@ -229,8 +254,16 @@ class ImageConfig:
             raise ManifestError(f"image config diff_ids: {err}") from None
 
     @property
+    def history(self) -> list[dict[str, Any]]:
+        history = self.doc.get("history") or []
+        if not isinstance(history, list) or not all(isinstance(h, Mapping) for h in history):
+            raise ManifestError("image config: history is not a list of objects")
+        return [dict(h) for h in history]
+
+    @property
     def created(self) -> str | None:
-        return self.doc.get("created")
+        created = self.doc.get("created")
+        return created if isinstance(created, str) else None
 
     @property
     def env(self) -> list[str]:

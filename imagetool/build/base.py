@@ -102,7 +102,8 @@ class StoreResolver:
                 raise BuildError(f"base image {image!r}: pulled, yet not in the local store")
         manifest, digest = found
         config = ImageConfig.parse(self.store.read_blob(manifest.config.digest))
-        diff_ids = config.diff_ids
+        # reading .config checks Env, Cmd, ...: a mistyped field is refused here, in one line
+        diff_ids, history, _ = config.diff_ids, config.history, config.config
         if len(diff_ids) != len(manifest.layers):
             raise ManifestError(f"base image {image!r}: {len(manifest.layers)} layers but "
                                 f"{len(diff_ids)} diff_ids")
@@ -111,7 +112,7 @@ class StoreResolver:
             raise BuildError(f"FROM {image}: building on an image needs the layer snapshots of the runtime, "
                              f"which this build has no access to")
         dirs = self.unpack(self.store, layers)
-        return BaseImage(dict(config.doc), digest, layers, dirs, list(config.doc.get("history") or []))
+        return BaseImage(dict(config.doc), digest, layers, dirs, history)
 
     def _open(self, ref, ctx: SystemContext) -> tuple[Manifest, Digest] | None:  # type: ignore[no-untyped-def]
         try:

@@ -11,7 +11,8 @@ from imagetool.build.executor import BuildOptions
 from imagetool.build.mounts import parse_secrets
 from imagetool.build.runstep import ContainerStepRunner
 from imagetool.build.executor import build as run_build
-from imagetool.cli.options import policy_from_flags, system_context, tls_verify_option
+from imagetool.cli.options import (policy_from_flags, signers_from_flags, signing_options, system_context,
+                                   tls_verify_option)
 from imagetool.runtime.spec import capabilities, parse_add_host, parse_ulimit, parse_volume
 from imagetool.copy import CopyOptions, copy_image
 from imagetool.transports import parse_image_name
@@ -123,6 +124,7 @@ def _platform(platform: str | None, os_: str | None, arch: str | None, variant: 
 @click.option("--secret", "secrets", multiple=True, metavar="id=ID,src=PATH",
               help="A file RUN --mount=type=secret,id=ID can read; repeatable.")
 @click.option("--push", "pushes", multiple=True, metavar="IMAGE", help="Push the result to IMAGE (docker://...).")
+@signing_options(identity=False)
 @click.option("--runtime", type=click.Choice(["embedded", "runc"]), default="embedded", show_default=True,
               help="What runs RUN steps: the embedded runtime or the runc binary.")
 @click.pass_context
@@ -134,7 +136,8 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
           annotations: tuple[str, ...], env: tuple[str, ...], unsetenv: tuple[str, ...], os_: str | None,
           arch: str | None, variant: str | None, add_hosts: tuple[str, ...], cap_add: tuple[str, ...],
           cap_drop: tuple[str, ...], ulimits: tuple[str, ...], volumes: tuple[str, ...],
-          build_contexts: tuple[str, ...], **registry: Any) -> None:
+          build_contexts: tuple[str, ...], sign_by: str | None, sign_by_sigstore_private_key: str | None,
+          sign_passphrase_file: str | None, **registry: Any) -> None:
     """Build an image from a Dockerfile; it lands in the local store."""
     root = ctx.find_root().obj or {}
     path = Path(dockerfile) if dockerfile else next(
@@ -157,10 +160,15 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
             capabilities=capabilities(cap_add, cap_drop) if cap_add or cap_drop else None,
             rlimits=[parse_ulimit(u) for u in ulimits], volumes=[parse_volume(v) for v in volumes]))
     destinations = [parse_image_name(d) for d in (*outputs, *pushes)]  # bad names fail before the build
+    if (sign_by or sign_by_sigstore_private_key) and not destinations:
+        raise UsageError("--sign-by signs what --push or --output writes: give one of them")
+    signers = signers_from_flags({"sign_by": sign_by, "sign_by_sigstore_private_key": sign_by_sigstore_private_key,
+                                  "sign_passphrase_file": sign_passphrase_file})  # a bad key fails before the build
     result = run_build(options)
     for dest in destinations:
         sys_ctx = options.ctx or system_context(ctx)
-        copy_image(parse_image_name(result.image_id.hex), dest, CopyOptions(src_ctx=sys_ctx, dest_ctx=sys_ctx))
+        copy_image(parse_image_name(result.image_id.hex), dest,
+                   CopyOptions(src_ctx=sys_ctx, dest_ctx=sys_ctx, signers=signers))
         if not quiet:
             click.echo(f"Copied to {dest}")
     if quiet:

@@ -53,3 +53,20 @@ def test_build_from_evaluates_policy(plain_registry: Registry, registry_env: Non
     assert "build-policy/signed" in names and "localhost/from-signed" in names
     config = json.loads(imagetool("inspect", "--config", "localhost/from-signed:1").stdout)
     assert config["config"]["Labels"]["checked"] == "yes"
+
+
+def test_build_push_signs(plain_registry: Registry, registry_env: None, tmp_path: Path) -> None:
+    private, public, pass_file = make_keys(tmp_path)
+    conf = registries_d(tmp_path, {"use-sigstore-attachments": True})
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\nLABEL signed=yes\n")
+    dest = f"docker://{plain_registry.host}/built/signed:v1"
+    sign = ["--sign-by-sigstore-private-key", str(private), "--sign-passphrase-file", str(pass_file)]
+    alone = imagetool("--registries.d", conf, "build", *sign, str(context), check=False)
+    assert alone.returncode == 2 and "--push or --output" in one_line_error(alone)
+    imagetool("--insecure-policy", "--registries.d", conf, "build", "-q", "--tls-verify=false", *sign, "--push", dest,
+              str(context))
+    policy = write_policy(tmp_path / "policy.json", [{"type": "sigstoreSigned", "keyPath": str(public)}])
+    ok = imagetool("--policy", policy, "--registries.d", conf, "verify", "--tls-verify=false", dest)
+    assert "sigstoreSigned" in ok.stdout

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,25 +17,13 @@ from imagetool.errors import ContainerError, ImagetoolError
 EXIT_RUN_FAILED = 125
 
 
-def _local_name(ref: Any) -> str:
-    """The local-store name an image from another transport is kept under (oci:/p/app:v1 -> localhost/app:v1)."""
-    docker = ref.docker_reference()
-    if docker is not None:
-        return str(docker)
-    last = str(ref).split(":", 1)[-1].rstrip("/").rsplit("/", 1)[-1]
-    name, _, tag = last.partition(":")
-    name = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip(".-_") or "image"
-    tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", tag)[:128].lstrip(".-") or "latest"
-    return f"localhost/{name}:{tag}"
-
-
 def _resolve(ctx: click.Context, image: str, flags: dict[str, Any]) -> tuple[Any, Any]:
     """(store, descriptor) of IMAGE in the local store, copying it in first when it lives elsewhere."""
     from imagetool.errors import NotFound
     from imagetool.store import default_store_path, images
     from imagetool.store.layout import LayoutStore
     from imagetool.transports import parse_image_name
-    from imagetool.transports.local import LocalReference, parse as parse_local
+    from imagetool.transports.local import LocalReference, name_for
 
     root = ctx.find_root().obj or {}
     store = LayoutStore.create(default_store_path(root.get("store")))
@@ -53,7 +40,7 @@ def _resolve(ctx: click.Context, image: str, flags: dict[str, Any]) -> tuple[Any
             except ImagetoolError as err:
                 raise NotFound(f"{ref.named} is not in the local store, and pulling {source} failed") from err
             return store, images.resolve(store, ref.named, ref.id_prefix)
-    local = parse_local(_local_name(ref))
+    local = name_for(ref)
     _pull(ctx, ref, local, flags)
     return store, images.resolve(store, local.named, local.id_prefix)
 

@@ -39,8 +39,9 @@ def transport(name: str) -> Any:
         raise InvalidReference(f"unknown transport {name!r}") from None
 
 
-def parse_image_name(text: str) -> ImageReference:
-    """`oci:/p:tag`, `docker://x/y:z`, `dir:/p`, ... or a bare local-store name."""
+def parse_image_name(text: str, default: str = "local") -> ImageReference:
+    """`oci:/p:tag`, `docker://x/y:z`, `dir:/p`, ... or a bare name: the local store's, or with
+    default="docker" a registry's (as buildah push and pull read their arguments)."""
     if not text:
         raise InvalidReference("empty image name")
     name, sep, rest = text.partition(":")
@@ -49,4 +50,6 @@ def parse_image_name(text: str) -> ImageReference:
     if sep and "/" not in name and "." not in name and not name.isdigit() and rest.startswith("/"):
         raise InvalidReference(f"invalid image name {text!r}: unknown transport {name!r} "
                                f"(known: {', '.join(sorted(TRANSPORTS))})")
+    if default == "docker":
+        return transport("docker").parse("//" + text)  # type: ignore[no-any-return]
     return transport("local").parse(text)  # type: ignore[no-any-return]

@@ -18,6 +18,7 @@ from imagetool.store.layout import LayoutStore
 from imagetool.transports.base import (
     DestinationTraits,
     ImageDestination,
+    ImageReference,
     ImageSource,
     ReferenceBase,
     SystemContext,
@@ -74,6 +75,19 @@ class LocalReference(ReferenceBase):
         tagged = self.named is not None and self.named.tag and not self.named.digest
         images.remove_image(store, desc, str(self.named) if tagged else None)
         collect(store)
+
+
+def name_for(ref: ImageReference) -> LocalReference:
+    """The local-store name an image from another transport is kept under: its docker reference, else
+    localhost/<last path part>:<tag> (oci:/p/app:v1 -> localhost/app:v1), as buildah names pulled images."""
+    docker = ref.docker_reference()
+    if docker is not None:
+        return parse(str(docker))
+    last = str(ref).split(":", 1)[-1].rstrip("/").rsplit("/", 1)[-1]
+    name, _, tag = last.partition(":")
+    name = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip(".-_") or "image"
+    tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", tag)[:128].lstrip(".-") or "latest"
+    return parse(f"localhost/{name}:{tag}")
 
 
 def parse(text: str) -> LocalReference:

@@ -22,12 +22,15 @@ class Platform:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Platform:
+        features = d.get("os.features") or []
+        if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+            raise ManifestError("platform: os.features is not a list of strings")
         return cls(
             architecture=str(d.get("architecture", "")),
             os=str(d.get("os", "")),
             variant=str(d.get("variant", "") or ""),
             os_version=str(d.get("os.version", "") or ""),
-            os_features=tuple(d.get("os.features") or ()),
+            os_features=tuple(features),
         )
 
     def to_dict(self) -> dict[str, Any]:

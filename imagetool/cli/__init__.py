@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("imagetool.cli.sign:verify", "Check an image against the trust policy."),
     "standalone-sign": ("imagetool.cli.sign:standalone_sign", "Sign a manifest file with GPG."),
     "standalone-verify": ("imagetool.cli.sign:standalone_verify", "Verify a signature of a manifest file."),
+    "manifest": ("imagetool.cli.manifest:manifest", "Create, change and push manifest lists."),
     "pull": ("imagetool.cli.pull:pull", "Copy an image from a registry into the local store."),
     "push": ("imagetool.cli.push:push", "Copy an image from the local store to a registry."),
     "run": ("imagetool.cli.run:run", "Run a command in a new container."),

@@ -124,6 +124,8 @@ def _platform(platform: str | None, os_: str | None, arch: str | None, variant: 
 @click.option("--secret", "secrets", multiple=True, metavar="id=ID,src=PATH",
               help="A file RUN --mount=type=secret,id=ID can read; repeatable.")
 @click.option("--push", "pushes", multiple=True, metavar="IMAGE", help="Push the result to IMAGE (docker://...).")
+@click.option("--manifest", "manifest_list", metavar="LIST",
+              help="Add the image to the manifest list LIST in the local store (made if missing).")
 @signing_options(identity=False)
 @click.option("--runtime", type=click.Choice(["embedded", "runc"]), default="embedded", show_default=True,
               help="What runs RUN steps: the embedded runtime or the runc binary.")
@@ -137,7 +139,7 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
           arch: str | None, variant: str | None, add_hosts: tuple[str, ...], cap_add: tuple[str, ...],
           cap_drop: tuple[str, ...], ulimits: tuple[str, ...], volumes: tuple[str, ...],
           build_contexts: tuple[str, ...], sign_by: str | None, sign_by_sigstore_private_key: str | None,
-          sign_passphrase_file: str | None, **registry: Any) -> None:
+          sign_passphrase_file: str | None, manifest_list: str | None, **registry: Any) -> None:
     """Build an image from a Dockerfile; it lands in the local store."""
     root = ctx.find_root().obj or {}
     path = Path(dockerfile) if dockerfile else next(
@@ -165,6 +167,11 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
     signers = signers_from_flags({"sign_by": sign_by, "sign_by_sigstore_private_key": sign_by_sigstore_private_key,
                                   "sign_passphrase_file": sign_passphrase_file})  # a bad key fails before the build
     result = run_build(options)
+    if manifest_list:
+        from imagetool import manifest_lists
+        from imagetool.transports.local import parse as parse_local
+
+        manifest_lists.add(options.store, manifest_list, parse_local(result.image_id.hex), create_missing=True)
     for dest in destinations:
         sys_ctx = options.ctx or system_context(ctx)
         copy_image(parse_image_name(result.image_id.hex), dest,

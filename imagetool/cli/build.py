@@ -138,8 +138,7 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
           annotations: tuple[str, ...], env: tuple[str, ...], unsetenv: tuple[str, ...], os_: str | None,
           arch: str | None, variant: str | None, add_hosts: tuple[str, ...], cap_add: tuple[str, ...],
           cap_drop: tuple[str, ...], ulimits: tuple[str, ...], volumes: tuple[str, ...],
-          build_contexts: tuple[str, ...], sign_by: str | None, sign_by_sigstore_private_key: str | None,
-          sign_passphrase_file: str | None, manifest_list: str | None, **registry: Any) -> None:
+          build_contexts: tuple[str, ...], manifest_list: str | None, **flags: Any) -> None:
     """Build an image from a Dockerfile; it lands in the local store."""
     root = ctx.find_root().obj or {}
     path = Path(dockerfile) if dockerfile else next(
@@ -154,7 +153,7 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
         timestamp=timestamp, no_cache=no_cache or not layers, oci=fmt == "oci", network=network,
         compression=None if compress == "none" else compress, quiet=quiet,
         output=lambda line: click.echo(line), tmpdir=root.get("tmpdir"),
-        ctx=system_context(ctx, **registry), squash=squash, secrets=parse_secrets(secrets),
+        ctx=system_context(ctx, **flags), squash=squash, secrets=parse_secrets(secrets),
         pull={"true": "missing", "false": "never"}.get(pull, pull), platform=_platform(platform, os_, arch, variant),
         ignorefile=Path(ignorefile) if ignorefile else None, policy=_PolicyOnPull(ctx),
         runner=ContainerStepRunner(
@@ -162,10 +161,9 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
             capabilities=capabilities(cap_add, cap_drop) if cap_add or cap_drop else None,
             rlimits=[parse_ulimit(u) for u in ulimits], volumes=[parse_volume(v) for v in volumes]))
     destinations = [parse_image_name(d) for d in (*outputs, *pushes)]  # bad names fail before the build
-    if (sign_by or sign_by_sigstore_private_key) and not destinations:
+    signers = signers_from_flags(flags)  # a bad key or passphrase fails before the build
+    if signers and not destinations:
         raise UsageError("--sign-by signs what --push or --output writes: give one of them")
-    signers = signers_from_flags({"sign_by": sign_by, "sign_by_sigstore_private_key": sign_by_sigstore_private_key,
-                                  "sign_passphrase_file": sign_passphrase_file})  # a bad key fails before the build
     result = run_build(options)
     if manifest_list:
         from imagetool import manifest_lists

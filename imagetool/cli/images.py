@@ -129,18 +129,15 @@ def rmi(ctx: click.Context, images_: tuple[str, ...], force: bool, all_: bool, p
     """Remove IMAGE names (or, by ID, whole images) from the local store, then unused blobs."""
     from imagetool.errors import UsageError
     from imagetool.store.gc import collect
-    from imagetool.store import refs
-    from imagetool.store.images import list_images, remove_image, resolve
+    from imagetool.store.images import remove_all, remove_image, resolve
     from imagetool.transports.local import parse as parse_local
 
     if bool(images_) + all_ + prune != 1:
         raise UsageError("give IMAGE names, or --all, or --prune")
     store = open_local_store(ctx)
     if all_ or prune:
-        for record in list_images(store):
-            if all_ or record.dangling:
-                refs.remove_digest(store, record.digest)
-                click.echo(record.id.hex)
+        for record in remove_all(store, dangling_only=prune):
+            click.echo(record.id.hex)
         collect(store)
         return
     failed: ImagetoolError | None = None

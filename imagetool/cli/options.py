@@ -45,7 +45,7 @@ def registry_options(side: str = "", retries: bool = True) -> Callable[[F], F]:
 
 
 def signing_options(identity: bool = True) -> Callable[[F], F]:
-    """copy's and sync's signing flags (sync, as skopeo's, has no --sign-identity)."""
+    """The signing flags of the commands that write images (--sign-identity where skopeo copy has it)."""
     options = [
         click.option("--sign-by", metavar="FINGERPRINT", help="Sign with this GPG key."),
         click.option("--sign-by-sigstore-private-key", metavar="PATH", help="Sign with this sigstore private key."),

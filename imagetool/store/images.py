@@ -102,6 +102,14 @@ def list_images(store: LayoutStore) -> list[ImageRecord]:
     return records
 
 
+def remove_all(store: LayoutStore, dangling_only: bool = False) -> list[ImageRecord]:
+    """Take every image (or every image without a name) out of the index; their blobs are left to gc."""
+    removed = [r for r in list_images(store) if r.dangling or not dangling_only]
+    for record in removed:
+        refs.remove_digest(store, record.digest)
+    return removed
+
+
 FILTERS = ("dangling", "reference", "label", "before", "since", "id")
 
 

@@ -13,7 +13,7 @@ from imagetool.build.runstep import ContainerStepRunner
 from imagetool.build.executor import build as run_build
 from imagetool.cli.options import (policy_from_flags, signers_from_flags, signing_options, system_context,
                                    tls_verify_option)
-from imagetool.runtime.spec import capabilities, parse_add_host, parse_ulimit, parse_volume
+from imagetool.runtime.flags import capabilities, parse_add_host, parse_ulimit, parse_volume
 from imagetool.copy import CopyOptions, copy_image
 from imagetool.transports import parse_image_name
 from imagetool.errors import UsageError

@@ -90,8 +90,9 @@ def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bo
         **registry_flags: Any) -> None:
     """Run COMMAND (default: the image's) in a new container from IMAGE."""
     from imagetool.runtime.launch import LaunchOptions, run_image
-    from imagetool.runtime.spec import (RunOptions, capabilities, parse_add_host, parse_env_file, parse_ulimit,
-                                        parse_volume, tmpfs_mount)
+    from imagetool.runtime.flags import (capabilities, parse_add_host, parse_env_file, parse_ulimit, parse_volume,
+                                         tmpfs_mount)
+    from imagetool.runtime.spec import RunOptions
 
     with _run_failures_exit_125():
         if tty and interactive and not sys.stdin.isatty():

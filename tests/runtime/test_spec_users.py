@@ -9,8 +9,9 @@ import pytest
 
 from imagetool.errors import ContainerError
 from imagetool.runtime.paths import read_in_root, secure_join
+from imagetool.runtime.flags import parse_volume
 from imagetool.runtime.spec import (DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS, RunOptions, build_spec,
-                                    merge_env, parse_volume)
+                                    merge_env)
 from imagetool.runtime.users import UserError, resolve
 
 CONFIG = {"Entrypoint": ["/bin/ep"], "Cmd": ["default"], "Env": ["PATH=/bin", "A=1"], "WorkingDir": "/srv",

@@ -1,0 +1,104 @@
+"""Docker's and buildah's run flags (--cap-add, --ulimit, --tmpfs, --env-file, --add-host, -v) as spec pieces.
+
+Each parser refuses a malformed value with one ContainerError line naming the flag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from imagetool.errors import ContainerError
+from imagetool.runtime.spec import DEFAULT_CAPABILITIES, bind_mount
+
+
+def capabilities(add: Sequence[str] = (), drop: Sequence[str] = ()) -> list[str]:
+    """Docker's default set with --cap-add/--cap-drop applied (names with or without CAP_, any case; ALL)."""
+    if not add and not drop:
+        return list(DEFAULT_CAPABILITIES)
+    from imagetool.runtime.linux import CAPABILITIES  # ctypes: only when asked
+
+    def names(values: Sequence[str], flag: str) -> list[str]:
+        out = []
+        for value in values:
+            name = value.upper()
+            name = name if name.startswith("CAP_") or name == "ALL" else f"CAP_{name}"
+            if name != "ALL" and name not in CAPABILITIES:
+                raise ContainerError(f"{flag} {value!r}: unknown capability")
+            out.extend(CAPABILITIES if name == "ALL" else [name])
+        return out
+
+    dropped = set(names(drop, "--cap-drop"))
+    caps = [c for c in DEFAULT_CAPABILITIES if c not in dropped]
+    return caps + [c for c in names(add, "--cap-add") if c not in caps]
+
+
+#: `--ulimit` names (Docker's) -> rlimit types
+ULIMITS = {name: f"RLIMIT_{name.upper()}" for name in (
+    "core", "cpu", "data", "fsize", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio",
+    "rttime", "sigpending", "stack")}
+RLIM_INFINITY = (1 << 64) - 1
+
+
+def parse_ulimit(value: str) -> dict[str, Any]:
+    """--ulimit NAME=SOFT[:HARD] (-1 or unlimited: no limit) -> a spec rlimit."""
+    name, _, limits = value.partition("=")
+    soft_text, _, hard_text = limits.partition(":")
+
+    def number(text: str) -> int:
+        if text in ("-1", "unlimited"):
+            return RLIM_INFINITY
+        if not text.isdigit():
+            raise ContainerError(f"--ulimit {value!r}: expected NAME=SOFT[:HARD] with numbers")
+        return int(text)
+
+    if name not in ULIMITS:
+        raise ContainerError(f"--ulimit {value!r}: unknown limit {name!r} (one of {', '.join(ULIMITS)})")
+    soft = number(soft_text)
+    hard = number(hard_text) if hard_text else soft
+    if soft > hard:
+        raise ContainerError(f"--ulimit {value!r}: the soft limit is above the hard one")
+    return {"type": ULIMITS[name], "soft": soft, "hard": hard}
+
+
+def tmpfs_mount(value: str) -> dict[str, Any]:
+    """--tmpfs PATH[:OPTIONS] -> a tmpfs mount (noexec, nosuid and nodev unless OPTIONS say otherwise)."""
+    destination, _, options = value.partition(":")
+    if not destination.startswith("/"):
+        raise ContainerError(f"--tmpfs {value!r}: the path must be absolute")
+    return {"destination": destination, "type": "tmpfs", "source": "tmpfs",
+            "options": ["rw", "noexec", "nosuid", "nodev", *filter(None, options.split(","))]}
+
+
+def parse_env_file(text: str) -> list[str]:
+    """An --env-file: KEY=VALUE lines (or a bare KEY), blank lines and # comments skipped, as docker reads it."""
+    return [line for line in (raw.lstrip() for raw in text.splitlines()) if line and not line.startswith("#")]
+
+
+def parse_add_host(value: str) -> tuple[str, str]:
+    """--add-host NAME:ADDRESS (or NAME=ADDRESS; an IPv6 address keeps its colons) -> (name, address)."""
+    import ipaddress
+
+    name, sep, address = value.partition("=") if "=" in value else value.partition(":")
+    try:
+        if not name or not sep or any(c.isspace() for c in name):
+            raise ValueError
+        return name, str(ipaddress.ip_address(address.strip("[]")))
+    except ValueError:
+        raise ContainerError(f"--add-host {value!r}: expected NAME:ADDRESS with an IP address") from None
+
+
+def parse_volume(value: str) -> dict[str, Any]:
+    """-v SRC:DST[:ro|rw] -> a bind mount entry (SRC must exist on the host)."""
+    import os
+
+    parts = value.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise ContainerError(f"volume {value!r}: expected SRC:DST[:ro]")
+    mode = parts[2] if len(parts) == 3 else "rw"
+    if mode not in ("ro", "rw"):
+        raise ContainerError(f"volume {value!r}: mode must be ro or rw")
+    source = os.path.abspath(parts[0])
+    if not os.path.exists(source):
+        raise ContainerError(f"volume {value!r}: {source} does not exist")
+    return bind_mount(source, parts[1], mode == "ro")

@@ -49,38 +49,30 @@ class InstanceOptions:
         return entry.with_(platform=plat if plat.os or plat.architecture else None, annotations=annotations)
 
 
-def _named(name: str) -> LocalReference:
-    ref = parse_local(name)
-    if ref.named is None:
-        raise UsageError(f"{name!r} is an image ID: a manifest list needs a name")
-    return ref
-
-
 def list_name(name: str) -> str:
-    """The store name of the list `name` (busybox-list -> docker.io/library/busybox-list:latest)."""
-    return str(_named(name).named)
+    """The store name of the list `name` (app-list -> docker.io/library/app-list:latest)."""
+    ref = parse_local(name)
+    if ref.named is None or ref.named.digest is not None:
+        raise UsageError(f"{name!r}: a manifest list is named NAME[:TAG]")
+    return str(ref.named)
 
 
 def load(store: LayoutStore, name: str) -> tuple[Descriptor, Index]:
     """The list `name` names (an error if the name holds a single image)."""
-    ref = _named(name)
-    desc = images.resolve(store, ref.named)
+    full = list_name(name)
+    desc = refs.resolve(store, full)
     doc = parse(store.read_blob(desc.digest), desc.media_type or None)
     if not isinstance(doc, Index):
-        raise ManifestError(f"{ref.named} is an image, not a manifest list")
+        raise ManifestError(f"{full} is an image, not a manifest list")
     return desc, doc
 
 
 def create(store: LayoutStore, name: str, docker: bool = False) -> Descriptor:
     """An empty list named `name` (refused when the name is taken)."""
-    ref = _named(name)
-    try:
-        images.resolve(store, ref.named)
-    except NotFound:
-        pass
-    else:
-        raise UsageError(f"{ref.named} already exists in the local store")
-    return _save(store, str(ref.named), media.DOCKER_MANIFEST_LIST if docker else media.OCI_INDEX, [], {})
+    full = list_name(name)
+    if any(d.ref_name == full for d in store.index().manifests):
+        raise UsageError(f"{full} already exists in the local store")
+    return _save(store, full, media.DOCKER_MANIFEST_LIST if docker else media.OCI_INDEX, [], {})
 
 
 def _save(store: LayoutStore, name: str, media_type: str, entries: list[Descriptor],
@@ -89,11 +81,6 @@ def _save(store: LayoutStore, name: str, media_type: str, entries: list[Descript
     desc = Descriptor(media_type, store.put_bytes(index.raw), len(index.raw))
     refs.set_name(store, name, desc)
     return refs.named(desc, name)
-
-
-def _change(store: LayoutStore, name: str, edit: Callable[[list[Descriptor]], list[Descriptor]]) -> Descriptor:
-    _, index = load(store, name)
-    return _save(store, list_name(name), index.media_type, edit(list(index.manifests)), index.annotations)
 
 
 def add(store: LayoutStore, name: str, source: ImageReference, options: InstanceOptions | None = None,
@@ -107,10 +94,11 @@ def add(store: LayoutStore, name: str, source: ImageReference, options: Instance
         if not create_missing:
             raise
         create(store, name)
-    entries = _instances(store, source, copy or CopyOptions(), all_instances)
-    wanted = [options.apply(e) for e in entries]
+    wanted = [options.apply(e) for e in _instances(store, source, copy or CopyOptions(), all_instances)]
     digests = {e.digest for e in wanted}
-    _change(store, name, lambda old: [e for e in old if e.digest not in digests] + wanted)
+    _, index = load(store, name)
+    _save(store, list_name(name), index.media_type, [e for e in index.manifests if e.digest not in digests] + wanted,
+          index.annotations)
     return [e.digest for e in wanted]
 
 
@@ -154,17 +142,21 @@ def _platform_of(store: LayoutStore, manifest: Manifest) -> Platform | None:
 
 
 def remove(store: LayoutStore, name: str, digest: Digest) -> None:
-    _, index = load(store, name)
-    if not any(e.digest == digest for e in index.manifests):
-        raise NotFound(f"{digest} is not in the list {name}")
-    _change(store, name, lambda old: [e for e in old if e.digest != digest])
+    _edit_entry(store, name, digest, lambda _entry: None)
 
 
 def annotate(store: LayoutStore, name: str, digest: Digest, options: InstanceOptions) -> None:
+    _edit_entry(store, name, digest, options.apply)
+
+
+def _edit_entry(store: LayoutStore, name: str, digest: Digest,
+                edit: Callable[[Descriptor], Descriptor | None]) -> None:
+    """Replace the entry for `digest` with edit(entry), or drop it when that is None."""
     _, index = load(store, name)
     if not any(e.digest == digest for e in index.manifests):
         raise NotFound(f"{digest} is not in the list {name}")
-    _change(store, name, lambda old: [options.apply(e) if e.digest == digest else e for e in old])
+    edited = [edit(e) if e.digest == digest else e for e in index.manifests]
+    _save(store, list_name(name), index.media_type, [e for e in edited if e is not None], index.annotations)
 
 
 def delete(store: LayoutStore, name: str) -> None:

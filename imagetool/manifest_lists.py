@@ -60,7 +60,10 @@ def list_name(name: str) -> str:
 def load(store: LayoutStore, name: str) -> tuple[Descriptor, Index]:
     """The list `name` names (an error if the name holds a single image)."""
     full = list_name(name)
-    desc = refs.resolve(store, full)
+    try:
+        desc = refs.resolve(store, full)
+    except NotFound:
+        raise NotFound(f"no manifest list named {full} in the local store") from None
     doc = parse(store.read_blob(desc.digest), desc.media_type or None)
     if not isinstance(doc, Index):
         raise ManifestError(f"{full} is an image, not a manifest list")

@@ -89,12 +89,18 @@ def list_containers(root: Path) -> list[ContainerInfo]:
     return sorted(out, key=lambda c: c.created)
 
 
-def remove_container(root: Path, name: str) -> None:
+def stopped(root: Path, name: str) -> tuple[Path, dict]:  # type: ignore[type-arg]
+    """The directory and config.json of the container `name`, which must exist and not be running."""
     cdir = root / name
     if "/" in name or name in ("", ".", "..") or not cdir.is_dir():
         raise ContainerError(f"no container named {name!r}")
     if _running(cdir):
         raise ContainerError(f"container {name!r} is running")
+    return cdir, _read(cdir / CONFIG)
+
+
+def remove_container(root: Path, name: str) -> None:
+    cdir, _ = stopped(root, name)
     # renamed first, so a half-removed directory is never mistaken for a container
     doomed = root / f".removing-{name}-{os.getpid()}"
     os.rename(cdir, doomed)

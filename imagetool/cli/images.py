@@ -121,13 +121,16 @@ def tag(ctx: click.Context, image: str, names: tuple[str, ...]) -> None:
 
 @click.command()
 @click.argument("images_", metavar="[IMAGE...]", nargs=-1)
-@click.option("-f", "--force", is_flag=True, help="Remove every name of an image given by ID.")
+@click.option("-f", "--force", is_flag=True,
+              help="Remove every name of an image given by ID, and the containers made from it.")
 @click.option("-a", "--all", "all_", is_flag=True, help="Remove every image.")
 @click.option("-p", "--prune", is_flag=True, help="Remove every image without a name.")
 @click.pass_context
 def rmi(ctx: click.Context, images_: tuple[str, ...], force: bool, all_: bool, prune: bool) -> None:
     """Remove IMAGE names (or, by ID, whole images) from the local store, then unused blobs."""
     from imagetool.errors import UsageError
+    from imagetool.runtime.containers import remove_container, users_of_images
+    from imagetool.runtime.launch import containers_dir
     from imagetool.store.gc import collect
     from imagetool.store.images import remove_all, remove_image, resolve
     from imagetool.transports.local import parse as parse_local
@@ -135,8 +138,23 @@ def rmi(ctx: click.Context, images_: tuple[str, ...], force: bool, all_: bool, p
     if bool(images_) + all_ + prune != 1:
         raise UsageError("give IMAGE names, or --all, or --prune")
     store = open_local_store(ctx)
+    root = containers_dir(store)
+    users = users_of_images(root)
+
+    def release(digest: object, what: str) -> None:
+        """An image about to leave the store: its containers go too with --force, else it stays."""
+        names = users.pop(str(digest), [])
+        if names and not force:
+            raise ImagetoolError(f"image {what} is used by the container(s) {', '.join(names)}: remove them "
+                                 "first, or use --force")
+        for name in names:
+            remove_container(root, name)
+
     if all_ or prune:
-        for record in remove_all(store, dangling_only=prune):
+        if all_:
+            for digest in list(users):
+                release(digest, digest)
+        for record in remove_all(store, dangling_only=prune, spare=users):
             click.echo(record.id.hex)
         collect(store)
         return
@@ -146,9 +164,11 @@ def rmi(ctx: click.Context, images_: tuple[str, ...], force: bool, all_: bool, p
             ref = parse_local(text)
             desc = resolve(store, ref.named, ref.id_prefix)
             by_name = ref.named is not None and ref.named.tag and not ref.named.digest and desc.ref_name
-            if not by_name and not force and len({d.ref_name for d in store.index().manifests
-                                                   if d.digest == desc.digest and d.ref_name}) > 1:
+            names = {d.ref_name for d in store.index().manifests if d.digest == desc.digest and d.ref_name}
+            if not by_name and not force and len(names) > 1:
                 raise ImagetoolError(f"image {text} has several names: remove them by name or use --force")
+            if not by_name or len(names) == 1:  # the image leaves the store
+                release(desc.digest, text)
             for removed in remove_image(store, desc, str(ref.named) if by_name else None):
                 click.echo(f"Untagged: {removed}")
         except ImagetoolError as err:

@@ -89,6 +89,16 @@ def list_containers(root: Path) -> list[ContainerInfo]:
     return sorted(out, key=lambda c: c.created)
 
 
+def users_of_images(root: Path) -> dict[str, list[str]]:
+    """Image digest -> the names of the containers made from it (what `rmi` must not pull away)."""
+    users: dict[str, list[str]] = {}
+    for cdir in sorted(root.iterdir()) if root.is_dir() else []:
+        image = _read(cdir / CONFIG).get("image") if cdir.is_dir() else None
+        if isinstance(image, str):
+            users.setdefault(image, []).append(cdir.name)
+    return users
+
+
 def stopped(root: Path, name: str) -> tuple[Path, dict]:  # type: ignore[type-arg]
     """The directory and config.json of the container `name`, which must exist and not be running."""
     cdir = root / name

@@ -102,9 +102,11 @@ def list_images(store: LayoutStore) -> list[ImageRecord]:
     return records
 
 
-def remove_all(store: LayoutStore, dangling_only: bool = False) -> list[ImageRecord]:
-    """Take every image (or every image without a name) out of the index; their blobs are left to gc."""
-    removed = [r for r in list_images(store) if r.dangling or not dangling_only]
+def remove_all(store: LayoutStore, dangling_only: bool = False, spare: Iterable[str] = ()) -> list[ImageRecord]:
+    """Take every image (or every image without a name) out of the index, but those whose manifest digest
+    is in `spare`; their blobs are left to gc."""
+    kept = set(spare)
+    removed = [r for r in list_images(store) if (r.dangling or not dangling_only) and str(r.digest) not in kept]
     for record in removed:
         refs.remove_digest(store, record.digest)
     return removed

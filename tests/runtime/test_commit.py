@@ -56,3 +56,16 @@ def test_commit_refuses_running_and_missing_containers(busybox: str, local_store
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_rmi_keeps_images_that_kept_containers_need(busybox: str, local_store: Path) -> None:
+    imagetool("run", "--name", "keep", busybox, "true")
+    imagetool("tag", busybox, "localhost/alias:1")
+    imagetool("rmi", "localhost/alias:1")  # another name goes; the image stays
+    for argv in (["rmi", busybox], ["rmi", "--all"]):
+        refused = imagetool(*argv, check=False)
+        assert refused.returncode != 0 and "used by the container(s) keep" in one_line_error(refused)
+    assert "busybox" in imagetool("images").stdout and imagetool("ps", "-q").stdout == "keep\n"
+    imagetool("commit", "keep", "localhost/still-works:1")
+    imagetool("rmi", "--force", busybox)
+    assert imagetool("ps", "-q").stdout == "" and "library/busybox" not in imagetool("images").stdout

@@ -93,6 +93,38 @@ class _Layer:
     compressed: str | None
 
 
+def archive_items(archive: ArchiveReader, path: str) -> list[dict[str, Any]]:
+    """manifest.json's image entries, checked."""
+    where = f"{path}: {MANIFEST_FILE}"
+    if MANIFEST_FILE not in archive.members:
+        raise LayoutError(f"{path}: not a docker archive (no {MANIFEST_FILE})")
+    try:
+        items = gojson.loads(archive.read_small(MANIFEST_FILE, CONFIG_MAX), MANIFEST_FILE)
+    except ValueError as err:
+        raise LayoutError(f"{path}: {err}") from None
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise LayoutError(f"{where}: not a list of images")
+    for item in items:
+        if not isinstance(item.get("Config"), str) or not isinstance(item.get("Layers"), list) or \
+                not all(isinstance(p, str) for p in item["Layers"]) or \
+                not all(isinstance(t, str) for t in item.get("RepoTags") or []):
+            raise LayoutError(f"{where}: malformed image entry")
+    return items
+
+
+def list_tags(path: str, ctx: SystemContext) -> list[str]:
+    """Every RepoTags name of every image in the archive (skopeo list-tags docker-archive:PATH)."""
+    archive = ArchiveReader(path, ctx.temp_dir)
+    try:
+        tags = [tag for item in archive_items(archive, path) for tag in item.get("RepoTags") or []]
+    finally:
+        archive.close()
+    try:
+        return [str(parse_reference(tag)) for tag in tags]
+    except InvalidReference as err:
+        raise LayoutError(f"{path}: {MANIFEST_FILE}: {err}") from None
+
+
 class ArchiveSource(SourceBase):
     """One image of an archive, with the manifest containers/image would generate for it."""
 
@@ -101,28 +133,11 @@ class ArchiveSource(SourceBase):
         self.ref = reference
         self.archive = ArchiveReader(reference.path, ctx.temp_dir)
         try:
-            item = self._choose(self._items())
+            item = self._choose(archive_items(self.archive, self.ref.path))
             self._load(item)
         except BaseException:
             self.archive.close()
             raise
-
-    def _items(self) -> list[dict[str, Any]]:
-        where = f"{self.ref.path}: {MANIFEST_FILE}"
-        if MANIFEST_FILE not in self.archive.members:
-            raise LayoutError(f"{self.ref.path}: not a docker archive (no {MANIFEST_FILE})")
-        try:
-            items = gojson.loads(self.archive.read_small(MANIFEST_FILE, CONFIG_MAX), MANIFEST_FILE)
-        except ValueError as err:
-            raise LayoutError(f"{self.ref.path}: {err}") from None
-        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-            raise LayoutError(f"{where}: not a list of images")
-        for item in items:
-            if not isinstance(item.get("Config"), str) or not isinstance(item.get("Layers"), list) or \
-                    not all(isinstance(p, str) for p in item["Layers"]) or \
-                    not all(isinstance(t, str) for t in item.get("RepoTags") or []):
-                raise LayoutError(f"{where}: malformed image entry")
-        return items
 
     def _choose(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         ref = self.ref

@@ -62,6 +62,10 @@ def test_additional_tags_are_listed_like_skopeo(tmp_path: Path) -> None:
     digests = {imagetool("inspect", "-f", "{{.Digest}}", f"docker-archive:{tmp_path}/ours.tar:{name}").stdout
                for name in ("app:1", "busybox:extra", "quay.io/a/b:2")}
     assert len(digests) == 1
+    # list-tags reads an archive's names as skopeo does
+    listed = imagetool("list-tags", f"docker-archive:{tmp_path}/theirs.tar").stdout
+    assert json.loads(listed) == json.loads(skopeo("list-tags", f"docker-archive:{tmp_path}/ours.tar").stdout)
+    assert json.loads(listed)["Tags"][0] == "docker.io/library/app:1"
     # with no name in the reference, the additional tags are the only ones; a tagless one is refused
     imagetool("copy", "-q", "--additional-tag", "x/y:z", f"oci:{tmp_path}/src:v1", f"docker-archive:{tmp_path}/n.tar")
     assert json.loads(_entries(tmp_path / "n.tar")["manifest.json"])[0]["RepoTags"] == [  # type: ignore[arg-type]

@@ -7,7 +7,6 @@ reaches a user unless --debug is given.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sys
 from typing import Any
 
@@ -50,15 +49,10 @@ class LazyGroup(click.Group):
     """Imports a subcommand's module only when that subcommand runs (keeps start-up small)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(name for name in COMMANDS if self._available(name))
-
-    @staticmethod
-    def _available(name: str) -> bool:
-        module = COMMANDS[name][0].split(":")[0]
-        return importlib.util.find_spec(module) is not None
+        return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in COMMANDS or not self._available(name):
+        if name not in COMMANDS:
             return None
         module, attr = COMMANDS[name][0].split(":")
         return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]

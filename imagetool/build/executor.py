@@ -29,12 +29,13 @@ from imagetool.build.copier import Copier
 from imagetool.build.dockerfile import parse_file
 from imagetool.build.mounts import HostMount, resolve_mounts
 from imagetool.build.layerwriter import tar_view, write_layer
+from imagetool.build.remote_cache import RemoteCache, cache_repository
 from imagetool.build.rootview import RootView
 from imagetool.build.stages import BuildPlan, Stage, plan
 from imagetool.build.steps import CopyWork, RunWork, StageResult, StageWalker, Step, at_line
 from imagetool.descriptor import Descriptor, Platform
 from imagetool.digest import Digest
-from imagetool.errors import BuildError, DockerfileError, ImagetoolError
+from imagetool.errors import BuildError, DockerfileError, ImagetoolError, describe
 from imagetool.layer.diff import write_diff
 from imagetool.layer.unpack import unpack_layer
 from imagetool.store.layout import LayoutStore
@@ -97,6 +98,9 @@ class BuildOptions:
     secrets: dict[str, Path] = field(default_factory=dict)   # --secret id -> file
     #: --build-context NAME -> a directory, or docker-image://REF
     contexts: dict[str, str] = field(default_factory=dict)
+    #: --cache-from repositories (asked in order when a step misses the local cache) and --cache-to
+    cache_from: list[str] = field(default_factory=list)
+    cache_to: str | None = None
 
 
 @dataclass
@@ -131,6 +135,13 @@ class Executor:
         self.resolver = options.resolver or StoreResolver(
             options.store, options.ctx or SystemContext(store=str(options.store.root)), options.unpack,
             options.pull, options.policy, self.say)
+        #: every step of this build that has a layer, hit or run (what --cache-to records)
+        self.layer_steps: dict[str, CacheEntry] = {}
+        self.remote: RemoteCache | None = None
+        if options.cache_from or options.cache_to:
+            self.remote = RemoteCache(options.store, options.ctx or SystemContext(),
+                                      [cache_repository(r) for r in options.cache_from],
+                                      cache_repository(options.cache_to) if options.cache_to else None)
 
     def say(self, text: str) -> None:
         if not self.o.quiet:
@@ -158,6 +169,9 @@ class Executor:
                     prefix = f"[{position}/{len(p.needed)}] " if len(p.needed) > 1 else ""
                     self._stage(p, p.stages[n], context, prefix)
                 desc = self._commit(p)
+            if self.remote is not None and self.remote.target is not None:
+                pushed = sum(self.remote.put(key, entry) for key, entry in self.layer_steps.items())
+                self.say(f"--> {pushed} step layers recorded in the cache {self.o.cache_to}")
         finally:
             # steps that finished are worth keeping even when a later one failed: fix, rebuild, resume
             self.cache.put_many(self.new_entries)
@@ -216,6 +230,8 @@ class Executor:
             state.history.append(self._history(step.created_by, empty=True, created=created))
             return
         created = self.created
+        if (cached is None or cached.layer is None) and not self.o.no_cache:
+            cached = self._remote_get(step.key) or cached
         if cached is not None and cached.layer is not None:
             self.hits += 1
             self.say(f"--> Using cache {cached.layer.digest.hex[:12]}")
@@ -237,9 +253,25 @@ class Executor:
             if self.o.register is not None:
                 parent = chain_ids([d for _, d in state.layers])[-1] if state.layers else None
                 upper = self.o.register(self.o.store, fresh, diff_id, parent, layer.digest)
+        self.layer_steps[step.key] = CacheEntry(layer, diff_id, created)  # type: ignore[arg-type]
         state.layers.append((layer, diff_id))  # type: ignore[arg-type]
         state.dirs.append(upper)
         state.history.append(self._history(step.created_by, empty=False, created=created))
+
+    def _remote_get(self, key: str) -> CacheEntry | None:
+        """A --cache-from hit (its layer now in the store, and remembered locally), or None. A repository
+        that cannot be read is reported once and then left alone: the cache only saves work."""
+        if self.remote is None or not self.remote.sources:
+            return None
+        try:
+            entry = self.remote.get(key)
+        except ImagetoolError as err:
+            self.say(f"[Warning] --cache-from: {describe(err)}; building without it")
+            self.remote.sources = []
+            return None
+        if entry is not None:
+            self.new_entries[key] = entry
+        return entry
 
     def _run(self, step: Step, lowers: list[Path], upper: Path, context: BuildContext) -> None:
         if self.o.runner is None:

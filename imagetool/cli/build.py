@@ -87,6 +87,9 @@ def _platform(platform: str | None, os_: str | None, arch: str | None, variant: 
 @click.option("--timestamp", type=int, metavar="SECONDS",
               help="Creation time and file time ceiling, for reproducible images (default $SOURCE_DATE_EPOCH).")
 @click.option("--no-cache", is_flag=True, help="Run every step, ignoring cached layers.")
+@click.option("--cache-from", multiple=True, metavar="REPOSITORY",
+              help="Look for step layers missing here in this registry repository; repeatable.")
+@click.option("--cache-to", metavar="REPOSITORY", help="Record the build's step layers in this registry repository.")
 @click.option("--layers/--no-layers", default=True, show_default=True,
               help="Cache each step's layer (buildah's --layers).")
 @click.option("--iidfile", type=click.Path(dir_okay=False), help="Write the image ID to this file.")
@@ -138,7 +141,8 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
           annotations: tuple[str, ...], env: tuple[str, ...], unsetenv: tuple[str, ...], os_: str | None,
           arch: str | None, variant: str | None, add_hosts: tuple[str, ...], cap_add: tuple[str, ...],
           cap_drop: tuple[str, ...], ulimits: tuple[str, ...], volumes: tuple[str, ...],
-          build_contexts: tuple[str, ...], manifest_list: str | None, **flags: Any) -> None:
+          build_contexts: tuple[str, ...], manifest_list: str | None, cache_from: tuple[str, ...],
+          cache_to: str | None, **flags: Any) -> None:
     """Build an image from a Dockerfile; it lands in the local store."""
     root = ctx.find_root().obj or {}
     path = Path(dockerfile) if dockerfile else next(
@@ -149,7 +153,7 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
         tags=list(tags), build_args=_from_environment(build_args, "--build-arg"), target=target,
         labels=_pairs(labels, "--label"), annotations=_pairs(annotations, "--annotation"),
         env=_from_environment(env, "--env"), unsetenv=list(unsetenv),
-        contexts=_pairs(build_contexts, "--build-context"),
+        contexts=_pairs(build_contexts, "--build-context"), cache_from=list(cache_from), cache_to=cache_to,
         timestamp=timestamp, no_cache=no_cache or not layers, oci=fmt == "oci", network=network,
         compression=None if compress == "none" else compress, quiet=quiet,
         output=lambda line: click.echo(line), tmpdir=root.get("tmpdir"),

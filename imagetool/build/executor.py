@@ -95,7 +95,7 @@ class BuildOptions:
     platform: str | None = None
     #: a .dockerignore to use instead of the one beside the Dockerfile or in the context
     ignorefile: Path | None = None
-    secrets: dict[str, Path] = field(default_factory=dict)   # --secret id -> file
+    secrets: dict[str, Path | bytes] = field(default_factory=dict)   # --secret id -> file, or an env value
     #: --build-context NAME -> a directory, or docker-image://REF
     contexts: dict[str, str] = field(default_factory=dict)
     #: --cache-from repositories (asked in order when a step misses the local cache) and --cache-to

@@ -34,27 +34,37 @@ class HostMount:
     size: int | None = None
     sharing: str = "shared"
     options: dict[str, int] = field(default_factory=dict)
+    #: a secret's content when it came from the environment rather than a file (`path` is then None)
+    data: bytes | None = None
 
 
-def parse_secrets(values: list[str] | tuple[str, ...]) -> dict[str, Path]:
-    """--secret id=ID,src=PATH (buildah's syntax; `source` and `type=file` accepted)."""
-    out: dict[str, Path] = {}
+def parse_secrets(values: list[str] | tuple[str, ...]) -> dict[str, Path | bytes]:
+    """--secret id=ID,src=PATH, or an environment variable: id=ID,env=VAR or id=ID,src=VAR,type=env
+    (buildah's and docker's spellings); an env secret is kept in memory, never written to the context."""
+    out: dict[str, Path | bytes] = {}
     for value in values:
         fields = dict(item.partition("=")[::2] for item in value.split(","))
-        sid, src = fields.get("id"), fields.get("src") or fields.get("source")
+        kind = fields.get("type") or ("env" if "env" in fields else "file")
+        sid, src = fields.get("id"), fields.get("env") or fields.get("src") or fields.get("source")
         if not sid or not src:
-            raise BuildError(f"--secret {value!r}: expected id=ID,src=PATH")
-        if fields.get("type", "file") != "file":
-            raise BuildError(f"--secret {value!r}: only file secrets are supported")
-        if not os.path.isfile(src):
-            raise BuildError(f"--secret {sid}: {src} is not a file")
-        out[sid] = Path(src)
+            raise BuildError(f"--secret {value!r}: expected id=ID,src=PATH or id=ID,env=VARIABLE")
+        if kind == "env":
+            if src not in os.environ:
+                raise BuildError(f"--secret {sid}: the variable {src} is not set")
+            out[sid] = os.environ[src].encode()
+        elif kind == "file":
+            if not os.path.isfile(src):
+                raise BuildError(f"--secret {sid}: {src} is not a file")
+            out[sid] = Path(src)
+        else:
+            raise BuildError(f"--secret {value!r}: type must be file or env")
     return out
 
 
 def resolve_mounts(specs: tuple[MountSpec, ...], *, context: BuildContext, store_root: Path,
                    stage_layers: dict[int, list[Path]], image_layers: dict[str, list[Path]],
-                   secrets: dict[str, Path], named: dict[str, BuildContext] | None = None) -> list[HostMount]:
+                   secrets: dict[str, Path | bytes], named: dict[str, BuildContext] | None = None) \
+        -> list[HostMount]:
     """Host-side sources for a RUN's mounts; `*_layers` give directories bottom first."""
     out: list[HostMount] = []
     for m in specs:
@@ -66,9 +76,9 @@ def resolve_mounts(specs: tuple[MountSpec, ...], *, context: BuildContext, store
                 if m.required:
                     raise BuildError(f"secret {m.id!r} is required: give it with --secret id={m.id},src=PATH")
                 continue
-            out.append(HostMount("bind", m.target, True, path=src,
+            out.append(HostMount("bind", m.target, True, path=src if isinstance(src, Path) else None,
                                  options={"mode": m.mode if m.mode is not None else 0o400, "uid": m.uid or 0,
-                                          "gid": m.gid or 0}))
+                                          "gid": m.gid or 0}, data=src if isinstance(src, bytes) else None))
         elif m.type == "cache":
             out.append(_cache(m, store_root))
         elif m.from_stage is not None or m.from_image is not None:

@@ -75,12 +75,15 @@ class ContainerStepRunner:
         if m.type == "tmpfs":
             options = ["nosuid", "nodev"] + ([f"size={m.size}"] if m.size else [])
             return {"destination": m.target, "type": "tmpfs", "source": "tmpfs", "options": options}
-        if m.path is not None:
+        if m.path is not None or m.data is not None:
             source = m.path
             if m.options:  # a secret or an rw context file: a private copy with this mode and owner
                 scratch.mkdir(parents=True, exist_ok=True)
                 source = scratch / "file"
-                shutil.copyfile(m.path, source)
+                if m.data is not None:
+                    source.write_bytes(m.data)
+                else:
+                    shutil.copyfile(m.path, source)
                 os.chmod(source, m.options.get("mode", 0o400))
                 if os.geteuid() == 0:
                     os.chown(source, m.options.get("uid", 0), m.options.get("gid", 0))

@@ -124,7 +124,7 @@ def _platform(platform: str | None, os_: str | None, arch: str | None, variant: 
               help="Also copy the result to IMAGE (oci:DIR[:TAG], docker-archive:FILE, ...); repeatable.")
 @click.option("--build-context", "build_contexts", multiple=True, metavar="NAME=DIR|docker-image://REF",
               help="A context COPY --from=NAME, RUN --mount from=NAME and FROM NAME can use; repeatable.")
-@click.option("--secret", "secrets", multiple=True, metavar="id=ID,src=PATH",
+@click.option("--secret", "secrets", multiple=True, metavar="id=ID,src=PATH|env=VAR",
               help="A file RUN --mount=type=secret,id=ID can read; repeatable.")
 @click.option("--push", "pushes", multiple=True, metavar="IMAGE", help="Push the result to IMAGE (docker://...).")
 @click.option("--manifest", "manifest_list", metavar="LIST",

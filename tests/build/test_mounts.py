@@ -54,7 +54,7 @@ def test_context_bind_cannot_leave_the_context(tmp_path: Path) -> None:
         "context" in describe(info.value)
 
 
-def test_secrets(tmp_path: Path) -> None:
+def test_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "ctx").mkdir()
     with pytest.raises(BuildError, match="secret 'tok' is required"):
         run_mounts("FROM scratch\nRUN --mount=type=secret,id=tok,required true\n", tmp_path / "ctx",
@@ -64,7 +64,11 @@ def test_secrets(tmp_path: Path) -> None:
     f = tmp_path / "f"
     f.write_text("x")
     assert parse_secrets([f"id=a,src={f}", f"id=b,source={f},type=file"]) == {"a": f, "b": f}
-    for bad in ("id=a", f"src={f}", "id=a,src=/nonexistent", f"id=a,src={f},type=env"):
+    monkeypatch.setenv("SECRET_VAR", "value")
+    monkeypatch.delenv("UNSET_VAR", raising=False)
+    assert parse_secrets(["id=a,env=SECRET_VAR", "id=b,src=SECRET_VAR,type=env"]) == {"a": b"value", "b": b"value"}
+    for bad in ("id=a", f"src={f}", "id=a,src=/nonexistent", f"id=a,src={f},type=env", "id=a,env=UNSET_VAR",
+                f"id=a,src={f},type=ssh"):
         with pytest.raises(BuildError):
             parse_secrets([bad])
 

@@ -101,6 +101,10 @@ class BuildOptions:
     #: --cache-from repositories (asked in order when a step misses the local cache) and --cache-to
     cache_from: list[str] = field(default_factory=list)
     cache_to: str | None = None
+    #: the image the first FROM builds on instead of its own (buildah's --from)
+    from_image: str | None = None
+    #: leave the history out of the image's config (buildah's --omit-history)
+    omit_history: bool = False
 
 
 @dataclass
@@ -156,7 +160,8 @@ class Executor:
         except ValueError as err:
             raise BuildError(f"--platform: {err}") from None
         self.named = NamedContexts.parse(self.o.contexts)
-        p = plan(df, self.o.build_args, self.o.target, target_platform=target, named=self.named.kinds())
+        p = plan(df, self.o.build_args, self.o.target, target_platform=target, named=self.named.kinds(),
+                 first_from=self.o.from_image)
         if p.unused_args:
             self.say(f"[Warning] one or more build args were not consumed: {list(p.unused_args)}")
         ignore = dockerignore.Matcher.from_text(self.o.ignorefile.read_text()) if self.o.ignorefile else None
@@ -356,6 +361,8 @@ class Executor:
         layers, history = state.layers, state.history
         if self.o.squash:
             layers, history = self._squash(state)
+        if self.o.omit_history:
+            history = []
         parts = ImageParts(config, layers, history, result.state.author, created=created,
                            platform=Platform.parse(self.o.platform) if self.o.platform else None)
         self.say(f"COMMIT {', '.join(store_name(t) or '' for t in self.o.tags)}".rstrip())

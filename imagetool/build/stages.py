@@ -183,12 +183,13 @@ def _image_or_stage(value: str, stages: list[Stage], index: int, line: int, what
 
 def plan(df: Dockerfile, build_args: Mapping[str, str] | None = None, target: str | None = None,
          build_platform: Platform | None = None, target_platform: Platform | None = None,
-         named: Mapping[str, str | None] | None = None) -> BuildPlan:
+         named: Mapping[str, str | None] | None = None, first_from: str | None = None) -> BuildPlan:
     """Resolve stages, their dependencies and the ones a build of `target` (default: the last) needs.
 
-    `named` are the --build-context names: the image each stands for, or None for a directory."""
+    `named` are the --build-context names: the image each stands for, or None for a directory;
+    `first_from` replaces the first FROM's image (buildah's --from)."""
     try:
-        return _plan(df, build_args, target, build_platform, target_platform, named or {})
+        return _plan(df, build_args, target, build_platform, target_platform, named or {}, first_from)
     except DockerfileError as err:
         if err.file != df.path:
             raise DockerfileError(err.reason, err.line, df.path) from None
@@ -197,7 +198,7 @@ def plan(df: Dockerfile, build_args: Mapping[str, str] | None = None, target: st
 
 def _plan(df: Dockerfile, build_args: Mapping[str, str] | None, target: str | None,
           build_platform: Platform | None, target_platform: Platform | None,
-          named: Mapping[str, str | None]) -> BuildPlan:
+          named: Mapping[str, str | None], first_from: str | None) -> BuildPlan:
     build_args = dict(build_args or {})
     predefined = platform_args(build_platform, target_platform)
     gscope = _global_scope(df, build_args, predefined)
@@ -207,7 +208,7 @@ def _plan(df: Dockerfile, build_args: Mapping[str, str] | None, target: str | No
     split = _split(df)
     all_names = [frm.name for frm, _ in split]
     for index, (frm, body) in enumerate(split):
-        base = gscope.expand(frm.image, frm.line)
+        base = first_from if index == 0 and first_from else gscope.expand(frm.image, frm.line)
         if not base:
             raise DockerfileError("FROM names an empty image (an ARG without a value?)", frm.line)
         platform = gscope.expand(frm.platform, frm.line) if frm.platform else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,29 @@ def _platform(platform: str | None, os_: str | None, arch: str | None, variant: 
     return "/".join(parts + [variant] if variant else parts)
 
 
+def _duration(text: str) -> float:
+    """buildah's durations: 2s, 500ms, 1m (a bare number is seconds)."""
+    for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
+        if text.endswith(suffix) and text[: -len(suffix)].replace(".", "", 1).isdigit():
+            return float(text[: -len(suffix)]) * scale
+    try:
+        return float(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a duration (2s, 500ms, 1m)") from None
+
+
+def _output(logfile: str | None) -> Callable[[str], None]:
+    """Where the build's lines go: standard output, or appended to --logfile."""
+    if not logfile:
+        return lambda line: click.echo(line)
+    log = open(logfile, "a", encoding="utf-8")  # noqa: SIM115 - open for the rest of this process
+
+    def write(line: str) -> None:
+        log.write(line + "\n")
+        log.flush()
+    return write
+
+
 @click.command("build")
 @click.argument("context", default=".", type=click.Path(exists=True, file_okay=False))
 @click.option("-f", "--file", "dockerfile", metavar="FILE", help="Dockerfile (default CONTEXT/Containerfile "
@@ -97,6 +121,13 @@ def _platform(platform: str | None, os_: str | None, arch: str | None, variant: 
 @click.option("--format", "fmt", type=click.Choice(["oci", "docker"]), default="oci", show_default=True)
 @click.option("--compress", type=click.Choice(["gzip", "zstd", "none"]), default="gzip", show_default=True,
               help="Layer compression.")
+@click.option("-D", "--disable-compression", is_flag=True, help="Store layers uncompressed (--compress none).")
+@click.option("--from", "from_image", metavar="IMAGE", help="Build the first stage on IMAGE instead of its FROM.")
+@click.option("--omit-history", is_flag=True, help="Leave the history out of the image's config.")
+@click.option("--logfile", type=click.Path(dir_okay=False), help="Write the build's output to this file.")
+@click.option("--retry", "retry_times", type=int, default=None, help="Retries for pulls and pushes (default 3).")
+@click.option("--retry-delay", type=_duration, default=None, metavar="DURATION",
+              help="Delay between retries (2s, 500ms; default: backoff).")
 @click.option("--network", type=click.Choice(["default", "host", "none"]), default=None,
               help="Network for RUN steps that do not choose one.")
 @click.option("--squash", is_flag=True, help="Commit the new layers as one.")
@@ -142,7 +173,8 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
           arch: str | None, variant: str | None, add_hosts: tuple[str, ...], cap_add: tuple[str, ...],
           cap_drop: tuple[str, ...], ulimits: tuple[str, ...], volumes: tuple[str, ...],
           build_contexts: tuple[str, ...], manifest_list: str | None, cache_from: tuple[str, ...],
-          cache_to: str | None, **flags: Any) -> None:
+          cache_to: str | None, disable_compression: bool, from_image: str | None, omit_history: bool,
+          logfile: str | None, **flags: Any) -> None:
     """Build an image from a Dockerfile; it lands in the local store."""
     root = ctx.find_root().obj or {}
     path = Path(dockerfile) if dockerfile else next(
@@ -155,8 +187,8 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
         env=_from_environment(env, "--env"), unsetenv=list(unsetenv),
         contexts=_pairs(build_contexts, "--build-context"), cache_from=list(cache_from), cache_to=cache_to,
         timestamp=timestamp, no_cache=no_cache or not layers, oci=fmt == "oci", network=network,
-        compression=None if compress == "none" else compress, quiet=quiet,
-        output=lambda line: click.echo(line), tmpdir=root.get("tmpdir"),
+        compression=None if compress == "none" or disable_compression else compress, quiet=quiet,
+        output=_output(logfile), tmpdir=root.get("tmpdir"), from_image=from_image, omit_history=omit_history,
         ctx=system_context(ctx, **flags), squash=squash, secrets=parse_secrets(secrets),
         pull={"true": "missing", "false": "never"}.get(pull, pull), platform=_platform(platform, os_, arch, variant),
         ignorefile=Path(ignorefile) if ignorefile else None, policy=_PolicyOnPull(ctx),

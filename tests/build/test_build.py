@@ -204,6 +204,24 @@ def test_buildah_config_flags(busybox_ctx: Path, local_store: Path, tmp_path: Pa
     assert bad.returncode == 2 and "cannot be combined" in one_line_error(bad)
 
 
+def test_from_omit_history_uncompressed_logfile(busybox_ctx: Path, local_store: Path, tmp_path: Path) -> None:
+    imagetool("build", "-q", "-t", "busybox-base", str(busybox_ctx))
+    ctx = tmp_path / "c"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM scratch\nRUN echo hi > /x\n")  # --from gives the RUN its shell
+    log = tmp_path / "build.log"
+    out = imagetool("build", "--from", "busybox-base", "--omit-history", "-D", "--logfile", str(log),
+                    "--retry", "1", "--retry-delay", "10ms", "-t", "plain", str(ctx)).stdout
+    assert "STEP" not in out and "STEP 2/2: RUN echo hi > /x" in log.read_text()
+    cfg = config_of(local_store, "docker.io/library/plain:latest")
+    assert cfg["history"] == [] and len(cfg["rootfs"]["diff_ids"]) == 2
+    manifest = json.loads(imagetool("inspect", "--raw", "plain").stdout)
+    assert manifest["layers"][-1]["mediaType"] == "application/vnd.oci.image.layer.v1.tar"  # the new layer
+    assert imagetool("run", "--rm", "plain", "cat", "/x").stdout == "hi\n"
+    bad = imagetool("build", "--retry-delay", "soon", str(ctx), check=False)
+    assert bad.returncode == 2 and "not a duration" in bad.stderr
+
+
 def test_named_build_contexts(busybox_ctx: Path, local_store: Path, tmp_path: Path) -> None:
     imagetool("build", "-q", "-t", "busybox-base", str(busybox_ctx))
     extra = tmp_path / "extra"

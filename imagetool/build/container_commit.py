@@ -18,7 +18,7 @@ from imagetool.descriptor import Descriptor
 from imagetool.errors import ContainerError, ImagetoolError
 from imagetool.layer.diff import write_diff
 from imagetool.runtime import containers, overlay
-from imagetool.runtime.container import ETC_FILES
+from imagetool.runtime.etcfiles import ETC_FILES
 from imagetool.runtime.image import layer_dirs, load
 from imagetool.runtime.launch import containers_dir
 from imagetool.store import images

@@ -21,6 +21,7 @@ from imagetool.build.mounts import HostMount
 from imagetool.build.steps import RunWork
 from imagetool.errors import BuildError
 from imagetool.runtime.container import Container
+from imagetool.runtime.etcfiles import EtcSettings
 from imagetool.runtime.spec import RunOptions, bind_mount, build_spec
 
 HOSTNAME = "buildkitsandbox"
@@ -33,12 +34,12 @@ class ContainerStepRunner:
     """Runs RUN steps in the embedded runtime (or runc) with the build's own upperdir."""
 
     def __init__(self, runtime: str = "embedded", tmpdir: str | None = None, *,
-                 hosts: list[tuple[str, str]] | None = None, capabilities: list[str] | None = None,
+                 etc: EtcSettings | None = None, capabilities: list[str] | None = None,
                  rlimits: list[dict[str, Any]] | None = None, volumes: list[dict[str, Any]] | None = None) -> None:
         self.runtime = runtime
         self.tmpdir = tmpdir
-        # buildah's --add-host, --cap-add/--cap-drop, --ulimit and --volume: the same for every RUN step
-        self.hosts = hosts or []
+        # buildah's --add-host, --dns..., --cap-add/--cap-drop, --ulimit and --volume: the same for every RUN
+        self.etc = etc
         self.capabilities = capabilities
         self.rlimits = rlimits or []
         self.volumes = volumes or []
@@ -60,7 +61,7 @@ class ContainerStepRunner:
                                      rlimits=self.rlimits)
                 spec = build_spec({}, options)
                 container = Container(spec, lowers or [self._empty(scratch)], upper, runtime=self.runtime,
-                                      tidy=True, tmpdir=self.tmpdir, hosts=self.hosts)
+                                      tidy=True, tmpdir=self.tmpdir, etc=self.etc)
                 return container.run(stdin=subprocess.DEVNULL, output=output)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)

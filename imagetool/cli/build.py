@@ -12,9 +12,9 @@ from imagetool.build.executor import BuildOptions
 from imagetool.build.mounts import parse_secrets
 from imagetool.build.runstep import ContainerStepRunner
 from imagetool.build.executor import build as run_build
-from imagetool.cli.options import (policy_from_flags, signers_from_flags, signing_options, system_context,
-                                   tls_verify_option)
-from imagetool.runtime.flags import capabilities, parse_add_host, parse_ulimit, parse_volume
+from imagetool.cli.options import (etc_options, etc_settings, policy_from_flags, signers_from_flags,
+                                   signing_options, system_context, tls_verify_option)
+from imagetool.runtime.flags import capabilities, parse_ulimit, parse_volume
 from imagetool.copy import CopyOptions, copy_image
 from imagetool.transports import parse_image_name
 from imagetool.errors import UsageError
@@ -135,7 +135,7 @@ def _output(logfile: str | None) -> Callable[[str], None]:
 @click.option("--os", "os_", metavar="OS", help="The image's OS (with the host's architecture unless --arch).")
 @click.option("--arch", metavar="ARCH", help="The image's architecture.")
 @click.option("--variant", metavar="VARIANT", help="The image's architecture variant.")
-@click.option("--add-host", "add_hosts", multiple=True, metavar="NAME:IP", help="Add a line to RUN's /etc/hosts.")
+@etc_options()
 @click.option("--cap-add", multiple=True, metavar="CAP", help="Add a capability (or ALL) for RUN steps.")
 @click.option("--cap-drop", multiple=True, metavar="CAP", help="Drop a capability (or ALL) for RUN steps.")
 @click.option("--ulimit", "ulimits", multiple=True, metavar="NAME=SOFT[:HARD]", help="A resource limit for RUN steps.")
@@ -170,7 +170,7 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
           network: str | None, squash: bool, pull: str, outputs: tuple[str, ...], pushes: tuple[str, ...],
           secrets: tuple[str, ...], platform: str | None, ignorefile: str | None, runtime: str,
           annotations: tuple[str, ...], env: tuple[str, ...], unsetenv: tuple[str, ...], os_: str | None,
-          arch: str | None, variant: str | None, add_hosts: tuple[str, ...], cap_add: tuple[str, ...],
+          arch: str | None, variant: str | None, cap_add: tuple[str, ...],
           cap_drop: tuple[str, ...], ulimits: tuple[str, ...], volumes: tuple[str, ...],
           build_contexts: tuple[str, ...], manifest_list: str | None, cache_from: tuple[str, ...],
           cache_to: str | None, disable_compression: bool, from_image: str | None, omit_history: bool,
@@ -193,7 +193,7 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
         pull={"true": "missing", "false": "never"}.get(pull, pull), platform=_platform(platform, os_, arch, variant),
         ignorefile=Path(ignorefile) if ignorefile else None, policy=_PolicyOnPull(ctx),
         runner=ContainerStepRunner(
-            runtime=runtime, tmpdir=root.get("tmpdir"), hosts=[parse_add_host(h) for h in add_hosts],
+            runtime=runtime, tmpdir=root.get("tmpdir"), etc=etc_settings(flags),
             capabilities=capabilities(cap_add, cap_drop) if cap_add or cap_drop else None,
             rlimits=[parse_ulimit(u) for u in ulimits], volumes=[parse_volume(v) for v in volumes]))
     destinations = [parse_image_name(d) for d in (*outputs, *pushes)]  # bad names fail before the build

@@ -57,6 +57,35 @@ def signing_options(identity: bool = True) -> Callable[[F], F]:
     return _stacked(options)
 
 
+def etc_options() -> Callable[[F], F]:
+    """docker's and buildah's flags for a container's /etc/hosts and /etc/resolv.conf (run and build)."""
+    return _stacked([
+        click.option("--add-host", "add_hosts", multiple=True, metavar="NAME:IP", help="Add a line to /etc/hosts."),
+        click.option("--dns", multiple=True, metavar="IP", help="A nameserver, instead of the host's."),
+        click.option("--dns-search", multiple=True, metavar="DOMAIN", help="A search domain, instead of the host's."),
+        click.option("--dns-option", multiple=True, metavar="OPTION", help="A resolver option, instead of the host's."),
+        click.option("--no-hosts", is_flag=True, help="Keep the image's own /etc/hosts."),
+    ])
+
+
+def etc_settings(flags: dict[str, Any]) -> Any:
+    """The EtcSettings etc_options() asked for (their keys are taken out of `flags`)."""
+    import ipaddress
+
+    from imagetool.runtime.etcfiles import EtcSettings
+    from imagetool.runtime.flags import parse_add_host
+
+    dns = list(flags.pop("dns", ()))
+    for server in dns:
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            raise UsageError(f"--dns {server!r}: expected an IP address") from None
+    return EtcSettings([parse_add_host(h) for h in flags.pop("add_hosts", ())], dns,
+                       list(flags.pop("dns_search", ())), list(flags.pop("dns_option", ())),
+                       bool(flags.pop("no_hosts", False)))
+
+
 def _stacked(options: list[Callable[[F], F]]) -> Callable[[F], F]:
     """One decorator applying `options` so that --help lists them in this order."""
     def apply(f: F) -> F:

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from imagetool.cli.options import registry_options
+from imagetool.cli.options import etc_options, etc_settings, registry_options
 from imagetool.errors import ContainerError, ImagetoolError
 
 #: docker's and podman's status when `run` itself fails, before the command starts
@@ -68,7 +68,7 @@ def _pull(ctx: click.Context, source: Any, local: Any, flags: dict[str, Any]) ->
 @click.option("-u", "--user", metavar="USER[:GROUP]", help="Run as this user (name or uid).")
 @click.option("-w", "--workdir", metavar="DIR", help="Working directory inside the container.")
 @click.option("-h", "--hostname", metavar="NAME", help="The container's host name.")
-@click.option("--add-host", "add_hosts", multiple=True, metavar="NAME:IP", help="Add a line to /etc/hosts.")
+@etc_options()
 @click.option("--tmpfs", "tmpfs", multiple=True, metavar="PATH[:OPTIONS]", help="Mount a tmpfs at PATH.")
 @click.option("--cap-add", multiple=True, metavar="CAP", help="Add a capability (or ALL) to the default set.")
 @click.option("--cap-drop", multiple=True, metavar="CAP", help="Drop a capability (or ALL) from the default set.")
@@ -84,14 +84,13 @@ def _pull(ctx: click.Context, source: Any, local: Any, flags: dict[str, Any]) ->
 @click.pass_context
 def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bool, env: tuple[str, ...],
         volumes: tuple[str, ...], network: str, user: str | None, workdir: str | None, hostname: str | None,
-        add_hosts: tuple[str, ...], name: str | None, entrypoint: str | None, read_only: bool, runtime: str,
+        name: str | None, entrypoint: str | None, read_only: bool, runtime: str,
         image: str, command: tuple[str, ...], env_files: tuple[str, ...], tmpfs: tuple[str, ...],
         cap_add: tuple[str, ...], cap_drop: tuple[str, ...], ulimits: tuple[str, ...],
         **registry_flags: Any) -> None:
     """Run COMMAND (default: the image's) in a new container from IMAGE."""
     from imagetool.runtime.launch import LaunchOptions, run_image
-    from imagetool.runtime.flags import (capabilities, parse_add_host, parse_env_file, parse_ulimit, parse_volume,
-                                         tmpfs_mount)
+    from imagetool.runtime.flags import capabilities, parse_env_file, parse_ulimit, parse_volume, tmpfs_mount
     from imagetool.runtime.spec import RunOptions
 
     with _run_failures_exit_125():
@@ -105,10 +104,10 @@ def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bo
             terminal=tty, hostname=hostname or _default_hostname(name, network), network=network,
             mounts=[*map(parse_volume, volumes), *map(tmpfs_mount, tmpfs)], readonly_rootfs=read_only, init=init,
             capabilities=capabilities(cap_add, cap_drop), rlimits=[parse_ulimit(u) for u in ulimits])
-        hosts = [parse_add_host(h) for h in add_hosts]
+        etc = etc_settings(registry_flags)
         store, desc = _resolve(ctx, image, registry_flags)
         code = run_image(store, desc, LaunchOptions(options, remove=remove, name=name, runtime=runtime,
-                                                    interactive=interactive, image_name=image, hosts=hosts))
+                                                    interactive=interactive, image_name=image, etc=etc))
     ctx.exit(code)
 
 

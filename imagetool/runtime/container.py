@@ -16,18 +16,18 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 from imagetool.errors import ContainerError
 from imagetool.runtime import overlay
+from imagetool.runtime.etcfiles import EtcSettings
 
 HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helper.py")
 FORWARDED = [signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2,
              signal.SIGWINCH, signal.SIGCONT, signal.SIGALRM]
 EXIT_SETUP = 125
-ETC_FILES = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
 
 
 class Container:
@@ -35,7 +35,7 @@ class Container:
 
     def __init__(self, spec: dict[str, Any], lowers: list[Path], upper: Path, *, runtime: str = "embedded",
                  tidy: bool = False, tmpdir: str | None = None, etc_files: bool = True,
-                 volatile: bool = True, userns: bool | None = None, hosts: Sequence[tuple[str, str]] = (),
+                 volatile: bool = True, userns: bool | None = None, etc: EtcSettings | None = None,
                  idmaps: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] | None = None) -> None:
         if runtime not in ("embedded", "runc"):
             raise ContainerError(f"unknown runtime {runtime!r} (embedded or runc)")
@@ -46,8 +46,7 @@ class Container:
         self.tidy = tidy
         self.tmpdir = tmpdir
         self.etc_files = etc_files
-        #: (name, address) lines added to /etc/hosts (--add-host)
-        self.hosts = list(hosts)
+        self.etc = etc or EtcSettings()
         #: overlay "volatile": no syncs of the upperdir's filesystem (the namespace's teardown would wait
         #: for one); a crash may lose the container's changes, which a rerun makes again
         self.volatile = volatile
@@ -103,12 +102,10 @@ class Container:
         return [m["destination"] for m in self.spec.get("mounts", [])]
 
     def _etc_files(self, bundle: Path) -> None:
-        hostname = self.spec.get("hostname") or "container"
-        (bundle / "hostname").write_text(hostname + "\n")
-        (bundle / "hosts").write_text(hosts_file(hostname, self.host_network(), self.hosts))
-        (bundle / "resolv.conf").write_text(_read_host_file("/etc/resolv.conf"))
+        files = self.etc.files(self.spec.get("hostname") or "container", self.host_network())
         taken = {m["destination"] for m in self.spec.get("mounts", [])}
-        for dest in ETC_FILES:
+        for dest, content in files.items():
+            (bundle / os.path.basename(dest)).write_text(content)
             if dest not in taken:
                 self.spec["mounts"].append({"destination": dest, "type": "bind",
                                             "source": str(bundle / os.path.basename(dest)),
@@ -142,28 +139,6 @@ class Container:
             err.exit_code = code if code in (126, 127) else EXIT_SETUP
             raise err
         return code
-
-
-def hosts_file(hostname: str, host_network: bool, extra: Sequence[tuple[str, str]] = ()) -> str:
-    """A private network gets localhost and its own name; the host's network gets the host's file, as in
-    docker, with the container's name added when the file does not know it. `extra` lines come last."""
-    if not host_network:
-        text = f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
-    else:
-        text = _read_host_file("/etc/hosts")
-        if text and not text.endswith("\n"):
-            text += "\n"
-        names = {name for line in text.splitlines() for name in line.partition("#")[0].split()[1:]}
-        if hostname not in names:
-            text += f"127.0.1.1\t{hostname}\n"
-    return text + "".join(f"{address}\t{name}\n" for name, address in extra)
-
-
-def _read_host_file(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""
 
 
 def _sync_maps(pid: int, ready: int, go: int, maps: tuple[list[tuple[int, int, int]], ...]) -> None:

@@ -19,6 +19,7 @@ from imagetool.descriptor import Descriptor, Platform
 from imagetool.errors import ContainerError
 from imagetool.runtime import containers
 from imagetool.runtime.container import Container
+from imagetool.runtime.etcfiles import EtcSettings
 from imagetool.runtime.image import layer_dirs, load
 from imagetool.runtime.spec import RunOptions, build_spec
 from imagetool.store.layout import LayoutStore
@@ -36,8 +37,8 @@ class LaunchOptions:
     platform: Platform | None = None
     #: how the user named the image (shown by `ps`)
     image_name: str = ""
-    #: (name, address) lines for /etc/hosts
-    hosts: list[tuple[str, str]] = field(default_factory=list)
+    #: /etc/hosts lines, DNS settings
+    etc: EtcSettings = field(default_factory=EtcSettings)
 
 
 def containers_dir(store: LayoutStore) -> Path:
@@ -66,7 +67,7 @@ def run_image(store: LayoutStore, desc: Descriptor, options: LaunchOptions) -> i
             "image": str(desc.digest), "image_name": options.image_name, "created": time.time(), "spec": spec}))
         stdin = None if options.interactive else subprocess.DEVNULL
         with containers.Running(cdir):
-            container = Container(spec, lowers, cdir / "upper", runtime=options.runtime, hosts=options.hosts)
+            container = Container(spec, lowers, cdir / "upper", runtime=options.runtime, etc=options.etc)
             code = container.run(stdin=stdin)
             if not options.remove:
                 containers.record_exit(cdir, code)

@@ -172,7 +172,8 @@ def test_buildah_config_flags(busybox_ctx: Path, local_store: Path, tmp_path: Pa
     (ctx / "Dockerfile").write_text("FROM busybox-base\nENV DROP=1 KEEP=2\n"
                                     "RUN echo \"$FROM_FLAG\" > /seen-env; cat /etc/hosts > /seen-hosts; "
                                     "grep CapEff /proc/self/status > /seen-caps; ulimit -n >> /seen-caps; "
-                                    "cat /hostdir/in > /seen-volume; echo out > /hostdir/out\n")
+                                    "cat /hostdir/in > /seen-volume; echo out > /hostdir/out; "
+                                    "grep nameserver /etc/resolv.conf > /seen-dns\n")
     hostdir = tmp_path / "hostdir"
     hostdir.mkdir()
     (hostdir / "in").write_text("from the host\n")
@@ -180,7 +181,8 @@ def test_buildah_config_flags(busybox_ctx: Path, local_store: Path, tmp_path: Pa
               "--env", "FROM_FLAG=set", "--env", "FROM_HOST", "--env", "UNSET_ON_HOST", "--unsetenv", "DROP",
               "--add-host", "cache.test:127.0.0.5", "--add-host", "v6.test=::1", "--arch", "arm64",
               "--variant", "v8", "--cap-drop", "all", "--cap-add", "kill", "--ulimit", "nofile=300:400",
-              "-v", f"{hostdir}:/hostdir", "-t", "flagged", "--output", f"oci:{tmp_path}/out:v1", str(ctx),
+              "-v", f"{hostdir}:/hostdir", "--dns", "192.0.2.53", "-t", "flagged", "--output",
+              f"oci:{tmp_path}/out:v1", str(ctx),
               env={"FROM_HOST": "h"})
     assert "UNSET_ON_HOST" not in os.environ
     raw = json.loads(skopeo("inspect", "--raw", f"oci:{tmp_path}/out:v1").stdout)
@@ -197,6 +199,7 @@ def test_buildah_config_flags(busybox_ctx: Path, local_store: Path, tmp_path: Pa
     assert (top / "seen-env").read_text() == "\n"
     assert (top / "seen-hosts").read_text().endswith("127.0.0.5\tcache.test\n::1\tv6.test\n")
     assert (top / "seen-caps").read_text().split() == ["CapEff:", f"{1 << 5:016x}", "300"]
+    assert (top / "seen-dns").read_text() == "nameserver 192.0.2.53\n"
     # the volume was there for RUN, took its writes, and is not part of the layer
     assert (top / "seen-volume").read_text() == "from the host\n"
     assert (hostdir / "out").read_text() == "out\n" and not (top / "hostdir").exists()

@@ -100,6 +100,15 @@ def test_host_network_takes_the_hosts_name_and_hosts_file(busybox: str) -> None:
     out = sh(busybox, "hostname; wc -l < /etc/hosts; tail -n 1 /etc/hosts", "--network", "host",
              "--hostname", "other-name")
     assert out.split() == ["other-name", str(len(hosts.splitlines()) + 1), "127.0.1.1", "other-name"]
+    # --dns... replace the host's settings; --no-hosts keeps the image's own /etc/hosts (none here)
+    out = sh(busybox, "cat /etc/resolv.conf; test -e /etc/hosts || echo no-hosts-file", "--dns", "192.0.2.53",
+             "--dns", "192.0.2.54", "--dns-search", "example.test", "--dns-option", "ndots:2", "--no-hosts")
+    keys = ("nameserver", "search", "domain", "options", "no-hosts-file")
+    assert [line for line in out.splitlines() if line.split()[:1] and line.split()[0] in keys] == [
+        "nameserver 192.0.2.53", "nameserver 192.0.2.54", "search example.test", "options ndots:2",
+        "no-hosts-file"]
+    bad = imagetool("run", "--rm", "--dns", "resolver.example", busybox, "true", check=False)
+    assert bad.returncode != 0 and "expected an IP address" in bad.stderr
     # a private network keeps a file of its own
     private = sh(busybox, "cat /etc/hosts")
     assert "127.0.1.1\tcontainer" in private and private != hosts

@@ -26,6 +26,8 @@ PROBES = [
     (["--cap-drop", "all", "--cap-add", "net_raw", "--ulimit", "nofile=100:200", "--ulimit", "core=-1",
       "--tmpfs", "/scratch:size=1m"],
      "grep -E '^Cap(Eff|Bnd)' /proc/self/status; ulimit -n; ulimit -Hn; ulimit -c; grep /scratch /proc/mounts"),
+    (["--dns", "192.0.2.53", "--dns-search", "example.test", "--dns-option", "ndots:2", "--add-host",
+      "db.test:192.0.2.7"], "cat /etc/resolv.conf; tail -n 1 /etc/hosts"),
     ([], "exit 23"),
     ([], "no-such-command"),
     (["--user", "no-such-user"], "true"),

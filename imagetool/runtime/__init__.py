@@ -2,6 +2,7 @@
 
 spec       image config + overrides -> runtime spec (runc's defaults, Docker's capabilities)
 flags      docker's run flags (--cap-add, --ulimit, --tmpfs, --add-host, -v, ...) -> spec pieces
+etcfiles   /etc/hosts, /etc/hostname, /etc/resolv.conf for a run (--add-host, --dns..., --no-hosts)
 container  Container(spec, lowers, upper).run() -> exit status: what `run` and RUN steps call
 helper     the executor process (a fresh interpreter): namespaces, PID 1, signals, exit status
 rootfs     the container's mounts, /dev, masked paths, pivot_root      (stdlib only, like

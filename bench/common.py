@@ -25,12 +25,17 @@ class Measure:
 
 def run(argv: Sequence[str], env: dict[str, str] | None = None, before: Callable[[], None] | None = None,
         repeat: int = 3) -> Measure:
-    """Median wall time, median CPU time (user+sys) and the largest peak RSS over `repeat` runs."""
+    """Median wall time, median CPU time (user+sys) and the largest peak RSS over `repeat` runs.
+
+    Each run starts with no dirty page cache (os.sync after `before`): otherwise a command that
+    fsyncs what it writes, as imagetool does, would also wait for the previous command's writeback.
+    """
     walls, cpus, rss = [], [], []
     full_env = {**os.environ, **(env or {})}
     for _ in range(repeat):
         if before:
             before()
+        os.sync()
         proc = subprocess.run([sys.executable, "-c", _PROBE, *argv], env=full_env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)
         if proc.returncode != 0:

@@ -17,9 +17,13 @@ from imagetool.errors import ContainerError, ImagetoolError
 EXIT_RUN_FAILED = 125
 
 
-def _resolve(ctx: click.Context, image: str, flags: dict[str, Any]) -> tuple[Any, Any]:
-    """(store, descriptor) of IMAGE in the local store, copying it in first when it lives elsewhere."""
+def _resolve(ctx: click.Context, image: str, pull: str | None, flags: dict[str, Any]) -> tuple[Any, Any]:
+    """(store, descriptor) of IMAGE in the local store, pulled first as the --pull policy says (default: a
+    bare name when it is missing, another transport's image every time)."""
+    from imagetool.cli.options import policy_from_flags, system_context
+    from imagetool.copy import CopyOptions
     from imagetool.errors import NotFound
+    from imagetool.pull import pull_image
     from imagetool.store import default_store_path, images
     from imagetool.store.layout import LayoutStore
     from imagetool.transports import parse_image_name
@@ -28,30 +32,20 @@ def _resolve(ctx: click.Context, image: str, flags: dict[str, Any]) -> tuple[Any
     root = ctx.find_root().obj or {}
     store = LayoutStore.create(default_store_path(root.get("store")))
     ref = parse_image_name(image)
-    if isinstance(ref, LocalReference):
-        try:
-            return store, images.resolve(store, ref.named, ref.id_prefix)
-        except NotFound:
-            if ref.named is None:
-                raise
-            source = parse_image_name(f"docker://{ref.named}")
-            try:
-                _pull(ctx, source, ref, flags)
-            except ImagetoolError as err:
-                raise NotFound(f"{ref.named} is not in the local store, and pulling {source} failed") from err
-            return store, images.resolve(store, ref.named, ref.id_prefix)
-    local = name_for(ref)
-    _pull(ctx, ref, local, flags)
-    return store, images.resolve(store, local.named, local.id_prefix)
-
-
-def _pull(ctx: click.Context, source: Any, local: Any, flags: dict[str, Any]) -> None:
-    from imagetool.cli.options import policy_from_flags, system_context
-    from imagetool.copy import CopyOptions, copy_image
-
+    bare = isinstance(ref, LocalReference)
+    if bare and ref.named is None:  # an image ID: the store's or nothing
+        return store, images.resolve(store, None, ref.id_prefix)
+    source = parse_image_name(f"docker://{ref.named}") if bare else ref
+    policy = pull or ("missing" if bare else "always")
     sys_ctx = system_context(ctx, **flags)
-    copy_image(source, local, CopyOptions(src_ctx=sys_ctx, dest_ctx=sys_ctx, policy=policy_from_flags(ctx)))
-    click.echo(f"Copied {source} into the local store as {local}", err=True)
+    try:
+        pull_image(source, CopyOptions(src_ctx=sys_ctx, dest_ctx=sys_ctx, policy=policy_from_flags(ctx)), policy)
+    except ImagetoolError as err:
+        if bare and policy != "never":
+            raise NotFound(f"{ref.named} is not in the local store, and pulling {source} failed") from err
+        raise
+    local = name_for(source)
+    return store, images.resolve(store, local.named, local.id_prefix)
 
 
 @click.command("run", context_settings={"allow_interspersed_args": False})
@@ -78,6 +72,8 @@ def _pull(ctx: click.Context, source: Any, local: Any, flags: dict[str, Any]) ->
 @click.option("--read-only", "read_only", is_flag=True, help="Mount the root filesystem read-only.")
 @click.option("--runtime", type=click.Choice(["embedded", "runc"]), default="embedded", show_default=True,
               help="Executor of the container.")
+@click.option("--pull", type=click.Choice(["missing", "always", "never"]), default=None,
+              help="When to pull IMAGE (default: a bare name when missing, other transports always).")
 @registry_options(retries=False)
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
@@ -86,7 +82,7 @@ def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bo
         volumes: tuple[str, ...], network: str, user: str | None, workdir: str | None, hostname: str | None,
         name: str | None, entrypoint: str | None, read_only: bool, runtime: str,
         image: str, command: tuple[str, ...], env_files: tuple[str, ...], tmpfs: tuple[str, ...],
-        cap_add: tuple[str, ...], cap_drop: tuple[str, ...], ulimits: tuple[str, ...],
+        cap_add: tuple[str, ...], cap_drop: tuple[str, ...], ulimits: tuple[str, ...], pull: str | None,
         **registry_flags: Any) -> None:
     """Run COMMAND (default: the image's) in a new container from IMAGE."""
     from imagetool.runtime.launch import LaunchOptions, run_image
@@ -105,7 +101,7 @@ def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bo
             mounts=[*map(parse_volume, volumes), *map(tmpfs_mount, tmpfs)], readonly_rootfs=read_only, init=init,
             capabilities=capabilities(cap_add, cap_drop), rlimits=[parse_ulimit(u) for u in ulimits])
         etc = etc_settings(registry_flags)
-        store, desc = _resolve(ctx, image, registry_flags)
+        store, desc = _resolve(ctx, image, pull, registry_flags)
         code = run_image(store, desc, LaunchOptions(options, remove=remove, name=name, runtime=runtime,
                                                     interactive=interactive, image_name=image, etc=etc))
     ctx.exit(code)

@@ -24,3 +24,25 @@ def test_run_from_a_registry(plain_registry: Registry, local_store: Path, tmp_pa
     out = imagetool("run", "--rm", "--tls-verify=false", ref, "sh", "-c", "echo from-registry")
     assert out.stdout == "from-registry\n"
     assert f"{plain_registry.host}/run/busybox  1 " in imagetool("images").stdout
+
+
+def test_pull_policy(plain_registry: Registry, local_store: Path, tmp_path: Path) -> None:
+    """A bare name is pulled when missing (default), every time (--pull always), or never."""
+    name = f"{plain_registry.host}/run/policy:1"
+    for label in ("first", "second"):
+        ctx = tmp_path / label
+        ctx.mkdir()
+        # two versions of one tag, each a busybox image with a file saying which it is
+        busybox_image(tmp_path / f"bb-{label}", "latest")
+        imagetool("copy", "-q", f"oci:{tmp_path / f'bb-{label}'}:latest", f"localhost/base-{label}:1")
+        (ctx / "Dockerfile").write_text(f"FROM localhost/base-{label}:1\nRUN echo {label} > /which\n")
+        imagetool("build", "-q", "--push", f"docker://{name}", "--tls-verify=false", str(ctx))
+        if label == "first":
+            assert imagetool("run", "--rm", "--tls-verify=false", name, "cat", "/which").stdout == "first\n"
+    # the registry now holds "second": the default keeps the local copy, always pulls again
+    assert imagetool("run", "--rm", "--tls-verify=false", name, "cat", "/which").stdout == "first\n"
+    assert imagetool("run", "--rm", "--pull", "always", "--tls-verify=false", name, "cat",
+                     "/which").stdout == "second\n"
+    missing = imagetool("run", "--rm", "--pull", "never", f"{plain_registry.host}/run/absent:1", "true",
+                        check=False)
+    assert missing.returncode == 125 and "pull policy never" in one_line_error(missing)

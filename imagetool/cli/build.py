@@ -12,8 +12,8 @@ from imagetool.build.executor import BuildOptions
 from imagetool.build.mounts import parse_secrets
 from imagetool.build.runstep import ContainerStepRunner
 from imagetool.build.executor import build as run_build
-from imagetool.cli.options import (etc_options, etc_settings, policy_from_flags, signers_from_flags,
-                                   signing_options, system_context, tls_verify_option)
+from imagetool.cli.options import (etc_options, etc_settings, platform_parts, policy_from_flags,
+                                   signers_from_flags, signing_options, system_context, tls_verify_option)
 from imagetool.runtime.flags import capabilities, parse_ulimit, parse_volume
 from imagetool.copy import CopyOptions, copy_image
 from imagetool.transports import parse_image_name
@@ -60,11 +60,10 @@ def _from_environment(values: tuple[str, ...], flag: str) -> dict[str, str]:
 
 
 def _platform(platform: str | None, os_: str | None, arch: str | None, variant: str | None) -> str | None:
-    """--platform, or the image's platform from --os/--arch/--variant (the host's for the parts not given)."""
+    """The image's platform from --platform or --os/--arch/--variant (the host's for the parts not given)."""
+    os_, arch, variant = platform_parts(platform, os_, arch, variant)
     if not (os_ or arch or variant):
-        return platform
-    if platform:
-        raise UsageError("--platform cannot be combined with --os, --arch or --variant")
+        return None
     from imagetool.descriptor import host_platform
 
     host = host_platform()

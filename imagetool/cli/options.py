@@ -57,6 +57,22 @@ def signing_options(identity: bool = True) -> Callable[[F], F]:
     return _stacked(options)
 
 
+def platform_parts(platform: str | None, os_: str | None, arch: str | None,
+                   variant: str | None) -> tuple[str | None, str | None, str | None]:
+    """(os, arch, variant) from --platform OS/ARCH[/VARIANT], or from --os/--arch/--variant (not both)."""
+    if not platform:
+        return os_, arch, variant
+    if os_ or arch or variant:
+        raise UsageError("--platform cannot be combined with --os, --arch or --variant")
+    from imagetool.descriptor import Platform
+
+    try:
+        parsed = Platform.parse(platform)
+    except ValueError as err:
+        raise UsageError(f"--platform: {err}") from None
+    return parsed.os, parsed.architecture, parsed.variant or None
+
+
 def etc_options() -> Callable[[F], F]:
     """docker's and buildah's flags for a container's /etc/hosts and /etc/resolv.conf (run and build)."""
     return _stacked([

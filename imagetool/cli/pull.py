@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from imagetool.cli.options import policy_from_flags, registry_options, system_context
+from imagetool.cli.options import platform_parts, policy_from_flags, registry_options, system_context
 
 
 @click.command()
@@ -28,18 +28,9 @@ def pull(ctx: click.Context, image: str, all_tags: bool, pull_policy: str, platf
     from imagetool.copy import CopyOptions
     from imagetool.copy.progress import Progress
     from imagetool.pull import pull_image
-    from imagetool.descriptor import Platform
-    from imagetool.errors import UsageError
     from imagetool.transports import parse_image_name
 
-    if platform:
-        if os_ or arch or variant:
-            raise UsageError("--platform cannot be combined with --os, --arch or --variant")
-        try:
-            parsed = Platform.parse(platform)
-        except ValueError as err:
-            raise UsageError(f"--platform: {err}") from None
-        os_, arch, variant = parsed.os, parsed.architecture, parsed.variant or None
+    os_, arch, variant = platform_parts(platform, os_, arch, variant)
     sys_ctx = system_context(ctx, **flags)
     sys_ctx.override_os = os_ or sys_ctx.override_os
     sys_ctx.override_arch = arch or sys_ctx.override_arch

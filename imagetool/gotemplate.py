@@ -179,8 +179,14 @@ def _tokens(expr: str) -> list[str]:
     return toks
 
 
+class Struct(dict):  # type: ignore[type-arg]
+    """A Go struct for templates: a field it lacks is an error, as Go reports it (a map gives <no value>)."""
+
+
 def _field(cur: Any, path: str) -> Any:
     for name in [p for p in path.split(".") if p]:
+        if isinstance(cur, Struct) and name not in cur:
+            raise UsageError(f"template: can't evaluate field {name}")
         if isinstance(cur, dict):
             cur = cur.get(name)
         else:

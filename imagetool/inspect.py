@@ -9,7 +9,7 @@ from imagetool.copy.multiple import choose_instance, get_instance
 from imagetool.copy.single import read_config
 from imagetool.digest import Digest
 from imagetool.errors import ManifestError
-from imagetool.gotemplate import NIL_MAP, NIL_POINTER, NIL_SLICE, GoTime
+from imagetool.gotemplate import NIL_MAP, NIL_POINTER, NIL_SLICE, GoTime, Struct
 from imagetool.manifest import Index, Manifest, parse, parse_manifest
 from imagetool.transports.base import ImageReference, ImageSource, SystemContext
 
@@ -86,7 +86,7 @@ def inspect_image(ref: ImageReference, ctx: SystemContext, *, tags: bool = True)
 def template_view(info: dict[str, Any]) -> dict[str, Any]:
     """`info` as a --format template sees skopeo's struct: Name always there, typed nils print as Go's."""
     nils = {"Created": NIL_POINTER, "Labels": NIL_MAP, "Env": NIL_SLICE, "RepoTags": NIL_SLICE}
-    return {"Name": "", **{k: nils.get(k) if v is None else v for k, v in info.items()}}
+    return Struct({"Name": "", **{k: nils.get(k) if v is None else v for k, v in info.items()}})
 
 
 def manifest_digest(path: str) -> Digest:

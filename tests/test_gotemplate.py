@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from imagetool.errors import UsageError
-from imagetool.gotemplate import GoTime, render
+from imagetool.gotemplate import GoTime, Struct, render
 
 DATA = {"Name": "", "Labels": {"b": "2", "a": "1"}, "Layers": ["x", "y"], "Env": ["A=1"], "Size": 42,
         "Created": GoTime("2024-01-02T03:04:05Z"), "Empty": []}
@@ -40,3 +40,10 @@ def test_render(template: str, expect: str) -> None:
 def test_bad_templates_raise_usage_errors(template: str) -> None:
     with pytest.raises(UsageError):
         render(template, DATA)
+
+
+def test_a_struct_lacks_fields_a_map_does_not() -> None:
+    data = Struct({"Name": "x", "Labels": {"a": "1"}})
+    assert render("{{.Name}} {{.Labels.a}} {{.Labels.b}}", data) == "x 1 <no value>"
+    with pytest.raises(UsageError, match="can't evaluate field Nope"):
+        render("{{.Nope}}", data)

@@ -39,15 +39,15 @@ def _split(name: str) -> tuple[str, str]:
 def images(ctx: click.Context, quiet: bool, noheading: bool, digests: bool, no_trunc: bool, as_json: bool,
            format_: str | None, filters: tuple[str, ...]) -> None:
     """List images in the local store."""
-    from imagetool.gotemplate import GoTime, render
+    from imagetool.gotemplate import GoTime, Struct, render
     from imagetool.store.images import filter_images, list_images
 
     records = filter_images(list_images(open_local_store(ctx, create=True)), filters)
     records.sort(key=lambda r: r.created or "", reverse=True)
     short = (lambda d: d.hex) if no_trunc else (lambda d: d.hex[:12])
     if as_json or format_:
-        docs = [{"Id": r.id.hex, "Names": list(r.names), "Digest": str(r.digest), "MediaType": r.media_type,
-                 "Created": GoTime(r.created) if r.created else None, "Size": r.size} for r in records]
+        docs = [Struct({"Id": r.id.hex, "Names": list(r.names), "Digest": str(r.digest), "MediaType": r.media_type,
+                        "Created": GoTime(r.created) if r.created else None, "Size": r.size}) for r in records]
         if as_json:
             click.echo(json.dumps(docs, indent=4))
         else:

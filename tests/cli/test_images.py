@@ -98,6 +98,7 @@ def test_images_filters_and_rmi_all_and_prune(tmp_path: Path, local_store: Path)
     assert listed("label=tier", "since=localhost/a:1") == {"localhost/b:1"}
     assert listed("before=localhost/b:1") == {"localhost/a:1", None}
     assert listed(f"id={ids['cc:1'][:8]}") == {"cc:1"}
+    assert imagetool("images", "--format", "{{.Nope}}", check=False).returncode != 0  # a struct, as in buildah
     bad = imagetool("images", "--filter", "colour=red", check=False)
     assert bad.returncode == 2 and "invalid filter" in one_line_error(bad)
     assert imagetool("rmi", "--prune").stdout.split() == [ids[None]]

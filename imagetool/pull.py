@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from imagetool.copy import CopyOptions, copy_image
+from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest
 from imagetool.errors import NotFound, UsageError
 from imagetool.store import images
+from imagetool.store.layout import LayoutStore
 from imagetool.transports import parse_image_name
 from imagetool.transports.base import ImageReference
 from imagetool.transports.local import name_for
@@ -13,9 +17,21 @@ from imagetool.transports.local import name_for
 POLICIES = ("missing", "always", "never")
 
 
+@dataclass(frozen=True)
+class Pulled:
+    """An image in the local store after a pull: the store and its index.json entry."""
+
+    store: LayoutStore
+    descriptor: Descriptor
+
+    @property
+    def id(self) -> Digest:
+        return images.image_id(self.store, self.descriptor)
+
+
 def pull_image(source: ImageReference, options: CopyOptions, policy: str = "missing",
-               all_tags: bool = False) -> list[Digest]:
-    """Copy `source` (every tag of its repository with `all_tags`) into the local store; the image IDs.
+               all_tags: bool = False) -> list[Pulled]:
+    """Copy `source` (every tag of its repository with `all_tags`) into the local store.
 
     policy "missing" copies only names the store lacks, "never" only looks them up."""
     if policy not in POLICIES:
@@ -31,7 +47,7 @@ def pull_image(source: ImageReference, options: CopyOptions, policy: str = "miss
 
         tags = make_client(named, options.src_ctx).list_tags(named.path)
         sources = [parse_image_name(f"docker://{named.name}:{tag}") for tag in tags]
-    ids = []
+    pulled = []
     for src in sources:
         local = name_for(src)
         store = local.store(options.dest_ctx, create=True)
@@ -44,5 +60,5 @@ def pull_image(source: ImageReference, options: CopyOptions, policy: str = "miss
         if found is None:
             copy_image(src, local, options)
             found = images.resolve(store, local.named, local.id_prefix)
-        ids.append(images.image_id(store, found))
-    return ids
+        pulled.append(Pulled(store, found))
+    return pulled

@@ -37,5 +37,5 @@ def pull(ctx: click.Context, image: str, all_tags: bool, pull_policy: str, platf
     sys_ctx.override_variant = variant or sys_ctx.override_variant
     options = CopyOptions(src_ctx=sys_ctx, dest_ctx=sys_ctx, policy=policy_from_flags(ctx),
                           remove_signatures=remove_signatures, progress=Progress(quiet=quiet))
-    for image_id in pull_image(parse_image_name(image, default="docker"), options, pull_policy, all_tags):
-        click.echo(image_id.hex)
+    for pulled in pull_image(parse_image_name(image, default="docker"), options, pull_policy, all_tags):
+        click.echo(pulled.id.hex)

@@ -24,28 +24,26 @@ def _resolve(ctx: click.Context, image: str, pull: str | None, flags: dict[str, 
     from imagetool.copy import CopyOptions
     from imagetool.errors import NotFound
     from imagetool.pull import pull_image
-    from imagetool.store import default_store_path, images
-    from imagetool.store.layout import LayoutStore
+    from imagetool.store import images
     from imagetool.transports import parse_image_name
-    from imagetool.transports.local import LocalReference, name_for
+    from imagetool.transports.local import LocalReference
 
-    root = ctx.find_root().obj or {}
-    store = LayoutStore.create(default_store_path(root.get("store")))
     ref = parse_image_name(image)
     bare = isinstance(ref, LocalReference)
+    sys_ctx = system_context(ctx, **flags)
     if bare and ref.named is None:  # an image ID: the store's or nothing
+        store = ref.store(sys_ctx, create=True)
         return store, images.resolve(store, None, ref.id_prefix)
     source = parse_image_name(f"docker://{ref.named}") if bare else ref
     policy = pull or ("missing" if bare else "always")
-    sys_ctx = system_context(ctx, **flags)
     try:
-        pull_image(source, CopyOptions(src_ctx=sys_ctx, dest_ctx=sys_ctx, policy=policy_from_flags(ctx)), policy)
+        [pulled] = pull_image(source, CopyOptions(src_ctx=sys_ctx, dest_ctx=sys_ctx, policy=policy_from_flags(ctx)),
+                              policy)
     except ImagetoolError as err:
         if bare and policy != "never":
             raise NotFound(f"{ref.named} is not in the local store, and pulling {source} failed") from err
         raise
-    local = name_for(source)
-    return store, images.resolve(store, local.named, local.id_prefix)
+    return pulled.store, pulled.descriptor
 
 
 @click.command("run", context_settings={"allow_interspersed_args": False})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins: list[str] = ["tests.lib.registry", "tests.lib.debian"]
+pytest_plugins: list[str] = ["tests.lib.registry", "tests.lib.debian", "tests.lib.rootless", "tests.lib.probes"]
 
 
 @pytest.fixture(autouse=True)

@@ -20,10 +20,8 @@ EXIT_RUN_FAILED = 125
 def _resolve(ctx: click.Context, image: str, pull: str | None, flags: dict[str, Any]) -> tuple[Any, Any]:
     """(store, descriptor) of IMAGE in the local store, pulled first as the --pull policy says (default: a
     bare name when it is missing, another transport's image every time)."""
-    from imagetool.cli.options import policy_from_flags, system_context
-    from imagetool.copy import CopyOptions
+    from imagetool.cli.options import system_context
     from imagetool.errors import NotFound
-    from imagetool.pull import pull_image
     from imagetool.store import images
     from imagetool.transports import parse_image_name
     from imagetool.transports.local import LocalReference
@@ -34,8 +32,18 @@ def _resolve(ctx: click.Context, image: str, pull: str | None, flags: dict[str, 
     if bare and ref.named is None:  # an image ID: the store's or nothing
         store = ref.store(sys_ctx, create=True)
         return store, images.resolve(store, None, ref.id_prefix)
-    source = parse_image_name(f"docker://{ref.named}") if bare else ref
     policy = pull or ("missing" if bare else "always")
+    if bare and policy != "always":  # found in the store: no registry or copy code to load
+        store = ref.store(sys_ctx, create=True)
+        try:
+            return store, images.resolve(store, ref.named, ref.id_prefix)
+        except NotFound:
+            pass
+    source = parse_image_name(f"docker://{ref.named}") if bare else ref
+    from imagetool.cli.options import policy_from_flags
+    from imagetool.copy import CopyOptions
+    from imagetool.pull import pull_image
+
     try:
         [pulled] = pull_image(source, CopyOptions(src_ctx=sys_ctx, dest_ctx=sys_ctx, policy=policy_from_flags(ctx)),
                               policy)

@@ -81,10 +81,15 @@ class LazyGroup(click.Group):
 def cli(ctx: click.Context, **options: Any) -> None:
     """Copy, inspect, sign, run and build OCI container images."""
     ctx.obj = options
+    _debug[0] = bool(options["debug"])
+
+
+#: the global --debug as click parsed it (a container's own `--debug` argument is not ours)
+_debug = [False]
 
 
 def main(argv: list[str] | None = None) -> None:
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    _debug[0] = False
     try:
         rc = cli.main(args=argv, prog_name="imagetool", standalone_mode=False)
     except click.exceptions.Abort:
@@ -96,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"imagetool: {err.format_message()}", err=True)
         sys.exit(err.exit_code)
     except ImagetoolError as err:
-        if debug:
+        if _debug[0]:
             raise
         click.echo(f"imagetool: {describe(err)}", err=True)
         sys.exit(err.exit_code)
@@ -105,12 +110,12 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         sys.exit(141)
     except OSError as err:
-        if debug:
+        if _debug[0]:
             raise
         click.echo(f"imagetool: {describe(err)}", err=True)
         sys.exit(1)
     except Exception as err:  # noqa: BLE001 - the last line of defence against tracebacks
-        if debug:
+        if _debug[0]:
             raise
         click.echo(f"imagetool: internal error: {type(err).__name__}: {describe(err)} "
                    "(run with --debug for details)", err=True)

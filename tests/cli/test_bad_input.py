@@ -76,3 +76,11 @@ def test_schema1_source_is_refused_in_one_line(tmp_path: Path) -> None:
     assert (tmp_path / "dst" / "index.json").read_bytes() == before
     # --raw only prints the bytes, as skopeo does
     assert imagetool("inspect", "--raw", f"dir:{src}").stdout == (src / "manifest.json").read_text()
+
+
+def test_debug_is_only_the_global_option() -> None:
+    """`--debug` after the command belongs to the container's program; only the global flag shows tracebacks."""
+    theirs = imagetool("run", "--rm", "--pull", "never", "localhost/no-such-image", "prog", "--debug", check=False)
+    assert "no-such-image" in one_line_error(theirs)
+    ours = imagetool("--debug", "run", "--rm", "--pull", "never", "localhost/no-such-image", "prog", check=False)
+    assert ours.returncode != 0 and "Traceback" in ours.stderr

@@ -311,7 +311,8 @@ def mount_overlay_fs(target: str, lowers: list[str], upper: str | None, work: st
         for flag in flags:
             _fsconfig(fs, _FSCONFIG_SET_FLAG, flag)
         _fsconfig(fs, _FSCONFIG_CMD_CREATE, None)
-        mnt = _check(_libc.syscall(ctypes.c_long(_SYS_FSMOUNT), ctypes.c_int(fs), ctypes.c_uint(1), ctypes.c_uint(attrs)))
+        mnt = _check(_libc.syscall(ctypes.c_long(_SYS_FSMOUNT), ctypes.c_int(fs), ctypes.c_uint(1),
+                                   ctypes.c_uint(attrs)))
         try:
             _check(_libc.syscall(ctypes.c_long(_SYS_MOVE_MOUNT), ctypes.c_int(mnt), b"", ctypes.c_int(_AT_FDCWD),
                                  _b(target), ctypes.c_uint(_MOVE_MOUNT_F_EMPTY_PATH)))

@@ -160,7 +160,8 @@ def make_devices(dev: str) -> None:
     """The standard nodes in the (nodev) /dev tmpfs: binds of the host's, each its own mount without nodev."""
     for name, major, minor in DEVICES:
         source = f"/dev/{name}"
-        if not standard_device(source) or os.stat(source).st_rdev != os.makedev(major, minor):
+        st = os.stat(source)
+        if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(major, minor):
             raise OSError(19, f"{source} is not the standard device {major}:{minor}")
         path = os.path.join(dev, name)
         make_target(path, False)
@@ -170,7 +171,10 @@ def make_devices(dev: str) -> None:
 
 
 def cgroup_hierarchies() -> list[tuple[str, str, str]] | None:
-    """The host's cgroup mounts under /sys/fs/cgroup as (name, fstype, options); None when it is cgroup2 alone."""
+    """The host's cgroup mounts under /sys/fs/cgroup as (name, fstype, options); None when it is cgroup2 alone.
+
+    An empty list: the host has none mounted there, and the container gets none either.
+    """
     found = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
@@ -182,7 +186,7 @@ def cgroup_hierarchies() -> list[tuple[str, str, str]] | None:
             if os.path.dirname(point) == "/sys/fs/cgroup" and fstype in ("cgroup", "cgroup2"):
                 data = [o for o in options if o not in ("rw", "ro") and not o.startswith("release_agent=")]
                 found.append((os.path.basename(point), fstype, ",".join(data)))
-    return found or None
+    return found
 
 
 def mount_cgroups(dest: str, flags: int) -> None:
@@ -194,6 +198,8 @@ def mount_cgroups(dest: str, flags: int) -> None:
     hierarchies = cgroup_hierarchies()
     if hierarchies is None:
         linux.mount("cgroup2", dest, "cgroup2", flags, None)
+        return
+    if not hierarchies:
         return
     linux.mount("tmpfs", dest, "tmpfs", flags & ~linux.MS_RDONLY, "mode=755")
     for name, fstype, data in hierarchies:

@@ -87,12 +87,14 @@ def test_a_node_made_in_the_container_opens_no_host_device(prober: Prober, way: 
 # -- 2. the cgroup tree ----------------------------------------------------------------------------------------
 
 CGROUP_SCRIPT = """
+cg=/sys/fs/cgroup
 for c in pids memory devices systemd; do
-  if mkdir /sys/fs/cgroup/$c/imagetool-probe 2>/dev/null; then echo "mkdir $c: MADE"; rmdir /sys/fs/cgroup/$c/imagetool-probe
+  if mkdir $cg/$c/imagetool-probe 2>/dev/null; then echo "mkdir $c: MADE"; rmdir $cg/$c/imagetool-probe
   else echo "mkdir $c: denied"; fi
 done
-{ echo $$ > /sys/fs/cgroup/devices/cgroup.procs; } 2>/dev/null && echo "leave devices cgroup: MOVED" || echo "leave devices cgroup: denied"
-{ echo 1 > /sys/fs/cgroup/pids/notify_on_release; } 2>/dev/null && echo "cgroup file: WRITTEN" || echo "cgroup file: denied"
+{ echo $$ > $cg/devices/cgroup.procs; } 2>/dev/null && echo "leave devices cgroup: MOVED" \
+  || echo "leave devices cgroup: denied"
+{ echo 1 > $cg/pids/notify_on_release; } 2>/dev/null && echo "cgroup file: WRITTEN" || echo "cgroup file: denied"
 touch /sys/kernel/imagetool-probe 2>/dev/null && echo "sysfs: WRITTEN" || echo "sysfs: denied"
 [ "$(readlink /proc/self/ns/cgroup)" = "$HOSTNS" ] && echo "cgroupns: host" || echo "cgroupns: own"
 """

@@ -96,14 +96,17 @@ def resolve_user(spec: dict) -> users.ExecUser:
 def container_main(bundle: str, spec: dict, extra: dict, errfd: int, console: object | None) -> None:
     """PID 1 of the new namespaces: build the root, drop privileges, exec. Never returns."""
     os.setsid()
+    # a keyring of its own, as runc gives each container: the caller's session keyring stays out of reach
+    linux.join_session_keyring(f"_ses.{os.path.basename(bundle)}")
     rootfs = os.path.join(bundle, spec["root"]["path"])
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
     overlay = extra.get("overlay")
     if overlay:
-        mount_overlay(rootfs, overlay["lower"], overlay.get("upper"), overlay.get("work"),
+        mount_overlay(rootfs, overlay["lower"], overlay.get("upper"), overlay.get("work"), linux.MS_NODEV,
                       volatile=bool(overlay.get("volatile")))
     else:
         linux.mount(rootfs, rootfs, None, linux.MS_BIND | linux.MS_REC)
+        linux.set_mount_flags(rootfs, linux.MS_NODEV)
     for m in spec.get("mounts") or []:
         mount_entry(rootfs, m)
     if console is not None:

@@ -56,6 +56,12 @@ MOUNT_FLAGS: dict[str, tuple[bool, int]] = {
     "relatime": (False, MS_RELATIME), "norelatime": (True, MS_RELATIME),
     "strictatime": (False, MS_STRICTATIME), "nostrictatime": (True, MS_STRICTATIME),
 }
+#: recursive mount options (runc's "rro" and kin) -> (clear the attribute instead of setting it, MOUNT_ATTR_*);
+#: the four attributes share their bit values with MS_RDONLY, MS_NOSUID, MS_NODEV and MS_NOEXEC
+RECURSIVE_FLAGS: dict[str, tuple[bool, int]] = {
+    "rro": (False, MS_RDONLY), "rrw": (True, MS_RDONLY), "rnosuid": (False, MS_NOSUID), "rsuid": (True, MS_NOSUID),
+    "rnodev": (False, MS_NODEV), "rdev": (True, MS_NODEV), "rnoexec": (False, MS_NOEXEC), "rexec": (True, MS_NOEXEC),
+}
 PROPAGATION_FLAGS = {"private": MS_PRIVATE, "rprivate": MS_PRIVATE | MS_REC, "shared": MS_SHARED,
                      "rshared": MS_SHARED | MS_REC, "slave": MS_SLAVE, "rslave": MS_SLAVE | MS_REC,
                      "unbindable": MS_UNBINDABLE, "runbindable": MS_UNBINDABLE | MS_REC}
@@ -200,6 +206,83 @@ def sethostname(name: str) -> None:
     _check(_libc.sethostname(raw, ctypes.c_size_t(len(raw))))
 
 
+_ENOSYS = 38
+SYS_KEYCTL = {"x86_64": 250, "aarch64": 219, "ppc64le": 271, "s390x": 280, "riscv64": 219}
+_KEYCTL_JOIN_SESSION_KEYRING, _KEYCTL_SETPERM, _KEYCTL_DESCRIBE = 1, 5, 6
+_KEY_USR_SEARCH = 0x00080000
+
+
+def _keyctl(*args: object) -> int:
+    number = SYS_KEYCTL.get(os.uname().machine)
+    if number is None:
+        raise OSError(_ENOSYS, f"keyctl: unknown syscall number on {os.uname().machine}")
+    return _check(_libc.syscall(ctypes.c_long(number), *args))
+
+
+def join_session_keyring(name: str) -> None:
+    """Give this process (and what it execs) a fresh session keyring named `name`, as runc does per container.
+
+    Otherwise the container would share the caller's session keyring and every key in it.
+    A kernel without keys (ENOSYS) has nothing to share.
+    """
+    try:
+        serial = _keyctl(ctypes.c_int(_KEYCTL_JOIN_SESSION_KEYRING), os.fsencode(name))
+    except OSError as err:
+        if err.errno == _ENOSYS:
+            return
+        raise OSError(err.errno, f"joining a session keyring: {err.strerror}") from None
+    # searchable by its owner after the ids change, as runc makes it: "type;uid;gid;perm;description"
+    buf = ctypes.create_string_buffer(256)
+    _keyctl(ctypes.c_int(_KEYCTL_DESCRIBE), ctypes.c_int(serial), buf, ctypes.c_size_t(len(buf)))
+    perm = int(buf.value.split(b";")[3], 16)
+    _keyctl(ctypes.c_int(_KEYCTL_SETPERM), ctypes.c_int(serial), ctypes.c_uint(perm | _KEY_USR_SEARCH))
+
+
+_SYS_MOUNT_SETATTR = 442  # one numbering on every arch, as for the calls below
+_AT_RECURSIVE = 0x8000
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64), ("propagation", ctypes.c_uint64),
+                ("userns_fd", ctypes.c_uint64)]
+
+
+def set_mount_flags(path: str, set_flags: int, clear_flags: int = 0) -> None:
+    """Set (and clear) ro/nosuid/nodev/noexec on the mount at `path` and on every mount below it.
+
+    mount_setattr(2) with AT_RECURSIVE where the kernel has it (5.12+), else a remount of
+    each mount from /proc/self/mountinfo, keeping the flags a remount must not drop.
+    """
+    attr = _MountAttr(set_flags, clear_flags, 0, 0)
+    result = _libc.syscall(ctypes.c_long(_SYS_MOUNT_SETATTR), ctypes.c_int(_AT_FDCWD), _b(path),
+                           ctypes.c_uint(_AT_RECURSIVE), ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)))
+    if result == 0:
+        return
+    err = ctypes.get_errno()
+    if err != _ENOSYS:
+        raise OSError(err, f"mount_setattr {path}: {os.strerror(err)}")
+    for target in submounts(path):
+        kept = os.statvfs(target).f_flag & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        mount(None, target, None, MS_BIND | MS_REMOUNT | ((kept | set_flags) & ~clear_flags))
+
+
+def submounts(path: str) -> list[str]:
+    """The mountpoints at or below `path`, parents first, from /proc/self/mountinfo."""
+    import re
+
+    def unescape(field: str) -> str:
+        return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+    top = os.path.realpath(path)
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = unescape(line.split()[4])
+            if point == top or point.startswith(top.rstrip("/") + "/"):
+                found.append(point)
+    return found
+
+
 _SYS_FSOPEN, _SYS_FSCONFIG, _SYS_FSMOUNT, _SYS_MOVE_MOUNT = 430, 431, 432, 429  # one numbering on every arch
 _FSCONFIG_SET_FLAG, _FSCONFIG_SET_STRING, _FSCONFIG_CMD_CREATE = 0, 1, 6
 _MOVE_MOUNT_F_EMPTY_PATH = 0x4
@@ -212,11 +295,11 @@ def _fsconfig(fd: int, cmd: int, key: str | None, value: str | None = None) -> N
 
 
 def mount_overlay_fs(target: str, lowers: list[str], upper: str | None, work: str | None,
-                     flags: list[str] = ()) -> None:  # type: ignore[assignment]
+                     flags: list[str] = (), attrs: int = 0) -> None:  # type: ignore[assignment]
     """Overlay through the new mount API, one `lowerdir+` per layer: no 4 KiB limit on the option string.
 
     mount(2) takes all options as one page, which a few dozen layer paths fill; fsconfig
-    takes them one by one (Linux 6.8+).
+    takes them one by one (Linux 6.8+). `attrs`: MOUNT_ATTR_ bits (MS_NODEV and kin share them).
     """
     fs = _check(_libc.syscall(ctypes.c_long(_SYS_FSOPEN), b"overlay", ctypes.c_uint(1)))
     try:
@@ -228,7 +311,8 @@ def mount_overlay_fs(target: str, lowers: list[str], upper: str | None, work: st
         for flag in flags:
             _fsconfig(fs, _FSCONFIG_SET_FLAG, flag)
         _fsconfig(fs, _FSCONFIG_CMD_CREATE, None)
-        mnt = _check(_libc.syscall(ctypes.c_long(_SYS_FSMOUNT), ctypes.c_int(fs), ctypes.c_uint(1), ctypes.c_uint(0)))
+        mnt = _check(_libc.syscall(ctypes.c_long(_SYS_FSMOUNT), ctypes.c_int(fs), ctypes.c_uint(1),
+                                   ctypes.c_uint(attrs)))
         try:
             _check(_libc.syscall(ctypes.c_long(_SYS_MOVE_MOUNT), ctypes.c_int(mnt), b"", ctypes.c_int(_AT_FDCWD),
                                  _b(target), ctypes.c_uint(_MOVE_MOUNT_F_EMPTY_PATH)))

@@ -28,11 +28,13 @@ def describe(lowers: list[Path], upper: Path | None, work: Path | None) -> dict[
 
 def mount_on_host(target: Path, lowers: list[Path], upper: Path | None, work: Path | None,
                   volatile: bool = True) -> None:
+    from imagetool.runtime import linux
     from imagetool.runtime.rootfs import mount_overlay
 
     d = describe(lowers, upper, work)
-    try:
-        mount_overlay(str(target), d["lower"], d["upper"], d["work"], volatile=volatile)  # type: ignore[arg-type]
+    try:  # nodev as in the embedded executor: no node made in the container opens a host device
+        mount_overlay(str(target), d["lower"], d["upper"], d["work"], linux.MS_NODEV,  # type: ignore[arg-type]
+                      volatile=volatile)
     except OSError as err:
         raise ContainerError(f"mounting the root filesystem: {err}") from None
 

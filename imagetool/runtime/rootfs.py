@@ -3,11 +3,16 @@
 Runs in the container's PID 1 before it drops privileges. Paths from the image are
 joined with secure_join, so no image symlink can point a mount at the host. Standard
 library plus linux/paths only (the helper's start-up).
+
+Device nodes: every mount made here is nodev (binds recursively), except devpts and the
+binds of the host's standard nodes in /dev, so a node the container makes (it keeps
+CAP_MKNOD, as with Docker) opens nothing, with or without a devices cgroup.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 
 from imagetool.runtime import linux
 from imagetool.runtime.paths import secure_join
@@ -15,6 +20,8 @@ from imagetool.runtime.paths import secure_join
 #: mount(2) reads its options as one page, NUL included
 MAX_MOUNT_DATA = 4095
 DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
+#: the flags mount_setattr(2) and a bind remount can set on a whole tree
+CONFINING = linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
 DEV_LINKS = [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
              ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx")]
 
@@ -28,9 +35,30 @@ def parse_options(options: list[str]) -> tuple[int, int, list[str]]:
             flags = flags & ~flag if clear else flags | flag
         elif opt in linux.PROPAGATION_FLAGS:
             propagation |= linux.PROPAGATION_FLAGS[opt]
-        else:
+        elif opt not in linux.RECURSIVE_FLAGS:
             data.append(opt)
     return flags, propagation, data
+
+
+def recursive_flags(options: list[str]) -> tuple[int, int]:
+    """The recursive options ("rro", "rnodev"...) -> (flags to set, flags to clear) on a whole mount tree."""
+    set_flags, clear_flags = 0, 0
+    for opt in options:
+        if opt in linux.RECURSIVE_FLAGS:
+            clear, flag = linux.RECURSIVE_FLAGS[opt]
+            set_flags, clear_flags = (set_flags & ~flag, clear_flags | flag) if clear else \
+                (set_flags | flag, clear_flags & ~flag)
+    return set_flags, clear_flags
+
+
+def standard_device(path: str) -> bool:
+    """Whether `path` is one of the device nodes every container has (a bind of it keeps working)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISCHR(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) in \
+        {(major, minor) for _name, major, minor in DEVICES}
 
 
 def make_target(path: str, is_dir: bool) -> None:
@@ -59,14 +87,15 @@ def mount_overlay(target: str, lowers: list[str], upper: str | None, work: str |
                   volatile: bool = False) -> None:
     if len(lowers) == 1 and not upper:
         linux.mount(lowers[0], target, None, linux.MS_BIND | linux.MS_REC)
-        if flags & linux.MS_RDONLY:
-            linux.mount(None, target, None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY)
+        if flags & CONFINING:
+            linux.set_mount_flags(target, flags & CONFINING)
         return
     base = os.path.commonpath(lowers) if len(lowers) > 1 else os.path.dirname(lowers[0])
     rel = [os.path.relpath(p, base) for p in lowers]
     data = overlay_data(rel, upper, work, volatile)
     if len(data) >= MAX_MOUNT_DATA:  # too many layers for one page of options: one fsconfig call each
-        linux.mount_overlay_fs(target, lowers, upper, work, ["volatile"] if volatile and upper else [])
+        linux.mount_overlay_fs(target, lowers, upper, work, ["volatile"] if volatile and upper else [],
+                               flags & CONFINING)
         return
     here = os.getcwd()
     os.chdir(base)
@@ -87,13 +116,24 @@ def mount_entry(rootfs: str, m: dict) -> None:
         extra = flags & ~(linux.MS_BIND | linux.MS_REC)
         if extra:
             linux.mount(None, dest, None, linux.MS_BIND | linux.MS_REMOUNT | extra | locked_flags(dest))
+        # "ro" is the top mount's alone (as runc reads it), "rro" and kin the whole tree's; nodev always
+        set_flags, clear_flags = recursive_flags(m.get("options") or [])
+        if not standard_device(source):
+            set_flags, clear_flags = set_flags | linux.MS_NODEV, clear_flags & ~linux.MS_NODEV
+        if set_flags or clear_flags:
+            linux.set_mount_flags(dest, set_flags, clear_flags)
+    elif mtype == "cgroup":
+        make_target(dest, True)
+        mount_cgroups(dest, flags | linux.MS_NODEV)
     elif mtype == "overlay":
         opts = dict(item.partition("=")[::2] for item in data)
         make_target(dest, True)
         lowers = [p for p in opts.get("lowerdir", "").split(":") if p]
-        mount_overlay(dest, lowers, opts.get("upperdir"), opts.get("workdir"), flags)
+        mount_overlay(dest, lowers, opts.get("upperdir"), opts.get("workdir"), flags | linux.MS_NODEV)
     else:
         make_target(dest, True)
+        if mtype != "devpts":  # no node can be made in a devpts; its ptys must open
+            flags |= linux.MS_NODEV
         try:
             linux.mount(m.get("source") or mtype, dest, mtype, flags, ",".join(data) or None)
         except OSError as err:
@@ -117,19 +157,59 @@ def locked_flags(path: str) -> int:
 
 
 def make_devices(dev: str) -> None:
-    old = os.umask(0)
-    try:
-        for name, major, minor in DEVICES:
-            path = os.path.join(dev, name)
-            try:
-                os.mknod(path, 0o666 | 0o020000, os.makedev(major, minor))
-            except PermissionError:  # in a user namespace: bind the host's node instead
-                make_target(path, False)
-                linux.mount(f"/dev/{name}", path, None, linux.MS_BIND)
-        for name, target in DEV_LINKS:
-            os.symlink(target, os.path.join(dev, name))
-    finally:
-        os.umask(old)
+    """The standard nodes in the (nodev) /dev tmpfs: binds of the host's, each its own mount without nodev."""
+    for name, major, minor in DEVICES:
+        source = f"/dev/{name}"
+        st = os.stat(source)
+        if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(major, minor):
+            raise OSError(19, f"{source} is not the standard device {major}:{minor}")
+        path = os.path.join(dev, name)
+        make_target(path, False)
+        linux.mount(source, path, None, linux.MS_BIND)
+    for name, target in DEV_LINKS:
+        os.symlink(target, os.path.join(dev, name))
+
+
+def cgroup_hierarchies() -> list[tuple[str, str, str]] | None:
+    """The host's cgroup mounts under /sys/fs/cgroup as (name, fstype, options); None when it is cgroup2 alone.
+
+    An empty list: the host has none mounted there, and the container gets none either.
+    """
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            point, fstype, options = fields[4], fields[sep + 1], fields[sep + 3].split(",")
+            if point == "/sys/fs/cgroup" and fstype == "cgroup2":
+                return None
+            if os.path.dirname(point) == "/sys/fs/cgroup" and fstype in ("cgroup", "cgroup2"):
+                data = [o for o in options if o not in ("rw", "ro") and not o.startswith("release_agent=")]
+                found.append((os.path.basename(point), fstype, ",".join(data)))
+    return found
+
+
+def mount_cgroups(dest: str, flags: int) -> None:
+    """The container's own cgroup tree at `dest`, as runc mounts it in a cgroup namespace.
+
+    cgroup2 alone: one mount. v1 or hybrid: a tmpfs with one mount per hierarchy the host has, under
+    the host's names (and links for co-mounted controllers), read-only when `flags` say so.
+    """
+    hierarchies = cgroup_hierarchies()
+    if hierarchies is None:
+        linux.mount("cgroup2", dest, "cgroup2", flags, None)
+        return
+    if not hierarchies:
+        return
+    linux.mount("tmpfs", dest, "tmpfs", flags & ~linux.MS_RDONLY, "mode=755")
+    for name, fstype, data in hierarchies:
+        path = os.path.join(dest, name)
+        os.mkdir(path, 0o555)
+        linux.mount(fstype, path, fstype, flags, data or None)
+        for part in name.split(",") if "," in name else []:
+            os.symlink(name, os.path.join(dest, part))
+    if flags & linux.MS_RDONLY:
+        linux.mount(None, dest, None, linux.MS_BIND | linux.MS_REMOUNT | flags & CONFINING)
 
 
 def mask_paths(masked: list[str], readonly: list[str]) -> None:

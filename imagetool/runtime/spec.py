@@ -37,6 +37,8 @@ DEFAULT_MOUNTS: list[dict[str, Any]] = [
      "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
     {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
     {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+    {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+     "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
 ]
 
 #: annotations the embedded helper reads (runc ignores them)
@@ -117,14 +119,16 @@ def build_spec(config: dict[str, Any] | None, options: RunOptions, root_path: st
         raise ContainerError(f"working directory {cwd!r} is not absolute")
     caps = list(options.capabilities if options.capabilities is not None else DEFAULT_CAPABILITIES)
     user = options.user if options.user is not None else (config.get("User") or "")
-    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
     if options.network != "host":
         namespaces.append({"type": "network"})
     mounts = copy.deepcopy(DEFAULT_MOUNTS)
     if options.network == "host":
-        # sysfs of another network namespace cannot be mounted; bind the host's read-only, as runc does
-        mounts[-1] = {"destination": "/sys", "type": "bind", "source": "/sys",
-                      "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+        # sysfs of another network namespace cannot be mounted; bind the host's read-only, as runc does,
+        # every mount below too (the host's cgroup hierarchies); the container's own cgroups go over them
+        sysfs = next(i for i, m in enumerate(mounts) if m["destination"] == "/sys")
+        mounts[sysfs] = {"destination": "/sys", "type": "bind", "source": "/sys",
+                         "options": ["rbind", "nosuid", "noexec", "nodev", "ro", "rro"]}
     mounts.extend(options.mounts)
     return {
         "ociVersion": OCI_VERSION,
@@ -158,8 +162,8 @@ def _rlimits(overrides: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def bind_mount(source: str, destination: str, readonly: bool = False) -> dict[str, Any]:
-    """A spec mount entry for a host path (a volume)."""
+    """A spec mount entry for a host path (a volume); read-only means every mount below it too ("rro")."""
     if not destination.startswith("/"):
         raise ContainerError(f"mount destination {destination!r} is not absolute")
-    options = ["rbind", "rprivate"] + (["ro"] if readonly else [])
+    options = ["rbind", "rprivate"] + (["ro", "rro"] if readonly else [])
     return {"destination": destination, "type": "bind", "source": source, "options": options}

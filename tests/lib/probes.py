@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 
 from tests.lib.cli import imagetool
 from tests.lib.images import busybox_image
+from tests.lib.rootless import PYTHON as USER_PYTHON
 from tests.lib.rootless import RootlessUser
 
 BEGIN, END = "==probe-begin==", "==probe-end=="
@@ -85,20 +87,30 @@ class Prober:
             imagetool("copy", "-q", f"oci:{self.layout}:latest", "busybox")
         self._ready.add(rootless)
 
-    def _imagetool(self, way: Way, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    def _imagetool(self, way: Way, *args: str, timeout: float, wrap: tuple[str, ...] = ()) \
+            -> subprocess.CompletedProcess[str]:
+        if wrap:  # a command that sets something up (a keyring...) and execs imagetool
+            if way.rootless:
+                assert self.user is not None
+                return self.user.run([*wrap, str(USER_PYTHON), "-m", "imagetool", *args], check=False, timeout=timeout)
+            return subprocess.run([*wrap, sys.executable, "-m", "imagetool", *args], capture_output=True, text=True,
+                                  timeout=timeout)
         if way.rootless:
             assert self.user is not None
             return self.user.imagetool(*args, check=False, timeout=timeout)
         return imagetool(*args, check=False, timeout=timeout)
 
     def probe(self, way: Way, script: str, *, flags: tuple[str, ...] = (), build_flags: tuple[str, ...] | None = None,
-              timeout: float = 120) -> ProbeResult:
-        """Run `script` with `flags` (for `run`; `build_flags` for a build, default the same flags)."""
+              timeout: float = 120, wrap: tuple[str, ...] = ()) -> ProbeResult:
+        """Run `script` with `flags` (for `run`; `build_flags` for a build, default the same flags).
+
+        `wrap`: a command line imagetool runs under (it must exec its remaining arguments).
+        """
         self._ensure_image(way.rootless)
         wrapped = f"echo {BEGIN}; {script}\necho {END}"
         if way.mode == "run":
             proc = self._imagetool(way, "run", "--rm", "--runtime", way.executor, *flags, "busybox",
-                                   "sh", "-c", wrapped, timeout=timeout)
+                                   "sh", "-c", wrapped, timeout=timeout, wrap=wrap)
             return ProbeResult(proc.returncode, _between(proc.stdout), proc.stderr)
         context = self.context_dir(way)
         try:
@@ -108,7 +120,7 @@ class Prober:
                 self.user.give(context)
             extra = flags if build_flags is None else build_flags
             proc = self._imagetool(way, "build", "--no-cache", "--runtime", way.executor, *extra, str(context),
-                                   timeout=timeout)
+                                   timeout=timeout, wrap=wrap)
             return ProbeResult(proc.returncode, _between(proc.stdout), proc.stderr)
         finally:
             shutil.rmtree(context, ignore_errors=True)

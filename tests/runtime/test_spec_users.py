@@ -28,7 +28,7 @@ def test_spec_from_image_config() -> None:
     assert p["capabilities"]["bounding"] == DEFAULT_CAPABILITIES and "CAP_SYS_ADMIN" not in DEFAULT_CAPABILITIES
     assert spec["linux"]["maskedPaths"] == MASKED_PATHS and "/proc/kcore" in MASKED_PATHS
     assert "/proc/sysrq-trigger" in READONLY_PATHS
-    assert {n["type"] for n in spec["linux"]["namespaces"]} == {"pid", "ipc", "uts", "mount", "network"}
+    assert {n["type"] for n in spec["linux"]["namespaces"]} == {"pid", "ipc", "uts", "mount", "network", "cgroup"}
     assert [m["destination"] for m in spec["mounts"]][:2] == ["/proc", "/dev"]
 
 

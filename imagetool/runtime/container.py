@@ -77,7 +77,8 @@ class Container:
             if self.runtime == "runc":
                 from imagetool.runtime.oci_runtime import run_runc
 
-                return run_runc(self.spec, bundle, self.lowers, self.upper, work, stdin, stdout, stderr, output)
+                return run_runc(self.spec, bundle, self.lowers, self.upper, work, stdin, stdout, stderr, output,
+                                maps=self._maps() if self.userns else None)
             return self._run_embedded(bundle, work, stdin, stdout, stderr, output)
         finally:
             shutil.rmtree(bundle, ignore_errors=True)
@@ -85,10 +86,13 @@ class Container:
             if self.tidy:
                 overlay.tidy_mountpoints(self.upper, self.lowers, self.mountpoints())
 
-    def _map_ids(self, pid: int, ready: int, go: int) -> None:
+    def _maps(self) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
         from imagetool.runtime import idmap
 
-        maps = self.idmaps or idmap.maps_for(os.getuid(), os.getgid())
+        return self.idmaps or idmap.rootless_maps()
+
+    def _map_ids(self, pid: int, ready: int, go: int) -> None:
+        maps = self._maps()
         try:
             _sync_maps(pid, ready, go, maps)
         except ContainerError:

@@ -40,6 +40,7 @@ def _fill_user(spec: dict, rootfs: str) -> None:
     name = annotations.get("org.imagetool.user") or \
         f"{process['user'].get('uid', 0)}:{process['user'].get('gid', 0)}"
     user = users.resolve(name, rootfs)
+    users.check_mapped(user)
     process["user"] = {"uid": user.uid, "gid": user.gid, **({"additionalGids": user.groups} if user.groups else {})}
     if not any(e.startswith("HOME=") for e in process["env"]):
         process["env"].append(f"HOME={user.home}")

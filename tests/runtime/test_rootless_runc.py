@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+
 import pytest
 
 from tests.lib.probes import Prober, Way, ways
+from tests.lib.rootless import PYTHON, RootlessUser
 from tests.runtime.test_runc import PROBES
 
 #: what differs for an unprivileged user: the host network (sysfs bound, not mounted), ids from the ranges
@@ -38,3 +45,88 @@ def test_rootless_runc_agrees_with_embedded(prober: Prober, way: Way, flags: lis
     assert (runc.code, runc.out) == (embedded.code, embedded.out), runc.stderr
     if "exit 23" not in script and "no-such" not in f"{script} {flags}":
         assert runc.code == 0 and runc.out, runc.stderr  # an answer, not two equal failures
+
+
+def _spawn(user: RootlessUser, *args: str) -> subprocess.Popen[str]:
+    """`imagetool ARGS` as `user`, in the background."""
+    env = [f"{k}={v}" for k, v in user.env().items()]
+    return subprocess.Popen(["runuser", "-u", user.name, "--", "env", "-i", *env, str(PYTHON), "-m", "imagetool",
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=user.home)
+
+
+def _pids(uid: int, needle: bytes) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+            owner = os.stat(f"/proc/{entry}").st_uid
+        except OSError:
+            continue
+        if needle in cmdline and owner == uid:
+            found.append(int(entry))
+    return found
+
+
+def _wait_for(what: Callable[[], list[int]], timeout: float = 30) -> list[int]:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = what()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def _runc_state(user: RootlessUser) -> list[str]:
+    state = user.home / "run" / "imagetool" / "runc"
+    return sorted(os.listdir(state)) if state.exists() else []
+
+
+@pytest.fixture
+def rootless_busybox(prober: Prober, rootless_user: RootlessUser) -> RootlessUser:
+    prober.user = rootless_user
+    prober._ensure_image(True)
+    return rootless_user
+
+
+@pytest.mark.parametrize("way", ways(executor="runc", rootless=True, mode="run"))
+def test_signal_reaches_the_command_and_nothing_is_left(way: Way, rootless_busybox: RootlessUser) -> None:
+    """SIGTERM to `imagetool run` reaches the command through runc; then no state, mount or process remains."""
+    user = rootless_busybox
+    marker = f"imagetool-probe-{os.getpid()}"
+    proc = _spawn(user, "run", "--rm", "--runtime", "runc", "busybox", "sh", "-c",
+                  f"trap 'echo got TERM; exit 7' TERM; echo {marker} >/dev/null; echo ready; "
+                  "while :; do sleep 0.1; done")
+    try:
+        _wait_for(lambda: _pids(user.uid, marker.encode()) if _runc_state(user) else [])
+        time.sleep(0.5)  # the trap is set once the shell runs its loop
+        imagetool_pid = _wait_for(lambda: _pids(user.uid, b"-m\0imagetool\0run\0"))[0]
+        os.kill(imagetool_pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert (proc.returncode, out) == (7, "ready\ngot TERM\n"), err
+    assert _runc_state(user) == []
+    assert not _pids(user.uid, marker.encode())
+    with open("/proc/self/mounts") as f:
+        assert "imagetool-bundle-" not in f.read()
+
+
+@pytest.mark.parametrize("way", ways(executor="runc", rootless=True, mode="run"))
+def test_killed_command_exits_128_plus_signal(way: Way, rootless_busybox: RootlessUser) -> None:
+    user = rootless_busybox
+    seconds = str(6000 + os.getpid() % 1000)
+    proc = _spawn(user, "run", "--rm", "--runtime", "runc", "busybox", "sleep", seconds)
+    try:
+        pid = _wait_for(lambda: _pids(user.uid, b"sleep\0" + seconds.encode() + b"\0"))[0]
+        os.kill(pid, signal.SIGKILL)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGKILL, err
+    assert _runc_state(user) == []

@@ -57,11 +57,15 @@ def _chosen(explicit: str | None) -> str | None:
 
 
 def small_temp_dir(explicit: str | None = None, fallback: Path | None = None) -> str | None:
-    """A directory for small temporary files; None means the system default (root only, or no choice left)."""
+    """A directory for small temporary files; None means the system default (root only, or no choice left).
+
+    `fallback` (a directory of the caller's own, such as the container's) serves when an
+    unprivileged user has no $XDG_RUNTIME_DIR.
+    """
     chosen = _chosen(explicit)
     if chosen or not rootless():
         return chosen
-    found = user_runtime_dir() or (private_dir(fallback) if fallback is not None else None)
+    found = user_runtime_dir() or fallback
     return str(found) if found is not None else None
 
 

@@ -23,6 +23,7 @@ from typing import IO, Any
 from imagetool.errors import ContainerError
 from imagetool.runtime import overlay
 from imagetool.runtime.etcfiles import EtcSettings
+from imagetool.tmpdirs import small_temp_dir
 
 HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helper.py")
 FORWARDED = [signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2,
@@ -66,7 +67,8 @@ class Container:
     def _run(self, stdin: Any, stdout: Any, stderr: Any, output: Callable[[str], None] | None) -> int:
         self.upper.mkdir(parents=True, exist_ok=True)
         work = overlay.workdir_for(self.upper)
-        bundle = Path(tempfile.mkdtemp(prefix="imagetool-bundle-", dir=self.tmpdir))
+        where = small_temp_dir(self.tmpdir, self.upper.parent)  # rootless: $XDG_RUNTIME_DIR, never a shared /tmp
+        bundle = Path(tempfile.mkdtemp(prefix="imagetool-bundle-", dir=where))
         try:
             (bundle / "rootfs").mkdir()
             self.spec["root"]["path"] = "rootfs"

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import tarfile
-from pathlib import Path
 
 import pytest
 
@@ -78,7 +76,8 @@ def test_build_warns_once_for_all_its_steps(images: RootlessUser, runtime: str) 
     assert len(_warnings(proc.stderr)) == 1, proc.stderr
 
 
-@pytest.mark.parametrize("image,owner", [("owned", "/home/u is owned by uid 1000"), ("group", "/srv is owned by gid 42")])
+@pytest.mark.parametrize("image,owner", [("owned", "/home/u is owned by uid 1000"),
+                                         ("group", "/srv is owned by gid 42")])
 @pytest.mark.parametrize("runtime", EXECUTORS)
 def test_run_refuses_an_image_with_other_owners(images: RootlessUser, runtime: str, image: str, owner: str) -> None:
     user = images

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pty
+import select
 import signal
 import subprocess
 import time
@@ -130,3 +132,40 @@ def test_killed_command_exits_128_plus_signal(way: Way, rootless_busybox: Rootle
             proc.kill()
     assert proc.returncode == 128 + signal.SIGKILL, err
     assert _runc_state(user) == []
+
+
+@pytest.mark.parametrize("runtime", ["embedded", "runc"])
+def test_volumes_rootless(rootless_busybox: RootlessUser, runtime: str) -> None:
+    user = rootless_busybox
+    rw, ro = user.mkdtemp("rw-"), user.mkdtemp("ro-")
+    (rw / "in.txt").write_text("from host")
+    user.give(rw)
+    proc = user.imagetool("run", "--rm", "--runtime", runtime, "-v", f"{rw}:/data", "-v", f"{ro}:/ro:ro", "busybox",
+                          "sh", "-c", "cat /data/in.txt; echo; echo back > /data/out.txt; "
+                          "touch /ro/x 2>/dev/null && echo RO-WRITTEN; echo ok")
+    assert proc.stdout.splitlines() == ["from host", "ok"]
+    assert (rw / "out.txt").read_text() == "back\n" and (rw / "out.txt").stat().st_uid == user.uid
+    assert not (ro / "x").exists()
+
+
+def test_terminal_rootless_runc(rootless_busybox: RootlessUser) -> None:
+    user = rootless_busybox
+    env = [f"{k}={v}" for k, v in user.env(TERM="xterm").items()]
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvp("runuser", ["runuser", "-u", user.name, "--", "env", "-i", *env, str(PYTHON), "-m", "imagetool",
+                              "run", "--rm", "-it", "--runtime", "runc", "busybox", "sh", "-c",
+                              "read x; echo got-$x; tty; exit 3"])
+    os.write(fd, b"typed\r")
+    out = b""
+    while select.select([fd], [], [], 20)[0]:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    assert b"got-typed\r\n/dev/pts/0" in out, out
+    assert os.waitstatus_to_exitcode(status) == 3

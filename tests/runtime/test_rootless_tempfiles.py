@@ -70,9 +70,12 @@ def test_run_and_build_leave_nothing_in_shared_dirs(user: RootlessUser, runtime:
     assert list((user.store / "tmp").iterdir()) == []
 
 
-def test_without_a_runtime_dir_the_bundle_stays_beside_the_container(user: RootlessUser) -> None:
+@pytest.mark.parametrize("runtime", ["embedded", "runc"])
+def test_without_a_runtime_dir_the_bundle_stays_beside_the_container(user: RootlessUser, runtime: str) -> None:
+    """runc's state then lives in the bundle too."""
     before = _owned_by(user.uid)
-    out = user.imagetool("run", "--rm", "busybox", "sh", "-c", SHOW, env={"XDG_RUNTIME_DIR": ""}).stdout
+    out = user.imagetool("run", "--rm", "--runtime", runtime, "busybox", "sh", "-c", SHOW,
+                         env={"XDG_RUNTIME_DIR": ""}).stdout
     hosts = out.splitlines()[0]
     assert "/imagetool/store/containers/" in hosts and "/imagetool-bundle-" in hosts, out
     assert _owned_by(user.uid) - before == set()

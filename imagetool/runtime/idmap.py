@@ -104,8 +104,3 @@ def rootless_maps() -> tuple[IdMap, IdMap]:
                          "(as 0); files owned by other ids cannot be represented\n")
         sys.stderr.flush()
     return maps
-
-
-def unmapped(ids: list[int], idmap: IdMap) -> list[int]:
-    """Those of `ids` (container-side) that `idmap` does not map."""
-    return [i for i in ids if not any(inside <= i < inside + count for inside, _outside, count in idmap)]

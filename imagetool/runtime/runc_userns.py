@@ -19,6 +19,10 @@ from __future__ import annotations
 import marshal
 import os
 import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 if __name__ == "__main__":  # as helper.py: the two packages as bare modules, no site-packages
     _runtime_dir = os.path.dirname(os.path.abspath(__file__))
@@ -85,6 +89,9 @@ def main(argv: list[str]) -> int:
     except OSError as err:
         os.write(errfd, f"{step}: {err.strerror or err}\n".encode())
         return EXIT_SETUP
+    except Exception as err:  # noqa: BLE001 - one line on the error pipe, never a traceback
+        os.write(errfd, f"{step}: {err}\n".encode())
+        return EXIT_SETUP
     os.close(errfd)
     try:
         os.execv(args[0], args)
@@ -125,9 +132,9 @@ def rootless_spec(spec: dict, gids: list[tuple[int, int, int]]) -> None:
             m["options"] = kept
 
 
-def run_rootless(spec: dict, bundle: str, overlay: dict, runc: str, cid: str,
+def run_rootless(spec: dict[str, Any], bundle: str, overlay: dict[str, Any], runc: str, cid: str,
                  maps: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]],
-                 stdin: object, stdout: object, stderr: object, output: object) -> int:
+                 stdin: Any, stdout: Any, stderr: Any, output: Callable[[str], None] | None) -> int:
     """Run the bundle under runc inside a user namespace with `maps`; returns the exit status."""
     import subprocess
 
@@ -144,8 +151,11 @@ def run_rootless(spec: dict, bundle: str, overlay: dict, runc: str, cid: str,
     theirs, ours = [from_child[1], to_child[0]], [from_child[0], to_child[1]]
     argv = [sys.executable, "-S", "-I", os.path.abspath(__file__), bundle, str(write_end), *map(str, theirs)]
     try:
-        proc = subprocess.Popen(argv, pass_fds=[write_end, *theirs], stdin=stdin,  # type: ignore[arg-type]
-                                stdout=stdout, stderr=stderr)  # type: ignore[arg-type]
+        proc = subprocess.Popen(argv, pass_fds=[write_end, *theirs], stdin=stdin, stdout=stdout, stderr=stderr)
+    except OSError:
+        for fd in (read_end, *ours):
+            os.close(fd)
+        raise
     finally:
         for fd in (write_end, *theirs):
             os.close(fd)
@@ -156,7 +166,7 @@ def run_rootless(spec: dict, bundle: str, overlay: dict, runc: str, cid: str,
             except ContainerError:
                 wait_forwarding_quietly(proc.pid)
                 raise
-            code = wait_forwarding(proc, output)  # type: ignore[arg-type]
+            code = wait_forwarding(proc, output)
             message = errors.read().decode(errors="replace").strip()
     finally:
         # a killed runc leaves its state (and maybe the container): remove both, as the owner of the namespace

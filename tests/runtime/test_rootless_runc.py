@@ -169,3 +169,23 @@ def test_terminal_rootless_runc(rootless_busybox: RootlessUser) -> None:
     _, status = os.waitpid(pid, 0)
     assert b"got-typed\r\n/dev/pts/0" in out, out
     assert os.waitstatus_to_exitcode(status) == 3
+
+
+def test_run_mounts_in_a_rootless_runc_build(rootless_busybox: RootlessUser) -> None:
+    """Cache, context and image mounts (an overlay in the spec, mounted by runc in our namespace)."""
+    user = rootless_busybox
+    context = user.mkdtemp("ctx-")
+    (context / "f.txt").write_text("ctx file\n")
+    (context / "Dockerfile").write_text(
+        "FROM busybox\n"
+        "RUN --mount=type=cache,target=/cache sh -c 'echo x > /cache/c; cat /cache/c'\n"
+        "RUN --mount=type=bind,target=/src cat /src/f.txt\n"
+        "RUN --mount=type=bind,from=busybox,target=/bb,rw touch /bb/x && ls /bb | wc -l\n"
+        "RUN --network=none ls /sys/class/net\n")
+    user.give(context)
+    logs = {}
+    for runtime in ("embedded", "runc"):
+        out = user.imagetool("build", "--no-cache", "--runtime", runtime, str(context)).stdout.splitlines()
+        logs[runtime] = [line for line in out if not line.startswith("-->")]
+    assert logs["runc"] == logs["embedded"]
+    assert ["x", "ctx file", "8", "lo"] == [line for line in logs["runc"] if not line.startswith(("STEP", "COMMIT"))]

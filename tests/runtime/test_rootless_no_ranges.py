@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import shutil
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +109,16 @@ def test_user_outside_the_map_is_a_one_line_error(images: RootlessUser, runtime:
     assert proc.returncode == 125 and proc.stdout == ""
     errors = [line for line in proc.stderr.splitlines() if WARNING not in line]
     assert errors == [errors[0]] and "uid 1000" in errors[0] and "not mapped" in errors[0], proc.stderr
+
+
+@pytest.mark.parametrize("runtime", EXECUTORS)
+def test_without_newuidmap_a_user_with_ranges_gets_one_id(rootless_user: RootlessUser, runtime: str,
+                                                          busybox_layout: Path) -> None:
+    """Ranges need the setuid helpers: without them on PATH, the single-id map, said once."""
+    user = rootless_user
+    user.imagetool("copy", "-q", f"oci:{busybox_layout}:latest", "busybox")
+    env = {"PATH": "/nonexistent", "IMAGETOOL_RUNC": shutil.which("runc") or "runc"}
+    proc = user.imagetool("run", "--rm", "--runtime", runtime, "busybox", "cat", "/proc/self/uid_map", env=env)
+    assert proc.stdout.split() == ["0", str(user.uid), "1"]
+    [line] = _warnings(proc.stderr)
+    assert "newuidmap/newgidmap are not installed" in line

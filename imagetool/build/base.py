@@ -48,8 +48,10 @@ def snapshot_unpack(store: LayoutStore, layers: list[tuple[Descriptor, Digest]])
 
     SnapshotStore.prepare answers in lowerdir order (top first); this hook answers bottom first.
     """
+    from imagetool.runtime.owners import check_layers
     from imagetool.store.snapshots import SnapshotStore
 
+    check_layers(store, layers)
     return list(reversed(SnapshotStore(store).prepare(layers)))
 
 

@@ -40,6 +40,7 @@ from imagetool.layer.diff import write_diff
 from imagetool.layer.unpack import unpack_layer
 from imagetool.store.layout import LayoutStore
 from imagetool.store.snapshots import chain_ids
+from imagetool.tmpdirs import big_temp_dir
 from imagetool.transports.base import SystemContext
 
 
@@ -168,7 +169,9 @@ class Executor:
         context = BuildContext(self.o.context, self.o.dockerfile, ignore)
         lock = self.o.store.hold_shared()
         try:
-            with tempfile.TemporaryDirectory(prefix="imagetool-build-", dir=self.o.tmpdir) as work:
+            # rootless: in the store's tmp/ (upperdirs can be big; $XDG_RUNTIME_DIR is a small tmpfs)
+            with tempfile.TemporaryDirectory(prefix="imagetool-build-",
+                                             dir=big_temp_dir(self.o.tmpdir, self.o.store.root)) as work:
                 self.work = Path(work)
                 for position, n in enumerate(p.needed, 1):
                     prefix = f"[{position}/{len(p.needed)}] " if len(p.needed) > 1 else ""

@@ -17,6 +17,7 @@ import os
 import re
 import select
 import ssl
+import stat
 import threading
 import urllib.parse
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from imagetool.errors import RegistryError
+from imagetool.tmpdirs import small_temp_dir
 
 CERTS_D = ("/etc/containers/certs.d", "/etc/docker/certs.d")
 DOCKER_HUB = "docker.io"
@@ -96,14 +98,32 @@ def _bundle(cas: list[str]) -> str:
             continue
     data = b"".join(parts)
     digest = hashlib.sha256(data).hexdigest()[:32]
-    target = Path(tempfile.gettempdir()) / f"imagetool-ca-{os.getuid()}-{digest}.pem"
+    # the name is predictable: an unprivileged user keeps it under $XDG_RUNTIME_DIR, and a file found
+    # under that name is trusted only if it is ours, closed to others and holds exactly these CAs
+    base = Path(small_temp_dir() or tempfile.gettempdir())
+    target = base / f"imagetool-ca-{os.getuid()}-{digest}.pem"
     with _bundle_lock:
-        if not target.exists() or target.read_bytes() != data:
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".imagetool-ca-")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
+        if _our_file(target, data):
+            return str(target)
+        fd, tmp = tempfile.mkstemp(dir=base, prefix=".imagetool-ca-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        try:
             os.replace(tmp, target)
+        except OSError:  # another user's file holds the name (a sticky /tmp): keep ours, randomly named
+            return tmp
     return str(target)
+
+
+def _our_file(path: Path, data: bytes) -> bool:
+    """A regular file (not a link) owned by us, writable by no one else, holding `data`."""
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            return False
+        return path.read_bytes() == data
+    except OSError:
+        return False
 
 
 class TransportError(OSError):

@@ -23,6 +23,7 @@ from typing import IO, Any
 from imagetool.errors import ContainerError
 from imagetool.runtime import overlay
 from imagetool.runtime.etcfiles import EtcSettings
+from imagetool.tmpdirs import small_temp_dir
 
 HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helper.py")
 FORWARDED = [signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2,
@@ -66,7 +67,8 @@ class Container:
     def _run(self, stdin: Any, stdout: Any, stderr: Any, output: Callable[[str], None] | None) -> int:
         self.upper.mkdir(parents=True, exist_ok=True)
         work = overlay.workdir_for(self.upper)
-        bundle = Path(tempfile.mkdtemp(prefix="imagetool-bundle-", dir=self.tmpdir))
+        where = small_temp_dir(self.tmpdir, self.upper.parent)  # rootless: $XDG_RUNTIME_DIR, never a shared /tmp
+        bundle = Path(tempfile.mkdtemp(prefix="imagetool-bundle-", dir=where))
         try:
             (bundle / "rootfs").mkdir()
             self.spec["root"]["path"] = "rootfs"
@@ -77,7 +79,8 @@ class Container:
             if self.runtime == "runc":
                 from imagetool.runtime.oci_runtime import run_runc
 
-                return run_runc(self.spec, bundle, self.lowers, self.upper, work, stdin, stdout, stderr, output)
+                return run_runc(self.spec, bundle, self.lowers, self.upper, work, stdin, stdout, stderr, output,
+                                maps=self._maps() if self.userns else None)
             return self._run_embedded(bundle, work, stdin, stdout, stderr, output)
         finally:
             shutil.rmtree(bundle, ignore_errors=True)
@@ -85,10 +88,13 @@ class Container:
             if self.tidy:
                 overlay.tidy_mountpoints(self.upper, self.lowers, self.mountpoints())
 
-    def _map_ids(self, pid: int, ready: int, go: int) -> None:
+    def _maps(self) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
         from imagetool.runtime import idmap
 
-        maps = self.idmaps or idmap.maps_for(os.getuid(), os.getgid())
+        return self.idmaps or idmap.rootless_maps()
+
+    def _map_ids(self, pid: int, ready: int, go: int) -> None:
+        maps = self._maps()
         try:
             _sync_maps(pid, ready, go, maps)
         except ContainerError:

@@ -134,6 +134,7 @@ def container_main(bundle: str, spec: dict, extra: dict, errfd: int, console: ob
     os.makedirs(cwd, exist_ok=True)
     os.chdir(cwd)
     set_rlimits(process.get("rlimits") or [])
+    users.check_mapped(user)
     drop_privileges(process, user)
     os.umask(0o022)
     # after the credential changes, which clear it: the namespace dies with the helper

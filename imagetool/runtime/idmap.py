@@ -71,3 +71,36 @@ def apply(pid: int, uids: IdMap, gids: IdMap) -> None:
             f.write(_text(gids))
     except OSError as err:
         raise ContainerError(f"writing the user namespace id maps: {err}") from None
+
+
+#: said once a process: a build runs many containers
+_warned = False
+
+
+def single_id_reason(uid: int, subuid: str = "/etc/subuid", subgid: str = "/etc/subgid") -> str | None:
+    """Why only the caller's own ids can be mapped (None when subordinate ranges are usable)."""
+    if not (shutil.which("newuidmap") and shutil.which("newgidmap")):
+        return "newuidmap/newgidmap are not installed"
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = str(uid)
+    if subordinate(subuid, name, uid) is None or subordinate(subgid, name, uid) is None:
+        return f"{subuid} or {subgid} gives {name} no subordinate ids"
+    return None
+
+
+def rootless_maps() -> tuple[IdMap, IdMap]:
+    """The caller's maps (maps_for); when they hold one id, say once on stderr what that costs."""
+    global _warned
+    uid, gid = os.getuid(), os.getgid()
+    maps = maps_for(uid, gid)
+    if len(maps[0]) == 1 and not _warned:
+        _warned = True
+        reason = single_id_reason(uid) or "no subordinate ids"
+        import sys
+
+        sys.stderr.write(f"imagetool: warning: {reason}: the user namespace maps only uid {uid} and gid {gid} "
+                         "(as 0); files owned by other ids cannot be represented\n")
+        sys.stderr.flush()
+    return maps

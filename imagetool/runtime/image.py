@@ -47,6 +47,8 @@ def load(store: LayoutStore, desc: Descriptor, platform: Platform | None = None)
 
 def layer_dirs(store: LayoutStore, layers: list[tuple[Descriptor, Digest]]) -> list[Path]:
     """Each layer unpacked (once, verified) as a snapshot directory; top first, as overlay wants lowerdirs."""
+    from imagetool.runtime.owners import check_layers
     from imagetool.store.snapshots import SnapshotStore
 
+    check_layers(store, layers)
     return SnapshotStore(store).prepare(layers)

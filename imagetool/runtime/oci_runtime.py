@@ -53,15 +53,22 @@ def resolve_user(spec: dict[str, Any], rootfs: Path) -> None:
 
 
 def run_runc(spec: dict[str, Any], bundle: Path, lowers: list[Path], upper: Path, work: Path,
-             stdin: Any, stdout: Any, stderr: Any, output: Callable[[str], None] | None) -> int:
+             stdin: Any, stdout: Any, stderr: Any, output: Callable[[str], None] | None,
+             maps: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] | None = None) -> int:
+    """Run the bundle under runc; with `maps`, rootless: runc in a user namespace of ours with those id maps."""
     from imagetool.runtime.container import wait_forwarding
 
     if (spec.get("annotations") or {}).get(ANNOTATION_INIT) == "true":
         raise _setup_error("--init is not available with --runtime runc")
     runc = runc_binary()
+    cid = f"imagetool-{os.urandom(6).hex()}"
+    if maps is not None:
+        from imagetool.runtime.runc_userns import run_rootless
+
+        described = {**overlay.describe(lowers, upper, work), "volatile": True}
+        return run_rootless(spec, str(bundle), described, runc, cid, maps, stdin, stdout, stderr, output)
     rootfs = bundle / spec["root"]["path"]
     overlay.mount_on_host(rootfs, lowers, upper, work)
-    cid = f"imagetool-{os.urandom(6).hex()}"
     try:
         resolve_user(spec, rootfs)
         (bundle / "config.json").write_text(json.dumps(spec))

@@ -80,3 +80,25 @@ def resolve(user: str, root: str = "/") -> ExecUser:
     if result.gid not in result.groups:
         result.groups.insert(0, result.gid)
     return result
+
+
+def _mapped(path: str) -> list[tuple[int, int]]:
+    try:
+        with open(path) as f:
+            rows = [line.split() for line in f.read().splitlines()]
+    except OSError:
+        return [(0, 1 << 32)]  # no user namespaces here: every id is itself
+    return [(int(r[0]), int(r[2])) for r in rows if len(r) == 3]
+
+
+def check_mapped(user: ExecUser) -> None:
+    """Raise UserError naming the first id of `user` this process's user namespace does not map.
+
+    A user with no subordinate ids maps only itself; setuid(1000) would then fail as a bare EINVAL.
+    """
+    uids, gids = _mapped("/proc/self/uid_map"), _mapped("/proc/self/gid_map")
+    wanted = [("uid", user.uid, uids)] + [("gid", g, gids) for g in [user.gid, *user.groups]]
+    for kind, number, ranges in wanted:
+        if not any(start <= number < start + count for start, count in ranges):
+            raise UserError(f"{kind} {number} is not mapped in the user namespace (the user running "
+                            "imagetool needs subordinate ids in /etc/subuid and /etc/subgid)")

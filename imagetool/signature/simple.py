@@ -122,12 +122,20 @@ def verify(blob: bytes, trusted: Iterable[str], home: str | None = None) -> Veri
     return Verified(fingerprint, payloads.parse(data, payloads.SIMPLE_TYPE))
 
 
+def _gpg_parent() -> str:
+    """A short private directory for a GnuPG home (socket paths hold at most 107 bytes)."""
+    from imagetool.tmpdirs import small_temp_dir
+
+    chosen = small_temp_dir()  # None for root: /tmp as before (mkdtemp: a random name, mode 0700)
+    return chosen if chosen and len(chosen) <= 60 else "/tmp"
+
+
 class Keyring:
     """A temporary GNUPGHOME holding only the given public keys (removed on close)."""
 
     def __init__(self, key_blobs: Iterable[bytes]) -> None:
-        # gpg-agent socket paths must stay short, so the directory lives in /tmp
-        self.home = tempfile.mkdtemp(prefix="imagetool-gpg-", dir="/tmp")
+        # gpg-agent socket paths must stay short: $XDG_RUNTIME_DIR for an unprivileged user when it is, else /tmp
+        self.home = tempfile.mkdtemp(prefix="imagetool-gpg-", dir=_gpg_parent())
         try:
             os.chmod(self.home, 0o700)
             self.gpg = _gpg(self.home)

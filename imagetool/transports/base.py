@@ -12,7 +12,6 @@ no partial blob under the final name.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol, Sequence
 
@@ -47,7 +46,11 @@ class SystemContext:
 
     @property
     def temp_dir(self) -> str:
-        return self.tmpdir or os.environ.get("TMPDIR") or "/var/tmp"
+        """--tmpdir, $TMPDIR, else /var/tmp (big files), or the local store's tmp/ for an unprivileged user."""
+        from imagetool.store import default_store_path
+        from imagetool.tmpdirs import big_temp_dir
+
+        return big_temp_dir(self.tmpdir, default_store_path(self.store), "/var/tmp") or "/var/tmp"
 
 
 @dataclass(frozen=True)

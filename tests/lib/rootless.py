@@ -99,7 +99,9 @@ def _create(prefix: str, ranges: bool) -> RootlessUser:
     base = Path(tempfile.mkdtemp(prefix=f"imagetool-{name}-", dir="/tmp"))
     base.chmod(0o755)
     home = base / "home"
-    subprocess.run(["useradd", "-M", "-d", str(home), "-s", "/bin/sh", "-U", name], check=True,
+    # SUB_*_COUNT=0: useradd would otherwise give every new user ranges of its own (login.defs)
+    subprocess.run(["useradd", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", "-M", "-d", str(home),
+                    "-s", "/bin/sh", "-U", name], check=True,
                    capture_output=True)
     entry = pwd.getpwnam(name)
     if ranges:

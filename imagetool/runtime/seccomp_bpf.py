@@ -14,14 +14,16 @@ the hash of the section (and of the library) in the user's cache directory.
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import os
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imagetool.errors import ContainerError
+
+if TYPE_CHECKING:
+    from imagetool.runtime import libseccomp
 
 #: bump when the program's layout (the stub) changes, so cached programs are not reused
 FORMAT = 1
@@ -32,19 +34,12 @@ _ACT_KILL_PROCESS, _ACT_KILL_THREAD, _ACT_TRAP = 0x80000000, 0x00000000, 0x00030
 _ACT_ERRNO, _ACT_TRACE, _ACT_LOG, _ACT_ALLOW = 0x00050000, 0x7FF00000, 0x7FFC0000, 0x7FFF0000
 _OPERATORS = {"SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4, "SCMP_CMP_GE": 5,
               "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7}
-_ATTR_OPTIMIZE = 8  # SCMP_FLTATR_CTL_OPTIMIZE
-_NR_SCMP_ERROR = -1
 EPERM, ENOSYS = 1, 38
 #: seccomp(2) filter flags by the spec's names
 FILTER_FLAGS = {"SECCOMP_FILTER_FLAG_TSYNC": 1, "SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
 
 _AUDIT_ARCH_X86_64 = 0xC000003E
 _X32_BIT = 0x40000000
-
-
-class _ArgCmp(ctypes.Structure):
-    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
-                ("datum_b", ctypes.c_uint64)]
 
 
 def action_value(name: str, errno: int | None) -> int:
@@ -61,7 +56,7 @@ def action_value(name: str, errno: int | None) -> int:
     return values[name]
 
 
-def _library_path() -> str:
+def library_path() -> str:
     machine = os.uname().machine
     for directory in _LIBRARY_DIRS:
         path = os.path.join(directory.format(m=machine), _LIBRARY)
@@ -70,7 +65,8 @@ def _library_path() -> str:
     return _LIBRARY  # let the dynamic loader look
 
 
-def _library_id(path: str) -> str:
+def library_id(path: str) -> str:
+    """The library's identity in cache keys: a new libseccomp may know more syscall names."""
     try:
         st = os.stat(path)
     except OSError:
@@ -89,125 +85,119 @@ def filter_flags(section: dict[str, Any]) -> int:
 
 
 def cache_dir() -> str | None:
-    base = os.environ.get("XDG_CACHE_HOME") or (os.path.join(os.environ["HOME"], ".cache")
-                                                 if os.environ.get("HOME") else None)
-    return os.path.join(base, "imagetool", "seccomp") if base else None
+    """$XDG_CACHE_HOME/imagetool/seccomp (or ~/.cache/...), when that home is this user's own."""
+    home = os.environ.get("XDG_CACHE_HOME") or os.environ.get("HOME")
+    try:
+        if not home or os.stat(home).st_uid != os.geteuid():
+            return None
+    except OSError:
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")
+    return os.path.join(base, "imagetool", "seccomp")
 
 
 def program(section: dict[str, Any], *, cache: str | None = "auto") -> bytes:
     """The BPF program (struct sock_filter array, native byte order) for a spec's linux.seccomp."""
-    library = _library_path()
-    key = hashlib.sha256(json.dumps([FORMAT, _library_id(library), os.uname().machine, section],
+    library = library_path()
+    key = hashlib.sha256(json.dumps([FORMAT, library_id(library), os.uname().machine, section],
                                     sort_keys=True).encode()).hexdigest()
     where = cache_dir() if cache == "auto" else cache
     path = os.path.join(where, f"{key}.bpf") if where else None
-    if path:
-        try:
-            with open(path, "rb") as f:
-                cached = f.read()
-            if cached and len(cached) % 8 == 0:
-                return cached
-        except OSError:
-            pass
+    cached = _load(path) if path else None
+    if cached:
+        return cached
     compiled = compile_section(section, library)
     if path:
         _store(path, compiled)
     return compiled
 
 
+def _ours(st: os.stat_result) -> bool:
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+
+
+def _load(path: str) -> bytes | None:
+    """A cached program, if this user wrote it and nobody else could have (`sudo` may keep another user's HOME)."""
+    try:
+        if not _ours(os.stat(os.path.dirname(path))):
+            return None
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not _ours(os.fstat(fd)):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read()
+    finally:
+        os.close(fd)
+    return data if data and len(data) % 8 == 0 else None
+
+
 def _store(path: str, data: bytes) -> None:
     """Write the cache entry by rename, so a concurrent reader sees all of it or nothing; a failure only costs speed."""
+    tmp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
     except OSError:
-        pass
-
-
-class _Lib:
-    """The few libseccomp calls used, typed."""
-
-    def __init__(self, path: str) -> None:
         try:
-            lib = ctypes.CDLL(path, use_errno=True)
+            os.unlink(tmp)
         except OSError:
-            raise ContainerError("seccomp: libseccomp is not installed (it compiles the seccomp profile; "
-                                 "--security-opt seccomp=unconfined runs without one)") from None
-        lib.seccomp_init.restype = ctypes.c_void_p
-        lib.seccomp_init.argtypes = [ctypes.c_uint32]
-        lib.seccomp_release.argtypes = [ctypes.c_void_p]
-        lib.seccomp_arch_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
-        lib.seccomp_arch_resolve_name.restype = ctypes.c_uint32
-        lib.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
-        lib.seccomp_arch_native.restype = ctypes.c_uint32
-        lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
-        lib.seccomp_syscall_resolve_name_arch.argtypes = [ctypes.c_uint32, ctypes.c_char_p]
-        lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
-                                               ctypes.POINTER(_ArgCmp)]
-        lib.seccomp_attr_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32]
-        lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
-        self.lib = lib
-
-    def arch(self, name: str) -> int:
-        """SCMP_ARCH_X86_64 -> libseccomp's token (the AUDIT_ARCH value, x32 aside)."""
-        short = name.removeprefix("SCMP_ARCH_").lower()
-        token = int(self.lib.seccomp_arch_resolve_name(short.encode())) if short != "native" else \
-            int(self.lib.seccomp_arch_native())
-        if not token:
-            raise ContainerError(f"seccomp: unknown architecture {name}")
-        return token
+            pass
 
 
 def compile_section(section: dict[str, Any], library: str | None = None) -> bytes:
     """Build the filter with libseccomp and export it, with the ENOSYS stub in front."""
-    lib = _Lib(library or _library_path())
+    from imagetool.runtime.libseccomp import Library  # ctypes and the library: only to compile
+
+    lib = Library(library or library_path())
     default = action_value(section["defaultAction"], section.get("defaultErrnoRet"))
-    ctx = lib.lib.seccomp_init(default)
+    ctx = lib.init(default)
     if not ctx:
         raise ContainerError(f"seccomp: cannot make a filter with default action {section['defaultAction']}")
     try:
         arches = [lib.arch(a) for a in section.get("architectures") or []]
         for token in arches:
-            rc = lib.lib.seccomp_arch_add(ctx, token)
+            rc = lib.arch_add(ctx, token)
             if rc not in (0, -17):  # -EEXIST: the native one is there from the start
                 raise ContainerError(f"seccomp: adding an architecture: {os.strerror(-rc)}")
         rules = section.get("syscalls") or []
         if len(rules) > 32:
-            lib.lib.seccomp_attr_set(ctx, _ATTR_OPTIMIZE, 2)
+            lib.set_optimize(ctx, 2)
         for rule in rules:
             _add_rule(lib, ctx, rule, default)
         body = _export(lib, ctx)
     finally:
-        lib.lib.seccomp_release(ctx)
-    return _enosys_stub(lib, section, arches or [int(lib.lib.seccomp_arch_native())], default) + body
+        lib.release(ctx)
+    return _enosys_stub(lib, section, arches or [lib.arch_native()], default) + body
 
 
-def _add_rule(lib: _Lib, ctx: int, rule: dict[str, Any], default: int) -> None:
+def _add_rule(lib: libseccomp.Library, ctx: int, rule: dict[str, Any], default: int) -> None:
     action = action_value(rule["action"], rule.get("errnoRet"))
     if action == default:
         return  # redundant, and libseccomp refuses it
     args = rule.get("args") or []
-    conds = [_ArgCmp(a["index"], _OPERATORS[a["op"]], a.get("value", 0), a.get("valueTwo", 0)) for a in args]
+    conds = [(a["index"], _OPERATORS[a["op"]], a.get("value", 0), a.get("valueTwo", 0)) for a in args]
     indexes = [a["index"] for a in args]
     groups = [[c] for c in conds] if len(set(indexes)) < len(indexes) else [conds]  # same argument twice: OR
     for name in rule["names"]:
-        number = lib.lib.seccomp_syscall_resolve_name(name.encode())
-        if number == _NR_SCMP_ERROR:
+        number = lib.resolve(name)
+        if number is None:
             continue  # a name this libseccomp does not know: skipped, as runc does
         for group in groups:
-            array = (_ArgCmp * len(group))(*group) if group else None
-            rc = lib.lib.seccomp_rule_add_array(ctx, action, number, len(group), array)
+            rc = lib.rule_add(ctx, action, number, group)
             if rc < 0:
                 raise ContainerError(f"seccomp: adding the rule for {name}: {os.strerror(-rc)}")
 
 
-def _export(lib: _Lib, ctx: int) -> bytes:
+def _export(lib: libseccomp.Library, ctx: int) -> bytes:
     fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
     try:
-        rc = lib.lib.seccomp_export_bpf(ctx, fd)
+        rc = lib.export_bpf(ctx, fd)
         if rc < 0:
             raise ContainerError(f"seccomp: exporting the filter: {os.strerror(-rc)}")
         os.lseek(fd, 0, os.SEEK_SET)
@@ -226,7 +216,7 @@ def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
 _LD_ABS, _JEQ, _JGT, _JSET, _JA, _RET = 0x20, 0x15, 0x25, 0x45, 0x05, 0x06
 
 
-def _enosys_stub(lib: _Lib, section: dict[str, Any], arches: list[int], default: int) -> bytes:
+def _enosys_stub(lib: libseccomp.Library, section: dict[str, Any], arches: list[int], default: int) -> bytes:
     """Per architecture: a syscall number above the highest the profile names -> ENOSYS; else on to the filter.
 
     Nothing when the default action already allows (or is ENOSYS): unknown calls then need no help.
@@ -239,8 +229,8 @@ def _enosys_stub(lib: _Lib, section: dict[str, Any], arches: list[int], default:
         x32 = token != _AUDIT_ARCH_X86_64 and token & 0xFFFF == 0x3E  # libseccomp's x32 token
         top = 0
         for name in names:
-            number = lib.lib.seccomp_syscall_resolve_name_arch(token, name.encode())
-            if number >= 0:
+            number = lib.resolve(name, token)
+            if number is not None and number >= 0:
                 top = max(top, number | _X32_BIT if x32 else number)
         if top:
             highest.setdefault(_AUDIT_ARCH_X86_64 if x32 else token, {})["x32" if x32 else ""] = top

@@ -130,3 +130,16 @@ def test_build_refuses_a_malformed_profile(busybox: str, tmp_path: Path) -> None
     proc = imagetool("build", "--security-opt", f"seccomp={tmp_path / 'bad.json'}", str(tmp_path), check=False)
     assert proc.returncode != 0
     assert "expected a JSON object" in one_line_error(proc)
+
+
+MORE_CAPS = tuple(f"--cap-add={c}" for c in ("SYS_ADMIN", "SYS_PTRACE", "PERFMON", "BPF", "SYS_NICE",
+                                              "DAC_READ_SEARCH"))
+
+
+@pytest.mark.parametrize("caps", [(), MORE_CAPS, ("--cap-drop", "ALL")], ids=["default", "more", "none"])
+def test_executors_agree_row_by_row(prober: Prober, sysprobe_dir: Path, caps: tuple[str, ...]) -> None:
+    """The capability-conditional rules resolve the same for runc and the helper, whatever the kernel answers."""
+    rows = {executor: _rows(prober, Way(executor, False, "run"), sysprobe_dir, *caps)
+            for executor in ("embedded", "runc")}
+    assert rows["embedded"] == rows["runc"]
+    assert rows["embedded"][0] == "Seccomp:\t2"

@@ -157,7 +157,11 @@ def _in_child(program: bytes, calls: list[tuple[int, tuple[int, ...]]]) -> list[
 
 def _number(name: str) -> int:
     """This machine's number for a syscall, from libseccomp's tables."""
-    return int(seccomp_bpf._Lib(seccomp_bpf._library_path()).lib.seccomp_syscall_resolve_name(name.encode()))
+    from imagetool.runtime.libseccomp import Library
+
+    number = Library(seccomp_bpf.library_path()).resolve(name)
+    assert number is not None and number > 0
+    return number
 
 
 def test_compiled_default_filter_answers_like_the_profile(tmp_path: Path) -> None:
@@ -181,3 +185,20 @@ def test_custom_errno_and_default_allow(tmp_path: Path) -> None:
                             {"names": ["no_such_call_anywhere"], "action": "SCMP_ACT_ERRNO"}]}
     program = seccomp_bpf.compile_section(section)
     assert _in_child(program, [(_number("getppid"), ()), (_number("getpid"), ())]) == [errno.EACCES, 0]
+
+
+def test_cache_is_trusted_only_when_nobody_else_could_write_it(tmp_path: Path) -> None:
+    section = {"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_ERRNO"}]}
+    cache = tmp_path / "cache"
+    program = seccomp_bpf.program(section, cache=str(cache))
+    [entry] = cache.iterdir()
+    assert entry.stat().st_mode & 0o777 == 0o600 and entry.read_bytes() == program
+    entry.write_bytes(b"\0" * 8)  # a planted program (one instruction) ...
+    assert seccomp_bpf.program(section, cache=str(cache)) == b"\0" * 8  # ... is used when it is ours alone
+    entry.chmod(0o666)
+    assert seccomp_bpf.program(section, cache=str(cache)) == program  # not when others could have written it
+    entry.chmod(0o600)
+    entry.write_bytes(b"\0" * 8)
+    cache.chmod(0o777)
+    assert seccomp_bpf.program(section, cache=str(cache)) == program

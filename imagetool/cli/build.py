@@ -14,7 +14,7 @@ from imagetool.build.runstep import ContainerStepRunner
 from imagetool.build.executor import build as run_build
 from imagetool.cli.options import (etc_options, etc_settings, platform_parts, policy_from_flags,
                                    signers_from_flags, signing_options, system_context, tls_verify_option)
-from imagetool.runtime.flags import capabilities, parse_ulimit, parse_volume
+from imagetool.runtime.flags import capabilities, parse_ulimit, parse_volume, security_options
 from imagetool.copy import CopyOptions, copy_image
 from imagetool.transports import parse_image_name
 from imagetool.errors import UsageError
@@ -138,6 +138,8 @@ def _output(logfile: str | None) -> Callable[[str], None]:
 @click.option("--cap-add", multiple=True, metavar="CAP", help="Add a capability (or ALL) for RUN steps.")
 @click.option("--cap-drop", multiple=True, metavar="CAP", help="Drop a capability (or ALL) for RUN steps.")
 @click.option("--ulimit", "ulimits", multiple=True, metavar="NAME=SOFT[:HARD]", help="A resource limit for RUN steps.")
+@click.option("--security-opt", "security_opts", multiple=True, metavar="OPT",
+              help="For RUN steps: seccomp=unconfined, seccomp=PROFILE.json or no-new-privileges.")
 @click.option("-v", "--volume", "volumes", multiple=True, metavar="SRC:DST[:ro]",
               help="Bind a host path into RUN steps (not committed).")
 @click.option("--rm", "--force-rm", is_flag=True, expose_value=False,
@@ -173,7 +175,7 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
           cap_drop: tuple[str, ...], ulimits: tuple[str, ...], volumes: tuple[str, ...],
           build_contexts: tuple[str, ...], manifest_list: str | None, cache_from: tuple[str, ...],
           cache_to: str | None, disable_compression: bool, from_image: str | None, omit_history: bool,
-          logfile: str | None, **flags: Any) -> None:
+          logfile: str | None, security_opts: tuple[str, ...], **flags: Any) -> None:
     """Build an image from a Dockerfile; it lands in the local store."""
     root = ctx.find_root().obj or {}
     path = Path(dockerfile) if dockerfile else next(
@@ -194,7 +196,8 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
         runner=ContainerStepRunner(
             runtime=runtime, tmpdir=root.get("tmpdir"), etc=etc_settings(flags),
             capabilities=capabilities(cap_add, cap_drop) if cap_add or cap_drop else None,
-            rlimits=[parse_ulimit(u) for u in ulimits], volumes=[parse_volume(v) for v in volumes]))
+            rlimits=[parse_ulimit(u) for u in ulimits], volumes=[parse_volume(v) for v in volumes],
+            seccomp=security_options(security_opts)))
     destinations = [parse_image_name(d) for d in (*outputs, *pushes)]  # bad names fail before the build
     signers = signers_from_flags(flags)  # a bad key or passphrase fails before the build
     if signers and not destinations:

@@ -73,6 +73,8 @@ def _resolve(ctx: click.Context, image: str, pull: str | None, flags: dict[str, 
 @click.option("--cap-add", multiple=True, metavar="CAP", help="Add a capability (or ALL) to the default set.")
 @click.option("--cap-drop", multiple=True, metavar="CAP", help="Drop a capability (or ALL) from the default set.")
 @click.option("--ulimit", "ulimits", multiple=True, metavar="NAME=SOFT[:HARD]", help="Set a resource limit.")
+@click.option("--security-opt", "security_opts", multiple=True, metavar="OPT",
+              help="seccomp=unconfined, seccomp=PROFILE.json (Docker's format) or no-new-privileges.")
 @click.option("--name", metavar="NAME", help="Name of the container (its directory in the store).")
 @click.option("--entrypoint", metavar="CMD", help="Override the image's entrypoint (\"\" clears it).")
 @click.option("--read-only", "read_only", is_flag=True, help="Mount the root filesystem read-only.")
@@ -89,10 +91,11 @@ def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bo
         name: str | None, entrypoint: str | None, read_only: bool, runtime: str,
         image: str, command: tuple[str, ...], env_files: tuple[str, ...], tmpfs: tuple[str, ...],
         cap_add: tuple[str, ...], cap_drop: tuple[str, ...], ulimits: tuple[str, ...], pull: str | None,
-        **registry_flags: Any) -> None:
+        security_opts: tuple[str, ...], **registry_flags: Any) -> None:
     """Run COMMAND (default: the image's) in a new container from IMAGE."""
     from imagetool.runtime.launch import LaunchOptions, run_image
-    from imagetool.runtime.flags import capabilities, parse_env_file, parse_ulimit, parse_volume, tmpfs_mount
+    from imagetool.runtime.flags import (capabilities, parse_env_file, parse_ulimit, parse_volume,
+                                         security_options, tmpfs_mount)
     from imagetool.runtime.spec import RunOptions
 
     with _run_failures_exit_125():
@@ -105,7 +108,8 @@ def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bo
             env=[item for item in map(_env, [*env_lines, *env]) if item is not None], workdir=workdir, user=user,
             terminal=tty, hostname=hostname or _default_hostname(name, network), network=network,
             mounts=[*map(parse_volume, volumes), *map(tmpfs_mount, tmpfs)], readonly_rootfs=read_only, init=init,
-            capabilities=capabilities(cap_add, cap_drop), rlimits=[parse_ulimit(u) for u in ulimits])
+            capabilities=capabilities(cap_add, cap_drop), rlimits=[parse_ulimit(u) for u in ulimits],
+            seccomp=security_options(security_opts))
         etc = etc_settings(registry_flags)
         store, desc = _resolve(ctx, image, pull, registry_flags)
         code = run_image(store, desc, LaunchOptions(options, remove=remove, name=name, runtime=runtime,

@@ -119,9 +119,17 @@ class Container:
 
     def _run_embedded(self, bundle: Path, work: Path, stdin: Any, stdout: Any, stderr: Any,
                       output: Callable[[str], None] | None) -> int:
-        extra = {"overlay": {**overlay.describe(self.lowers, self.upper, work), "volatile": self.volatile}}
+        extra: dict[str, Any] = {"overlay": {**overlay.describe(self.lowers, self.upper, work),
+                                             "volatile": self.volatile}}
+        spec = self.spec
+        if spec["linux"].get("seccomp"):  # the helper gets the compiled filter, not the rules
+            from imagetool.runtime import seccomp_bpf
+
+            section = spec["linux"]["seccomp"]
+            extra["seccomp"] = {"program": seccomp_bpf.program(section), "flags": seccomp_bpf.filter_flags(section)}
+            spec = {**spec, "linux": {k: v for k, v in spec["linux"].items() if k != "seccomp"}}
         (bundle / "config.json").write_text(json.dumps(self.spec))
-        (bundle / "helper.marshal").write_bytes(marshal.dumps((self.spec, extra)))
+        (bundle / "helper.marshal").write_bytes(marshal.dumps((spec, extra)))
         read_end, write_end = os.pipe()
         argv = [sys.executable, "-S", "-I", HELPER, str(bundle), str(write_end)]
         theirs: list[int] = []

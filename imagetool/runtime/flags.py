@@ -102,3 +102,29 @@ def parse_volume(value: str) -> dict[str, Any]:
     if not os.path.exists(source):
         raise ContainerError(f"volume {value!r}: {source} does not exist")
     return bind_mount(source, parts[1], mode == "ro")
+
+
+def security_options(values: Sequence[str]) -> str | dict[str, Any]:
+    """--security-opt seccomp=unconfined|PATH and no-new-privileges[=true] -> RunOptions.seccomp.
+
+    Docker's KEY:VALUE spelling is read too. Containers always run with no_new_privs, so
+    no-new-privileges=false is refused, as is any other key.
+    """
+    seccomp: str | dict[str, Any] = "default"
+    for value in values:
+        key, sep, arg = value.partition("=")
+        if not sep and ":" in value:
+            key, sep, arg = value.partition(":")
+        if key == "seccomp" and arg:
+            from imagetool.runtime.seccomp import load_profile
+
+            seccomp = "unconfined" if arg == "unconfined" else load_profile(arg)
+        elif key == "no-new-privileges" and arg.lower() in ("", "true", "1"):
+            if sep and not arg:
+                raise ContainerError(f"--security-opt {value!r}: expected no-new-privileges[=true]")
+        elif key == "no-new-privileges":
+            raise ContainerError(f"--security-opt {value!r}: containers always run with no-new-privileges")
+        else:
+            raise ContainerError(f"--security-opt {value!r}: unknown option (expected seccomp=unconfined, "
+                                 "seccomp=PROFILE.json or no-new-privileges)")
+    return seccomp

@@ -135,10 +135,15 @@ def container_main(bundle: str, spec: dict, extra: dict, errfd: int, console: ob
     os.chdir(cwd)
     set_rlimits(process.get("rlimits") or [])
     users.check_mapped(user)
+    seccomp = extra.get("seccomp")
+    if seccomp and not process.get("noNewPrivileges"):  # without no_new_privs only CAP_SYS_ADMIN may load it
+        linux.load_seccomp(seccomp["program"], seccomp["flags"])
     drop_privileges(process, user)
     os.umask(0o022)
     # after the credential changes, which clear it: the namespace dies with the helper
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if seccomp and process.get("noNewPrivileges"):  # last, so that it filters the container's calls only
+        linux.load_seccomp(seccomp["program"], seccomp["flags"])
     envmap = dict(e.partition("=")[::2] for e in env)
     args = process["args"]
     if (spec.get("annotations") or {}).get("org.imagetool.init") == "true":

@@ -68,6 +68,8 @@ class RunOptions:
     uid: int | None = None
     gid: int | None = None
     groups: list[int] = field(default_factory=list)
+    #: "default" (Docker's profile), "unconfined", or a Docker seccomp profile (--security-opt seccomp=...)
+    seccomp: str | dict[str, Any] = "default"
 
 
 def nofile_limit() -> dict[str, Any]:
@@ -130,6 +132,9 @@ def build_spec(config: dict[str, Any] | None, options: RunOptions, root_path: st
         mounts[sysfs] = {"destination": "/sys", "type": "bind", "source": "/sys",
                          "options": ["rbind", "nosuid", "noexec", "nodev", "ro", "rro"]}
     mounts.extend(options.mounts)
+    from imagetool.runtime.seccomp import for_spec
+
+    seccomp = for_spec(options.seccomp, caps)
     return {
         "ociVersion": OCI_VERSION,
         "process": {
@@ -152,6 +157,7 @@ def build_spec(config: dict[str, Any] | None, options: RunOptions, root_path: st
             "namespaces": namespaces,
             "maskedPaths": list(MASKED_PATHS),
             "readonlyPaths": list(READONLY_PATHS),
+            **({"seccomp": seccomp} if seccomp else {}),
         },
     }
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from imagetool.cli.limits import resource_limits, resource_options
 from imagetool.cli.options import etc_options, etc_settings, registry_options
 from imagetool.errors import ContainerError, ImagetoolError
 
@@ -65,6 +66,7 @@ def _resolve(ctx: click.Context, image: str, pull: str | None, flags: dict[str, 
 @click.option("--cap-add", multiple=True, metavar="CAP", help="Add a capability (or ALL) to the default set.")
 @click.option("--cap-drop", multiple=True, metavar="CAP", help="Drop a capability (or ALL) from the default set.")
 @click.option("--ulimit", "ulimits", multiple=True, metavar="NAME=SOFT[:HARD]", help="Set a resource limit.")
+@resource_options()
 @click.option("--name", metavar="NAME", help="Name of the container (its directory in the store).")
 @click.option("--entrypoint", metavar="CMD", help="Override the image's entrypoint (\"\" clears it).")
 @click.option("--read-only", "read_only", is_flag=True, help="Mount the root filesystem read-only.")
@@ -97,7 +99,8 @@ def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bo
             env=[item for item in map(_env, [*env_lines, *env]) if item is not None], workdir=workdir, user=user,
             terminal=tty, hostname=hostname or _default_hostname(name, network), network=network,
             mounts=[*map(parse_volume, volumes), *map(tmpfs_mount, tmpfs)], readonly_rootfs=read_only, init=init,
-            capabilities=capabilities(cap_add, cap_drop), rlimits=[parse_ulimit(u) for u in ulimits])
+            capabilities=capabilities(cap_add, cap_drop), rlimits=[parse_ulimit(u) for u in ulimits],
+            resources=resource_limits(registry_flags))
         etc = etc_settings(registry_flags)
         store, desc = _resolve(ctx, image, pull, registry_flags)
         code = run_image(store, desc, LaunchOptions(options, remove=remove, name=name, runtime=runtime,

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from imagetool.errors import ContainerError
-from imagetool.runtime import overlay
+from imagetool.runtime import cgroups, overlay
 from imagetool.runtime.etcfiles import EtcSettings
 
 HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helper.py")
@@ -67,9 +67,11 @@ class Container:
         self.upper.mkdir(parents=True, exist_ok=True)
         work = overlay.workdir_for(self.upper)
         bundle = Path(tempfile.mkdtemp(prefix="imagetool-bundle-", dir=self.tmpdir))
+        group = None
         try:
             (bundle / "rootfs").mkdir()
             self.spec["root"]["path"] = "rootfs"
+            group = cgroups.prepare(self.spec)  # its own cgroup, under runc too (linux.cgroupsPath)
             if self.etc_files:
                 self._etc_files(bundle)
             if output is not None:
@@ -78,8 +80,10 @@ class Container:
                 from imagetool.runtime.oci_runtime import run_runc
 
                 return run_runc(self.spec, bundle, self.lowers, self.upper, work, stdin, stdout, stderr, output)
-            return self._run_embedded(bundle, work, stdin, stdout, stderr, output)
+            return self._run_embedded(bundle, work, stdin, stdout, stderr, output, group)
         finally:
+            if group is not None:
+                group.remove()
             shutil.rmtree(bundle, ignore_errors=True)
             shutil.rmtree(work, ignore_errors=True)
             if self.tidy:
@@ -112,10 +116,15 @@ class Container:
                                             "options": ["rbind", "rprivate"]})
 
     def _run_embedded(self, bundle: Path, work: Path, stdin: Any, stdout: Any, stderr: Any,
-                      output: Callable[[str], None] | None) -> int:
-        extra = {"overlay": {**overlay.describe(self.lowers, self.upper, work), "volatile": self.volatile}}
+                      output: Callable[[str], None] | None, group: cgroups.Cgroup | None = None) -> int:
+        extra: dict[str, Any] = {"overlay": {**overlay.describe(self.lowers, self.upper, work),
+                                             "volatile": self.volatile}}
+        spec = self.spec
+        if group is not None:  # made and limited here; the container's PID 1 joins it first thing
+            group.create(spec["linux"].get("resources") or {})
+            spec, extra["cgroup"] = group.helper_spec(spec), group.procs()
         (bundle / "config.json").write_text(json.dumps(self.spec))
-        (bundle / "helper.marshal").write_bytes(marshal.dumps((self.spec, extra)))
+        (bundle / "helper.marshal").write_bytes(marshal.dumps((spec, extra)))
         read_end, write_end = os.pipe()
         argv = [sys.executable, "-S", "-I", HELPER, str(bundle), str(write_end)]
         theirs: list[int] = []

@@ -95,6 +95,10 @@ def resolve_user(spec: dict) -> users.ExecUser:
 
 def container_main(bundle: str, spec: dict, extra: dict, errfd: int, console: object | None) -> None:
     """PID 1 of the new namespaces: build the root, drop privileges, exec. Never returns."""
+    if extra.get("cgroup"):  # first of all: every process of the container is born in its cgroup
+        from imagetool.runtime.cgroups import join
+
+        join(extra["cgroup"])
     os.setsid()
     rootfs = os.path.join(bundle, spec["root"]["path"])
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)

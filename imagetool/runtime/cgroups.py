@@ -110,8 +110,10 @@ def _writable(path: str) -> bool:
 class Cgroup:
     """A container's cgroup: `path` as the spec's cgroupsPath, one directory per hierarchy."""
 
-    def __init__(self, path: str, dirs: list[tuple[Hierarchy, str, str]]) -> None:
+    def __init__(self, path: str, dirs: list[tuple[Hierarchy, str, str]], rootless: bool = False) -> None:
         self.path = path
+        #: an unprivileged user's delegated cgroup: v1 device rules need CAP_SYS_ADMIN (runc skips them too)
+        self.rootless = rootless
         #: (hierarchy, the directory it is placed under, the container's directory)
         self.dirs = dirs
         self.unified = any(h.unified and h.mountpoint == "/sys/fs/cgroup" for h, _, _ in dirs)
@@ -171,7 +173,7 @@ class Cgroup:
             if cpu.get("quota"):
                 _write(where, "cpu.cfs_quota_us", cpu["quota"])
         devices = self._dir("devices")
-        if devices is not None:
+        if devices is not None and not self.rootless:
             for rule, kind in [*_spec_device_rules(resources.get("devices") or []), *DEFAULT_DEVICE_RULES]:
                 _write(devices, f"devices.{kind}", rule)
 
@@ -261,14 +263,14 @@ def place(cid: str, rootless: bool) -> tuple[Cgroup | None, str]:
         mine = own.get(h.key)
         if mine is None:
             return None, f"this process is in no {h.key or 'unified'} cgroup"
-        if h.unified:  # runc's v2 driver: beside our own cgroup, which holds processes and cannot have children
+        if h is unified:  # runc's v2 driver: beside our own cgroup, which holds processes and cannot have children
             mine = os.path.dirname(mine)
         base = os.path.join(h.mountpoint, os.path.relpath(mine, h.root))
         if not (_writable(base) and _writable(os.path.join(base, "cgroup.procs"))):
-            kind = "cgroup v2 subtree" if h.unified and unified else "cgroup (v1)"
-            return None, f"no delegated {kind} is writable by this user"
+            kind = "writable delegated cgroup v2 subtree" if unified else "delegated cgroup (cgroup v1)"
+            return None, f"this user has no {kind}"
         dirs.append((h, base, os.path.normpath(os.path.join(base, path))))
-    return Cgroup(path, dirs), ""
+    return Cgroup(path, dirs, rootless=True), ""
 
 
 def prepare(spec: dict[str, Any], rootless: bool | None = None) -> Cgroup | None:

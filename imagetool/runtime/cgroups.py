@@ -11,7 +11,9 @@ deletes the directories after the container ended.
 Paths follow runc's cgroupfs driver: root uses the absolute /imagetool/<id> in every hierarchy;
 an unprivileged user needs a delegated cgroup, and gets imagetool/<id> under its own cgroup (v1)
 or under the parent of its own cgroup (v2). Without one, the limits are dropped with one warning.
-Device rules need a BPF program on cgroup v2: there they are not applied (only runc applies them).
+Device rules are written by root on v1 only: v1 lets no unprivileged user write them (runc skips
+them too), and v2 needs a BPF program, which the embedded executor does not load (runc does); there
+the container's own device nodes are kept unusable by nodev mounts and the user namespace instead.
 
 `join` runs in the helper: this module imports only the standard library's os, errno and sys.
 """
@@ -21,7 +23,10 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs the helper milliseconds of start-up
+    from typing import Any
 
 MOUNTINFO = "/proc/self/mountinfo"
 OWN_CGROUP = "/proc/self/cgroup"
@@ -152,6 +157,23 @@ class Cgroup:
             if "cpuset" in hierarchy.subsystems:
                 _copy_cpuset(parent, here)
 
+    def controllers(self) -> set[str]:
+        """The controllers the container's cgroup will have. On v2 the directories above it are made here, each
+        with what it can pass on enabled for its children (a cgroup holding processes, as in a cgroup
+        namespace's root, may not: then the limits needing them cannot be had)."""
+        if not self.unified:
+            return {s for h, _, _ in self.dirs for s in h.subsystems}
+        [(hierarchy, base, target)] = self.dirs
+        parent = os.path.dirname(target)
+        if parent != base:
+            self._mkdirs(hierarchy, base, parent)
+        _enable_controllers(parent)
+        try:
+            with open(os.path.join(parent, "cgroup.subtree_control")) as f:
+                return set(f.read().split())
+        except OSError:
+            return set()
+
     def _dir(self, subsystem: str) -> str | None:
         return next((d for h, _, d in self.dirs if subsystem in h.subsystems), None)
 
@@ -249,7 +271,7 @@ def place(cid: str, rootless: bool) -> tuple[Cgroup | None, str]:
     unified = next((h for h in found if h.unified and h.mountpoint == "/sys/fs/cgroup"), None)
     chosen = [unified] if unified else [h for h in found if not h.unified or h.mountpoint ==
                                         "/sys/fs/cgroup/unified"]
-    if not chosen or all(h.unified for h in chosen):
+    if not chosen or (unified is None and all(h.unified for h in chosen)):
         return None, "no cgroup hierarchy is mounted"
     if not rootless:
         if not all(_writable(h.mountpoint) for h in chosen):
@@ -289,6 +311,7 @@ def prepare(spec: dict[str, Any], rootless: bool | None = None) -> Cgroup | None
         linux.pop("cgroupsPath", None)
         return None
     linux["cgroupsPath"] = group.path
+    _check_controllers(resources, group.controllers())
     memory = resources.get("memory") or {}
     if memory.get("swap") and not group.unified and not group.swap_accounting():
         memory.pop("swap")  # no swap accounting in this kernel: runc would fail to write it
@@ -296,6 +319,16 @@ def prepare(spec: dict[str, Any], rootless: bool | None = None) -> Cgroup | None
         spec.setdefault("mounts", []).append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
                                               "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]})
     return group
+
+
+def _check_controllers(resources: dict[str, Any], available: set[str]) -> None:
+    """Every limit needs its controller: the default pids limit goes quietly without one, others fail."""
+    for key in ("memory", "pids", "cpu"):
+        if resources.get(key) and key not in available:
+            if _only_default({key: resources[key]}):
+                del resources[key]
+            else:
+                raise _error(f"the {key} cgroup controller is not available here: its limit cannot be applied")
 
 
 def _only_default(limits: dict[str, Any]) -> bool:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from imagetool.errors import ContainerError
 from imagetool.runtime import cgroups
 from imagetool.runtime.resources import DEFAULT_PIDS_LIMIT
 from tests.lib.cli import imagetool, one_line_error
@@ -25,16 +26,27 @@ from tests.lib.rootless import RootlessUser
 
 #: a cgroup v2 host (else the v1 controllers of a legacy or hybrid one)
 V2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+#: whether the kernel accounts swap in memory cgroups (else --memory-swap is dropped, as runc needs)
+SWAP = any(Path("/sys/fs/cgroup").glob("*/memory.swap.max")) if V2 else \
+    os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+
+
+def swap_line(total: int) -> str:
+    return f"memory+swap: {total if SWAP else 'none'}"
 
 #: the limits as the container reads them back, the same on v1 and v2
 READ_LIMITS = r"""
 if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
   echo "memory: $(cat /sys/fs/cgroup/memory.max)"
+  swap=/sys/fs/cgroup/memory.swap.max
+  [ -e $swap ] && echo "memory+swap: $(( $(cat /sys/fs/cgroup/memory.max) + $(cat $swap) ))" || echo "memory+swap: none"
   echo "pids: $(cat /sys/fs/cgroup/pids.max)"
   echo "cpu: $(cat /sys/fs/cgroup/cpu.max)"
   echo "weight: $(cat /sys/fs/cgroup/cpu.weight)"
 else
   echo "memory: $(cat /sys/fs/cgroup/memory/memory.limit_in_bytes)"
+  swap=/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes
+  [ -e $swap ] && echo "memory+swap: $(cat $swap)" || echo "memory+swap: none"
   echo "pids: $(cat /sys/fs/cgroup/pids/pids.max)"
   echo "cpu: $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)"
   echo "shares: $(cat /sys/fs/cgroup/cpu/cpu.shares)"
@@ -78,9 +90,9 @@ def test_limits_read_back_inside_and_the_cgroup_is_removed(way: Way, prober: Pro
              "--pids-limit", "100")
     result = prober.probe(way, READ_LIMITS, flags=flags)
     assert result.code == 0, result.stderr
-    expected = ["memory: 67108864", "pids: 100", "cpu: 50000 100000",
+    expected = ["memory: 67108864", swap_line(96 << 20), "pids: 100", "cpu: 50000 100000",
                 "weight: 10" if V2 else "shares: 256", "cgroup-fs: read-only"]
-    assert result.lines[:5] == expected
+    assert result.lines[:6] == expected
     _assert_removed(result.out)
     if not V2:
         names = set(_cgroup_lines(result.out))
@@ -213,6 +225,16 @@ def test_rootless_build_warns_once_for_all_its_steps(way: Way, prober: Prober) -
     assert [line for line in proc.stderr.splitlines() if "warning" in line] == [ROOTLESS_WARNING]
 
 
+def test_a_limit_without_its_controller_fails_but_the_default_pids_limit_goes_quietly() -> None:
+    resources = {"pids": {"limit": DEFAULT_PIDS_LIMIT}, "devices": [{"allow": False, "access": "rwm"}]}
+    cgroups._check_controllers(resources, {"memory", "cpu"})
+    assert resources == {"devices": [{"allow": False, "access": "rwm"}]}
+    with pytest.raises(ContainerError, match="the pids cgroup controller is not available here"):
+        cgroups._check_controllers({"pids": {"limit": 20}}, {"memory", "cpu"})
+    with pytest.raises(ContainerError, match="the memory cgroup controller is not available here"):
+        cgroups._check_controllers({"memory": {"limit": 1 << 26}}, {"pids"})
+
+
 @pytest.mark.parametrize("flags, message", [
     (("--memory", "1m"), "--memory '1m': the minimum is 6m"),
     (("--memory", "lots"), "--memory 'lots': expected a size such as 512m or 2g"),
@@ -292,7 +314,8 @@ def test_rootless_with_a_delegated_cgroup_gets_its_limits(way: Way, busybox_layo
     flags = ("--memory", "64m", "--cpus", "0.5", "--cpu-shares", "256", "--pids-limit", "100")
     result = prober.probe(way, READ_LIMITS, flags=flags)
     assert result.code == 0, result.stderr
-    assert result.lines[:5] == ["memory: 67108864", "pids: 100", "cpu: 50000 100000",
+    # no --memory-swap: as much swap again as memory, as docker and podman give
+    assert result.lines[:6] == ["memory: 67108864", swap_line(128 << 20), "pids: 100", "cpu: 50000 100000",
                                 "weight: 10" if V2 else "shares: 256", "cgroup-fs: read-only"]
     assert "warning" not in result.stderr
     _assert_removed(result.out, under=f"/imagetool-delegated-{os.getpid()}")

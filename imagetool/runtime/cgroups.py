@@ -231,9 +231,6 @@ class Cgroup:
         for _, _, target in reversed(self.dirs):
             _rmdir(target)
 
-    def leftovers(self) -> list[str]:
-        return [d for _, _, d in self.dirs if os.path.exists(d)]
-
     # -- the view inside: /sys/fs/cgroup as runc mounts it, for the embedded executor
 
     def helper_spec(self, spec: dict[str, Any]) -> dict[str, Any]:
@@ -250,7 +247,7 @@ class Cgroup:
         options = [o for o in m.get("options") or [] if o in ("ro", "nosuid", "noexec", "nodev")]
         if self.unified:
             [target] = [d for h, _, d in self.dirs if h.unified]
-            if os.geteuid() == 0:
+            if not self.rootless:
                 return [{"destination": dest, "type": "cgroup2", "source": "cgroup2", "options": options}]
             return [{"destination": dest, "type": "bind", "source": target, "options": ["rbind", *options]}]
         out = [{"destination": dest, "type": "tmpfs", "source": "tmpfs",

@@ -6,7 +6,7 @@ mount, so runc places the container exactly where the embedded executor does. Fo
 executor, `Cgroup.create()` makes the directories and writes the spec's `linux.resources` (memory,
 pids, cpu, and on v1 the device rules followed by runc's default allow-list); the container's
 PID 1 calls `join()` before anything else, so no process of the container runs outside; `remove()`
-deletes the directories after the container ended.
+deletes the directories after the container ended, and `sweep()` those a killed run left behind.
 
 Paths follow runc's cgroupfs driver: root uses the absolute /imagetool/<id> in every hierarchy;
 an unprivileged user needs a delegated cgroup, and gets imagetool/<id> under its own cgroup (v1)
@@ -42,6 +42,8 @@ DEFAULT_DEVICE_RULES: list[tuple[str, str]] = [
     ("c *:* m", "allow"), ("b *:* m", "allow"), ("c 1:3 rwm", "allow"), ("c 1:8 rwm", "allow"),
     ("c 1:7 rwm", "allow"), ("c 5:0 rwm", "allow"), ("c 1:5 rwm", "allow"), ("c 1:9 rwm", "allow"),
     ("c 136:* rwm", "allow"), ("c 5:2 rwm", "allow")]
+#: an empty container cgroup older than this (seconds) is what a run killed before its clean-up left
+STALE_AFTER = 60.0
 #: spec resources that are not limits (the warning for an unusable cgroup ignores them)
 _NOT_LIMITS = ("devices",)
 _warned = False
@@ -231,6 +233,31 @@ class Cgroup:
         for _, _, target in reversed(self.dirs):
             _rmdir(target)
 
+    def sweep(self) -> None:
+        """Remove what killed runs left beside this cgroup: empty container cgroups older than STALE_AFTER (a
+        running container's is never empty, and a new one is joined within moments of being made)."""
+        import time
+
+        parents = [os.path.dirname(d) for _, _, d in self.dirs]
+        try:
+            names = os.listdir(parents[0])
+        except OSError:
+            return
+        now = time.time()
+        for name in names:
+            dirs = [os.path.join(p, name) for p in parents]
+            try:
+                if not os.path.isdir(dirs[0]) or now - os.stat(dirs[0]).st_mtime < STALE_AFTER:
+                    continue
+            except OSError:
+                continue
+            if all(_empty(d) for d in dirs):
+                for d in reversed(dirs):
+                    try:
+                        os.rmdir(d)
+                    except OSError:
+                        pass
+
     # -- the view inside: /sys/fs/cgroup as runc mounts it, for the embedded executor
 
     def helper_spec(self, spec: dict[str, Any]) -> dict[str, Any]:
@@ -309,6 +336,7 @@ def prepare(spec: dict[str, Any], rootless: bool | None = None) -> Cgroup | None
         return None
     linux["cgroupsPath"] = group.path
     _check_controllers(resources, group.controllers())
+    group.sweep()
     memory = resources.get("memory") or {}
     if memory.get("swap") and not group.unified and not group.swap_accounting():
         memory.pop("swap")  # no swap accounting in this kernel: runc would fail to write it
@@ -393,6 +421,16 @@ def _copy_cpuset(parent: str, child: str) -> None:
                 _write(child, name, f.read().strip())
         except OSError:
             pass
+
+
+def _empty(directory: str) -> bool:
+    try:
+        with open(os.path.join(directory, "cgroup.procs")) as f:
+            return not f.read().strip()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
 
 
 def _rmdir(path: str) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from collections.abc import Iterator
 from pathlib import Path
@@ -321,3 +323,32 @@ def test_rootless_with_a_delegated_cgroup_gets_its_limits(way: Way, busybox_layo
     _assert_removed(result.out, under=f"/imagetool-delegated-{os.getpid()}")
     bomb = prober.probe(way, FORK_BOMB, flags=("--pids-limit", "20"))
     assert bomb.lines == ["processes: 19", "fork after: ok"]
+
+
+def test_what_a_killed_run_leaves_is_swept_by_a_later_one(busybox: str) -> None:
+    run = subprocess.Popen([sys.executable, "-m", "imagetool", "run", "--rm", busybox, "sleep", "301"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            found = subprocess.run(["pgrep", "-x", "-f", "sleep 301"], capture_output=True, text=True).stdout.split()
+            if found:
+                break
+            time.sleep(0.05)
+        assert found, "the container did not start"
+        paths = _cgroup_lines("".join(f"cgroup {line.split(':', 2)[1]} {line.split(':', 2)[2]}\n"
+                                      for line in Path(f"/proc/{found[0]}/cgroup").read_text().splitlines()))
+    finally:
+        run.kill()  # no clean-up runs: the executor dies with its parent, its cgroup stays
+        run.wait(timeout=30)
+    dirs = _host_dirs(paths)
+    for _ in range(100):
+        if not subprocess.run(["pgrep", "-x", "-f", "sleep 301"], capture_output=True).stdout:
+            break
+        time.sleep(0.05)
+    assert dirs and all(d.is_dir() for d in dirs)
+    imagetool("run", "--rm", busybox, "true")
+    assert all(d.is_dir() for d in dirs), "a recent cgroup may be one being set up: it stays"
+    for d in dirs:  # as if the run had been killed minutes ago
+        os.utime(d, (time.time() - 2 * cgroups.STALE_AFTER,) * 2)
+    imagetool("run", "--rm", busybox, "true")
+    assert not [d for d in dirs if d.exists()]

@@ -36,7 +36,8 @@ class ContainerStepRunner:
     def __init__(self, runtime: str = "embedded", tmpdir: str | None = None, *,
                  etc: EtcSettings | None = None, capabilities: list[str] | None = None,
                  rlimits: list[dict[str, Any]] | None = None, volumes: list[dict[str, Any]] | None = None,
-                 seccomp: str | dict[str, Any] = "default") -> None:
+                 seccomp: str | dict[str, Any] = "default",
+                 resources: dict[str, Any] | None = None) -> None:
         self.runtime = runtime
         self.tmpdir = tmpdir
         # buildah's --add-host, --dns..., --cap-add/--cap-drop, --ulimit and --volume: the same for every RUN
@@ -45,6 +46,8 @@ class ContainerStepRunner:
         self.rlimits = rlimits or []
         self.volumes = volumes or []
         self.seccomp = seccomp
+        #: --memory, --pids-limit, --cpus...: linux.resources for each RUN step (None: the runtime's default)
+        self.resources = resources
 
     def run(self, work: RunWork, lowers: list[Path], upper: Path, mounts: list[HostMount],
             output: Callable[[str], None]) -> int:
@@ -61,6 +64,8 @@ class ContainerStepRunner:
                                      workdir=work.workdir or "/", user=work.user or "", hostname=HOSTNAME,
                                      network=network, mounts=spec_mounts, capabilities=self.capabilities,
                                      rlimits=self.rlimits, seccomp=self.seccomp)
+                if self.resources is not None:
+                    options.resources = self.resources
                 spec = build_spec({}, options)
                 container = Container(spec, lowers or [self._empty(scratch)], upper, runtime=self.runtime,
                                       tidy=True, tmpdir=self.tmpdir, etc=self.etc)

@@ -12,6 +12,7 @@ from imagetool.build.executor import BuildOptions
 from imagetool.build.mounts import parse_secrets
 from imagetool.build.runstep import ContainerStepRunner
 from imagetool.build.executor import build as run_build
+from imagetool.cli.limits import resource_limits, resource_options
 from imagetool.cli.options import (etc_options, etc_settings, platform_parts, policy_from_flags,
                                    signers_from_flags, signing_options, system_context, tls_verify_option)
 from imagetool.runtime.flags import capabilities, parse_ulimit, parse_volume, security_options
@@ -140,6 +141,7 @@ def _output(logfile: str | None) -> Callable[[str], None]:
 @click.option("--ulimit", "ulimits", multiple=True, metavar="NAME=SOFT[:HARD]", help="A resource limit for RUN steps.")
 @click.option("--security-opt", "security_opts", multiple=True, metavar="OPT",
               help="For RUN steps: seccomp=unconfined, seccomp=PROFILE.json or no-new-privileges.")
+@resource_options("each RUN step")
 @click.option("-v", "--volume", "volumes", multiple=True, metavar="SRC:DST[:ro]",
               help="Bind a host path into RUN steps (not committed).")
 @click.option("--rm", "--force-rm", is_flag=True, expose_value=False,
@@ -197,7 +199,8 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
             runtime=runtime, tmpdir=root.get("tmpdir"), etc=etc_settings(flags),
             capabilities=capabilities(cap_add, cap_drop) if cap_add or cap_drop else None,
             rlimits=[parse_ulimit(u) for u in ulimits], volumes=[parse_volume(v) for v in volumes],
-            seccomp=security_options(security_opts)))
+            seccomp=security_options(security_opts),
+            resources=resource_limits(flags)))
     destinations = [parse_image_name(d) for d in (*outputs, *pushes)]  # bad names fail before the build
     signers = signers_from_flags(flags)  # a bad key or passphrase fails before the build
     if signers and not destinations:

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from imagetool.cli.limits import resource_limits, resource_options
 from imagetool.cli.options import etc_options, etc_settings, registry_options
 from imagetool.errors import ContainerError, ImagetoolError
 
@@ -75,6 +76,7 @@ def _resolve(ctx: click.Context, image: str, pull: str | None, flags: dict[str, 
 @click.option("--ulimit", "ulimits", multiple=True, metavar="NAME=SOFT[:HARD]", help="Set a resource limit.")
 @click.option("--security-opt", "security_opts", multiple=True, metavar="OPT",
               help="seccomp=unconfined, seccomp=PROFILE.json (Docker's format) or no-new-privileges.")
+@resource_options()
 @click.option("--name", metavar="NAME", help="Name of the container (its directory in the store).")
 @click.option("--entrypoint", metavar="CMD", help="Override the image's entrypoint (\"\" clears it).")
 @click.option("--read-only", "read_only", is_flag=True, help="Mount the root filesystem read-only.")
@@ -109,7 +111,8 @@ def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bo
             terminal=tty, hostname=hostname or _default_hostname(name, network), network=network,
             mounts=[*map(parse_volume, volumes), *map(tmpfs_mount, tmpfs)], readonly_rootfs=read_only, init=init,
             capabilities=capabilities(cap_add, cap_drop), rlimits=[parse_ulimit(u) for u in ulimits],
-            seccomp=security_options(security_opts))
+            seccomp=security_options(security_opts),
+            resources=resource_limits(registry_flags))
         etc = etc_settings(registry_flags)
         store, desc = _resolve(ctx, image, pull, registry_flags)
         code = run_image(store, desc, LaunchOptions(options, remove=remove, name=name, runtime=runtime,

@@ -2,6 +2,8 @@
 
 spec       image config + overrides -> runtime spec (runc's defaults, Docker's capabilities)
 flags      docker's run flags (--cap-add, --ulimit, --tmpfs, --add-host, -v, ...) -> spec pieces
+resources  --memory, --memory-swap, --pids-limit, --cpus, --cpu-shares -> linux.resources
+cgroups    a cgroup per container: placed as runc would, limits and device rules written, removed after
 etcfiles   /etc/hosts, /etc/hostname, /etc/resolv.conf for a run (--add-host, --dns..., --no-hosts)
 container  Container(spec, lowers, upper).run() -> exit status: what `run` and RUN steps call
 helper     the executor process (a fresh interpreter): namespaces, PID 1, signals, exit status

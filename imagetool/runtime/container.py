@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from imagetool.errors import ContainerError
-from imagetool.runtime import overlay
+from imagetool.runtime import cgroups, overlay
 from imagetool.runtime.etcfiles import EtcSettings
 from imagetool.tmpdirs import small_temp_dir
 
@@ -69,9 +69,11 @@ class Container:
         work = overlay.workdir_for(self.upper)
         where = small_temp_dir(self.tmpdir, self.upper.parent)  # rootless: $XDG_RUNTIME_DIR, never a shared /tmp
         bundle = Path(tempfile.mkdtemp(prefix="imagetool-bundle-", dir=where))
+        group = None
         try:
             (bundle / "rootfs").mkdir()
             self.spec["root"]["path"] = "rootfs"
+            group = cgroups.prepare(self.spec)  # its own cgroup, under runc too (linux.cgroupsPath)
             if self.etc_files:
                 self._etc_files(bundle)
             if output is not None:
@@ -81,8 +83,10 @@ class Container:
 
                 return run_runc(self.spec, bundle, self.lowers, self.upper, work, stdin, stdout, stderr, output,
                                 maps=self._maps() if self.userns else None)
-            return self._run_embedded(bundle, work, stdin, stdout, stderr, output)
+            return self._run_embedded(bundle, work, stdin, stdout, stderr, output, group)
         finally:
+            if group is not None:
+                group.remove()
             shutil.rmtree(bundle, ignore_errors=True)
             shutil.rmtree(work, ignore_errors=True)
             if self.tidy:
@@ -118,7 +122,7 @@ class Container:
                                             "options": ["rbind", "rprivate"]})
 
     def _run_embedded(self, bundle: Path, work: Path, stdin: Any, stdout: Any, stderr: Any,
-                      output: Callable[[str], None] | None) -> int:
+                      output: Callable[[str], None] | None, group: cgroups.Cgroup | None = None) -> int:
         extra: dict[str, Any] = {"overlay": {**overlay.describe(self.lowers, self.upper, work),
                                              "volatile": self.volatile}}
         spec = self.spec
@@ -128,6 +132,9 @@ class Container:
             section = spec["linux"]["seccomp"]
             extra["seccomp"] = {"program": seccomp_bpf.program(section), "flags": seccomp_bpf.filter_flags(section)}
             spec = {**spec, "linux": {k: v for k, v in spec["linux"].items() if k != "seccomp"}}
+        if group is not None:  # made and limited here; the container's PID 1 joins it first thing
+            group.create(spec["linux"].get("resources") or {})
+            spec, extra["cgroup"] = group.helper_spec(spec), group.procs()
         (bundle / "config.json").write_text(json.dumps(self.spec))
         (bundle / "helper.marshal").write_bytes(marshal.dumps((spec, extra)))
         read_end, write_end = os.pipe()

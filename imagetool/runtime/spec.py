@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imagetool.errors import ContainerError
+from imagetool.runtime.resources import default_resources
 
 OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -70,6 +71,8 @@ class RunOptions:
     groups: list[int] = field(default_factory=list)
     #: "default" (Docker's profile), "unconfined", or a Docker seccomp profile (--security-opt seccomp=...)
     seccomp: str | dict[str, Any] = "default"
+    #: linux.resources limits (memory, pids, cpu) from runtime.resources.Limits; podman's pids limit by default
+    resources: dict[str, Any] = field(default_factory=default_resources)
 
 
 def nofile_limit() -> dict[str, Any]:
@@ -153,7 +156,7 @@ def build_spec(config: dict[str, Any] | None, options: RunOptions, root_path: st
         "mounts": mounts,
         "annotations": {ANNOTATION_USER: user, ANNOTATION_INIT: "true" if options.init else "false"},
         "linux": {
-            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+            "resources": {"devices": [{"allow": False, "access": "rwm"}], **copy.deepcopy(options.resources)},
             "namespaces": namespaces,
             "maskedPaths": list(MASKED_PATHS),
             "readonlyPaths": list(READONLY_PATHS),

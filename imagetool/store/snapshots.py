@@ -6,6 +6,10 @@ chain ID (the OCI image-spec's ChainID: the diff_id for the bottom layer, then
 sha256("<parent chain> <diff_id>")), as containerd keys its snapshots, so a directory
 stands for a whole stack of layers and never for one layer reached by another path.
 
+Rootless, layers are unpacked inside the store's user namespace (imagetool/userns.py), so
+each file is owned by the host-side id of the owner the image gives it and a rootless
+container sees the image's owners; removal goes through the same namespace.
+
 Whiteouts are kept in overlay form (0/0 character devices, the opaque xattr), so the
 directories are lowerdirs as they are. Creation is atomic: the layer is unpacked into a
 temp dir under snapshots/ while its blob digest and its diff_id are checked on the fly,
@@ -21,14 +25,12 @@ import errno
 import hashlib
 import json
 import os
-import shutil
-import stat
 import tempfile
 from pathlib import Path
 
-from imagetool import media
+from imagetool import media, userns
 from imagetool.descriptor import Descriptor
-from imagetool.digest import Digest, DigestingReader, VerifyingReader
+from imagetool.digest import Digest, DigestingReader, Readable, VerifyingReader
 from imagetool.errors import DigestMismatch, IntegrityError, LayerError, LayoutError, ManifestError, UnsafeContent
 from imagetool.layer.unpack import UnpackOptions, unpack
 from imagetool.manifest import ImageConfig, Index, Manifest, parse
@@ -53,14 +55,8 @@ def chain_ids(diff_ids: list[Digest]) -> list[Digest]:
 
 
 def remove_tree(path: Path | str) -> None:
-    """rmtree that also gets through directories a layer made read-only (when not root)."""
-    def retry(func, p, _exc):  # type: ignore[no-untyped-def]
-        parent = os.path.dirname(p)
-        os.chmod(parent, stat.S_IRWXU)
-        func(p)
-
-    if os.path.lexists(path):
-        shutil.rmtree(path, onerror=retry)
+    """rmtree that gets through directories a layer made read-only and, rootless, files of subordinate ids."""
+    userns.remove_tree(path)
 
 
 class SnapshotStore:
@@ -134,7 +130,7 @@ class SnapshotStore:
                 algorithm, stream = compression.auto_decompressor(verified)  # type: ignore[arg-type]
                 hashed = DigestingReader(stream, diff_id.algorithm)
                 try:
-                    unpack(hashed, tree, self.options)
+                    self._unpack_stream(hashed, tree)
                     verified.drain()
                 except IntegrityError as err:
                     raise LayerError(f"layer {desc.digest.short}: content does not match its digest") from err
@@ -149,6 +145,11 @@ class SnapshotStore:
         except BaseException:
             remove_tree(tmp)
             raise
+
+    def _unpack_stream(self, stream: Readable, tree: Path) -> None:
+        """Unpack with the owners of the archive: rootless, inside the store's user namespace."""
+        options = self.options
+        userns.consume(lambda pipe: unpack(pipe, tree, options), stream)  # type: ignore[arg-type]
 
     def _publish(self, tmp: Path, chain: Digest, diff_id: Digest, parent: Digest | None,
                  layer: Digest | None) -> Path:
@@ -174,7 +175,7 @@ class SnapshotStore:
             write_diff(upper, spool)  # type: ignore[arg-type]
             spool.seek(0)
             tree.mkdir()
-            unpack(spool, tree, self.options)
+            self._unpack_stream(spool, tree)  # type: ignore[arg-type]
         remove_tree(upper)
 
     # -- gc

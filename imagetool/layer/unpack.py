@@ -87,6 +87,9 @@ class Unpacker:
                 raise
             except (OSError, ValueError, OverflowError) as err:
                 detail = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+                if isinstance(err, OSError) and err.errno == errno.EINVAL and self.chown and not userns.initial():
+                    detail = (f"owner {entry.uid}:{entry.gid} is not mapped in the user namespace "
+                              "(not enough ids in /etc/subuid and /etc/subgid?)")
                 raise LayerError(f"unpacking {entry.name!r}: {detail}") from None
         self._finish_dirs()
         reader.drain()

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.lib.cli import imagetool, skopeo, tool
+from imagetool.userns import subordinate
+from tests.lib.cli import imagetool, one_line_error, skopeo, tool
 from tests.lib.images import busybox_files
+from tests.lib.registry import Registry
 from tests.lib.rootless import SUB_START, RootlessUser
 
 #: host programs the RUN step needs (busybox has no setfattr/setcap), with the libraries they load
@@ -83,6 +85,13 @@ def _context(where: Path) -> Path:
     (ctx / "hello.txt").write_text("hello\n")
     (ctx / "hello.txt").chmod(0o644)
     return ctx
+
+
+def _range(user: RootlessUser) -> tuple[int, int]:
+    """The user's first subordinate range: the one mapped (useradd may have given one before the harness's)."""
+    found = subordinate("/etc/subuid", user.name, user.uid)
+    assert found is not None and found[0] >= SUB_START
+    return found
 
 
 def _manifest(run: object, name: str) -> dict:  # type: ignore[type-arg]
@@ -194,6 +203,85 @@ def test_other_tools_read_the_rootless_image(built: dict[str, object], tmp_path:
     assert proc.stdout.splitlines() == OWNERS
 
 
+def test_unshare_runs_in_the_store_namespace(rootless_user: RootlessUser, tmp_path: Path) -> None:
+    user = rootless_user
+    proc = user.imagetool("unshare", "sh", "-c", "id -u; cat /proc/self/uid_map; echo $IMAGETOOL_STORE; exit 7",
+                          check=False)
+    assert proc.returncode == 7, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "0"
+    assert lines[1].split() == ["0", str(user.uid), "1"]
+    start, count = _range(user)
+    assert lines[2].split() == ["1", str(start), str(count)]
+    assert lines[3] == str(user.store)
+    # inside, files of subordinate ids have the container's owners and the user may remove them
+    probe = user.mkdtemp("unshare-")
+    proc = user.imagetool("unshare", "sh", "-c", f"mkdir {probe}/d && touch {probe}/d/f && chown -R 1234:5678 {probe}/d"
+                          f" && stat -c %u:%g {probe}/d/f")
+    assert proc.stdout.strip() == "1234:5678"
+    assert os.stat(probe / "d" / "f").st_uid == start + 1233
+    user.imagetool("unshare", "rm", "-rf", f"{probe}/d")
+    assert not (probe / "d").exists()
+    missing = user.imagetool("unshare", "no-such-command", check=False)
+    assert missing.returncode == 127 and "not found" in missing.stderr
+    # as root it just runs the command
+    assert imagetool("unshare", "sh", "-c", "id -u; exit 3", check=False).returncode == 3
+
+
+def test_the_remote_cache_stores_container_ids(built: dict[str, object], plain_registry: Registry) -> None:
+    """--cache-to pushes the step layers a rootless build made: the same bytes root's build has."""
+    user: RootlessUser = built["user"]  # type: ignore[assignment]
+    ctx = user.mkdtemp("cached-")
+    (ctx / "Dockerfile").write_text(DOCKERFILE)
+    (ctx / "hello.txt").write_text("hello\n")
+    user.give(ctx)
+    cache = f"{plain_registry.host}/rootless-ids/cache"
+    out = user.imagetool("--insecure-policy", "build", "--no-cache", "--timestamp", "0", "--tls-verify=false",
+                         "--cache-to", cache, str(ctx)).stdout
+    assert "--> 3 step layers recorded in the cache" in out, out
+    cached = set()
+    for tag in json.loads(imagetool("list-tags", "--tls-verify=false", f"docker://{cache}").stdout)["Tags"]:
+        raw = imagetool("inspect", "--raw", "--tls-verify=false", f"docker://{cache}:{tag}").stdout
+        cached.update(layer["digest"] for layer in json.loads(raw)["layers"])
+    root_layers = {layer["digest"] for layer in _manifest(built["root"], "out")["layers"][1:]}
+    assert cached == root_layers
+
+
+def test_commit_of_a_rootless_container_has_container_ids(built: dict[str, object]) -> None:
+    user: RootlessUser = built["user"]  # type: ignore[assignment]
+    name = f"committed-{os.getpid()}"
+    user.imagetool("run", "--name", name, "--user", "0", "out", "sh", "-c",
+                   "mkdir /made && touch /made/f && chown -R 4321:8765 /made && rm /data/b")
+    user.imagetool("commit", "--rm", "--timestamp", "0", name, "committed")
+    top = _manifest(user.imagetool, "committed")["layers"][-1]["digest"]
+    members = _layer_members(user.store, top)
+    assert (members["made/f"].uid, members["made/f"].gid) == (4321, 8765)  # type: ignore[attr-defined]
+    assert "data/.wh.b" in members
+    assert all(m.uid < SUB_START and m.gid < SUB_START for m in members.values())  # type: ignore[attr-defined]
+    assert not (user.store / "containers" / name).exists()
+    proc = user.imagetool("run", "--rm", "committed", "stat", "-c", "%u:%g", "/made/f")
+    assert proc.stdout.strip() == "4321:8765"
+
+
+def test_an_owner_outside_the_subordinate_range_is_an_error(rootless_user: RootlessUser) -> None:
+    """As buildah and podman: an image needing more ids than /etc/subuid grants fails to unpack, clearly."""
+    import io
+    import tarfile
+
+    user = rootless_user
+    where = user.mkdtemp("unmapped-")
+    with tarfile.open(where / "big.tar", "w", format=tarfile.PAX_FORMAT) as t:
+        info = tarfile.TarInfo("far")
+        info.uid = info.gid = 70000
+        info.size = 3
+        t.addfile(info, io.BytesIO(b"far"))
+    user.give(where)
+    user.imagetool("import", str(where / "big.tar"), "unmapped")
+    proc = user.imagetool("run", "--rm", "unmapped", "/far", check=False)
+    assert proc.returncode != 0
+    assert "owner 70000:70000 is not mapped in the user namespace" in one_line_error(proc)
+
+
 def _owned_by_others(root: Path, user: RootlessUser) -> list[str]:
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -205,6 +293,7 @@ def _owned_by_others(root: Path, user: RootlessUser) -> list[str]:
 
 
 def test_rootless_cleanup_leaves_nothing(built: dict[str, object]) -> None:
+    """Last in the module: it takes the images away."""
     user: RootlessUser = built["user"]  # type: ignore[assignment]
     containers = user.store / "containers"
     # --rm takes away a container whose upperdir has files of subordinate ids
@@ -232,27 +321,3 @@ def test_rootless_cleanup_leaves_nothing(built: dict[str, object]) -> None:
     user.imagetool("prune")
     assert _owned_by_others(user.store, user) == []
     assert not snapshots.exists() or [p for p in snapshots.rglob("*") if not p.is_dir()] == []
-
-
-def test_unshare_runs_in_the_store_namespace(rootless_user: RootlessUser, tmp_path: Path) -> None:
-    user = rootless_user
-    proc = user.imagetool("unshare", "sh", "-c", "id -u; cat /proc/self/uid_map; echo $IMAGETOOL_STORE; exit 7",
-                          check=False)
-    assert proc.returncode == 7, proc.stderr
-    lines = proc.stdout.splitlines()
-    assert lines[0] == "0"
-    assert lines[1].split() == ["0", str(user.uid), "1"]
-    assert lines[2].split() == ["1", str(SUB_START), "65536"]
-    assert lines[3] == str(user.store)
-    # inside, files of subordinate ids have the container's owners and the user may remove them
-    probe = user.mkdtemp("unshare-")
-    proc = user.imagetool("unshare", "sh", "-c", f"mkdir {probe}/d && touch {probe}/d/f && chown -R 1234:5678 {probe}/d"
-                          f" && stat -c %u:%g {probe}/d/f")
-    assert proc.stdout.strip() == "1234:5678"
-    assert os.stat(probe / "d" / "f").st_uid == SUB_START + 1233
-    user.imagetool("unshare", "rm", "-rf", f"{probe}/d")
-    assert not (probe / "d").exists()
-    missing = user.imagetool("unshare", "no-such-command", check=False)
-    assert missing.returncode == 127 and "not found" in missing.stderr
-    # as root it just runs the command
-    assert imagetool("unshare", "sh", "-c", "id -u; exit 3", check=False).returncode == 3

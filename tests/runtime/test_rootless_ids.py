@@ -22,6 +22,7 @@ import pytest
 from imagetool.userns import subordinate
 from tests.lib.cli import imagetool, one_line_error, skopeo, tool
 from tests.lib.images import busybox_files
+from tests.lib.probes import Prober, Way, ways
 from tests.lib.registry import Registry
 from tests.lib.rootless import SUB_START, RootlessUser
 
@@ -321,3 +322,20 @@ def test_rootless_cleanup_leaves_nothing(built: dict[str, object]) -> None:
     user.imagetool("prune")
     assert _owned_by_others(user.store, user) == []
     assert not snapshots.exists() or [p for p in snapshots.rglob("*") if not p.is_dir()] == []
+
+
+PROBE_OWNERS = """
+stat -c '%n %u:%g' /etc/passwd /bin/busybox
+mkdir /tmp/p && touch /tmp/p/f && chown 1234:5678 /tmp/p/f && chown 65000:1 /tmp/p
+stat -c '%n %u:%g' /tmp/p /tmp/p/f
+chown 4321 /etc/passwd && stat -c '%n %u:%g' /etc/passwd
+"""
+
+
+@pytest.mark.parametrize("way", ways())
+def test_every_way_sees_and_sets_the_same_owners(prober: Prober, way: Way) -> None:
+    """Image files keep their owners and a chown (to ids below and near the range's end) sticks, every way."""
+    result = prober.probe(way, PROBE_OWNERS)
+    assert result.code == 0, result.stderr
+    assert result.lines == ["/etc/passwd 0:0", "/bin/busybox 0:0", "/tmp/p 65000:1", "/tmp/p/f 1234:5678",
+                            "/etc/passwd 4321:0"]

@@ -24,7 +24,7 @@ from tests.lib.cli import imagetool, one_line_error, skopeo, tool
 from tests.lib.images import busybox_files
 from tests.lib.probes import Prober, Way, ways
 from tests.lib.registry import Registry
-from tests.lib.rootless import SUB_START, RootlessUser
+from tests.lib.rootless import SUB_COUNT, SUB_START, RootlessUser
 
 #: host programs the RUN step needs (busybox has no setfattr/setcap), with the libraries they load
 EXTRA_PROGRAMS = {"usr/bin/setfattr": "/usr/bin/setfattr", "usr/sbin/setcap": "/usr/sbin/setcap",
@@ -339,3 +339,13 @@ def test_every_way_sees_and_sets_the_same_owners(prober: Prober, way: Way) -> No
     assert result.code == 0, result.stderr
     assert result.lines == ["/etc/passwd 0:0", "/bin/busybox 0:0", "/tmp/p 65000:1", "/tmp/p/f 1234:5678",
                             "/etc/passwd 4321:0"]
+
+
+def test_unshare_maps_as_buildah_does(rootless_user: RootlessUser) -> None:
+    """The same user gets the same namespace from `imagetool unshare` and `buildah unshare`."""
+    user = rootless_user
+    script = "cat /proc/self/uid_map /proc/self/gid_map; id -u"
+    ours = user.imagetool("unshare", "sh", "-c", script).stdout.split()
+    theirs = user.run(["buildah", "--storage-driver", "vfs", "unshare", "sh", "-c", script]).stdout.split()
+    assert ours == theirs
+    assert ours[3:6] == ["1", str(SUB_START), str(SUB_COUNT)]

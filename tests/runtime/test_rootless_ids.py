@@ -44,6 +44,7 @@ RUN echo 'app:x:1000:1000::/home/app:/bin/sh' >> /etc/passwd && echo 'app:x:1000
  && rm /etc/motd
 COPY --chown=1000:1000 hello.txt /home/app/
 COPY --chown=65000:1234 hello.txt /data/
+RUN rm -rf /opt/old && mkdir /opt/old && touch /opt/old/new
 USER app
 """
 
@@ -68,6 +69,8 @@ def _rootfs(where: Path) -> Path:
             path.write_bytes(content if isinstance(content, bytes) else content.encode())
             path.chmod(0o755 if name.startswith("bin/") else 0o644)
     (root / "etc" / "motd").write_text("welcome\n")
+    (root / "opt" / "old").mkdir(parents=True)
+    (root / "opt" / "old" / "gone").write_text("replaced by a RUN step\n")
     (root / "home").mkdir()
     for name, source in EXTRA_PROGRAMS.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -158,7 +161,10 @@ def test_rootless_layers_carry_container_ids(built: dict[str, object]) -> None:
     assert cap.encode("latin-1", "surrogateescape")[3] == 0x02
     copied = _layer_members(user.store, layers[2])
     assert (copied["home/app/hello.txt"].uid, copied["home/app/hello.txt"].gid) == (1000, 1000)  # type: ignore
-    for members in (base, run, copied):
+    # a directory replaced by a RUN step: opaque, also when overlay ran rootless (userxattr)
+    replaced = _layer_members(user.store, layers[4])
+    assert "opt/old/.wh..wh..opq" in replaced and "opt/old/new" in replaced
+    for members in (base, run, copied, replaced):
         for m in members.values():
             assert m.uid < SUB_START and m.gid < SUB_START, m  # type: ignore[attr-defined]
 
@@ -171,6 +177,7 @@ def test_rootless_run_sees_the_image_owners(built: dict[str, object]) -> None:
     proc = user.imagetool("run", "--rm", "out", "sh", "-c",
                           "id -u; echo x > /home/app/new && stat -c %u:%g /home/app/new")
     assert proc.stdout.split() == ["1000", "1000:1000"]
+    assert user.imagetool("run", "--rm", "out", "ls", "/opt/old").stdout.split() == ["new"]
     as_root = built["root"]
     assert as_root("run", "--rm", "--user", "0", "out", "sh", "-c", STAT).stdout.splitlines() == OWNERS
 
@@ -181,7 +188,7 @@ def test_other_tools_read_the_rootless_image(built: dict[str, object], tmp_path:
     out = user.mkdtemp("export-")
     user.imagetool("copy", "-q", "out", f"oci:{out}/layout:out")
     info = json.loads(skopeo("inspect", f"oci:{out}/layout:out").stdout)
-    assert len(info["Layers"]) == 4
+    assert len(info["Layers"]) == 5
     bundle = tmp_path / "bundle"
     tool(["umoci", "unpack", "--image", f"{out}/layout:out", str(bundle)])
     rootfs = bundle / "rootfs"
@@ -239,7 +246,7 @@ def test_the_remote_cache_stores_container_ids(built: dict[str, object], plain_r
     cache = f"{plain_registry.host}/rootless-ids/cache"
     out = user.imagetool("--insecure-policy", "build", "--no-cache", "--timestamp", "0", "--tls-verify=false",
                          "--cache-to", cache, str(ctx)).stdout
-    assert "--> 3 step layers recorded in the cache" in out, out
+    assert "--> 4 step layers recorded in the cache" in out, out
     cached = set()
     for tag in json.loads(imagetool("list-tags", "--tls-verify=false", f"docker://{cache}").stdout)["Tags"]:
         raw = imagetool("inspect", "--raw", "--tls-verify=false", f"docker://{cache}:{tag}").stdout

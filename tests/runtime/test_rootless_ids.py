@@ -356,3 +356,15 @@ def test_unshare_maps_as_buildah_does(rootless_user: RootlessUser) -> None:
     theirs = user.run(["buildah", "--storage-driver", "vfs", "unshare", "sh", "-c", script]).stdout.split()
     assert ours == theirs
     assert ours[3:6] == ["1", str(SUB_START), str(SUB_COUNT)]
+
+
+def test_rootless_secret_mount_has_the_owner_asked_for(rootless_user: RootlessUser, busybox_layout: Path) -> None:
+    user = rootless_user
+    user.imagetool("copy", "-q", f"oci:{busybox_layout}:latest", "busybox")
+    ctx = user.mkdtemp("secret-")
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN --mount=type=secret,id=s,uid=1000,gid=1234,mode=0440 "
+                                    "stat -c %u:%g:%a /run/secrets/s && cat /run/secrets/s\n")
+    user.give(ctx)
+    out = user.imagetool("build", "--no-cache", "--secret", "id=s,env=SECRET", str(ctx),
+                         env={"SECRET": "s3cret"}).stdout
+    assert "1000:1234:440\ns3cret" in out, out

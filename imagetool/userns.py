@@ -48,6 +48,11 @@ class Mapping:
     uids: IdMap
     gids: IdMap
 
+    def text(self) -> str:
+        """One line naming the mapping (what a store records to know its files' ids are still right)."""
+        return " ".join(["uids", *(f"{a}:{b}:{c}" for a, b, c in self.uids),
+                         "gids", *(f"{a}:{b}:{c}" for a, b, c in self.gids)])
+
 
 def subordinate(path: str, user: str, uid: int) -> tuple[int, int] | None:
     """The first range /etc/subuid (or subgid) gives `user` (by name or number): (start, count)."""

@@ -8,7 +8,8 @@ stands for a whole stack of layers and never for one layer reached by another pa
 
 Rootless, layers are unpacked inside the store's user namespace (imagetool/userns.py), so
 each file is owned by the host-side id of the owner the image gives it and a rootless
-container sees the image's owners; removal goes through the same namespace.
+container sees the image's owners; removal goes through the same namespace. The mapping
+is recorded in snapshots/idmap: trees unpacked under another one are set aside and redone.
 
 Whiteouts are kept in overlay form (0/0 character devices, the opaque xattr), so the
 directories are lowerdirs as they are. Creation is atomic: the layer is unpacked into a
@@ -39,6 +40,8 @@ from imagetool.store.layout import TEMP_PREFIX, LayoutStore
 SNAPSHOTS = "snapshots"
 TREE = "fs"
 INFO = "snapshot.json"
+#: rootless: the id mapping the snapshots were unpacked with
+IDS = "idmap"
 
 
 def chain_id(parent: Digest | None, diff_id: Digest) -> Digest:
@@ -64,6 +67,7 @@ class SnapshotStore:
         self.store = store
         self.root = Path(store.root) / SNAPSHOTS
         self.options = options or UnpackOptions(whiteouts="overlay")
+        self._ids_checked = False
 
     def path(self, chain: Digest) -> Path:
         """The tree of the snapshot `chain` (which may not exist)."""
@@ -77,6 +81,7 @@ class SnapshotStore:
         """Layers bottom first with their diff_ids -> their snapshot trees TOP first (lowerdir order)."""
         lock = self.store.hold_shared()
         try:
+            self._check_ids()
             trees: list[Path] = []
             parent: Digest | None = None
             for desc, diff_id in layers:
@@ -97,6 +102,7 @@ class SnapshotStore:
             return found
         lock = self.store.hold_shared()
         try:
+            self._check_ids()
             tmp = self._temp()
             try:
                 try:
@@ -113,6 +119,34 @@ class SnapshotStore:
             lock.release()
 
     # -- internals
+
+    def _check_ids(self) -> None:
+        """Rootless snapshots hold the host ids of one mapping. Ones unpacked under another (a changed
+        /etc/subuid, or a version that did not map ids) would show wrong owners: they are moved aside,
+        for gc to remove, and unpacked anew. Root has nothing to check."""
+        m = userns.mapping()
+        if m is None or self._ids_checked:
+            return
+        want = m.text()
+        marker = self.root / IDS
+        try:
+            if marker.read_text() == want:
+                self._ids_checked = True
+                return
+        except FileNotFoundError:
+            pass
+        self.root.mkdir(parents=True, exist_ok=True)
+        for name in os.listdir(self.root):
+            if name.startswith((".", TEMP_PREFIX)) or not (self.root / name).is_dir():
+                continue
+            try:  # a rename: containers running on these trees keep them until they end
+                os.rename(self.root / name, self.root / f"{TEMP_PREFIX}stale-{name}-{os.urandom(4).hex()}")
+            except FileNotFoundError:
+                pass
+        tmp = self.root / f".{IDS}.{os.getpid()}"
+        tmp.write_text(want)
+        os.replace(tmp, marker)
+        self._ids_checked = True
 
     def _temp(self) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -290,6 +290,21 @@ def test_an_owner_outside_the_subordinate_range_is_an_error(rootless_user: Rootl
     assert "owner 70000:70000 is not mapped in the user namespace" in one_line_error(proc)
 
 
+def test_snapshots_of_another_mapping_are_unpacked_again(built: dict[str, object]) -> None:
+    """A store whose snapshots were unpacked flattened (an older version) or under another /etc/subuid."""
+    user: RootlessUser = built["user"]  # type: ignore[assignment]
+    snapshots = user.store / "snapshots"
+    assert (snapshots / "idmap").read_text().startswith(f"uids 0:{user.uid}:1 1:")
+    user.imagetool("unshare", "chown", "-R", "0:0", str(snapshots / "sha256"))   # as if unpacked without ids
+    (snapshots / "idmap").unlink()
+    proc = user.imagetool("run", "--rm", "--user", "0", "out", "sh", "-c", STAT)
+    assert proc.stdout.splitlines() == OWNERS
+    assert (snapshots / "idmap").is_file()
+    assert [p.name for p in snapshots.iterdir() if p.name.startswith(".tmp-stale-")]
+    user.imagetool("prune")   # gc takes the stale trees away
+    assert not [p.name for p in snapshots.iterdir() if p.name.startswith(".tmp-")]
+
+
 def _owned_by_others(root: Path, user: RootlessUser) -> list[str]:
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -328,7 +343,7 @@ def test_rootless_cleanup_leaves_nothing(built: dict[str, object]) -> None:
     user.imagetool("rmi", "--all", "--force")
     user.imagetool("prune")
     assert _owned_by_others(user.store, user) == []
-    assert not snapshots.exists() or [p for p in snapshots.rglob("*") if not p.is_dir()] == []
+    assert [p.name for p in snapshots.rglob("*") if not p.is_dir()] == ["idmap"]
 
 
 PROBE_OWNERS = """

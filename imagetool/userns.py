@@ -110,8 +110,22 @@ def needed() -> bool:
     return mapping() is not None
 
 
+def own_ids() -> Mapping:
+    """Only the caller, as 0: what an unprivileged process may map without newuidmap."""
+    return Mapping([(0, os.getuid(), 1)], [(0, os.getgid(), 1)])
+
+
 def write_maps(pid: int, m: Mapping) -> None:
     """Give `pid`'s new user namespace the mapping (newuidmap/newgidmap are setuid helpers)."""
+    if m == own_ids():
+        try:
+            for name, text in (("uid_map", f"0 {os.getuid()} 1\n"), ("setgroups", "deny"),
+                               ("gid_map", f"0 {os.getgid()} 1\n")):
+                with open(f"/proc/{pid}/{name}", "w", encoding="ascii") as f:
+                    f.write(text)
+        except OSError as err:
+            raise ContainerError(f"writing the user namespace id maps: {err}") from None
+        return
     for tool, idmap in (("newuidmap", m.uids), ("newgidmap", m.gids)):
         args = [str(v) for entry in idmap for v in entry]
         try:
@@ -381,8 +395,13 @@ def temporary_directory(prefix: str, dir: str | None = None) -> Iterator[str]:
 
 
 def run_command(argv: list[str], env: dict[str, str]) -> int:
-    """`argv` in the store's user namespace (as `buildah unshare`); its exit status, 128+N for signal N."""
+    """`argv` in the store's user namespace (as `buildah unshare`); its exit status, 128+N for signal N.
+
+    Without subordinate ranges that namespace maps the caller alone; as root there is none.
+    """
     m = mapping()
+    if m is None and os.geteuid() != 0 and initial():
+        m = own_ids()
     if m is None:
         try:
             proc = subprocess.run(argv, env=env)

@@ -383,3 +383,11 @@ def test_rootless_secret_mount_has_the_owner_asked_for(rootless_user: RootlessUs
     out = user.imagetool("build", "--no-cache", "--secret", "id=s,env=SECRET", str(ctx),
                          env={"SECRET": "s3cret"}).stdout
     assert "1000:1234:440\ns3cret" in out, out
+
+
+def test_unshare_without_subordinate_ranges_maps_the_user_alone(rootless_user_no_ranges: RootlessUser) -> None:
+    user = rootless_user_no_ranges
+    proc = user.imagetool("unshare", "sh", "-c", "id -u; cat /proc/self/uid_map /proc/self/gid_map")
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "0"
+    assert [line.split() for line in lines[1:]] == [["0", str(user.uid), "1"], ["0", str(user.gid), "1"]]

@@ -18,10 +18,8 @@ Standard library and errors.py only: store, layer and runtime all use it.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 import os
-import pickle
 import pwd
 import shutil
 import signal
@@ -84,14 +82,18 @@ def privileged() -> bool:
     return os.geteuid() == 0 and initial()
 
 
-@functools.lru_cache(maxsize=1)
 def mapping() -> Mapping | None:
     """The store's mapping for this (unprivileged) user: caller as 0, its subordinate range from 1.
 
     None when there is nothing to map: root, already in a user namespace, no subordinate
     ranges, or no newuidmap/newgidmap to write them.
     """
-    if _inside or os.geteuid() == 0 or not initial():
+    return None if _inside else _host_mapping()
+
+
+@functools.lru_cache(maxsize=1)
+def _host_mapping() -> Mapping | None:
+    if os.geteuid() == 0 or not initial():
         return None
     if not (shutil.which("newuidmap") and shutil.which("newgidmap")):
         return None
@@ -137,6 +139,8 @@ def write_maps(pid: int, m: Mapping) -> None:
 
 
 def _unshare() -> None:
+    import ctypes
+
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(CLONE_NEWUSER) != 0:
         err = ctypes.get_errno()
@@ -152,6 +156,9 @@ class Child:
 
     def __init__(self, m: Mapping, fn: Callable[..., Any], args: tuple[Any, ...],
                  child_closes: tuple[int, ...] = ()) -> None:
+        import ctypes  # noqa: F401 - loaded before the fork: the child imports nothing
+        import pickle  # noqa: F401
+
         ready_r, ready_w = os.pipe()
         go_r, go_w = os.pipe()
         self._result_r, result_w = os.pipe()
@@ -192,6 +199,8 @@ class Child:
         return b"".join(chunks)
 
     def wait(self) -> Any:
+        import pickle
+
         raw = self._reap()
         if not raw:
             raise ContainerError("the user namespace helper process died")
@@ -204,6 +213,8 @@ class Child:
 def _child(ready_w: int, go_r: int, result_w: int, closes: tuple[int, ...], fn: Callable[..., Any],
            args: tuple[Any, ...]) -> None:
     global _inside
+    import pickle
+
     code = 0
     try:
         for fd in closes:
@@ -214,16 +225,19 @@ def _child(ready_w: int, go_r: int, result_w: int, closes: tuple[int, ...], fn: 
             if os.read(go_r, 1) != b"G":
                 os._exit(125)
             _inside = True
-            mapping.cache_clear()
             initial.cache_clear()
             result = (True, fn(*args))
         except BaseException as err:  # noqa: BLE001 - handed to the parent
             result = (False, err)
         try:
             payload = pickle.dumps(result)
+            pickle.loads(payload)  # errors whose __init__ takes other arguments pickle but do not load
         except Exception:  # an unpicklable result or error: its message still gets through
             value = result[1]
-            if isinstance(value, ImagetoolError):
+            if result[0]:
+                plain = ImagetoolError(f"{getattr(fn, '__qualname__', fn)} returned nothing that can leave "
+                                       "the user namespace")
+            elif isinstance(value, ImagetoolError):
                 plain = ImagetoolError(str(value))
                 plain.exit_code = value.exit_code
             else:
@@ -416,6 +430,8 @@ def run_command(argv: list[str], env: dict[str, str]) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if raw:  # exec failed: the child sent its error
+        import pickle
+
         _ok, err = pickle.loads(raw)
         if isinstance(err, OSError):
             raise _exec_error(argv[0], err)

@@ -391,3 +391,37 @@ def test_unshare_without_subordinate_ranges_maps_the_user_alone(rootless_user_no
     lines = proc.stdout.splitlines()
     assert lines[0] == "0"
     assert [line.split() for line in lines[1:]] == [["0", str(user.uid), "1"], ["0", str(user.gid), "1"]]
+
+
+def _owners_of_layers(layout: Path, name: str) -> list[dict[str, tuple[int, int, int]]]:
+    import tarfile
+
+    index = json.loads((layout / "index.json").read_text())
+    entry = next(m for m in index["manifests"] if m["annotations"]["org.opencontainers.image.ref.name"] == name)
+    manifest = json.loads((layout / "blobs" / "sha256" / entry["digest"].split(":")[1]).read_text())
+    found = []
+    for layer in manifest["layers"]:
+        with tarfile.open(layout / "blobs" / "sha256" / layer["digest"].split(":")[1]) as tar:
+            # Go's tar writes the file type bits into the mode too: compare permissions only
+            found.append({m.name.rstrip("/"): (m.uid, m.gid, stat.S_IMODE(m.mode)) for m in tar.getmembers()})
+    return found
+
+
+def test_buildah_as_the_same_user_writes_the_same_owners(built: dict[str, object]) -> None:
+    """buildah bud (rootless, chroot isolation) from the same base: every path both layers have, same owner."""
+    user: RootlessUser = built["user"]  # type: ignore[assignment]
+    where = user.mkdtemp("buildah-")
+    user.imagetool("copy", "-q", "base", f"oci:{where}/layout:base")
+    user.imagetool("copy", "-q", "out", f"oci:{where}/layout:out")
+    ctx = _context(where)
+    (ctx / "Dockerfile").write_text(DOCKERFILE.replace("FROM base", f"FROM oci:{where}/layout:base"))
+    user.give(where)
+    buildah = ["buildah", "--storage-driver", "vfs"]
+    user.run([*buildah, "bud", "--layers", "--isolation", "chroot", "--timestamp", "0", "-t", "theirs", str(ctx)])
+    user.run([*buildah, "push", "theirs", f"oci:{where}/layout:theirs"])
+    ours, theirs = _owners_of_layers(where / "layout", "out"), _owners_of_layers(where / "layout", "theirs")
+    assert len(ours) == len(theirs)
+    for mine, other in zip(ours[1:], theirs[1:], strict=True):
+        common = set(mine) & set(other)
+        assert {n: mine[n] for n in common} == {n: other[n] for n in common}
+    assert {"data/a", "data/b", "home/app", "data/suid", "etc/.wh.motd"} <= set(ours[1]) & set(theirs[1])

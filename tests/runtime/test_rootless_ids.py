@@ -305,47 +305,6 @@ def test_snapshots_of_another_mapping_are_unpacked_again(built: dict[str, object
     assert not [p.name for p in snapshots.iterdir() if p.name.startswith(".tmp-")]
 
 
-def _owned_by_others(root: Path, user: RootlessUser) -> list[str]:
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames]:
-            st = os.lstat(os.path.join(dirpath, name))
-            if st.st_uid != user.uid:
-                found.append(os.path.join(dirpath, name))
-    return found
-
-
-def test_rootless_cleanup_leaves_nothing(built: dict[str, object]) -> None:
-    """Last in the module: it takes the images away."""
-    user: RootlessUser = built["user"]  # type: ignore[assignment]
-    containers = user.store / "containers"
-    # --rm takes away a container whose upperdir has files of subordinate ids
-    user.imagetool("run", "--rm", "--user", "0", "out", "sh", "-c", "touch /data/x && chown 4321:4321 /data/x")
-    assert not containers.exists() or os.listdir(containers) == []
-    for n in range(2):
-        user.imagetool("run", "--user", "0", "out", "sh", "-c", f"mkdir /data/d{n} && chown -R 1234:1234 /data")
-    assert len(os.listdir(containers)) == 2
-    user.imagetool("rm", "--all")
-    assert os.listdir(containers) == []
-
-    # a failed build leaves no temp dir behind, even with files of subordinate ids in its upperdir
-    tmp = user.mkdtemp("tmpdir-")
-    ctx = user.mkdtemp("failing-")
-    (ctx / "Dockerfile").write_text("FROM out\nUSER 0\nRUN mkdir /x && touch /x/f && chown -R 1234:5678 /x && false\n")
-    user.give(ctx)
-    proc = user.imagetool("--tmpdir", str(tmp), "build", str(ctx), check=False)
-    assert proc.returncode != 0 and "status 1" in proc.stderr, proc.stderr
-    assert os.listdir(tmp) == []
-
-    # rmi and prune take away every snapshot: nothing of a subordinate id stays in the store
-    snapshots = user.store / "snapshots"
-    assert any(os.lstat(p).st_uid >= SUB_START for p in snapshots.rglob("*"))
-    user.imagetool("rmi", "--all", "--force")
-    user.imagetool("prune")
-    assert _owned_by_others(user.store, user) == []
-    assert [p.name for p in snapshots.rglob("*") if not p.is_dir()] == ["idmap"]
-
-
 PROBE_OWNERS = """
 stat -c '%n %u:%g' /etc/passwd /bin/busybox
 mkdir /tmp/p && touch /tmp/p/f && chown 1234:5678 /tmp/p/f && chown 65000:1 /tmp/p
@@ -425,3 +384,44 @@ def test_buildah_as_the_same_user_writes_the_same_owners(built: dict[str, object
         common = set(mine) & set(other)
         assert {n: mine[n] for n in common} == {n: other[n] for n in common}
     assert {"data/a", "data/b", "home/app", "data/suid", "etc/.wh.motd"} <= set(ours[1]) & set(theirs[1])
+
+
+def _owned_by_others(root: Path, user: RootlessUser) -> list[str]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            st = os.lstat(os.path.join(dirpath, name))
+            if st.st_uid != user.uid:
+                found.append(os.path.join(dirpath, name))
+    return found
+
+
+def test_rootless_cleanup_leaves_nothing(built: dict[str, object]) -> None:
+    """Last in the module: it takes the images away."""
+    user: RootlessUser = built["user"]  # type: ignore[assignment]
+    containers = user.store / "containers"
+    # --rm takes away a container whose upperdir has files of subordinate ids
+    user.imagetool("run", "--rm", "--user", "0", "out", "sh", "-c", "touch /data/x && chown 4321:4321 /data/x")
+    assert not containers.exists() or os.listdir(containers) == []
+    for n in range(2):
+        user.imagetool("run", "--user", "0", "out", "sh", "-c", f"mkdir /data/d{n} && chown -R 1234:1234 /data")
+    assert len(os.listdir(containers)) == 2
+    user.imagetool("rm", "--all")
+    assert os.listdir(containers) == []
+
+    # a failed build leaves no temp dir behind, even with files of subordinate ids in its upperdir
+    tmp = user.mkdtemp("tmpdir-")
+    ctx = user.mkdtemp("failing-")
+    (ctx / "Dockerfile").write_text("FROM out\nUSER 0\nRUN mkdir /x && touch /x/f && chown -R 1234:5678 /x && false\n")
+    user.give(ctx)
+    proc = user.imagetool("--tmpdir", str(tmp), "build", str(ctx), check=False)
+    assert proc.returncode != 0 and "status 1" in proc.stderr, proc.stderr
+    assert os.listdir(tmp) == []
+
+    # rmi and prune take away every snapshot: nothing of a subordinate id stays in the store
+    snapshots = user.store / "snapshots"
+    assert any(os.lstat(p).st_uid >= SUB_START for p in snapshots.rglob("*"))
+    user.imagetool("rmi", "--all", "--force")
+    user.imagetool("prune")
+    assert _owned_by_others(user.store, user) == []
+    assert [p.name for p in snapshots.rglob("*") if not p.is_dir()] == ["idmap"]

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from imagetool import compression
+from imagetool import compression, userns
 from imagetool.build.base import BaseResolver, Register, StoreResolver, Unpack, snapshot_register, snapshot_unpack
 from imagetool.copy.options import PolicyChecker
 from imagetool.build import dockerignore
@@ -170,8 +169,8 @@ class Executor:
         lock = self.o.store.hold_shared()
         try:
             # rootless: in the store's tmp/ (upperdirs can be big; $XDG_RUNTIME_DIR is a small tmpfs)
-            with tempfile.TemporaryDirectory(prefix="imagetool-build-",
-                                             dir=big_temp_dir(self.o.tmpdir, self.o.store.root)) as work:
+            with userns.temporary_directory(prefix="imagetool-build-",
+                                            dir=big_temp_dir(self.o.tmpdir, self.o.store.root)) as work:
                 self.work = Path(work)
                 for position, n in enumerate(p.needed, 1):
                     prefix = f"[{position}/{len(p.needed)}] " if len(p.needed) > 1 else ""
@@ -304,8 +303,9 @@ class Executor:
             source = RootView(list(reversed(self._dirs(self.stages[work.from_stage]))))
         elif work.from_image is not None:
             source = RootView(list(reversed(self.resolver.resolve(work.from_image, None).dirs)))
-        Copier(upper, lowers).copy(work, self.named.dirs[work.from_context] if work.from_context else context,
-                                   source)
+        where = self.named.dirs[work.from_context] if work.from_context else context
+        # rootless, inside the store's user namespace: owners (--chown, a stage's) are then container ids
+        userns.call(lambda: Copier(upper, lowers).copy(work, where, source))
 
     def _dirs(self, state: _StageState) -> list[Path]:
         """The stage's layer directories, unpacking cached layers the first time they are needed."""
@@ -336,8 +336,9 @@ class Executor:
     def _squash(self, state: _StageState) -> tuple[list[tuple[Descriptor, Digest]], list[dict[str, Any]]]:
         """--squash: every layer, the base image's included, merged into one (as buildah does)."""
         view = RootView(list(reversed(self._dirs(state))))
-        layer = write_layer(self.o.store, lambda out: tar_view(view, out, self.o.timestamp), self.o.compression,
-                            self.o.oci)
+        stamp = self.o.timestamp
+        layer = write_layer(self.o.store, lambda out: userns.produce(lambda o: tar_view(view, o, stamp), out),
+                            self.o.compression, self.o.oci)
         history = [{**h, "empty_layer": True} for h in state.history]
         if history:
             history[-1].pop("empty_layer")

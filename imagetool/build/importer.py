@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from imagetool import compression
+from imagetool import compression, userns
 from imagetool.build.commit import ImageParts, commit, default_timestamp, rfc3339, store_name
 from imagetool.build.config import ConfigState, apply_changes
 from imagetool.build.layerwriter import Producer, copy_tar, tar_directory, write_layer
@@ -24,7 +24,8 @@ from imagetool.store.layout import LayoutStore
 
 def _producer(source: Path, timestamp: int | None) -> Producer:
     if source.is_dir():
-        return lambda out: tar_directory(source, out, timestamp)
+        # rootless, read in the store's user namespace: the caller's files are 0:0, as in buildah
+        return lambda out: userns.produce(lambda o: tar_directory(source, o, timestamp), out)
     if not source.is_file():
         raise BuildError(f"{source}: no such file or directory")
 

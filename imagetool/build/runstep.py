@@ -17,6 +17,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from imagetool import userns
 from imagetool.build.mounts import HostMount
 from imagetool.build.steps import RunWork
 from imagetool.errors import BuildError
@@ -93,8 +94,8 @@ class ContainerStepRunner:
                 else:
                     shutil.copyfile(m.path, source)
                 os.chmod(source, m.options.get("mode", 0o400))
-                if os.geteuid() == 0:
-                    os.chown(source, m.options.get("uid", 0), m.options.get("gid", 0))
+                if os.geteuid() == 0 or userns.needed():  # rootless: chowned to the container's ids
+                    userns.call(os.chown, source, m.options.get("uid", 0), m.options.get("gid", 0))
             if m.sharing == "locked":
                 stack.enter_context(_flock(Path(str(m.path) + ".lock")))
             return bind_mount(str(source), m.target, m.readonly)

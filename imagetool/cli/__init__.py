@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rm": ("imagetool.cli.containers:rm", "Remove containers from the local store."),
     "build": ("imagetool.cli.build:build", "Build an image from a Dockerfile."),
     "commit": ("imagetool.cli.commit:commit", "Make an image of a container's changes."),
+    "unshare": ("imagetool.cli.unshare:unshare", "Run a command in the user namespace of the local store."),
 }
 
 

@@ -7,16 +7,18 @@ directories as opaque directories. The tar turns those into OCI whiteouts
 before its contents), owners are numeric, user/group names empty, mtimes whole seconds
 (clamped to `timestamp` when given), overlayfs's own xattrs dropped and hardlinks kept
 (the first name in order carries the data): the same tree always gives the same bytes,
-so the same diff_id.
+so the same diff_id. xattrs are kept; only "not supported" and "no data" count as none.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
 from typing import BinaryIO
 
+from imagetool import userns
 from imagetool.errors import LayerError
 from imagetool.layer import tarwriter as tw
 from imagetool.layer import whiteout as wh
@@ -25,19 +27,29 @@ _READ = 1 << 20
 REG, LNK, SYM, CHR, BLK, DIR, FIFO = b"0", b"1", b"2", b"3", b"4", b"5", b"6"
 
 
+#: what a filesystem says when it has no xattrs, or a name went away between list and get
+_NO_XATTRS = (errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENODATA)
+
+
 def _xattrs(path: str) -> dict[str, bytes] | None:
+    """The xattrs a layer keeps; any failure but "not supported"/"no data" fails the commit, since a
+    dropped security.capability would silently change what the image's files may do."""
     try:
         names = os.listxattr(path, follow_symlinks=False)
-    except OSError:
-        return None
+    except OSError as err:
+        if err.errno in _NO_XATTRS:
+            return None
+        raise LayerError(f"reading the xattrs of {path}: {err.strerror}") from None
     found = {}
     for name in names:
         if wh.is_overlay_xattr(name):
             continue
         try:
             found[name] = os.getxattr(path, name, follow_symlinks=False)
-        except OSError:
-            continue
+        except OSError as err:
+            if err.errno in _NO_XATTRS:
+                continue
+            raise LayerError(f"reading xattr {name} of {path}: {err.strerror}") from None
     return found or None
 
 
@@ -109,7 +121,16 @@ class _Differ:
 
 
 def write_diff(upperdir: Path, out: BinaryIO, timestamp: int | None = None) -> None:
-    """Write the layer tar of `upperdir` (an overlay upperdir or any plain tree) to `out`."""
+    """Write the layer tar of `upperdir` (an overlay upperdir or any plain tree) to `out`.
+
+    Rootless, the tree is read inside the store's user namespace, so the tar has the ids
+    the container saw (caller 0, subordinate ids from 1, anything unmapped 65534, as
+    buildah) and file capabilities in the form root would read, never host-side values.
+    """
+    userns.produce(lambda sink: _write_diff(upperdir, sink, timestamp), out)
+
+
+def _write_diff(upperdir: Path, out: BinaryIO, timestamp: int | None) -> None:
     differ = _Differ(out, timestamp)
     differ.walk(str(upperdir), b"")
     differ.w.close()

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from imagetool import userns
 from imagetool.errors import ImagetoolError, LayerError, UnsafeContent
 from imagetool.layer import tarreader as tr
 from imagetool.layer import whiteout as wh
@@ -59,9 +60,9 @@ class Unpacker:
         self.o = options or UnpackOptions()
         if self.o.whiteouts not in WHITEOUT_MODES:
             raise ValueError(f"whiteouts must be one of {WHITEOUT_MODES}")
-        privileged = os.geteuid() == 0
-        self.devices = privileged if self.o.devices is None else self.o.devices
-        self.chown = privileged if self.o.chown is None else self.o.chown
+        # in a user namespace root may chown (to mapped ids) but not make devices
+        self.devices = userns.privileged() if self.o.devices is None else self.o.devices
+        self.chown = os.geteuid() == 0 if self.o.chown is None else self.o.chown
         self.resolver = Resolver(str(root))
         self.stats = UnpackStats()
         umask = os.umask(0o022)
@@ -86,6 +87,9 @@ class Unpacker:
                 raise
             except (OSError, ValueError, OverflowError) as err:
                 detail = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+                if isinstance(err, OSError) and err.errno == errno.EINVAL and self.chown and not userns.initial():
+                    detail = (f"owner {entry.uid}:{entry.gid} is not mapped in the user namespace "
+                              "(not enough ids in /etc/subuid and /etc/subgid?)")
                 raise LayerError(f"unpacking {entry.name!r}: {detail}") from None
         self._finish_dirs()
         reader.drain()

@@ -15,6 +15,8 @@ import os
 import shutil
 import stat
 
+from imagetool import userns
+
 PREFIX = ".wh."
 META_PREFIX = ".wh..wh."
 OPAQUE = ".wh..wh..opq"
@@ -25,8 +27,8 @@ OVERLAY_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
 
 
 def opaque_xattr() -> str:
-    """The opaque-marker xattr this process can set: trusted.* needs CAP_SYS_ADMIN."""
-    return OPAQUE_XATTR if os.geteuid() == 0 else USER_OPAQUE_XATTR
+    """The opaque-marker xattr this process can set: trusted.* needs CAP_SYS_ADMIN in the initial namespace."""
+    return OPAQUE_XATTR if userns.privileged() else USER_OPAQUE_XATTR
 
 
 def is_overlay_xattr(name: str) -> bool:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from imagetool import userns
 from imagetool.errors import ContainerError
 
 LOCK = "lock"
@@ -114,4 +114,13 @@ def remove_container(root: Path, name: str) -> None:
     # renamed first, so a half-removed directory is never mistaken for a container
     doomed = root / f".removing-{name}-{os.getpid()}"
     os.rename(cdir, doomed)
-    shutil.rmtree(doomed)
+    remove_dir(doomed)
+
+
+def remove_dir(cdir: Path) -> None:
+    """Remove a container's directory; rootless its upperdir holds files of subordinate ids, removed
+    inside the store's user namespace."""
+    try:
+        userns.remove_tree(cdir)
+    except OSError as err:
+        raise ContainerError(f"removing container {cdir.name}: {err}") from None

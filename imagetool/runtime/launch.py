@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -74,4 +73,4 @@ def run_image(store: LayoutStore, desc: Descriptor, options: LaunchOptions) -> i
         return code
     finally:
         if options.remove:
-            shutil.rmtree(cdir, ignore_errors=True)
+            containers.remove_dir(cdir)

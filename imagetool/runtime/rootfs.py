@@ -92,9 +92,11 @@ def mount_overlay(target: str, lowers: list[str], upper: str | None, work: str |
         return
     base = os.path.commonpath(lowers) if len(lowers) > 1 else os.path.dirname(lowers[0])
     rel = [os.path.relpath(p, base) for p in lowers]
-    data = overlay_data(rel, upper, work, volatile)
+    # rootless: trusted.* xattrs are out of reach, so overlay keeps opaque markers and redirects in user.*
+    userxattr = ["userxattr"] if in_user_namespace() else []
+    data = ",".join([overlay_data(rel, upper, work, volatile), *userxattr])
     if len(data) >= MAX_MOUNT_DATA:  # too many layers for one page of options: one fsconfig call each
-        linux.mount_overlay_fs(target, lowers, upper, work, ["volatile"] if volatile and upper else [],
+        linux.mount_overlay_fs(target, lowers, upper, work, (["volatile"] if volatile and upper else []) + userxattr,
                                flags & CONFINING)
         return
     here = os.getcwd()
@@ -103,6 +105,15 @@ def mount_overlay(target: str, lowers: list[str], upper: str | None, work: str |
         linux.mount("overlay", target, "overlay", flags, data)
     finally:
         os.chdir(here)
+
+
+def in_user_namespace() -> bool:
+    """Whether this process is in a user namespace other than the initial one."""
+    try:
+        with open("/proc/self/uid_map", encoding="ascii") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
 
 
 def mount_entry(rootfs: str, m: dict) -> None:

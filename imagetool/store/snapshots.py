@@ -6,6 +6,11 @@ chain ID (the OCI image-spec's ChainID: the diff_id for the bottom layer, then
 sha256("<parent chain> <diff_id>")), as containerd keys its snapshots, so a directory
 stands for a whole stack of layers and never for one layer reached by another path.
 
+Rootless, layers are unpacked inside the store's user namespace (imagetool/userns.py), so
+each file is owned by the host-side id of the owner the image gives it and a rootless
+container sees the image's owners; removal goes through the same namespace. The mapping
+is recorded in snapshots/idmap: trees unpacked under another one are set aside and redone.
+
 Whiteouts are kept in overlay form (0/0 character devices, the opaque xattr), so the
 directories are lowerdirs as they are. Creation is atomic: the layer is unpacked into a
 temp dir under snapshots/ while its blob digest and its diff_id are checked on the fly,
@@ -21,14 +26,12 @@ import errno
 import hashlib
 import json
 import os
-import shutil
-import stat
 import tempfile
 from pathlib import Path
 
-from imagetool import media
+from imagetool import media, userns
 from imagetool.descriptor import Descriptor
-from imagetool.digest import Digest, DigestingReader, VerifyingReader
+from imagetool.digest import Digest, DigestingReader, Readable, VerifyingReader
 from imagetool.errors import DigestMismatch, IntegrityError, LayerError, LayoutError, ManifestError, UnsafeContent
 from imagetool.layer.unpack import UnpackOptions, unpack
 from imagetool.manifest import ImageConfig, Index, Manifest, parse
@@ -37,6 +40,8 @@ from imagetool.store.layout import TEMP_PREFIX, LayoutStore
 SNAPSHOTS = "snapshots"
 TREE = "fs"
 INFO = "snapshot.json"
+#: rootless: the id mapping the snapshots were unpacked with
+IDS = "idmap"
 
 
 def chain_id(parent: Digest | None, diff_id: Digest) -> Digest:
@@ -53,14 +58,8 @@ def chain_ids(diff_ids: list[Digest]) -> list[Digest]:
 
 
 def remove_tree(path: Path | str) -> None:
-    """rmtree that also gets through directories a layer made read-only (when not root)."""
-    def retry(func, p, _exc):  # type: ignore[no-untyped-def]
-        parent = os.path.dirname(p)
-        os.chmod(parent, stat.S_IRWXU)
-        func(p)
-
-    if os.path.lexists(path):
-        shutil.rmtree(path, onerror=retry)
+    """rmtree that gets through directories a layer made read-only and, rootless, files of subordinate ids."""
+    userns.remove_tree(path)
 
 
 class SnapshotStore:
@@ -68,6 +67,7 @@ class SnapshotStore:
         self.store = store
         self.root = Path(store.root) / SNAPSHOTS
         self.options = options or UnpackOptions(whiteouts="overlay")
+        self._ids_checked = False
 
     def path(self, chain: Digest) -> Path:
         """The tree of the snapshot `chain` (which may not exist)."""
@@ -81,6 +81,7 @@ class SnapshotStore:
         """Layers bottom first with their diff_ids -> their snapshot trees TOP first (lowerdir order)."""
         lock = self.store.hold_shared()
         try:
+            self._check_ids()
             trees: list[Path] = []
             parent: Digest | None = None
             for desc, diff_id in layers:
@@ -101,6 +102,7 @@ class SnapshotStore:
             return found
         lock = self.store.hold_shared()
         try:
+            self._check_ids()
             tmp = self._temp()
             try:
                 try:
@@ -118,6 +120,34 @@ class SnapshotStore:
 
     # -- internals
 
+    def _check_ids(self) -> None:
+        """Rootless snapshots hold the host ids of one mapping. Ones unpacked under another (a changed
+        /etc/subuid, or a version that did not map ids) would show wrong owners: they are moved aside,
+        for gc to remove, and unpacked anew. Root has nothing to check."""
+        m = userns.mapping()
+        if m is None or self._ids_checked:
+            return
+        want = m.text()
+        marker = self.root / IDS
+        try:
+            if marker.read_text() == want:
+                self._ids_checked = True
+                return
+        except FileNotFoundError:
+            pass
+        self.root.mkdir(parents=True, exist_ok=True)
+        for name in os.listdir(self.root):
+            if name.startswith((".", TEMP_PREFIX)) or not (self.root / name).is_dir():
+                continue
+            try:  # a rename: containers running on these trees keep them until they end
+                os.rename(self.root / name, self.root / f"{TEMP_PREFIX}stale-{name}-{os.urandom(4).hex()}")
+            except FileNotFoundError:
+                pass
+        tmp = self.root / f".{IDS}.{os.getpid()}"
+        tmp.write_text(want)
+        os.replace(tmp, marker)
+        self._ids_checked = True
+
     def _temp(self) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
         return Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=self.root))
@@ -134,7 +164,7 @@ class SnapshotStore:
                 algorithm, stream = compression.auto_decompressor(verified)  # type: ignore[arg-type]
                 hashed = DigestingReader(stream, diff_id.algorithm)
                 try:
-                    unpack(hashed, tree, self.options)
+                    self._unpack_stream(hashed, tree)
                     verified.drain()
                 except IntegrityError as err:
                     raise LayerError(f"layer {desc.digest.short}: content does not match its digest") from err
@@ -149,6 +179,11 @@ class SnapshotStore:
         except BaseException:
             remove_tree(tmp)
             raise
+
+    def _unpack_stream(self, stream: Readable, tree: Path) -> None:
+        """Unpack with the owners of the archive: rootless, inside the store's user namespace."""
+        options = self.options
+        userns.consume(lambda pipe: unpack(pipe, tree, options), stream)  # type: ignore[arg-type]
 
     def _publish(self, tmp: Path, chain: Digest, diff_id: Digest, parent: Digest | None,
                  layer: Digest | None) -> Path:
@@ -174,7 +209,7 @@ class SnapshotStore:
             write_diff(upper, spool)  # type: ignore[arg-type]
             spool.seek(0)
             tree.mkdir()
-            unpack(spool, tree, self.options)
+            self._unpack_stream(spool, tree)  # type: ignore[arg-type]
         remove_tree(upper)
 
     # -- gc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import stat
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from imagetool.errors import LayerError
 from imagetool.layer import whiteout as wh
 from imagetool.layer.diff import write_diff
 from imagetool.layer.unpack import UnpackOptions, unpack
@@ -135,3 +137,78 @@ def test_real_overlay_upperdir(tmp_path: Path) -> None:
     assert os.listdir(flat / "var" / "cache") == ["new"]
     assert (flat / "etc" / "passwd").read_bytes().endswith(b"user:x:1000:1000\n")
     assert stat.S_ISDIR(os.lstat(flat / "var").st_mode)
+
+
+def _capable_file(root: Path) -> Path:
+    """A file with a real file capability (setcap) and a user.* xattr."""
+    root.mkdir(exist_ok=True)
+    target = root / "ping"
+    target.write_bytes(b"\x7fELF not really")
+    subprocess.run(["setcap", "cap_net_raw+ep", str(target)], check=True)
+    os.setxattr(target, "user.note", b"hello")
+    return target
+
+
+def _xattrs_in(data: bytes, name: str) -> dict[str, str]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as t:
+        member = t.getmember(name)
+        return {k: v for k, v in member.pax_headers.items() if k.startswith("SCHILY.xattr.")}
+
+
+def test_xattrs_and_file_capabilities_are_kept(tmp_path: Path) -> None:
+    _capable_file(tmp_path / "tree")
+    found = _xattrs_in(_tar_of(tmp_path / "tree"), "ping")
+    assert found["SCHILY.xattr.user.note"] == "hello"
+    assert "SCHILY.xattr.security.capability" in found
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EIO, errno.ERANGE, errno.EPERM])
+def test_an_xattr_that_cannot_be_read_fails_the_diff(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      code: int) -> None:
+    """Dropping security.capability because getxattr failed would change what the image may do."""
+    _capable_file(tmp_path / "tree")
+    real = os.getxattr
+
+    def failing(path, name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if name == "security.capability":
+            raise OSError(code, os.strerror(code))
+        return real(path, name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "getxattr", failing)
+    with pytest.raises(LayerError, match="security.capability"):
+        _tar_of(tmp_path / "tree")
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EIO])
+def test_a_failing_listxattr_fails_the_diff(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    _capable_file(tmp_path / "tree")
+
+    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "listxattr", failing)
+    with pytest.raises(LayerError, match="xattrs of"):
+        _tar_of(tmp_path / "tree")
+
+
+@pytest.mark.parametrize("code", [errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENODATA])
+def test_unsupported_or_vanished_xattrs_are_no_xattrs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      code: int) -> None:
+    """A filesystem without xattrs, or one removed between listxattr and getxattr, is not an error."""
+    _capable_file(tmp_path / "tree")
+    real = os.getxattr
+
+    def vanished(path, name, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if name == "user.note":
+            raise OSError(code, os.strerror(code))
+        return real(path, name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "getxattr", vanished)
+    found = _xattrs_in(_tar_of(tmp_path / "tree"), "ping")
+    assert "SCHILY.xattr.user.note" not in found and "SCHILY.xattr.security.capability" in found
+
+    def unsupported(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "listxattr", unsupported)
+    assert _xattrs_in(_tar_of(tmp_path / "tree"), "ping") == {}

@@ -99,10 +99,9 @@ def _create(prefix: str, ranges: bool) -> RootlessUser:
     base = Path(tempfile.mkdtemp(prefix=f"imagetool-{name}-", dir="/tmp"))
     base.chmod(0o755)
     home = base / "home"
-    # SUB_*_COUNT=0: useradd would otherwise give every new user ranges of its own (login.defs)
-    subprocess.run(["useradd", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0", "-M", "-d", str(home),
-                    "-s", "/bin/sh", "-U", name], check=True,
-                   capture_output=True)
+    # no subordinate ranges of useradd's own choosing (login.defs SUB_UID_COUNT): only the ones added below
+    subprocess.run(["useradd", "-M", "-d", str(home), "-s", "/bin/sh", "-U", "-K", "SUB_UID_COUNT=0",
+                    "-K", "SUB_GID_COUNT=0", name], check=True, capture_output=True)
     entry = pwd.getpwnam(name)
     if ranges:
         subprocess.run(["usermod", "--add-subuids", f"{SUB_START}-{SUB_START + SUB_COUNT - 1}",

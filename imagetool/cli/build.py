@@ -127,8 +127,9 @@ def _output(logfile: str | None) -> Callable[[str], None]:
 @click.option("--retry", "retry_times", type=int, default=None, help="Retries for pulls and pushes (default 3).")
 @click.option("--retry-delay", type=_duration, default=None, metavar="DURATION",
               help="Delay between retries (2s, 500ms; default: backoff).")
-@click.option("--network", type=click.Choice(["default", "host", "none"]), default=None,
-              help="Network for RUN steps that do not choose one.")
+@click.option("--network", type=click.Choice(["default", "private", "host", "none"]), default=None,
+              help="Network for RUN steps that do not choose one: default/private (own namespace, outbound "
+                   "through slirp4netns, not the host's loopback), none (loopback only), host (unsafe).")
 @click.option("--squash", is_flag=True, help="Commit the new layers as one.")
 @click.option("--platform", metavar="OS/ARCH[/VARIANT]", help="The image's platform (default: this machine's).")
 @click.option("--os", "os_", metavar="OS", help="The image's OS (with the host's architecture unless --arch).")

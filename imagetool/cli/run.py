@@ -56,7 +56,9 @@ def _resolve(ctx: click.Context, image: str, pull: str | None, flags: dict[str, 
               help="Read KEY=VALUE lines (before any -e).")
 @click.option("-v", "--volume", "volumes", multiple=True, metavar="SRC:DST[:ro]", help="Bind a host path.")
 @click.option("--network", "--net", "network", type=click.Choice(["private", "host", "none"]), default="private",
-              show_default=True, help="host: share the host's network; none/private: only loopback.")
+              show_default=True,
+              help="private: own namespace, outbound through slirp4netns, no way to the host's loopback; "
+                   "none: loopback only; host: the host's network, services on its 127.0.0.1 included (unsafe).")
 @click.option("-u", "--user", metavar="USER[:GROUP]", help="Run as this user (name or uid).")
 @click.option("-w", "--workdir", metavar="DIR", help="Working directory inside the container.")
 @click.option("-h", "--hostname", metavar="NAME", help="The container's host name.")

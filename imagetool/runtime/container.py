@@ -17,11 +17,12 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
 from imagetool.errors import ContainerError
-from imagetool.runtime import overlay
+from imagetool.runtime import netstack, overlay
 from imagetool.runtime.etcfiles import EtcSettings
 
 HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helper.py")
@@ -85,12 +86,18 @@ class Container:
             if self.tidy:
                 overlay.tidy_mountpoints(self.upper, self.lowers, self.mountpoints())
 
-    def _map_ids(self, pid: int, ready: int, go: int) -> None:
+    def _sync(self, pid: int, ready: int, go: int, cleanup: ExitStack) -> None:
+        """The helper's stops before the container starts: id maps (rootless), then the private network."""
         from imagetool.runtime import idmap
 
-        maps = self.idmaps or idmap.maps_for(os.getuid(), os.getgid())
+        steps: list[tuple[bytes, Callable[[], object]]] = []
+        if self.userns:
+            maps = self.idmaps or idmap.maps_for(os.getuid(), os.getgid())
+            steps.append((b"R", lambda: idmap.apply(pid, maps[0], maps[1])))
+        if self.private_network():
+            steps.append((b"N", lambda: cleanup.enter_context(netstack.attached(pid))))
         try:
-            _sync_maps(pid, ready, go, maps)
+            _sync_steps(ready, go, steps)
         except ContainerError:
             wait_forwarding_quietly(pid)
             raise
@@ -98,11 +105,16 @@ class Container:
     def host_network(self) -> bool:
         return not any(ns["type"] == "network" for ns in self.spec["linux"].get("namespaces", []))
 
+    def private_network(self) -> bool:
+        """A network namespace of its own with slirp4netns attached (else loopback only, or the host's)."""
+        return netstack.is_private(self.spec)
+
     def mountpoints(self) -> list[str]:
         return [m["destination"] for m in self.spec.get("mounts", [])]
 
     def _etc_files(self, bundle: Path) -> None:
-        files = self.etc.files(self.spec.get("hostname") or "container", self.host_network())
+        files = self.etc.files(self.spec.get("hostname") or "container", self.host_network(),
+                               netstack.RESOLVER if self.private_network() else None)
         taken = {m["destination"] for m in self.spec.get("mounts", [])}
         for dest, content in files.items():
             (bundle / os.path.basename(dest)).write_text(content)
@@ -113,14 +125,17 @@ class Container:
 
     def _run_embedded(self, bundle: Path, work: Path, stdin: Any, stdout: Any, stderr: Any,
                       output: Callable[[str], None] | None) -> int:
-        extra = {"overlay": {**overlay.describe(self.lowers, self.upper, work), "volatile": self.volatile}}
+        extra = {"overlay": {**overlay.describe(self.lowers, self.upper, work), "volatile": self.volatile},
+                 "userns": self.userns, "netstack": self.private_network()}
         (bundle / "config.json").write_text(json.dumps(self.spec))
         (bundle / "helper.marshal").write_bytes(marshal.dumps((self.spec, extra)))
         read_end, write_end = os.pipe()
         argv = [sys.executable, "-S", "-I", HELPER, str(bundle), str(write_end)]
         theirs: list[int] = []
         ours: list[int] = []
-        if self.userns:
+        if self.private_network():
+            netstack.binary()  # a missing slirp4netns fails before the container starts
+        if self.userns or self.private_network():
             to_helper, from_helper = os.pipe(), os.pipe()
             theirs, ours = [to_helper[0], from_helper[1]], [from_helper[0], to_helper[1]]
             argv += [str(fd) for fd in theirs]
@@ -129,9 +144,9 @@ class Container:
         finally:
             for fd in (write_end, *theirs):
                 os.close(fd)
-        with open(read_end, "rb") as errors:
+        with open(read_end, "rb") as errors, ExitStack() as cleanup:
             if ours:
-                self._map_ids(proc.pid, ours[0], ours[1])
+                self._sync(proc.pid, ours[0], ours[1], cleanup)
             code = wait_forwarding(proc, output)
             message = errors.read().decode(errors="replace").strip()
         if message:
@@ -141,19 +156,18 @@ class Container:
         return code
 
 
-def _sync_maps(pid: int, ready: int, go: int, maps: tuple[list[tuple[int, int, int]], ...]) -> None:
-    """Wait for the helper's user namespace, write its id maps, let it continue."""
-    from imagetool.runtime import idmap
-
+def _sync_steps(ready: int, go: int, steps: list[tuple[bytes, Callable[[], object]]]) -> None:
+    """For each (mark, action): wait for the helper to write `mark`, act, let it continue (G) or stop (N)."""
     try:
-        if os.read(ready, 1) != b"R":
-            return  # the helper failed before it got there; its error pipe says why
-        try:
-            idmap.apply(pid, maps[0], maps[1])
-        except ContainerError:
-            os.write(go, b"N")
-            raise
-        os.write(go, b"G")
+        for mark, action in steps:
+            if os.read(ready, 1) != mark:
+                return  # the helper failed before it got there; its error pipe says why
+            try:
+                action()
+            except ContainerError:
+                os.write(go, b"N")
+                raise
+            os.write(go, b"G")
     finally:
         os.close(ready)
         os.close(go)

@@ -42,6 +42,8 @@ DEFAULT_MOUNTS: list[dict[str, Any]] = [
 #: annotations the embedded helper reads (runc ignores them)
 ANNOTATION_USER = "org.imagetool.user"
 ANNOTATION_INIT = "org.imagetool.init"
+#: private (a network namespace with slirp4netns attached), none (loopback only) or host
+ANNOTATION_NETWORK = "org.imagetool.network"
 
 
 @dataclass
@@ -55,7 +57,7 @@ class RunOptions:
     user: str | None = None
     terminal: bool = False
     hostname: str = "container"
-    network: str = "private"               # private | host | none
+    network: str = "private"               # private (user-mode stack) | none (loopback only) | host (unsafe)
     mounts: list[dict[str, Any]] = field(default_factory=list)
     readonly_rootfs: bool = False
     init: bool = False
@@ -117,6 +119,8 @@ def build_spec(config: dict[str, Any] | None, options: RunOptions, root_path: st
         raise ContainerError(f"working directory {cwd!r} is not absolute")
     caps = list(options.capabilities if options.capabilities is not None else DEFAULT_CAPABILITIES)
     user = options.user if options.user is not None else (config.get("User") or "")
+    if options.network not in ("private", "none", "host"):
+        raise ContainerError(f"unknown network {options.network!r} (private, none or host)")
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
     if options.network != "host":
         namespaces.append({"type": "network"})
@@ -142,7 +146,8 @@ def build_spec(config: dict[str, Any] | None, options: RunOptions, root_path: st
         "root": {"path": root_path, "readonly": options.readonly_rootfs},
         "hostname": options.hostname,
         "mounts": mounts,
-        "annotations": {ANNOTATION_USER: user, ANNOTATION_INIT: "true" if options.init else "false"},
+        "annotations": {ANNOTATION_USER: user, ANNOTATION_INIT: "true" if options.init else "false",
+                        ANNOTATION_NETWORK: options.network},
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
             "namespaces": namespaces,

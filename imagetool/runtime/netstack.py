@@ -71,13 +71,22 @@ class NetStack:
         return self.proc.pid
 
     def stop(self) -> None:
-        """Close the exit pipe (slirp4netns quits on it) and reap the process."""
-        if self._exit_fd is not None:
-            os.close(self._exit_fd)
-            self._exit_fd = None
+        """Close the exit pipe: slirp4netns quits at once. Its exit then waits on the kernel's teardown
+        of the tap device (an RCU grace period, 15-30 ms), which the caller need not sit through: a
+        thread reaps it (and after our own exit, init does)."""
+        if self._exit_fd is None:
+            return
+        os.close(self._exit_fd)
+        self._exit_fd = None
+        if self.proc.poll() is None:
+            import threading
+
+            threading.Thread(target=self._reap, name="slirp4netns-reaper", daemon=True).start()
+
+    def _reap(self) -> None:
         try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # it did not heed the exit pipe
             self.proc.kill()
             self.proc.wait()
 

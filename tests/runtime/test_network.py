@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.lib.cli import imagetool, one_line_error
-from tests.lib.probes import Prober, Way, busybox_layout, prober, ways  # noqa: F401  (fixtures)
+from tests.lib.probes import Prober, Way, ways
 from tests.lib.rootless import PYTHON, RootlessUser
 
 MARK = "IMAGETOOL_NETWORK_TEST_MARK"
@@ -259,7 +259,8 @@ def test_slirp4netns_ends_with_the_container(way: Way, prober: Prober) -> None:
                           capture_output=True, text=True, timeout=120, env={**os.environ, MARK: mark})
     assert proc.returncode == 0, proc.stderr
     assert "tap0" in proc.stdout.split()  # slirp4netns was there
-    assert marked(mark) == {}
+    # it quits when the container ends; its exit waits only for the kernel's teardown of the tap device
+    assert wait_for(lambda: marked(mark) == {}, 2), marked(mark)
 
 
 @pytest.mark.parametrize("way", ways(mode="run"))
@@ -333,3 +334,8 @@ def test_missing_slirp4netns_is_one_line_naming_the_package(runtime: str, tmp_pa
     assert "slirp4netns" in one_line_error(proc) and "package" in one_line_error(proc)
     # not a silent fallback to the host's network; none and host need no stack
     assert imagetool("run", "--rm", "--runtime", runtime, "--network", "none", "busybox", "true", env=env)
+    # a stack that fails to come up stops the container before its command (the handshake's or hook's no)
+    proc = imagetool("run", "--rm", "--runtime", runtime, "busybox", "echo", "RAN", check=False,
+                     env={"IMAGETOOL_SLIRP4NETNS": "/bin/false"})
+    assert proc.returncode == 125 and "RAN" not in proc.stdout
+    assert "imagetool: --network private: slirp4netns failed" in proc.stderr.splitlines()[-1]

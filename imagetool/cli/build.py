@@ -15,6 +15,7 @@ from imagetool.build.executor import build as run_build
 from imagetool.cli.options import (etc_options, etc_settings, platform_parts, policy_from_flags,
                                    signers_from_flags, signing_options, system_context, tls_verify_option)
 from imagetool.runtime.flags import capabilities, parse_ulimit, parse_volume
+from imagetool.runtime.spec import default_capabilities
 from imagetool.copy import CopyOptions, copy_image
 from imagetool.transports import parse_image_name
 from imagetool.errors import UsageError
@@ -194,7 +195,8 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
         ignorefile=Path(ignorefile) if ignorefile else None, policy=_PolicyOnPull(ctx),
         runner=ContainerStepRunner(
             runtime=runtime, tmpdir=root.get("tmpdir"), etc=etc_settings(flags),
-            capabilities=capabilities(cap_add, cap_drop) if cap_add or cap_drop else None,
+            capabilities=capabilities(cap_add, cap_drop, default_capabilities(
+                "private" if network in (None, "default") else network)) if cap_add or cap_drop else None,
             rlimits=[parse_ulimit(u) for u in ulimits], volumes=[parse_volume(v) for v in volumes]))
     destinations = [parse_image_name(d) for d in (*outputs, *pushes)]  # bad names fail before the build
     signers = signers_from_flags(flags)  # a bad key or passphrase fails before the build

@@ -87,7 +87,7 @@ def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bo
     """Run COMMAND (default: the image's) in a new container from IMAGE."""
     from imagetool.runtime.launch import LaunchOptions, run_image
     from imagetool.runtime.flags import capabilities, parse_env_file, parse_ulimit, parse_volume, tmpfs_mount
-    from imagetool.runtime.spec import RunOptions
+    from imagetool.runtime.spec import RunOptions, default_capabilities
 
     with _run_failures_exit_125():
         if tty and interactive and not sys.stdin.isatty():
@@ -99,7 +99,8 @@ def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bo
             env=[item for item in map(_env, [*env_lines, *env]) if item is not None], workdir=workdir, user=user,
             terminal=tty, hostname=hostname or _default_hostname(name, network), network=network,
             mounts=[*map(parse_volume, volumes), *map(tmpfs_mount, tmpfs)], readonly_rootfs=read_only, init=init,
-            capabilities=capabilities(cap_add, cap_drop), rlimits=[parse_ulimit(u) for u in ulimits])
+            capabilities=capabilities(cap_add, cap_drop, default_capabilities(network)),
+            rlimits=[parse_ulimit(u) for u in ulimits])
         etc = etc_settings(registry_flags)
         store, desc = _resolve(ctx, image, pull, registry_flags)
         code = run_image(store, desc, LaunchOptions(options, remove=remove, name=name, runtime=runtime,

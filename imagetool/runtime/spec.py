@@ -21,6 +21,15 @@ DEFAULT_CAPABILITIES = [
     "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
     "CAP_AUDIT_WRITE",
 ]
+
+
+def default_capabilities(network: str = "private") -> list[str]:
+    """Docker's set; in a private network without CAP_NET_RAW: a raw packet for 127.0.0.1 handed to tap0
+    makes slirp4netns connect to the host's loopback, which --disable-host-loopback does not stop (only
+    the gateway's alias). podman and buildah leave CAP_NET_RAW out of their defaults too."""
+    return [c for c in DEFAULT_CAPABILITIES if not (network == "private" and c == "CAP_NET_RAW")]
+
+
 MASKED_PATHS = [
     "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
     "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
@@ -117,7 +126,7 @@ def build_spec(config: dict[str, Any] | None, options: RunOptions, root_path: st
     cwd = options.workdir or config.get("WorkingDir") or "/"
     if not cwd.startswith("/"):
         raise ContainerError(f"working directory {cwd!r} is not absolute")
-    caps = list(options.capabilities if options.capabilities is not None else DEFAULT_CAPABILITIES)
+    caps = list(options.capabilities if options.capabilities is not None else default_capabilities(options.network))
     user = options.user if options.user is not None else (config.get("User") or "")
     if options.network not in ("private", "none", "host"):
         raise ContainerError(f"unknown network {options.network!r} (private, none or host)")

@@ -173,6 +173,21 @@ def test_dns_flag_replaces_the_forwarder(way: Way, prober: Prober) -> None:
     assert result.lines == ["nameserver 192.0.2.53"]
 
 
+RAW_PROBE = ('out=$(busybox arping -c 1 -w 2 -I tap0 10.0.2.2 2>&1); '
+             'case "$out" in *"not permitted"*) echo "raw packets: denied";; *) echo "raw packets: sent";; esac')
+
+
+@pytest.mark.parametrize("way", ways())
+def test_private_network_sends_no_raw_packets(way: Way, prober: Prober) -> None:
+    """The way around --disable-host-loopback: a frame for 127.0.0.1 written to tap0 (AF_PACKET) makes
+    slirp4netns connect to the host's loopback. Without CAP_NET_RAW, the private network's default,
+    no such socket opens (arping's is one); --cap-add NET_RAW gives it back on purpose."""
+    result = prober.probe(way, RAW_PROBE)
+    assert (result.code, result.lines) == (0, ["raw packets: denied"]), result.stderr
+    result = prober.probe(way, RAW_PROBE, flags=("--cap-add", "NET_RAW"))
+    assert (result.code, result.lines) == (0, ["raw packets: sent"]), result.stderr
+
+
 @pytest.mark.parametrize("runtime", ["embedded", "runc"])
 def test_dockerfile_run_network_flag_follows_the_same_modes(runtime: str, tmp_path: Path,
                                                             servers: tuple[Listener, Listener]) -> None:

@@ -5,7 +5,11 @@ namespace with a tap device whose packets slirp4netns, a process on the host sid
 ordinary sockets of its own. The container reaches what this machine reaches, but not this
 machine's loopback services: `--disable-host-loopback` refuses the gateway 10.0.2.2 (slirp's
 alias for the host's 127.0.0.1), and 127.0.0.1 inside the namespace is the container's own.
-DNS goes to slirp's forwarder 10.0.2.3, which asks the host's first nameserver.
+That option does not stop a frame addressed to 127.0.0.1 written straight to tap0: slirp
+connects to the host's loopback for it. Writing such frames takes CAP_NET_RAW (or CAP_NET_ADMIN
+to route 127.0.0.1 out of tap0), so a private network's default capabilities have neither
+(spec.default_capabilities). DNS goes to slirp's forwarder 10.0.2.3, which asks the host's first
+nameserver: port 53 of that one address is all of the host the forwarder reaches, as with podman.
 
 slirp4netns rather than pasta (passt 0.0~git20230309 on Debian 12): that pasta, started as root,
 drops its capabilities before it opens /proc/PID/ns/*, so it cannot attach to a container by pid;

@@ -255,23 +255,24 @@ def wait_for(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
     return predicate()
 
 
-def imagetool_argv(way: Way, user: RootlessUser | None, mark: str, *args: str) -> list[str]:
-    """The imagetool command for `way`, its processes (slirp4netns included) carrying `mark`."""
+def imagetool_command(way: Way, user: RootlessUser | None, env: dict[str, str], *args: str) \
+        -> tuple[list[str], dict[str, str]]:
+    """argv and environment of imagetool for `way`, with `env` added (the mark its processes carry)."""
     if not way.rootless:
-        return [sys.executable, "-m", "imagetool", *args]
+        return [sys.executable, "-m", "imagetool", *args], {**os.environ, **env}
     assert user is not None
-    env = user.env(**{MARK: mark})
-    return ["runuser", "-u", user.name, "--", "env", "-i", *[f"{k}={v}" for k, v in env.items()],
-            str(PYTHON), "-m", "imagetool", *args]
+    full = user.env(**env)
+    return (["runuser", "-u", user.name, "--", "env", "-i", *[f"{k}={v}" for k, v in full.items()],
+             str(PYTHON), "-m", "imagetool", *args], {**os.environ, **env})
 
 
 @pytest.mark.parametrize("way", ways(mode="run"))
 def test_slirp4netns_ends_with_the_container(way: Way, prober: Prober) -> None:
     mark = uuid.uuid4().hex
     prober._ensure_image(way.rootless)
-    proc = subprocess.run(imagetool_argv(way, prober.user, mark, "run", "--rm", "--runtime", way.executor,
-                                         "busybox", "sh", "-c", "ls /sys/class/net"),
-                          capture_output=True, text=True, timeout=120, env={**os.environ, MARK: mark})
+    argv, env = imagetool_command(way, prober.user, {MARK: mark}, "run", "--rm", "--runtime", way.executor,
+                                  "busybox", "sh", "-c", "ls /sys/class/net")
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "tap0" in proc.stdout.split()  # slirp4netns was there
     # it quits when the container ends; its exit waits only for the kernel's teardown of the tap device
@@ -283,10 +284,10 @@ def test_killed_run_leaves_no_slirp4netns(way: Way, prober: Prober) -> None:
     """SIGKILL to imagetool: the exit pipe's write end dies with it, and slirp4netns quits."""
     mark = uuid.uuid4().hex
     prober._ensure_image(way.rootless)
-    runs = _runc_containers(way, prober.user)
-    proc = subprocess.Popen(imagetool_argv(way, prober.user, mark, "run", "--rm", "--runtime", way.executor,
-                                           "busybox", "sleep", "60"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, MARK: mark})
+    tmp = prober.context_dir(way)  # the bundle lands here: what a killed runc leaves is ours to remove
+    argv, env = imagetool_command(way, prober.user, {MARK: mark, "TMPDIR": str(tmp)}, "run", "--rm",
+                                  "--runtime", way.executor, "busybox", "sleep", "60")
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         assert wait_for(lambda: "slirp4netns" in marked(mark).values(), 30), \
             (marked(mark), proc.poll(), proc.stderr.read() if proc.poll() is not None else b"")  # type: ignore
@@ -295,12 +296,14 @@ def test_killed_run_leaves_no_slirp4netns(way: Way, prober: Prober) -> None:
         assert len(main) == 1, marked(mark)
         os.kill(main[0], signal.SIGKILL)
         assert wait_for(lambda: "slirp4netns" not in marked(mark).values(), 10), marked(mark)
+        if way.executor == "embedded":  # the helper and the container die with imagetool too
+            assert wait_for(lambda: marked(mark) == {}, 10), marked(mark)
     finally:
         proc.kill()
         proc.wait()
-        _clean_runc(way, prober.user, runs, mark)
-    if way.executor == "embedded":  # the helper and the container die with imagetool too
-        assert wait_for(lambda: marked(mark) == {}, 10), marked(mark)
+        if way.executor == "runc":
+            _clean_runc(way, prober.user, tmp, mark)
+        subprocess.run(["rm", "-rf", str(tmp)], capture_output=True)
 
 
 def _runc(way: Way, user: RootlessUser | None, *args: str) -> subprocess.CompletedProcess[str]:
@@ -310,29 +313,20 @@ def _runc(way: Way, user: RootlessUser | None, *args: str) -> subprocess.Complet
     return subprocess.run(["runc", *args], capture_output=True, text=True)
 
 
-def _runc_containers(way: Way, user: RootlessUser | None) -> set[str]:
-    if way.executor != "runc":
-        return set()
-    out = _runc(way, user, "list", "-q").stdout
-    return set(out.split())
-
-
-def _clean_runc(way: Way, user: RootlessUser | None, before: set[str], mark: str) -> None:
-    """A killed imagetool leaves `runc run` and its container behind (runc's own way): remove them."""
-    if way.executor != "runc":
-        return
+def _clean_runc(way: Way, user: RootlessUser | None, tmp: Path, mark: str) -> None:
+    """A killed imagetool leaves `runc run` and its container behind (runc's own way): remove ours, the
+    containers whose bundle is under `tmp`."""
     for pid in marked(mark):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    for cid in _runc_containers(way, user) - before:
-        state = _runc(way, user, "state", cid)
-        _runc(way, user, "delete", "--force", cid)
-        if state.returncode == 0:
-            bundle = Path(json.loads(state.stdout)["bundle"])
+    listed = _runc(way, user, "list", "--format", "json")
+    for state in json.loads(listed.stdout or "null") or []:
+        bundle = Path(state["bundle"])
+        if bundle.is_relative_to(tmp):
+            _runc(way, user, "delete", "--force", state["id"])
             subprocess.run(["umount", "-l", str(bundle / "rootfs")], capture_output=True)
-            subprocess.run(["rm", "-rf", str(bundle)], capture_output=True)
 
 
 @pytest.mark.parametrize("runtime", ["embedded", "runc"])

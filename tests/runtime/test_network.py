@@ -343,6 +343,12 @@ def test_missing_slirp4netns_is_one_line_naming_the_package(runtime: str, tmp_pa
     assert "slirp4netns" in one_line_error(proc) and "package" in one_line_error(proc)
     # not a silent fallback to the host's network; none and host need no stack
     assert imagetool("run", "--rm", "--runtime", runtime, "--network", "none", "busybox", "true", env=env)
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text("FROM busybox\nRUN echo RAN\n")
+    proc = imagetool("build", "--runtime", runtime, str(tmp_path / "ctx"), check=False, env=env)
+    assert proc.returncode != 0 and "RAN" not in proc.stdout.replace("RUN echo RAN", "")
+    assert one_line_error(proc).endswith("slirp4netns is not installed (needed for --network private): "
+                                         "install the slirp4netns package, or use --network none or host")
     # a stack that fails to come up stops the container before its command (the handshake's or hook's no)
     proc = imagetool("run", "--rm", "--runtime", runtime, "busybox", "echo", "RAN", check=False,
                      env={"IMAGETOOL_SLIRP4NETNS": "/bin/false"})

@@ -22,14 +22,6 @@ DEFAULT_CAPABILITIES = [
     "CAP_AUDIT_WRITE",
 ]
 
-
-def default_capabilities(network: str = "private") -> list[str]:
-    """Docker's set; in a private network without CAP_NET_RAW: a raw packet for 127.0.0.1 handed to tap0
-    makes slirp4netns connect to the host's loopback, which --disable-host-loopback does not stop (only
-    the gateway's alias). podman and buildah leave CAP_NET_RAW out of their defaults too."""
-    return [c for c in DEFAULT_CAPABILITIES if not (network == "private" and c == "CAP_NET_RAW")]
-
-
 MASKED_PATHS = [
     "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
     "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
@@ -77,6 +69,13 @@ class RunOptions:
     uid: int | None = None
     gid: int | None = None
     groups: list[int] = field(default_factory=list)
+
+
+def default_capabilities(network: str = "private") -> list[str]:
+    """Docker's set; in a private network without CAP_NET_RAW: a raw packet for 127.0.0.1 handed to tap0
+    makes slirp4netns connect to the host's loopback, which --disable-host-loopback does not stop (only
+    the gateway's alias). podman and buildah leave CAP_NET_RAW out of their defaults too."""
+    return [c for c in DEFAULT_CAPABILITIES if not (network == "private" and c == "CAP_NET_RAW")]
 
 
 def nofile_limit() -> dict[str, Any]:

@@ -26,9 +26,9 @@ from imagetool.runtime.etcfiles import EtcSettings
 from imagetool.runtime.spec import RunOptions, bind_mount, build_spec
 
 HOSTNAME = "buildkitsandbox"
-#: RUN shares the host's network unless told otherwise, as buildah's chroot isolation does:
-#: there is no bridge to give a private namespace a way out, and steps like apt-get need one
-NETWORKS = {"default": "host", "private": "private", "host": "host", "none": "none"}
+#: RUN gets a private network unless told otherwise, as buildah's oci isolation does: a namespace of
+#: its own whose way out (apt-get needs one) is slirp4netns, with no way to the host's loopback services
+NETWORKS = {"default": "private", "private": "private", "host": "host", "none": "none"}
 
 
 class ContainerStepRunner:

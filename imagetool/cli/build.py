@@ -16,6 +16,7 @@ from imagetool.cli.limits import resource_limits, resource_options
 from imagetool.cli.options import (etc_options, etc_settings, platform_parts, policy_from_flags,
                                    signers_from_flags, signing_options, system_context, tls_verify_option)
 from imagetool.runtime.flags import capabilities, parse_ulimit, parse_volume, security_options
+from imagetool.runtime.spec import default_capabilities
 from imagetool.copy import CopyOptions, copy_image
 from imagetool.transports import parse_image_name
 from imagetool.errors import UsageError
@@ -128,8 +129,9 @@ def _output(logfile: str | None) -> Callable[[str], None]:
 @click.option("--retry", "retry_times", type=int, default=None, help="Retries for pulls and pushes (default 3).")
 @click.option("--retry-delay", type=_duration, default=None, metavar="DURATION",
               help="Delay between retries (2s, 500ms; default: backoff).")
-@click.option("--network", type=click.Choice(["default", "host", "none"]), default=None,
-              help="Network for RUN steps that do not choose one.")
+@click.option("--network", type=click.Choice(["default", "private", "host", "none"]), default=None,
+              help="Network for RUN steps that do not choose one: default/private (own namespace, outbound "
+                   "through slirp4netns, not the host's loopback), none (loopback only), host (unsafe).")
 @click.option("--squash", is_flag=True, help="Commit the new layers as one.")
 @click.option("--platform", metavar="OS/ARCH[/VARIANT]", help="The image's platform (default: this machine's).")
 @click.option("--os", "os_", metavar="OS", help="The image's OS (with the host's architecture unless --arch).")
@@ -197,7 +199,8 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
         ignorefile=Path(ignorefile) if ignorefile else None, policy=_PolicyOnPull(ctx),
         runner=ContainerStepRunner(
             runtime=runtime, tmpdir=root.get("tmpdir"), etc=etc_settings(flags),
-            capabilities=capabilities(cap_add, cap_drop) if cap_add or cap_drop else None,
+            capabilities=capabilities(cap_add, cap_drop, default_capabilities(
+                "private" if network in (None, "default") else network)) if cap_add or cap_drop else None,
             rlimits=[parse_ulimit(u) for u in ulimits], volumes=[parse_volume(v) for v in volumes],
             seccomp=security_options(security_opts),
             resources=resource_limits(flags)))

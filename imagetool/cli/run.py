@@ -65,7 +65,9 @@ def _resolve(ctx: click.Context, image: str, pull: str | None, flags: dict[str, 
               help="Read KEY=VALUE lines (before any -e).")
 @click.option("-v", "--volume", "volumes", multiple=True, metavar="SRC:DST[:ro]", help="Bind a host path.")
 @click.option("--network", "--net", "network", type=click.Choice(["private", "host", "none"]), default="private",
-              show_default=True, help="host: share the host's network; none/private: only loopback.")
+              show_default=True,
+              help="private: own namespace, outbound through slirp4netns, no way to the host's loopback; "
+                   "none: loopback only; host: the host's network, services on its 127.0.0.1 included (unsafe).")
 @click.option("-u", "--user", metavar="USER[:GROUP]", help="Run as this user (name or uid).")
 @click.option("-w", "--workdir", metavar="DIR", help="Working directory inside the container.")
 @click.option("-h", "--hostname", metavar="NAME", help="The container's host name.")
@@ -98,7 +100,7 @@ def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bo
     from imagetool.runtime.launch import LaunchOptions, run_image
     from imagetool.runtime.flags import (capabilities, parse_env_file, parse_ulimit, parse_volume,
                                          security_options, tmpfs_mount)
-    from imagetool.runtime.spec import RunOptions
+    from imagetool.runtime.spec import RunOptions, default_capabilities
 
     with _run_failures_exit_125():
         if tty and interactive and not sys.stdin.isatty():
@@ -110,7 +112,8 @@ def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bo
             env=[item for item in map(_env, [*env_lines, *env]) if item is not None], workdir=workdir, user=user,
             terminal=tty, hostname=hostname or _default_hostname(name, network), network=network,
             mounts=[*map(parse_volume, volumes), *map(tmpfs_mount, tmpfs)], readonly_rootfs=read_only, init=init,
-            capabilities=capabilities(cap_add, cap_drop), rlimits=[parse_ulimit(u) for u in ulimits],
+            capabilities=capabilities(cap_add, cap_drop, default_capabilities(network)),
+            rlimits=[parse_ulimit(u) for u in ulimits],
             seccomp=security_options(security_opts),
             resources=resource_limits(registry_flags))
         etc = etc_settings(registry_flags)

@@ -14,6 +14,7 @@ users      USER -> uid, gid, groups from the image's /etc/passwd and /etc/group
 paths      symlink-safe joins under the container's root
 overlay    overlay descriptions, host-side mounts for runc, tidying build upperdirs
 idmap      rootless uid/gid maps (newuidmap/newgidmap for subordinate ranges)
+netstack   --network private: slirp4netns attached to the container's namespace (embedded and runc)
 oci_runtime  the same spec under runc
 image, launch  an image in the local store -> config + snapshot lowerdirs -> a container
 containers     the containers `run` keeps without --rm: state, listing, removal

@@ -17,11 +17,12 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
 from imagetool.errors import ContainerError
-from imagetool.runtime import cgroups, overlay
+from imagetool.runtime import cgroups, netstack, overlay
 from imagetool.runtime.etcfiles import EtcSettings
 from imagetool.tmpdirs import small_temp_dir
 
@@ -97,10 +98,18 @@ class Container:
 
         return self.idmaps or idmap.rootless_maps()
 
-    def _map_ids(self, pid: int, ready: int, go: int) -> None:
-        maps = self._maps()
+    def _sync(self, pid: int, ready: int, go: int, cleanup: ExitStack) -> None:
+        """The helper's stops before the container starts: id maps (rootless), then the private network."""
+        from imagetool.runtime import idmap
+
+        steps: list[tuple[bytes, Callable[[], object]]] = []
+        if self.userns:
+            maps = self._maps()
+            steps.append((b"R", lambda: idmap.apply(pid, maps[0], maps[1])))
+        if self.private_network():
+            steps.append((b"N", lambda: cleanup.enter_context(netstack.attached(pid))))
         try:
-            _sync_maps(pid, ready, go, maps)
+            _sync_steps(ready, go, steps)
         except ContainerError:
             wait_forwarding_quietly(pid)
             raise
@@ -108,11 +117,16 @@ class Container:
     def host_network(self) -> bool:
         return not any(ns["type"] == "network" for ns in self.spec["linux"].get("namespaces", []))
 
+    def private_network(self) -> bool:
+        """A network namespace of its own with slirp4netns attached (else loopback only, or the host's)."""
+        return netstack.is_private(self.spec)
+
     def mountpoints(self) -> list[str]:
         return [m["destination"] for m in self.spec.get("mounts", [])]
 
     def _etc_files(self, bundle: Path) -> None:
-        files = self.etc.files(self.spec.get("hostname") or "container", self.host_network())
+        files = self.etc.files(self.spec.get("hostname") or "container", self.host_network(),
+                               netstack.RESOLVER if self.private_network() else None)
         taken = {m["destination"] for m in self.spec.get("mounts", [])}
         for dest, content in files.items():
             (bundle / os.path.basename(dest)).write_text(content)
@@ -124,7 +138,8 @@ class Container:
     def _run_embedded(self, bundle: Path, work: Path, stdin: Any, stdout: Any, stderr: Any,
                       output: Callable[[str], None] | None, group: cgroups.Cgroup | None = None) -> int:
         extra: dict[str, Any] = {"overlay": {**overlay.describe(self.lowers, self.upper, work),
-                                             "volatile": self.volatile}}
+                                             "volatile": self.volatile},
+                                 "userns": self.userns, "netstack": self.private_network()}
         spec = self.spec
         if spec["linux"].get("seccomp"):  # the helper gets the compiled filter, not the rules
             from imagetool.runtime import seccomp_bpf
@@ -141,7 +156,9 @@ class Container:
         argv = [sys.executable, "-S", "-I", HELPER, str(bundle), str(write_end)]
         theirs: list[int] = []
         ours: list[int] = []
-        if self.userns:
+        if self.private_network():
+            netstack.binary()  # a missing slirp4netns fails before the container starts
+        if self.userns or self.private_network():
             to_helper, from_helper = os.pipe(), os.pipe()
             theirs, ours = [to_helper[0], from_helper[1]], [from_helper[0], to_helper[1]]
             argv += [str(fd) for fd in theirs]
@@ -150,9 +167,9 @@ class Container:
         finally:
             for fd in (write_end, *theirs):
                 os.close(fd)
-        with open(read_end, "rb") as errors:
+        with open(read_end, "rb") as errors, ExitStack() as cleanup:
             if ours:
-                self._map_ids(proc.pid, ours[0], ours[1])
+                self._sync(proc.pid, ours[0], ours[1], cleanup)
             code = wait_forwarding(proc, output)
             message = errors.read().decode(errors="replace").strip()
         if message:
@@ -162,19 +179,18 @@ class Container:
         return code
 
 
-def _sync_maps(pid: int, ready: int, go: int, maps: tuple[list[tuple[int, int, int]], ...]) -> None:
-    """Wait for the helper's user namespace, write its id maps, let it continue."""
-    from imagetool.runtime import idmap
-
+def _sync_steps(ready: int, go: int, steps: list[tuple[bytes, Callable[[], object]]]) -> None:
+    """For each (mark, action): wait for the helper to write `mark`, act, let it continue (G) or stop (N)."""
     try:
-        if os.read(ready, 1) != b"R":
-            return  # the helper failed before it got there; its error pipe says why
-        try:
-            idmap.apply(pid, maps[0], maps[1])
-        except ContainerError:
-            os.write(go, b"N")
-            raise
-        os.write(go, b"G")
+        for mark, action in steps:
+            if os.read(ready, 1) != mark:
+                return  # the helper failed before it got there; its error pipe says why
+            try:
+                action()
+            except ContainerError:
+                os.write(go, b"N")
+                raise
+            os.write(go, b"G")
     finally:
         os.close(ready)
         os.close(go)

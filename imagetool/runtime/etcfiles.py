@@ -23,16 +23,20 @@ class EtcSettings:
     #: leave the image's own /etc/hosts alone (--no-hosts)
     no_hosts: bool = False
 
-    def files(self, hostname: str, host_network: bool) -> dict[str, str]:
-        """Destination -> content of the files to bind in."""
-        out = {"/etc/hostname": hostname + "\n", "/etc/resolv.conf": self.resolv_conf()}
+    def files(self, hostname: str, host_network: bool, resolver: str | None = None) -> dict[str, str]:
+        """Destination -> content of the files to bind in; `resolver` is the network's DNS forwarder."""
+        out = {"/etc/hostname": hostname + "\n", "/etc/resolv.conf": self.resolv_conf(resolver)}
         if not self.no_hosts:
             out["/etc/hosts"] = hosts_file(hostname, host_network, self.hosts)
         return out
 
-    def resolv_conf(self) -> str:
-        """The host's resolv.conf, its nameservers, search list or options replaced where flags give them."""
+    def resolv_conf(self, resolver: str | None = None) -> str:
+        """The host's resolv.conf, its nameservers, search list or options replaced where flags give them.
+        A `resolver` (a private network's forwarder) comes first, and the host's loopback nameservers,
+        out of the container's reach, go (podman does the same for slirp4netns)."""
         lines = read_host_file("/etc/resolv.conf").splitlines()
+        if resolver and not self.dns:
+            lines = [f"nameserver {resolver}"] + [line for line in lines if not _loopback_nameserver(line)]
         for keys, values in ((("nameserver",), self.dns), (("search", "domain"), self.dns_search),
                              (("options",), self.dns_options)):
             if values:
@@ -55,6 +59,11 @@ def hosts_file(hostname: str, host_network: bool, extra: list[tuple[str, str]] |
         if hostname not in names:
             text += f"127.0.1.1\t{hostname}\n"
     return text + "".join(f"{address}\t{name}\n" for name, address in extra)
+
+
+def _loopback_nameserver(line: str) -> bool:
+    words = line.split()
+    return words[:1] == ["nameserver"] and len(words) > 1 and (words[1].startswith("127.") or words[1] == "::1")
 
 
 def read_host_file(path: str) -> str:

@@ -12,10 +12,12 @@ from imagetool.errors import ContainerError
 from imagetool.runtime.spec import DEFAULT_CAPABILITIES, bind_mount
 
 
-def capabilities(add: Sequence[str] = (), drop: Sequence[str] = ()) -> list[str]:
-    """Docker's default set with --cap-add/--cap-drop applied (names with or without CAP_, any case; ALL)."""
+def capabilities(add: Sequence[str] = (), drop: Sequence[str] = (), base: Sequence[str] = DEFAULT_CAPABILITIES) \
+        -> list[str]:
+    """The default set `base` (Docker's, or spec.default_capabilities of the network) with --cap-add/--cap-drop
+    applied (names with or without CAP_, any case; ALL)."""
     if not add and not drop:
-        return list(DEFAULT_CAPABILITIES)
+        return list(base)
     from imagetool.runtime.linux import CAPABILITIES  # ctypes: only when asked
 
     def names(values: Sequence[str], flag: str) -> list[str]:
@@ -29,7 +31,7 @@ def capabilities(add: Sequence[str] = (), drop: Sequence[str] = ()) -> list[str]
         return out
 
     dropped = set(names(drop, "--cap-drop"))
-    caps = [c for c in DEFAULT_CAPABILITIES if c not in dropped]
+    caps = [c for c in base if c not in dropped]
     return caps + [c for c in names(add, "--cap-add") if c not in caps]
 
 

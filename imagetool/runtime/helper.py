@@ -191,6 +191,13 @@ def run_init(args: list[str], env: dict[str, str], errfd: int) -> None:
             os._exit(status_code(status))
 
 
+def handshake(sync: tuple[int, int] | None, mark: bytes) -> bool:
+    """Tell our parent we reached `mark` and wait for its word: G to go on."""
+    assert sync is not None, "a sync point without the sync pipes"
+    os.write(sync[1], mark)
+    return os.read(sync[0], 1) == b"G"
+
+
 def main(argv: list[str]) -> int:
     bundle, errfd = argv[0], int(argv[1])
     # a killed `imagetool run` (or build) takes its container with it, as a killed runc does not
@@ -206,25 +213,28 @@ def main(argv: list[str]) -> int:
         if ns.get("path"):
             raise OSError(95, f"joining a namespace ({ns['type']}) is not supported")
         flags |= linux.NAMESPACE_FLAGS[ns["type"]]
-    if sync is not None:  # rootless: a user namespace first, its id maps written by our parent
+    if extra.get("userns"):  # rootless: a user namespace first, its id maps written by our parent
         try:
             linux.unshare(linux.CLONE_NEWUSER)
         except OSError as err:
             os.write(errfd, f"creating a user namespace: {err.strerror}\n".encode())
             return EXIT_SETUP
-        os.write(sync[1], b"R")
-        if os.read(sync[0], 1) != b"G":
+        if not handshake(sync, b"R"):
             return EXIT_SETUP
-        os.close(sync[0])
-        os.close(sync[1])
         flags &= ~linux.CLONE_NEWUSER
-    # only the PID namespace here (it applies to our children); PID 1 unshares the rest for itself, so that
-    # this process keeps the host's mounts and pivot_root cannot move its root
+    # only the PID namespace (it applies to our children) and the network's here; PID 1 unshares the rest
+    # for itself, so that this process keeps the host's mounts and pivot_root cannot move its root
+    early = flags & (linux.CLONE_NEWPID | linux.CLONE_NEWNET)
     try:
-        linux.unshare(flags & linux.CLONE_NEWPID)
+        linux.unshare(early)
     except OSError as err:
         os.write(errfd, f"creating namespaces: {err.strerror}\n".encode())
         return EXIT_SETUP
+    if extra.get("netstack") and not handshake(sync, b"N"):  # our parent attaches slirp4netns to our netns
+        return EXIT_SETUP
+    if sync is not None:
+        os.close(sync[0])
+        os.close(sync[1])
     ours = theirs = None
     if spec["process"].get("terminal"):
         import socket
@@ -236,7 +246,7 @@ def main(argv: list[str]) -> int:
         try:
             if ours is not None:
                 ours.close()
-            linux.unshare(flags & ~linux.CLONE_NEWPID)
+            linux.unshare(flags & ~early)
             container_main(bundle, spec, extra, errfd, theirs)
         except ExecFailed as err:
             os.write(errfd, f"{err}\n".encode())

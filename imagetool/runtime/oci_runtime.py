@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from imagetool.errors import ContainerError
-from imagetool.runtime import overlay, users
+from imagetool.runtime import netstack, overlay, users
 from imagetool.runtime.spec import ANNOTATION_INIT, ANNOTATION_USER
 
 
@@ -71,10 +71,14 @@ def run_runc(spec: dict[str, Any], bundle: Path, lowers: list[Path], upper: Path
     overlay.mount_on_host(rootfs, lowers, upper, work)
     try:
         resolve_user(spec, rootfs)
-        (bundle / "config.json").write_text(json.dumps(spec))
-        proc = subprocess.Popen([runc, "run", "--bundle", str(bundle), cid], stdin=stdin, stdout=stdout,
-                                stderr=stderr)
-        return wait_forwarding(proc, output)
+        with netstack.for_runc(spec, bundle) as network:  # a hook in the spec when the network is private
+            (bundle / "config.json").write_text(json.dumps(spec))
+            proc = subprocess.Popen([runc, "run", "--bundle", str(bundle), cid], stdin=stdin, stdout=stdout,
+                                    stderr=stderr)
+            network.attach(proc)
+            code = wait_forwarding(proc, output)
+            network.check()
+            return code
     finally:
         subprocess.run([runc, "delete", "--force", cid], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         overlay.unmount_on_host(rootfs)

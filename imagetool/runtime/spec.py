@@ -45,6 +45,8 @@ DEFAULT_MOUNTS: list[dict[str, Any]] = [
 #: annotations the embedded helper reads (runc ignores them)
 ANNOTATION_USER = "org.imagetool.user"
 ANNOTATION_INIT = "org.imagetool.init"
+#: private (a network namespace with slirp4netns attached), none (loopback only) or host
+ANNOTATION_NETWORK = "org.imagetool.network"
 
 
 @dataclass
@@ -58,7 +60,7 @@ class RunOptions:
     user: str | None = None
     terminal: bool = False
     hostname: str = "container"
-    network: str = "private"               # private | host | none
+    network: str = "private"               # private (user-mode stack) | none (loopback only) | host (unsafe)
     mounts: list[dict[str, Any]] = field(default_factory=list)
     readonly_rootfs: bool = False
     init: bool = False
@@ -73,6 +75,13 @@ class RunOptions:
     seccomp: str | dict[str, Any] = "default"
     #: linux.resources limits (memory, pids, cpu) from runtime.resources.Limits; podman's pids limit by default
     resources: dict[str, Any] = field(default_factory=default_resources)
+
+
+def default_capabilities(network: str = "private") -> list[str]:
+    """Docker's set; in a private network without CAP_NET_RAW: a raw packet for 127.0.0.1 handed to tap0
+    makes slirp4netns connect to the host's loopback, which --disable-host-loopback does not stop (only
+    the gateway's alias). podman and buildah leave CAP_NET_RAW out of their defaults too."""
+    return [c for c in DEFAULT_CAPABILITIES if not (network == "private" and c == "CAP_NET_RAW")]
 
 
 def nofile_limit() -> dict[str, Any]:
@@ -122,8 +131,10 @@ def build_spec(config: dict[str, Any] | None, options: RunOptions, root_path: st
     cwd = options.workdir or config.get("WorkingDir") or "/"
     if not cwd.startswith("/"):
         raise ContainerError(f"working directory {cwd!r} is not absolute")
-    caps = list(options.capabilities if options.capabilities is not None else DEFAULT_CAPABILITIES)
+    caps = list(options.capabilities if options.capabilities is not None else default_capabilities(options.network))
     user = options.user if options.user is not None else (config.get("User") or "")
+    if options.network not in ("private", "none", "host"):
+        raise ContainerError(f"unknown network {options.network!r} (private, none or host)")
     namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
     if options.network != "host":
         namespaces.append({"type": "network"})
@@ -154,7 +165,8 @@ def build_spec(config: dict[str, Any] | None, options: RunOptions, root_path: st
         "root": {"path": root_path, "readonly": options.readonly_rootfs},
         "hostname": options.hostname,
         "mounts": mounts,
-        "annotations": {ANNOTATION_USER: user, ANNOTATION_INIT: "true" if options.init else "false"},
+        "annotations": {ANNOTATION_USER: user, ANNOTATION_INIT: "true" if options.init else "false",
+                        ANNOTATION_NETWORK: options.network},
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}], **copy.deepcopy(options.resources)},
             "namespaces": namespaces,

@@ -25,7 +25,12 @@ def test_spec_from_image_config() -> None:
     assert p["cwd"] == "/srv"
     assert p["env"][:2] == ["PATH=/bin", "A=1"]
     assert spec["annotations"]["org.imagetool.user"] == "app"
-    assert p["capabilities"]["bounding"] == DEFAULT_CAPABILITIES and "CAP_SYS_ADMIN" not in DEFAULT_CAPABILITIES
+    # Docker's set, less CAP_NET_RAW in the (default) private network: raw packets could reach slirp4netns
+    assert p["capabilities"]["bounding"] == [c for c in DEFAULT_CAPABILITIES if c != "CAP_NET_RAW"]
+    assert "CAP_SYS_ADMIN" not in DEFAULT_CAPABILITIES
+    for network in ("none", "host"):
+        caps = build_spec(CONFIG, RunOptions(network=network))["process"]["capabilities"]["bounding"]
+        assert caps == DEFAULT_CAPABILITIES
     assert spec["linux"]["maskedPaths"] == MASKED_PATHS and "/proc/kcore" in MASKED_PATHS
     assert "/proc/sysrq-trigger" in READONLY_PATHS
     assert {n["type"] for n in spec["linux"]["namespaces"]} == {"pid", "ipc", "uts", "mount", "network", "cgroup"}

@@ -9,7 +9,7 @@ from imagetool.runtime import idmap
 from imagetool.runtime.container import Container
 from imagetool.runtime.image import layer_dirs, load
 from imagetool.runtime.linux import CAPABILITIES
-from imagetool.runtime.spec import DEFAULT_CAPABILITIES, RunOptions, build_spec
+from imagetool.runtime.spec import RunOptions, build_spec, default_capabilities
 from imagetool.store import images
 from imagetool.store.layout import LayoutStore
 from imagetool.reference import parse as parse_reference
@@ -91,7 +91,7 @@ def test_rootless_as_an_unprivileged_user(tmp_path: Path) -> None:
         lines = proc.stdout.splitlines()
         assert lines[0] == "0" and lines[1].split() == ["0", "65534", "1"]
         assert lines[2:5] == ["1", "container", "x"]
-        default = sum(1 << CAPABILITIES.index(c) for c in DEFAULT_CAPABILITIES)
+        default = sum(1 << CAPABILITIES.index(c) for c in default_capabilities("private"))
         assert int(lines[5].split()[1], 16) == default
         # the container's change is in its upperdir, owned by the unprivileged user on the host
         new = work / "w" / "upper" / "etc" / "new"

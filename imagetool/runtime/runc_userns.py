@@ -138,40 +138,46 @@ def run_rootless(spec: dict[str, Any], bundle: str, overlay: dict[str, Any], run
     """Run the bundle under runc inside a user namespace with `maps`; returns the exit status."""
     import subprocess
 
+    from pathlib import Path
+
     from imagetool.errors import ContainerError
-    from imagetool.runtime.container import _sync_maps, wait_forwarding, wait_forwarding_quietly
+    from imagetool.runtime import idmap, netstack
+    from imagetool.runtime.container import _sync_steps, wait_forwarding, wait_forwarding_quietly
 
     rootless_spec(spec, maps[1])
     state = state_dir(bundle)
     args = [runc, "--root", state, "run", "--bundle", bundle, cid]
-    with open(os.path.join(bundle, MARSHAL), "wb") as f:
-        marshal.dump((spec, overlay, args), f)
-    read_end, write_end = os.pipe()
-    to_child, from_child = os.pipe(), os.pipe()
-    theirs, ours = [from_child[1], to_child[0]], [from_child[0], to_child[1]]
-    argv = [sys.executable, "-S", "-I", os.path.abspath(__file__), bundle, str(write_end), *map(str, theirs)]
-    try:
-        proc = subprocess.Popen(argv, pass_fds=[write_end, *theirs], stdin=stdin, stdout=stdout, stderr=stderr)
-    except OSError:
-        for fd in (read_end, *ours):
-            os.close(fd)
-        raise
-    finally:
-        for fd in (write_end, *theirs):
-            os.close(fd)
-    try:
-        with open(read_end, "rb") as errors:
-            try:
-                _sync_maps(proc.pid, ours[0], ours[1], maps)
-            except ContainerError:
-                wait_forwarding_quietly(proc.pid)
-                raise
-            code = wait_forwarding(proc, output)
-            message = errors.read().decode(errors="replace").strip()
-    finally:
-        # a killed runc leaves its state (and maybe the container): remove both, as the owner of the namespace
-        subprocess.run([runc, "--root", state, "delete", "--force", cid], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+    with netstack.for_runc(spec, Path(bundle)) as network:  # its hook goes into the spec written below
+        with open(os.path.join(bundle, MARSHAL), "wb") as f:
+            marshal.dump((spec, overlay, args), f)
+        read_end, write_end = os.pipe()
+        to_child, from_child = os.pipe(), os.pipe()
+        theirs, ours = [from_child[1], to_child[0]], [from_child[0], to_child[1]]
+        argv = [sys.executable, "-S", "-I", os.path.abspath(__file__), bundle, str(write_end), *map(str, theirs)]
+        try:
+            proc = subprocess.Popen(argv, pass_fds=[write_end, *theirs], stdin=stdin, stdout=stdout, stderr=stderr)
+        except OSError:
+            for fd in (read_end, *ours):
+                os.close(fd)
+            raise
+        finally:
+            for fd in (write_end, *theirs):
+                os.close(fd)
+        try:
+            with open(read_end, "rb") as errors:
+                try:
+                    _sync_steps(ours[0], ours[1], [(b"R", lambda: idmap.apply(proc.pid, maps[0], maps[1]))])
+                except ContainerError:
+                    wait_forwarding_quietly(proc.pid)
+                    raise
+                network.attach(proc)
+                code = wait_forwarding(proc, output)
+                message = errors.read().decode(errors="replace").strip()
+        finally:
+            # a killed runc leaves its state (and maybe the container): remove both, as the owner of the namespace
+            subprocess.run([runc, "--root", state, "delete", "--force", cid], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+        network.check()
     if message:
         err = ContainerError(message.splitlines()[-1])
         err.exit_code = EXIT_SETUP

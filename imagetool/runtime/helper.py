@@ -95,10 +95,6 @@ def resolve_user(spec: dict) -> users.ExecUser:
 
 def container_main(bundle: str, spec: dict, extra: dict, errfd: int, console: object | None) -> None:
     """PID 1 of the new namespaces: build the root, drop privileges, exec. Never returns."""
-    if extra.get("cgroup"):  # first of all: every process of the container is born in its cgroup
-        from imagetool.runtime.cgroups import join
-
-        join(extra["cgroup"])
     os.setsid()
     # a keyring of its own, as runc gives each container: the caller's session keyring stays out of reach
     linux.join_session_keyring(f"_ses.{os.path.basename(bundle)}")
@@ -246,6 +242,10 @@ def main(argv: list[str]) -> int:
         try:
             if ours is not None:
                 ours.close()
+            if extra.get("cgroup"):  # first of all, and before the cgroup namespace, whose root it becomes
+                from imagetool.runtime.cgroups import join
+
+                join(extra["cgroup"])
             linux.unshare(flags & ~early)
             container_main(bundle, spec, extra, errfd, theirs)
         except ExecFailed as err:

@@ -187,9 +187,16 @@ def test_the_callers_session_keyring_is_out_of_reach(prober: Prober, way: Way, u
             prober.user.give(probe_dir)  # type: ignore[union-attr]
         # the caller (root, or the rootless user in its own login session) holds a key in a fresh session keyring
         wrap = (str(probe_dir / "keyprobe"), "add", "probe-key", "s3cret-key", str(probe_dir / "serials"))
-        flags = ("-v", f"{probe_dir}:/probe:ro", *(("--user", "nobody") if user == "nobody" else ()))
-        result = prober.probe(way, KEY_SCRIPT, flags=flags, build_flags=flags[:2], wrap=wrap)
-        assert result.code == 0, result.stderr
-        assert result.lines == ["session: fresh", "search: denied", "read: denied"]
+        # the default seccomp profile refuses keyctl itself; unconfined, the keyring must still be fresh
+        for seccomp, expected in (("unconfined", ["session: fresh", "search: denied", "read: denied"]),
+                                  ("default", ["session: none", "search: denied", "read: denied"])):
+            flags = ("-v", f"{probe_dir}:/probe:ro", "--security-opt", f"seccomp={seccomp}",
+                     *(("--user", "nobody") if user == "nobody" else ()))
+            if seccomp == "default":
+                flags = (*flags[:2], *flags[4:])
+            result = prober.probe(way, KEY_SCRIPT, flags=flags, build_flags=flags[:4 if seccomp != "default" else 2],
+                                  wrap=wrap)
+            assert result.code == 0, result.stderr
+            assert result.lines == expected, seccomp
     finally:
         shutil.rmtree(probe_dir, ignore_errors=True)

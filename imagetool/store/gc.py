@@ -1,8 +1,8 @@
-"""Garbage collection: keep what index.json reaches, remove other blobs and stale temp files."""
+"""Garbage collection: keep what index.json reaches, remove other blobs, snapshots, and temp files whose
+writer is gone."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from imagetool import media
@@ -57,11 +57,7 @@ def collect(store: LayoutStore, dry_run: bool = False) -> GCResult:
             if not dry_run:
                 store.delete_blob(digest)
         if not dry_run:
-            for tmp in store.iter_temp_files():
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
+            store.sweep_temp_files()
         from imagetool.store.snapshots import SnapshotStore, used_chains
 
         dropped = SnapshotStore(store).prune(used_chains(store), dry_run)

@@ -222,6 +222,11 @@ class LayoutStore:
         blobs = self.root / BLOBS
         return [p for p in blobs.iterdir() if p.is_dir()] if blobs.is_dir() else []
 
+    def iter_temp_files(self) -> Iterator[Path]:
+        """Temp files in the layout, live writers' included."""
+        for base in (self.root, *self.blob_dirs()):
+            yield from base.glob(TEMP_PREFIX + "*")
+
     def sweep_temp_files(self) -> list[Path]:
         """Remove temp files whose writer is gone (never a live writer's: see tempfiles.py)."""
         return tempfiles.sweep([self.root, *self.blob_dirs()])

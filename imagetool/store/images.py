@@ -77,7 +77,6 @@ def shown_name(store: LayoutStore, name: str, digest_text: str) -> str:
         digest = Digest.parse(digest_text)
     except InvalidDigest:
         return name
-
     try:
         ref = parse_reference(name).with_default_tag() if name else None
     except InvalidReference:

@@ -65,6 +65,9 @@ def test_retagging_keeps_the_previous_image_dangling(tmp_path: Path, local_store
     blobs = local_store / "blobs" / "sha256"
     imagetool("rmi", second)
     assert _dangling() == {built[0], pulled} and second not in _images()
+    dry = imagetool("prune", "--dry-run").stdout.split()
+    assert {w for w in dry if ":" not in w} == {built[0], pulled} and any(w.startswith("sha256:") for w in dry)
+    assert _dangling() == {built[0], pulled}
     imagetool("prune")
     assert _dangling() == set()
     assert sorted(_images()) == sorted({built[1], first, _id("localhost/p:v1")})

@@ -115,5 +115,5 @@ def commit(store: LayoutStore, parts: ImageParts, names: Sequence[str] = (), oci
     if not ref_names:
         refs.set_name(store, None, desc)
     for name in ref_names:
-        refs.set_name(store, name, desc)
+        refs.set_name(store, name, desc, keep_dangling=True)  # the image the name leaves stays, dangling
     return refs.named(desc, ref_names[0]) if ref_names else desc

@@ -15,6 +15,7 @@ from imagetool.build.config import DEFAULT_SHELL, ConfigState, apply_changes
 from imagetool.build.layerwriter import write_layer
 from imagetool.build.stages import Scope
 from imagetool.descriptor import Descriptor
+from imagetool.digest import Digest
 from imagetool.errors import ContainerError, ImagetoolError
 from imagetool.layer.diff import write_diff
 from imagetool.runtime import containers, overlay
@@ -33,7 +34,7 @@ def commit_container(store: LayoutStore, container: str, name: str | None = None
     cdir, record = containers.stopped(containers_dir(store), container)
     spec = record.get("spec") or {}
     try:
-        base = images.resolve(store, None, str(record.get("image", "")).removeprefix("sha256:") or None)
+        base = images.by_digest(store, Digest.parse(str(record.get("image", ""))))
     except ImagetoolError as err:
         raise ContainerError(f"container {container!r}: its image is no longer in the local store") from err
     image = load(store, base)

@@ -18,13 +18,16 @@ def ps(ctx: click.Context, all_: bool, quiet: bool, noheading: bool) -> None:
     """List the containers kept in the local store."""
     from imagetool.runtime.containers import list_containers
     from imagetool.runtime.launch import containers_dir
+    from imagetool.store.images import shown_name
 
-    found = list_containers(containers_dir(open_local_store(ctx, create=True)))
+    store = open_local_store(ctx, create=True)
+    found = list_containers(containers_dir(store))
     if quiet:
         for c in found:
             click.echo(c.name)
         return
-    rows = [[c.name, c.image, shlex.join(c.command)[:40], ago(c.created) if c.created else "",
+    rows = [[c.name, shown_name(store, c.image, c.image_digest),
+             shlex.join(c.command)[:40], ago(c.created) if c.created else "",
              "Running" if c.running else f"Exited ({c.exit_code})" if c.exit_code is not None else "Created"]
             for c in found]
     print_table(["NAME", "IMAGE", "COMMAND", "CREATED", "STATUS"], rows, noheading)

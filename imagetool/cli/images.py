@@ -183,11 +183,16 @@ def rmi(ctx: click.Context, images_: tuple[str, ...], force: bool, all_: bool, p
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
 @click.pass_context
 def prune(ctx: click.Context, dry_run: bool) -> None:
-    """Remove blobs no image in the local store uses."""
+    """Remove dangling images no container uses, then blobs no image or container uses."""
     from imagetool.store.gc import collect
+    from imagetool.store.images import remove_all
 
-    result = collect(open_local_store(ctx), dry_run=dry_run)
+    store = open_local_store(ctx)
+    gone = remove_all(store, dangling_only=True, dry_run=dry_run)
+    for record in gone:
+        click.echo(record.id.hex)
+    result = collect(store, dry_run=dry_run, without={r.digest for r in gone})
     for digest in result.removed:
         click.echo(str(digest))
-    click.echo(f"{'Would remove' if dry_run else 'Removed'} {len(result.removed)} blobs, "
-               f"{result.freed_bytes} bytes", err=True)
+    click.echo(f"{'Would remove' if dry_run else 'Removed'} {len(gone)} dangling images, {len(result.removed)} "
+               f"blobs, {result.freed_bytes} bytes", err=True)

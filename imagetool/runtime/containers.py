@@ -30,6 +30,8 @@ class ContainerInfo:
     created: float
     running: bool
     exit_code: int | None
+    #: the manifest digest of the image it was made from (`image` is how the user named it)
+    image_digest: str = ""
 
 
 class Running:
@@ -85,7 +87,8 @@ def list_containers(root: Path) -> list[ContainerInfo]:
         code = state.get("exit_code")
         out.append(ContainerInfo(cdir.name, str(config.get("image_name") or config.get("image") or ""),
                                  list(process.get("args") or []), float(config.get("created") or 0),
-                                 _running(cdir), code if isinstance(code, int) else None))
+                                 _running(cdir), code if isinstance(code, int) else None,
+                                 str(config.get("image") or "")))
     return sorted(out, key=lambda c: c.created)
 
 

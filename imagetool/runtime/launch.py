@@ -21,6 +21,7 @@ from imagetool.runtime.container import Container
 from imagetool.runtime.etcfiles import EtcSettings
 from imagetool.runtime.image import layer_dirs, load
 from imagetool.runtime.spec import RunOptions, build_spec
+from imagetool.store import roots
 from imagetool.store.layout import LayoutStore
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -41,29 +42,38 @@ class LaunchOptions:
 
 
 def containers_dir(store: LayoutStore) -> Path:
-    return Path(store.root) / "containers"
+    return roots.containers_root(store)
 
 
 def run_image(store: LayoutStore, desc: Descriptor, options: LaunchOptions) -> int:
     """Run `desc` (an image in `store`) to completion; returns the command's exit status."""
-    image = load(store, desc, options.platform)
-    lowers = layer_dirs(store, image.layers)
-    spec = build_spec(image.run_config, options.run)
     name = options.name or os.urandom(8).hex()
     if not _NAME.match(name):
         raise ContainerError(f"invalid container name {name!r}")
     cdir = containers_dir(store) / name
-    cdir.parent.mkdir(parents=True, exist_ok=True)
+    registering = store.hold_shared()  # gc waits until the container is a root of what it uses
     try:
-        cdir.mkdir()
-    except FileExistsError:
-        raise ContainerError(f"the container name {name!r} is already in use") from None
+        image = load(store, desc, options.platform)
+        lowers = layer_dirs(store, image.layers)
+        spec = build_spec(image.run_config, options.run)
+        cdir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            cdir.mkdir()
+        except FileExistsError:
+            raise ContainerError(f"the container name {name!r} is already in use") from None
+        try:
+            (cdir / containers.CONFIG).write_text(json.dumps({
+                roots.IMAGE_KEY: str(desc.digest), "image_name": options.image_name, "created": time.time(),
+                "spec": spec}))
+        except BaseException:
+            shutil.rmtree(cdir, ignore_errors=True)
+            raise
+    finally:
+        registering.release()
     try:
         if not lowers:  # an image with no layers: an empty root
             (cdir / "empty").mkdir()
             lowers = [cdir / "empty"]
-        (cdir / containers.CONFIG).write_text(json.dumps({
-            "image": str(desc.digest), "image_name": options.image_name, "created": time.time(), "spec": spec}))
         stdin = None if options.interactive else subprocess.DEVNULL
         with containers.Running(cdir):
             container = Container(spec, lowers, cdir / "upper", runtime=options.runtime, etc=options.etc)

@@ -1,8 +1,8 @@
-"""Garbage collection: keep what index.json reaches, remove other blobs and stale temp files."""
+"""Garbage collection: keep what the roots reach (index.json and containers' images, see roots.py), remove
+other blobs, snapshots, and temp files whose writer is gone."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 from imagetool import media
@@ -10,6 +10,7 @@ from imagetool.digest import Digest
 from imagetool.errors import ManifestError
 from imagetool.manifest import Index, Manifest, parse
 from imagetool.store.layout import LayoutStore
+from imagetool.store.roots import gc_roots
 
 
 @dataclass
@@ -20,9 +21,10 @@ class GCResult:
     snapshots_removed: list[Digest] = field(default_factory=list)
 
 
-def reachable(store: LayoutStore) -> set[Digest]:
+def reachable(store: LayoutStore, without: set[Digest] | frozenset[Digest] = frozenset()) -> set[Digest]:
+    """Every blob a root reaches; index.json entries whose digest is in `without` are no roots."""
     keep: set[Digest] = set()
-    pending = list(store.index().manifests)
+    pending = gc_roots(store, without)
     while pending:
         desc = pending.pop()
         if desc.digest in keep:
@@ -43,12 +45,15 @@ def reachable(store: LayoutStore) -> set[Digest]:
     return keep
 
 
-def collect(store: LayoutStore, dry_run: bool = False) -> GCResult:
-    """Remove unreachable blobs; waits until no other process is writing into the store."""
+def collect(store: LayoutStore, dry_run: bool = False,
+            without: set[Digest] | frozenset[Digest] = frozenset()) -> GCResult:
+    """Remove unreachable blobs; waits until no other process is writing into the store.
+
+    `without` names index.json entries to count as gone (what a dry run of a prune would untag)."""
     removed: list[Digest] = []
     freed = 0
     with store.exclusive():
-        keep = reachable(store)
+        keep = reachable(store, without)
         for digest in list(store.iter_blobs()):
             if digest in keep:
                 continue
@@ -57,12 +62,8 @@ def collect(store: LayoutStore, dry_run: bool = False) -> GCResult:
             if not dry_run:
                 store.delete_blob(digest)
         if not dry_run:
-            for tmp in store.iter_temp_files():
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
+            store.sweep_temp_files()
         from imagetool.store.snapshots import SnapshotStore, used_chains
 
-        dropped = SnapshotStore(store).prune(used_chains(store), dry_run)
+        dropped = SnapshotStore(store).prune(used_chains(store, without), dry_run)
     return GCResult(removed, freed, dropped)

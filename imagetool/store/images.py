@@ -13,11 +13,12 @@ from typing import Iterable
 from imagetool import media
 from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest
-from imagetool.errors import InvalidReference, ManifestError, ManifestUnknown, UsageError
+from imagetool.errors import InvalidDigest, InvalidReference, ManifestError, ManifestUnknown, UsageError
 from imagetool.manifest import ImageConfig, Index, Manifest, guess_media_type, parse
 from imagetool.reference import DockerReference
 from imagetool.store import refs
 from imagetool.store.layout import LayoutStore
+from imagetool.store.roots import held_images
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,39 @@ def find_by_id(store: LayoutStore, prefix: str) -> Descriptor | None:
     if len(found) > 1:
         raise InvalidReference(f"image ID {prefix!r} is ambiguous")
     return next(iter(found.values()), None)
+
+
+def by_digest(store: LayoutStore, digest: Digest) -> Descriptor:
+    """The image with manifest digest `digest`, named or not, in index.json or held only by a container."""
+    for desc in store.index().manifests:
+        if desc.digest == digest:
+            return desc
+    if not store.has_blob(digest):
+        raise ManifestUnknown(f"image {digest} not found in the local store")
+    raw = store.read_blob(digest)
+    return Descriptor(guess_media_type(raw), digest, len(raw))
+
+
+def shown_name(store: LayoutStore, name: str, digest_text: str) -> str:
+    """How `ps` shows a container's image: the name it was run by while that name still means the image,
+    else the image's short ID (a rebuild or tag has given the name to another image)."""
+    from imagetool.reference import parse as parse_reference
+
+    try:
+        digest = Digest.parse(digest_text)
+    except InvalidDigest:
+        return name
+    try:
+        ref = parse_reference(name).with_default_tag() if name else None
+    except InvalidReference:
+        ref = None
+    if ref is not None and (ref.digest == digest or any(
+            d.digest == digest and d.ref_name == str(ref) for d in store.index().manifests)):
+        return name
+    try:
+        return image_id(store, by_digest(store, digest)).hex[:12]
+    except (ManifestUnknown, OSError):
+        return digest.hex[:12]
 
 
 def resolve(store: LayoutStore, named: DockerReference | None, id_prefix: str | None = None) -> Descriptor:
@@ -102,12 +136,13 @@ def list_images(store: LayoutStore) -> list[ImageRecord]:
     return records
 
 
-def remove_all(store: LayoutStore, dangling_only: bool = False, spare: Iterable[str] = ()) -> list[ImageRecord]:
+def remove_all(store: LayoutStore, dangling_only: bool = False, spare: Iterable[str] = (),
+               dry_run: bool = False) -> list[ImageRecord]:
     """Take every image (or every image without a name) out of the index, but those whose manifest digest
-    is in `spare`; their blobs are left to gc."""
-    kept = set(spare)
+    is in `spare` and those containers were made from; their blobs are left to gc."""
+    kept = set(spare) | {str(d) for d in held_images(store)}
     removed = [r for r in list_images(store) if (r.dangling or not dangling_only) and str(r.digest) not in kept]
-    for record in removed:
+    for record in [] if dry_run else removed:
         refs.remove_digest(store, record.digest)
     return removed
 
@@ -161,7 +196,7 @@ def _reference_matches(pattern: str, name: str) -> bool:
 
 def add_names(store: LayoutStore, desc: Descriptor, names: Iterable[DockerReference]) -> None:
     for name in names:
-        refs.set_name(store, str(name.with_default_tag()), desc)
+        refs.set_name(store, str(name.with_default_tag()), desc, keep_dangling=True)
 
 
 def remove_image(store: LayoutStore, desc: Descriptor, name: str | None) -> list[str]:

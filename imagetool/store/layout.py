@@ -1,15 +1,20 @@
 """LayoutStore: an OCI image layout on disk, the engine under oci:, oci-archive: and the local store.
 
 Every write is temp file + fsync + rename, so a killed process leaves a valid layout
-(at worst with orphan blobs and temp files, which gc removes). index.json changes happen
-under an exclusive lock; copies hold a shared "use" lock that gc waits for, so gc never
-removes blobs a running copy has written but not yet referenced.
+(at worst with orphan blobs and temp files, which the next writer or gc removes: see
+tempfiles.py). Each directory that received renames is fsynced before index.json names
+what it holds, and the layout directory after index.json is replaced, so a power loss never
+leaves index.json naming a blob whose directory entry was lost.
+
+index.json changes happen under an exclusive lock; copies hold a shared "use" lock that gc
+waits for, so gc never removes blobs a running copy has written but not yet referenced. Both
+locks are flocks on the layout's own directories (the use lock on the layout directory, the
+index lock on blobs/), so a layout holds no files the image-spec does not list.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Sequence
@@ -20,14 +25,14 @@ from imagetool.digest import CHUNK, Digest, DigestingWriter, Readable, Verifying
 from imagetool.errors import BlobUnknown, DigestMismatch, LayoutError, ManifestError, SizeMismatch
 from imagetool.manifest import Index
 from imagetool.manifest import parse as parse_manifest_bytes
+from imagetool.store import tempfiles
 from imagetool.store.lock import HeldLock, file_lock
+from imagetool.store.tempfiles import TEMP_PREFIX
 
 OCI_LAYOUT_FILE = "oci-layout"
 OCI_LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'
 INDEX_FILE = "index.json"
-TEMP_PREFIX = ".tmp-"
-INDEX_LOCK = ".index.lock"
-USE_LOCK = ".use.lock"
+BLOBS = "blobs"
 
 
 def fsync_dir(path: str | Path) -> None:
@@ -38,19 +43,22 @@ def fsync_dir(path: str | Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | Path, data: bytes, mode: int = 0o644) -> None:
+def atomic_write(path: str | Path, data: bytes, mode: int = 0o644, sync_dir: bool = False) -> None:
+    """Write `path` whole or not at all; with `sync_dir`, the new directory entry is durable on return."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+    fd, tmp = tempfiles.create(path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+            os.fchmod(f.fileno(), mode)
+            os.replace(tmp, path)  # renamed while the temp file is still locked
     except BaseException:
         _unlink(tmp)
         raise
+    if sync_dir:
+        fsync_dir(path.parent)
 
 
 def _unlink(path: str | Path) -> None:
@@ -65,6 +73,10 @@ class LayoutStore:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        #: create() found no layout and no other files here: what a failed first write may take away
+        self.created = False
+        #: create() made the directory itself
+        self.made_dir = False
 
     # -- opening
 
@@ -87,13 +99,16 @@ class LayoutStore:
             return store
         if store.root.exists() and not store.root.is_dir():
             raise LayoutError(f"{root}: exists and is not a directory")
+        store.made_dir = not store.root.exists()
+        store.created = store.made_dir or not any(store.root.iterdir())
         store.root.mkdir(parents=True, exist_ok=True)
-        (store.root / "blobs").mkdir(exist_ok=True)
-        with file_lock(str(store.root / INDEX_LOCK)):
+        (store.root / BLOBS).mkdir(exist_ok=True)
+        with file_lock(str(store.root / BLOBS)):
             if not (store.root / INDEX_FILE).exists():
                 atomic_write(store.root / INDEX_FILE, Index.build(media.OCI_INDEX, []).raw)
             if not (store.root / OCI_LAYOUT_FILE).exists():
                 atomic_write(store.root / OCI_LAYOUT_FILE, OCI_LAYOUT_VERSION)
+            fsync_dir(store.root)
         return store
 
     def _check_version(self) -> None:
@@ -140,8 +155,10 @@ class LayoutStore:
         """Stream a blob in, hashing as it goes; with `expected`, nothing is kept unless it matches."""
         alg = expected.algorithm if expected else algorithm
         blob_dir = self.root / "blobs" / alg
-        blob_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=blob_dir)
+        if not blob_dir.is_dir():
+            blob_dir.mkdir(parents=True, exist_ok=True)
+            fsync_dir(blob_dir.parent)
+        fd, tmp = tempfiles.create(blob_dir)
         try:
             with os.fdopen(fd, "wb") as f:
                 if expected is None:
@@ -160,10 +177,12 @@ class LayoutStore:
                         raise SizeMismatch(expected, size if size is not None else -1, written)
                 f.flush()
                 os.fsync(f.fileno())
-            if expected is None and size is not None and size >= 0 and written != size:
-                raise SizeMismatch(digest, size, written)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, blob_dir / digest.hex)
+                if expected is None and size is not None and size >= 0 and written != size:
+                    raise SizeMismatch(digest, size, written)
+                os.fchmod(f.fileno(), 0o644)
+                # renamed while the temp file is still locked; the directory is fsynced before
+                # index.json names the blob (update_index)
+                os.replace(tmp, blob_dir / digest.hex)
             return digest, written
         except BaseException:
             _unlink(tmp)
@@ -175,7 +194,9 @@ class LayoutStore:
             raise DigestMismatch(expected, digest)
         path = self.blob_path(digest)
         if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.parent.is_dir():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fsync_dir(path.parent.parent)
             atomic_write(path, data)
         return digest
 
@@ -197,9 +218,18 @@ class LayoutStore:
                 except Exception:
                     continue
 
+    def blob_dirs(self) -> list[Path]:
+        blobs = self.root / BLOBS
+        return [p for p in blobs.iterdir() if p.is_dir()] if blobs.is_dir() else []
+
     def iter_temp_files(self) -> Iterator[Path]:
-        for base in (self.root, *[p for p in (self.root / "blobs").glob("*") if p.is_dir()]):
+        """Temp files in the layout, live writers' included."""
+        for base in (self.root, *self.blob_dirs()):
             yield from base.glob(TEMP_PREFIX + "*")
+
+    def sweep_temp_files(self) -> list[Path]:
+        """Remove temp files whose writer is gone (never a live writer's: see tempfiles.py)."""
+        return tempfiles.sweep([self.root, *self.blob_dirs()])
 
     # -- index.json
 
@@ -218,12 +248,15 @@ class LayoutStore:
 
     def update_index(self, change: Callable[[list[Descriptor]], Sequence[Descriptor]]) -> Index:
         """Apply `change` to index.json's entries under the index lock and write the result atomically."""
-        with file_lock(str(self.root / USE_LOCK), shared=True), file_lock(str(self.root / INDEX_LOCK)):
+        (self.root / BLOBS).mkdir(exist_ok=True)
+        with file_lock(str(self.root), shared=True), file_lock(str(self.root / BLOBS)):
             current = self.index()
             entries = list(change(list(current.manifests)))
             new = Index.build(media.OCI_INDEX, entries, current.annotations)
             if new.raw != current.raw:
-                atomic_write(self.root / INDEX_FILE, new.raw)
+                for blob_dir in self.blob_dirs():  # what the new index names is durable first
+                    fsync_dir(blob_dir)
+                atomic_write(self.root / INDEX_FILE, new.raw, sync_dir=True)
             return new
 
     # -- locks
@@ -231,9 +264,9 @@ class LayoutStore:
     @contextmanager
     def exclusive(self, timeout: float = 300.0) -> Iterator[None]:
         """Exclusive use of the store (gc); waits for every running writer to finish."""
-        with file_lock(str(self.root / USE_LOCK), timeout=timeout):
+        with file_lock(str(self.root), timeout=timeout):
             yield
 
     def hold_shared(self) -> HeldLock:
         """Marks the store in use by a writer until released, so gc keeps unreferenced new blobs."""
-        return HeldLock(str(self.root / USE_LOCK), shared=True)
+        return HeldLock(str(self.root), shared=True)

@@ -1,4 +1,8 @@
-"""flock-based locks between imagetool processes sharing one store."""
+"""flock-based locks between imagetool processes sharing one store.
+
+A lock path may be a directory: its descriptor takes the flock, so a layout is locked without
+lock files of its own (an OCI layout a user names holds only what the image-spec lists).
+"""
 
 from __future__ import annotations
 
@@ -14,8 +18,11 @@ from imagetool.errors import StoreLocked
 
 @contextmanager
 def file_lock(path: str, *, shared: bool = False, timeout: float = 300.0) -> Iterator[None]:
-    """Hold an flock on `path` (created if needed) for the body of the with-block."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    """Hold an flock on `path` (a directory, or a file created if needed) for the body of the with-block."""
+    if os.path.isdir(path):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    else:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         deadline = time.monotonic() + timeout

@@ -1,4 +1,10 @@
-"""Names in index.json: the org.opencontainers.image.ref.name annotation <-> descriptors."""
+"""Names in index.json: the org.opencontainers.image.ref.name annotation <-> descriptors.
+
+In the local store an image that loses its last name to another image (a rebuild, a copy or
+pull over its name, `tag`) stays as an entry without a name, a dangling image as buildah and
+podman keep it, until `rmi ID`, `rmi --prune` or `prune` removes it. An OCI layout a user names
+is left as other tools leave it: the name moves, the old manifest is left to gc.
+"""
 
 from __future__ import annotations
 
@@ -35,17 +41,28 @@ def resolve(store: LayoutStore, name: str | None) -> Descriptor:
     raise LayoutError(f"{store.root} holds {len(entries)} images: name one (PATH:NAME)")
 
 
-def set_name(store: LayoutStore, name: str | None, desc: Descriptor) -> None:
+def with_name(entries: list[Descriptor], name: str | None, desc: Descriptor,
+              keep_dangling: bool = False) -> list[Descriptor]:
+    """`entries` with `name` pointing at `desc`; no name adds an untagged entry (once).
+
+    With `keep_dangling`, an image the name is taken from stays as an untagged entry when it has
+    no other, and `desc` loses the untagged entry it may have had."""
+    if not name:
+        return [d for d in entries if d.ref_name or d.digest != desc.digest] + [named(desc, None)]
+    displaced = [d for d in entries if d.ref_name == name and d.digest != desc.digest]
+    kept = [d for d in entries if d.ref_name != name
+            and not (keep_dangling and not d.ref_name and d.digest == desc.digest)]
+    out = kept + [named(desc, name)]
+    if keep_dangling:
+        for old in displaced:
+            if not any(d.digest == old.digest for d in out):
+                out.append(named(old, None))
+    return out
+
+
+def set_name(store: LayoutStore, name: str | None, desc: Descriptor, keep_dangling: bool = False) -> None:
     """Point `name` at `desc`, taking the name off whatever held it; no name adds an untagged entry."""
-
-    def change(entries: list[Descriptor]) -> Sequence[Descriptor]:
-        if name:
-            kept = [d for d in entries if d.ref_name != name]
-        else:
-            kept = [d for d in entries if d.ref_name or d.digest != desc.digest]
-        return kept + [named(desc, name)]
-
-    store.update_index(change)
+    store.update_index(lambda entries: with_name(entries, name, desc, keep_dangling))
 
 
 def remove_name(store: LayoutStore, name: str) -> Descriptor:

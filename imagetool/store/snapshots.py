@@ -242,11 +242,13 @@ class SnapshotStore:
         return removed
 
 
-def used_chains(store: LayoutStore) -> set[Digest]:
-    """Chain IDs of every layer stack of every image index.json reaches."""
+def used_chains(store: LayoutStore, without: set[Digest] | frozenset[Digest] = frozenset()) -> set[Digest]:
+    """Chain IDs of every layer stack of every image a gc root reaches (index.json, containers' images)."""
+    from imagetool.store.roots import gc_roots
+
     keep: set[Digest] = set()
     seen: set[Digest] = set()
-    pending = list(store.index().manifests)
+    pending = gc_roots(store, without)
     while pending:
         desc = pending.pop()
         if desc.digest in seen or not store.has_blob(desc.digest):

@@ -4,13 +4,13 @@ Blobs are named by their hex digest, instance manifests of an index by `<hex>.ma
 and their signatures by `<hex>.signature-N`. A destination replaces the image already in the
 directory (as containers/image does), but only at commit: until then every new file is
 tracked and removed again if the copy fails, so a failed copy leaves the directory as it was.
+Temp files are locked by their writer, so the next destination removes a killed copy's.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import threading
 from pathlib import Path
 from typing import BinaryIO, Sequence
@@ -19,6 +19,7 @@ from imagetool.descriptor import Descriptor
 from imagetool.digest import CHUNK, Digest, DigestingWriter, Readable, VerifyingReader, digest_file
 from imagetool.errors import BlobUnknown, InvalidReference, LayoutError, ManifestUnknown, SizeMismatch
 from imagetool.manifest import guess_media_type
+from imagetool.store import tempfiles
 from imagetool.store.layout import TEMP_PREFIX, atomic_write, fsync_dir
 from imagetool.transports.base import (
     DestinationBase,
@@ -124,6 +125,7 @@ class DirDestination(DestinationBase):
         if self.root.exists() or self.root.is_symlink():
             if not self.root.is_dir():
                 raise LayoutError(f"dir:{reference.path}: exists and is not a directory")
+            tempfiles.sweep([self.root])
             self._before = set(os.listdir(self.root))
             if self._before:
                 version = self.root / VERSION_FILE
@@ -163,7 +165,7 @@ class DirDestination(DestinationBase):
         return True
 
     def put_blob(self, stream: Readable, desc: Descriptor | None, *, is_config: bool = False) -> Descriptor:
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.root)
+        fd, tmp = tempfiles.create(self.root)
         try:
             with os.fdopen(fd, "wb") as f:
                 if desc is None:
@@ -181,9 +183,9 @@ class DirDestination(DestinationBase):
                     digest, size = desc.digest, reader.size
                 f.flush()
                 os.fsync(f.fileno())
-            name = blob_name(digest)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.root / name)
+                name = blob_name(digest)
+                os.fchmod(f.fileno(), 0o644)
+                os.replace(tmp, self.root / name)  # while the temp file is still locked
         except BaseException:
             _unlink(tmp)
             raise
@@ -218,6 +220,7 @@ class DirDestination(DestinationBase):
                 atomic_write(self.root / name, sig)
                 final.add(name)
         atomic_write(self.root / VERSION_FILE, VERSION)
+        fsync_dir(self.root)  # every blob's entry is durable before manifest.json names it
         atomic_write(self.root / MANIFEST_FILE, self._manifest)
         final |= {VERSION_FILE, MANIFEST_FILE}
         self._committed = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from typing import BinaryIO, Sequence
 
 from imagetool import media
@@ -12,14 +13,16 @@ from imagetool.digest import Digest, Readable
 from imagetool.errors import (
     ImagetoolError,
     InvalidReference,
+    LayoutError,
     ManifestUnknown,
     NotFound,
+    StoreLocked,
     Unsupported,
     UnsupportedManifest,
 )
 from imagetool.manifest import guess_media_type
 from imagetool.store import refs
-from imagetool.store.layout import LayoutStore
+from imagetool.store.layout import BLOBS, INDEX_FILE, OCI_LAYOUT_FILE, LayoutStore
 from imagetool.transports import signatures as envelopes
 from imagetool.transports.base import (
     DestinationBase,
@@ -108,19 +111,29 @@ class LayoutSource(_Tagged, SourceBase):
 
 
 class LayoutDestination(_Tagged, DestinationBase):
-    """Writes blobs straight into a LayoutStore and names the image in index.json at commit."""
+    """Writes blobs straight into a LayoutStore and names the image (and its signature attachments) in
+    index.json at commit, all in one index update.
+
+    `keep_dangling`: the image the name is taken from stays as an unnamed entry (the local store).
+    `tidy_new_layout`: a failed copy into a layout `store` just created takes the layout away again.
+    """
 
     def __init__(self, reference: ReferenceBase, store: LayoutStore, name: str | None,
                  traits: DestinationTraits, expected_digest: Digest | None = None,
-                 tag_prefix: str | None = "") -> None:
+                 tag_prefix: str | None = "", keep_dangling: bool = False, tidy_new_layout: bool = False) -> None:
         self.reference = reference  # type: ignore[assignment]
         self.traits = traits
         self.store = store
         self.name = name
         self.tag_prefix = tag_prefix
         self.expected_digest = expected_digest
+        self.keep_dangling = keep_dangling
+        self.tidy_new_layout = tidy_new_layout
         self._top: Descriptor | None = None
+        self._tags: dict[str, Descriptor] = {}  # attachment names, given at commit
+        self._committed = False
         self._lock = store.hold_shared()
+        store.sweep_temp_files()  # what killed writers left
 
     def try_reuse_blob(self, desc: Descriptor) -> bool:
         return self.store.blob_size(desc.digest) == desc.size
@@ -142,9 +155,15 @@ class LayoutDestination(_Tagged, DestinationBase):
     def put_blob_bytes(self, data: bytes, media_type: str = "application/octet-stream") -> Descriptor:
         return Descriptor(media_type, self.store.put_bytes(data), len(data))
 
+    def get_tagged_manifest(self, tag: str) -> tuple[bytes, str] | None:
+        pending = self._tags.get((self.tag_prefix or "") + tag)
+        if pending is not None:
+            return self.store.read_blob(pending.digest, envelopes.MAX_ATTACHMENT_LAYER), pending.media_type
+        return super().get_tagged_manifest(tag)
+
     def put_tagged_manifest(self, tag: str, raw: bytes, media_type: str) -> None:
         assert self.tag_prefix is not None
-        refs.set_name(self.store, self.tag_prefix + tag, self.put_blob_bytes(raw, media_type))
+        self._tags[self.tag_prefix + tag] = self.put_blob_bytes(raw, media_type)
 
     def put_signatures(self, signatures: Sequence[bytes], instance: Digest | None = None) -> None:
         """Sigstore signatures become the attachment image; a layout has no place for simple ones."""
@@ -163,9 +182,17 @@ class LayoutDestination(_Tagged, DestinationBase):
         envelopes.store_attachments(self, digest, sigstore)
 
     def commit(self) -> None:
-        if self._top is None:
+        top = self._top
+        if top is None:
             raise ManifestUnknown("commit before the manifest was written")
-        refs.set_name(self.store, self.name, self._top)
+
+        def change(entries: list[Descriptor]) -> list[Descriptor]:
+            for name, desc in self._tags.items():
+                entries = refs.with_name(entries, name, desc)
+            return refs.with_name(entries, self.name, top, self.keep_dangling)
+
+        self.store.update_index(change)
+        self._committed = True
 
     @property
     def committed(self) -> Descriptor | None:
@@ -173,6 +200,29 @@ class LayoutDestination(_Tagged, DestinationBase):
 
     def close(self) -> None:
         self._lock.release()
+        if not self._committed and self.tidy_new_layout and self.store.created:
+            _remove_new_layout(self.store)
+
+
+def _remove_new_layout(store: LayoutStore) -> None:
+    """Take away a layout a failed first copy made, unless another writer is in it or it names an image."""
+    try:
+        with store.exclusive(timeout=0):
+            if store.index().manifests:
+                return
+            shutil.rmtree(store.root / BLOBS, ignore_errors=True)
+            for name in (INDEX_FILE, OCI_LAYOUT_FILE):
+                try:
+                    os.unlink(store.root / name)
+                except FileNotFoundError:
+                    pass
+    except (StoreLocked, LayoutError, OSError):
+        return
+    if store.made_dir:
+        try:
+            store.root.rmdir()
+        except OSError:
+            pass
 
 
 OCI_TRAITS = DestinationTraits(manifest_types=(media.OCI_MANIFEST, media.OCI_INDEX), layer_compression="compress",
@@ -201,7 +251,7 @@ class OCIReference(PathReference):
         return LayoutSource(self, store, refs.resolve(store, self.name))
 
     def open_destination(self, ctx: SystemContext) -> ImageDestination:
-        return LayoutDestination(self, LayoutStore.create(self.path), self.name, OCI_TRAITS)
+        return LayoutDestination(self, LayoutStore.create(self.path), self.name, OCI_TRAITS, tidy_new_layout=True)
 
     def delete(self, ctx: SystemContext) -> None:
         store = LayoutStore.open(self.path)

@@ -119,7 +119,7 @@ def test_recompression_still_verifies_source(tmp_path: Path) -> None:
     store.blob_path(layer).write_bytes(bytes(data))
     with pytest.raises(DigestMismatch):
         _copy(f"oci:{tmp_path}/src:v1", f"oci:{tmp_path}/dst:v1", compression="gzip")
-    assert not LayoutStore.open(tmp_path / "dst").index().manifests
+    assert not (tmp_path / "dst").exists()  # a failed copy into a new layout takes it away again
 
 
 def test_all_keeps_the_index_digest(tmp_path: Path) -> None:
@@ -153,7 +153,7 @@ def test_oci_layout_holds_only_oci_manifests(tmp_path: Path) -> None:
     random_image(tmp_path / "src", "v1")
     with pytest.raises(UnsupportedManifest, match="v2s2"):
         _copy(f"oci:{tmp_path}/src:v1", f"oci:{tmp_path}/dst:v1", format="v2s2")
-    assert not LayoutStore.open(tmp_path / "dst").index().manifests
+    assert not (tmp_path / "dst").exists()
 
 
 def _sha512_image(path: Path) -> tuple[Digest, Digest]:
@@ -205,7 +205,7 @@ def test_sha512_blobs_travel_through_every_file_transport(tmp_path: Path, local_
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     assert str(layer) in one_line_error(imagetool("copy", src, f"oci:{tmp_path}/bad:v1", check=False))
-    assert not LayoutStore.open(tmp_path / "bad").index().manifests
+    assert not (tmp_path / "bad").exists()
 
 
 @pytest.mark.parametrize("kind", ["oci", "oci-archive", "dir", "local", "docker-archive"])

@@ -168,15 +168,17 @@ def test_oci_layout_attachments(tmp_path: Path) -> None:
     """An OCI layout holds sigstore signatures as the image tagged sha256-<hex>.sig, like a registry."""
     layout = tmp_path / "layout"
     vector = FIXTURES / "dir-img-cosign-valid"
-    random_image(layout, "v1", n_layers=1, size=64)
+    image = random_image(layout, "v1", n_layers=1, size=64)
     ref = parse_image_name(f"oci:{layout}:v1")
     dst = ref.open_destination(SystemContext())
+    dst.put_manifest((layout / "blobs" / "sha256" / image.digest.hex).read_bytes(), image.media_type)
     manifest = (vector / "manifest.json").read_bytes()
     digest = Digest.of(manifest)
     sig = envelopes.parse((vector / "signature-1").read_bytes())
     assert isinstance(sig, envelopes.SigstoreSignature)
     assert envelopes.store_attachments(dst, digest, [sig])
     assert not envelopes.store_attachments(dst, digest, [sig])  # already there
+    dst.commit()  # attachment names appear in index.json at commit, with the image's
     dst.close()
     src = ref.open_source(SystemContext())
     assert envelopes.source_attachments(src, digest) == [sig]

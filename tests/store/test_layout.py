@@ -14,6 +14,7 @@ from imagetool.digest import Digest
 from imagetool.errors import DigestMismatch, LayoutError
 from imagetool.store.gc import collect
 from imagetool.store.layout import TEMP_PREFIX, LayoutStore
+from imagetool.store.tempfiles import GRACE
 from tests.lib.cli import imagetool, tool
 from tests.lib.images import random_image
 
@@ -62,7 +63,9 @@ def test_gc_removes_only_unreachable_blobs(tmp_path: Path) -> None:
     drop = random_image(tmp_path / "s", "drop", seed=2)
     store = LayoutStore.open(tmp_path / "s")
     store.update_index(lambda entries: [d for d in entries if d.ref_name == "keep"])
-    (tmp_path / "s" / "blobs" / "sha256" / (TEMP_PREFIX + "stale")).write_bytes(b"partial")
+    stale = tmp_path / "s" / "blobs" / "sha256" / (TEMP_PREFIX + "stale")
+    stale.write_bytes(b"partial")  # a killed writer's, written to a minute ago
+    os.utime(stale, (stale.stat().st_mtime - 60,) * 2)
     dropped = json.loads(store.read_blob(drop.digest))
     result = collect(store)
     assert set(result.removed) == {drop.digest, Digest.parse(dropped["config"]["digest"]),
@@ -91,6 +94,7 @@ def test_killed_writer_leaves_store_consistent(tmp_path: Path) -> None:
     proc.wait()
     assert (tmp_path / "dst" / "index.json").read_bytes() == before
     tool(["umoci", "stat", "--image", f"{tmp_path}/dst:old"])
+    time.sleep(GRACE + 0.1)  # what a writer touched in the last GRACE seconds may still be in use
     collect(LayoutStore.open(tmp_path / "dst"))
     assert not [p for p in (tmp_path / "dst").rglob(TEMP_PREFIX + "*")]
     assert os.path.exists(tmp_path / "dst" / "oci-layout")

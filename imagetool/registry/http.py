@@ -10,7 +10,6 @@ or /etc/containers/certs.d/<host:port>/ (and /etc/docker/certs.d/).
 from __future__ import annotations
 
 import base64
-import hashlib
 import http.client
 import json
 import os
@@ -53,11 +52,13 @@ def is_loopback(host: str) -> bool:
 
 @dataclass(frozen=True)
 class TLSConfig:
-    """How to reach one registry: `verify` is True, False or a CA bundle path; `cert` a client pair."""
+    """How to reach one registry: `verify` off or on, extra CA files (`cas`, trusted beside the
+    system's), a client pair `cert`."""
 
-    verify: bool | str = True
+    verify: bool = True
     cert: tuple[str, str] | None = None
     insecure: bool = False           # the user turned verification off: plain HTTP allowed
+    cas: tuple[str, ...] = ()
 
     @classmethod
     def for_host(cls, host: str, tls_verify: bool | None, cert_dir: str | None) -> TLSConfig:
@@ -77,33 +78,26 @@ class TLSConfig:
                         cert = (path, key)
         if tls_verify is False:
             return cls(False, cert, True)
-        return cls(_bundle(cas) if cas else True, cert, False)
+        return cls(True, cert, False, tuple(cas))
 
 
-_bundle_lock = threading.Lock()
-
-
-def _bundle(cas: list[str]) -> str:
-    """The system CAs plus `cas`, written once to a file requests can verify against."""
-    import tempfile
-
-    parts = []
-    system = ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt"
-    for path in [system, *cas]:
+def _context(tls: TLSConfig, host: str) -> ssl.SSLContext:
+    """The TLS context for a registry: the system CAs plus each certs.d CA file, loaded in memory
+    (no bundle file is written anywhere another user could plant one)."""
+    if not tls.verify:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    ctx = ssl.create_default_context()
+    for path in tls.cas:
         try:
-            parts.append(Path(path).read_bytes().rstrip() + b"\n")
-        except OSError:
-            continue
-    data = b"".join(parts)
-    digest = hashlib.sha256(data).hexdigest()[:32]
-    target = Path(tempfile.gettempdir()) / f"imagetool-ca-{os.getuid()}-{digest}.pem"
-    with _bundle_lock:
-        if not target.exists() or target.read_bytes() != data:
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".imagetool-ca-")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, target)
-    return str(target)
+            data = Path(path).read_text(encoding="ascii", errors="replace")
+            if data.strip():
+                ctx.load_verify_locations(cadata=data)
+        except (ssl.SSLError, OSError, ValueError) as err:
+            raise RegistryError(f"loading CA certificates {path} for {host}: {short_reason(err)}") from None
+    return ctx
 
 
 class TransportError(OSError):
@@ -246,15 +240,7 @@ class Session:
     """One connection pool for a registry host: TLS settings fixed, no redirects or retries of its own."""
 
     def __init__(self, tls: TLSConfig, user_agent: str, host: str) -> None:
-        if tls.verify is False:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        else:
-            try:
-                ctx = ssl.create_default_context(cafile=tls.verify if isinstance(tls.verify, str) else None)
-            except (ssl.SSLError, OSError) as err:
-                raise RegistryError(f"loading CA certificates for {host}: {short_reason(err)}") from None
+        ctx = _context(tls, host)
         if tls.cert:
             try:
                 ctx.load_cert_chain(tls.cert[0], tls.cert[1])
@@ -351,9 +337,9 @@ def session_for(host: str, tls: TLSConfig, user_agent: str = "imagetool") -> Ses
 def short_reason(err: BaseException) -> str:
     """The useful part of a connection or TLS error, in one short line."""
     text = str(err)
-    ssl_reason = re.search(r"\[SSL: [A-Z0-9_]+\] ([^(']+)", text)
+    ssl_reason = re.search(r"\[SSL: [A-Z0-9_]+\] (.*?)(?: \(_ssl\.c:\d+\))?$", " ".join(text.split()))
     if ssl_reason:
-        reason = ssl_reason.group(1).strip()
+        reason = ssl_reason.group(1).strip().rstrip(".")
         if "wrong version number" in reason:
             reason += " (the server may speak plain HTTP; see --tls-verify)"
         return reason

@@ -29,7 +29,6 @@ from imagetool.registry.http import (
     TLSFailure,
     TransportError,
     endpoint_host,
-    is_loopback,
     session_for,
     short_reason,
 )
@@ -93,8 +92,8 @@ class Client:
     # -- connection and authentication
 
     def may_send_secret(self, url: str) -> bool:
-        parts = urllib.parse.urlsplit(url)
-        return parts.scheme == "https" or is_loopback(parts.netloc) or self.tls.insecure
+        """Credentials travel over HTTPS only, unless the user marked this registry insecure."""
+        return urllib.parse.urlsplit(url).scheme == "https" or self.tls.insecure
 
     def ping(self) -> str:
         """Find the scheme (HTTPS; plain HTTP only if TLS was turned off) and the auth challenge."""

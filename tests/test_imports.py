@@ -7,7 +7,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "imagetool"
 CORE = {"errors", "digest", "media", "descriptor", "manifest", "reference", "compression", "gojson", "gotemplate",
-        "memory"}
+        "memory", "outputs"}
 RANK = {**{name: 0 for name in CORE}, "layer": 1, "store": 1, "registry": 1, "runtime": 1, "transports": 2,
         "signature": 3, "copy": 4, "inspect": 4, "pull": 4, "manifest_lists": 4, "build": 5, "cli": 6}
 

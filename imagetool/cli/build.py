@@ -214,4 +214,6 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
     if quiet:
         click.echo(result.image_id.hex)
     if iidfile:
-        Path(iidfile).write_text(str(result.image_id))
+        from imagetool.outputs import write_output
+
+        write_output(iidfile, str(result.image_id).encode())

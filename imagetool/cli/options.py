@@ -180,5 +180,6 @@ def policy_from_flags(ctx: click.Context) -> Any:
 
 def write_digestfile(path: str | None, digest: object) -> None:
     if path:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(str(digest))
+        from imagetool.outputs import write_output
+
+        write_output(path, str(digest).encode())

@@ -66,7 +66,7 @@ def standalone_sign(manifest: str, docker_reference: str, fingerprint: str, outp
     from imagetool.errors import SignatureError
     from imagetool.reference import parse as parse_reference
     from imagetool.signature import simple
-    from imagetool.store.layout import atomic_write
+    from imagetool.outputs import write_output
 
     parse_reference(docker_reference)  # must be valid; it is signed as written, like skopeo does
     try:
@@ -76,7 +76,7 @@ def standalone_sign(manifest: str, docker_reference: str, fingerprint: str, outp
         raise SignatureError(f"reading manifest {manifest}: {err.strerror or err}") from None
     blob = simple.sign(raw, docker_reference, fingerprint, simple.read_passphrase(passphrase_file))
     try:
-        atomic_write(output, blob)
+        write_output(output, blob)
     except OSError as err:
         raise SignatureError(f"writing signature {output}: {err.strerror or err}") from None
 

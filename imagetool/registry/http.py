@@ -15,6 +15,7 @@ import json
 import os
 import re
 import select
+import socket
 import ssl
 import threading
 import urllib.parse
@@ -27,8 +28,10 @@ from imagetool.errors import RegistryError
 CERTS_D = ("/etc/containers/certs.d", "/etc/docker/certs.d")
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
-#: (connect, read) seconds: bounded, but a slow registry writing a big blob may be quiet for a while
-TIMEOUT = (15.0, 120.0)
+#: (connect, read) seconds. Connect bounds the TCP connection and then the TLS handshake; read bounds
+#: the wait for an answer to start and each quiet spell within it (a registry writing a big blob may
+#: be quiet for a while). Neither is retried: a server that said nothing for that long will not heal.
+TIMEOUT = (10.0, 120.0)
 POOL_SIZE = 32
 
 
@@ -101,11 +104,42 @@ def _context(tls: TLSConfig, host: str) -> ssl.SSLContext:
 
 
 class TransportError(OSError):
-    """A request that got no HTTP answer (refused, reset, timed out, TLS failure)."""
+    """A request that got no HTTP answer (refused, reset, timed out, TLS failure).
+
+    `permanent`: trying again cannot help (the name does not exist, the certificate is rejected,
+    the server stayed silent past the timeout).
+    """
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class TLSFailure(TransportError):
     pass
+
+
+#: getaddrinfo answers that mean the name has no address (EAI_AGAIN, no resolver reachable, may heal)
+_NAME_NOT_FOUND = {getattr(socket, n) for n in ("EAI_NONAME", "EAI_NODATA", "EAI_FAIL", "EAI_ADDRFAMILY")
+                   if hasattr(socket, n)}
+
+
+def _transport_error(err: BaseException, netloc: str, timeout: tuple[float, float], connected: bool) \
+        -> TransportError:
+    """The TransportError for an exception of http.client, ssl or socket, classified for retries."""
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return TLSFailure(short_reason(err), permanent=True)
+    if isinstance(err, TimeoutError):
+        if connected:
+            return TransportError(f"timed out: no answer from {netloc} within {timeout[1]:g}s", permanent=True)
+        return TransportError(f"timed out connecting to {netloc} (no answer within {timeout[0]:g}s)", permanent=True)
+    if isinstance(err, ssl.SSLError):
+        return TLSFailure(short_reason(err))
+    if isinstance(err, socket.gaierror):
+        host = netloc.rsplit(":", 1)[0] if not netloc.endswith("]") else netloc
+        reason = err.strerror or str(err)
+        return TransportError(f"looking up {host}: {reason}", permanent=err.errno in _NAME_NOT_FOUND)
+    return TransportError(short_reason(err))
 
 
 class _Pool:
@@ -265,11 +299,14 @@ class Session:
             data = b""
         reused = self.pool.take(scheme, netloc)
         conn = reused
+        connected = conn is not None
         try:
             for _ in range(2):
                 try:
                     if conn is None:
+                        connected = False
                         conn = self.pool.connect(scheme, netloc, timeout)
+                        connected = True
                     conn.request(method, target, body=data, headers=hdrs)
                     raw = conn.getresponse()
                     break
@@ -278,14 +315,10 @@ class Session:
                         raise
                     conn.close()
                     conn = reused = None  # a kept-alive connection the server had dropped: once more, fresh
-        except ssl.SSLError as err:
-            if conn is not None:
-                conn.close()
-            raise TLSFailure(short_reason(err)) from None
         except (http.client.HTTPException, OSError) as err:
             if conn is not None:
                 conn.close()
-            raise TransportError(short_reason(err)) from None
+            raise _transport_error(err, netloc, timeout, connected) from None
         assert conn is not None
         kept = conn
 

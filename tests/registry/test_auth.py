@@ -155,7 +155,8 @@ def test_credentials_are_not_sent_to_a_plain_http_realm_of_an_https_registry(tmp
         # marked insecure by the user, the host may use a plain-HTTP realm
         proc = imagetool("inspect", "--tls-verify=false", "--creds", "someone:secret-pw",
                          f"docker://{reg.host}/some/image", check=False, timeout=60)
-        assert [s.authorization for s in token.seen][-1:] == ["Basic " + base64.b64encode(b"someone:secret-pw").decode()]
+        basic = "Basic " + base64.b64encode(b"someone:secret-pw").decode()
+        assert [s.authorization for s in token.seen][-1:] == [basic]
     finally:
         token.close()
         reg.close()

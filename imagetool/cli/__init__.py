@@ -70,7 +70,8 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="imagetool")
 @click.option("--store", envvar="IMAGETOOL_STORE", metavar="DIR",
               help="Local image store (default $XDG_DATA_HOME/imagetool/store).")
-@click.option("--policy", metavar="PATH", help="Trust policy file (default /etc/containers/policy.json).")
+@click.option("--policy", metavar="PATH",
+              help="Trust policy file (default ~/.config/containers/policy.json, else /etc/containers/policy.json).")
 @click.option("--insecure-policy", is_flag=True, help="Accept any image, ignoring the trust policy.")
 @click.option("--registries.d", "registries_d", metavar="DIR", help="Registries.d directory (signature storage).")
 @click.option("--override-arch", metavar="ARCH", help="Use ARCH instead of the machine's when choosing images.")

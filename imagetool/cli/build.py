@@ -15,7 +15,7 @@ from imagetool.build.executor import build as run_build
 from imagetool.cli.options import (etc_options, etc_settings, platform_parts, policy_from_flags,
                                    signers_from_flags, signing_options, system_context, tls_verify_option)
 from imagetool.runtime.flags import capabilities, parse_ulimit, parse_volume
-from imagetool.copy import CopyOptions, copy_image
+from imagetool.copy import ACCEPT_ANYTHING, CopyOptions, copy_image
 from imagetool.transports import parse_image_name
 from imagetool.errors import UsageError
 from imagetool.store import default_store_path
@@ -204,11 +204,13 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
         from imagetool import manifest_lists
         from imagetool.transports.local import parse as parse_local
 
-        manifest_lists.add(options.store, manifest_list, parse_local(result.image_id.hex), create_missing=True)
+        manifest_lists.add(options.store, manifest_list, parse_local(result.image_id.hex), create_missing=True,
+                           copy=CopyOptions(policy=ACCEPT_ANYTHING))  # the image was just built here
     for dest in destinations:
         sys_ctx = options.ctx or system_context(ctx)
         copy_image(parse_image_name(result.image_id.hex), dest,
-                   CopyOptions(src_ctx=sys_ctx, dest_ctx=sys_ctx, signers=signers))
+                   CopyOptions(src_ctx=sys_ctx, dest_ctx=sys_ctx, signers=signers,
+                               policy=ACCEPT_ANYTHING))  # the image was just built here
         if not quiet:
             click.echo(f"Copied to {dest}")
     if quiet:

@@ -27,7 +27,8 @@ def generate_key(output_prefix: str, passphrase_file: str | None) -> None:
 
 @click.command()
 @click.argument("image")
-@click.option("--policy", metavar="PATH", help="Trust policy (default: the global --policy, then the system's).")
+@click.option("--policy", metavar="PATH",
+              help="Trust policy (default: the global --policy, then the user's, then the system's).")
 @click.option("--registries.d", "registries_d", metavar="DIR", help="Registries.d directory (lookaside storage).")
 @click.option("--identity", metavar="REF", help="Docker reference to judge the image as (for dir: and oci:).")
 @registry_options(retries=False)

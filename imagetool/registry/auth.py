@@ -17,7 +17,7 @@ from typing import Callable
 
 from imagetool.errors import RegistryError
 from imagetool.registry.errors import Unauthorized, error_from_response
-from imagetool.registry.http import Session, TransportError
+from imagetool.registry.http import TIMEOUT, Session, TransportError
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _PARAM = re.compile(rf'\s*({_TOKEN})\s*=\s*("(?:[^"\\]|\\.)*"|{_TOKEN})\s*,?')
@@ -182,7 +182,7 @@ class Authenticator:
         self.token_requests += 1
         try:
             # Only the realm's own host sees the credentials: no redirects are followed.
-            resp = self.session.get(url, auth=auth, timeout=(15, 60))
+            resp = self.session.get(url, auth=auth, timeout=(TIMEOUT[0], 60.0))
         except TransportError as err:
             from imagetool.registry.errors import RegistryUnreachable
 

@@ -7,6 +7,7 @@ reaches a user unless --debug is given.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -70,19 +71,30 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="imagetool")
 @click.option("--store", envvar="IMAGETOOL_STORE", metavar="DIR",
               help="Local image store (default $XDG_DATA_HOME/imagetool/store).")
-@click.option("--policy", metavar="PATH", help="Trust policy file (default /etc/containers/policy.json).")
+@click.option("--policy", metavar="PATH",
+              help="Trust policy file (default ~/.config/containers/policy.json, else /etc/containers/policy.json).")
 @click.option("--insecure-policy", is_flag=True, help="Accept any image, ignoring the trust policy.")
 @click.option("--registries.d", "registries_d", metavar="DIR", help="Registries.d directory (signature storage).")
 @click.option("--override-arch", metavar="ARCH", help="Use ARCH instead of the machine's when choosing images.")
 @click.option("--override-os", metavar="OS", help="Use OS instead of the machine's when choosing images.")
 @click.option("--override-variant", metavar="VARIANT", help="Use VARIANT when choosing images.")
 @click.option("--tmpdir", metavar="DIR", help="Directory for temporary files.")
+@click.option("--command-timeout", metavar="DURATION", help="End the command after DURATION (30s, 1m30s).")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.pass_context
 def cli(ctx: click.Context, **options: Any) -> None:
     """Copy, inspect, sign, run and build OCI container images."""
     ctx.obj = options
     _debug[0] = bool(options["debug"])
+    if options.get("command_timeout"):
+        from imagetool.cli import deadline
+
+        try:
+            seconds = deadline.parse_go_duration(options["command_timeout"])
+        except ValueError:
+            raise click.BadParameter(f"{options['command_timeout']!r} is not a duration (30s, 1m30s, 500ms)",
+                                     param_hint="--command-timeout") from None
+        deadline.arm(seconds, options["command_timeout"])
 
 
 #: the global --debug as click parsed it (a container's own `--debug` argument is not ours)
@@ -105,6 +117,10 @@ def main(argv: list[str] | None = None) -> None:
         if _debug[0]:
             raise
         click.echo(f"imagetool: {describe(err)}", err=True)
+        if type(err).__name__ == "CommandTimeout":  # worker threads may still wait on the network
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(err.exit_code)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -17,7 +17,7 @@ from imagetool.cli.options import (etc_options, etc_settings, platform_parts, po
                                    signers_from_flags, signing_options, system_context, tls_verify_option)
 from imagetool.runtime.flags import capabilities, parse_ulimit, parse_volume, security_options
 from imagetool.runtime.spec import default_capabilities
-from imagetool.copy import CopyOptions, copy_image
+from imagetool.copy import ACCEPT_ANYTHING, CopyOptions, copy_image
 from imagetool.transports import parse_image_name
 from imagetool.errors import UsageError
 from imagetool.store import default_store_path
@@ -213,14 +213,18 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
         from imagetool import manifest_lists
         from imagetool.transports.local import parse as parse_local
 
-        manifest_lists.add(options.store, manifest_list, parse_local(result.image_id.hex), create_missing=True)
+        manifest_lists.add(options.store, manifest_list, parse_local(result.image_id.hex), create_missing=True,
+                           copy=CopyOptions(policy=ACCEPT_ANYTHING))  # the image was just built here
     for dest in destinations:
         sys_ctx = options.ctx or system_context(ctx)
         copy_image(parse_image_name(result.image_id.hex), dest,
-                   CopyOptions(src_ctx=sys_ctx, dest_ctx=sys_ctx, signers=signers))
+                   CopyOptions(src_ctx=sys_ctx, dest_ctx=sys_ctx, signers=signers,
+                               policy=ACCEPT_ANYTHING))  # the image was just built here
         if not quiet:
             click.echo(f"Copied to {dest}")
     if quiet:
         click.echo(result.image_id.hex)
     if iidfile:
-        Path(iidfile).write_text(str(result.image_id))
+        from imagetool.outputs import write_output
+
+        write_output(iidfile, str(result.image_id).encode())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 
@@ -37,7 +35,9 @@ def commit(ctx: click.Context, container: str, image: str | None, changes: tuple
                             oci=fmt == "oci")
     iid = image_id(store, desc)
     if iidfile:
-        Path(iidfile).write_text(str(iid))
+        from imagetool.outputs import write_output
+
+        write_output(iidfile, str(iid).encode())
     if remove:
         remove_container(containers_dir(store), container)
     click.echo(iid.hex)

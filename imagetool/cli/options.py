@@ -169,10 +169,12 @@ def system_context(ctx: click.Context, prefix: str = "", **flags: Any) -> System
 
 
 def policy_from_flags(ctx: click.Context) -> Any:
-    """The trust policy the global --policy/--insecure-policy flags select (None: accept anything)."""
+    """The trust policy the global --policy/--insecure-policy flags select."""
     root = ctx.find_root().obj or {}
     if root.get("insecure_policy"):
-        return None
+        from imagetool.copy import ACCEPT_ANYTHING
+
+        return ACCEPT_ANYTHING
     from imagetool.signature.policy_eval import PolicyContext
 
     return PolicyContext.load(root.get("policy"), False)
@@ -180,5 +182,6 @@ def policy_from_flags(ctx: click.Context) -> Any:
 
 def write_digestfile(path: str | None, digest: object) -> None:
     if path:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(str(digest))
+        from imagetool.outputs import write_output
+
+        write_output(path, str(digest).encode())

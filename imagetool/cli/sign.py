@@ -27,7 +27,8 @@ def generate_key(output_prefix: str, passphrase_file: str | None) -> None:
 
 @click.command()
 @click.argument("image")
-@click.option("--policy", metavar="PATH", help="Trust policy (default: the global --policy, then the system's).")
+@click.option("--policy", metavar="PATH",
+              help="Trust policy (default: the global --policy, then the user's, then the system's).")
 @click.option("--registries.d", "registries_d", metavar="DIR", help="Registries.d directory (lookaside storage).")
 @click.option("--identity", metavar="REF", help="Docker reference to judge the image as (for dir: and oci:).")
 @registry_options(retries=False)
@@ -66,7 +67,7 @@ def standalone_sign(manifest: str, docker_reference: str, fingerprint: str, outp
     from imagetool.errors import SignatureError
     from imagetool.reference import parse as parse_reference
     from imagetool.signature import simple
-    from imagetool.store.layout import atomic_write
+    from imagetool.outputs import write_output
 
     parse_reference(docker_reference)  # must be valid; it is signed as written, like skopeo does
     try:
@@ -76,7 +77,7 @@ def standalone_sign(manifest: str, docker_reference: str, fingerprint: str, outp
         raise SignatureError(f"reading manifest {manifest}: {err.strerror or err}") from None
     blob = simple.sign(raw, docker_reference, fingerprint, simple.read_passphrase(passphrase_file))
     try:
-        atomic_write(output, blob)
+        write_output(output, blob)
     except OSError as err:
         raise SignatureError(f"writing signature {output}: {err.strerror or err}") from None
 

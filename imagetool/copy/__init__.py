@@ -3,31 +3,37 @@
 from __future__ import annotations
 
 from imagetool.copy.multiple import choose_instance, copy_index, get_instance
-from imagetool.copy.options import CopyOptions, CopyResult
+from imagetool.copy.options import ACCEPT_ANYTHING, CopyOptions, CopyResult, PolicyChecker
 from imagetool.copy.single import copy_single
 from imagetool.manifest import Index, parse
 from imagetool.transports.base import ImageReference
 
-__all__ = ["CopyOptions", "CopyResult", "copy_image"]
+__all__ = ["ACCEPT_ANYTHING", "CopyOptions", "CopyResult", "copy_image"]
+
+
+def _default_policy() -> PolicyChecker:
+    """The policy containers/image applies when none is named: the user's, else the system's."""
+    from imagetool.signature.policy_eval import PolicyContext
+
+    return PolicyContext.load(None, False)
 
 
 def copy_image(src_ref: ImageReference, dst_ref: ImageReference, options: CopyOptions | None = None) \
         -> CopyResult:
     """Copy an image (or index) from `src_ref` to `dst_ref`.
 
-    The trust policy is evaluated before the destination is opened, so a rejected image
-    is written nowhere; the destination is committed only after every blob and manifest
-    it names is stored.
+    The trust policy (`options.policy`, else the default one) is evaluated before the
+    destination is opened, so a rejected image is written nowhere; the destination is
+    committed only after every blob and manifest it names is stored.
     """
     options = options or CopyOptions()
     progress = options.progress
+    policy = options.policy if options.policy is not None else _default_policy()
     src = src_ref.open_source(options.src_ctx)
     try:
         raw, mt = src.get_manifest()
         parsed = parse(raw, mt)
-        verdict = ""
-        if options.policy is not None:
-            verdict = options.policy.check(src_ref, src, raw, options.src_ctx.registries_d)
+        verdict = policy.check(src_ref, src, raw, options.src_ctx.registries_d)
         if progress:
             progress.line("Getting image source signatures")
         dst = dst_ref.open_destination(options.dest_ctx)

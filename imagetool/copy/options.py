@@ -28,6 +28,19 @@ class PolicyChecker(Protocol):
         """Raise PolicyRejected unless the trust policy accepts the image; say which requirement decided."""
 
 
+class AcceptAnything:
+    """A caller's explicit decision to check no trust policy (--insecure-policy, or an image the
+    caller made itself, such as a build result)."""
+
+    def check(self, reference: ImageReference, source: ImageSource, manifest: bytes,
+              registries_d: str | None) -> str:
+        return ""
+
+
+#: pass as CopyOptions.policy to accept any source; None means the default trust policy
+ACCEPT_ANYTHING = AcceptAnything()
+
+
 @dataclass
 class CopyOptions:
     src_ctx: SystemContext = field(default_factory=SystemContext)
@@ -47,6 +60,8 @@ class CopyOptions:
     remove_signatures: bool = False
     signers: Sequence[Signer] = ()
     sign_identity: DockerReference | None = None
+    #: the trust policy for the source; None: the default one (the user's policy.json, else the
+    #: system's, else an error), never "accept anything", which takes ACCEPT_ANYTHING
     policy: PolicyChecker | None = None
     max_parallel: int = 6
     progress: Progress | None = None

@@ -15,8 +15,9 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Callable
 
+from imagetool.errors import RegistryError
 from imagetool.registry.errors import Unauthorized, error_from_response
-from imagetool.registry.http import Session, TransportError
+from imagetool.registry.http import TIMEOUT, Session, TransportError
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _PARAM = re.compile(rf'\s*({_TOKEN})\s*=\s*("(?:[^"\\]|\\.)*"|{_TOKEN})\s*,?')
@@ -94,7 +95,7 @@ def covers(have: frozenset[str], need: set[str]) -> bool:
 class Authenticator:
     """Authorization headers for one registry host.
 
-    `may_send_secret(url)` decides whether credentials may travel to a URL (HTTPS, loopback,
+    `may_send_secret(url)` decides whether credentials may travel to a URL (HTTPS,
     or a host the user turned TLS off for); it is asked for the token realm too.
     """
 
@@ -168,20 +169,24 @@ class Authenticator:
         if self.challenge.params.get("service"):
             params.append(("service", self.challenge.params["service"]))
         params.extend(("scope", s) for s in sorted(scopes))
+        scheme = urllib.parse.urlsplit(realm).scheme.lower()
+        if scheme not in ("http", "https"):  # containers/image refuses these too
+            raise RegistryError(f"{self.host}: refusing token realm {realm}: not an http(s) URL")
         url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(params)
         auth = None
         if self.creds:
             if not self.may_send_secret(realm):
-                raise Unauthorized(f"refusing to send credentials to token server {realm} over plain HTTP")
+                raise Unauthorized(f"{self.host}: refusing to send credentials to token realm {realm} over plain "
+                                   f"HTTP (mark the registry insecure, --tls-verify=false, to allow it)")
             auth = self.creds
         self.token_requests += 1
         try:
             # Only the realm's own host sees the credentials: no redirects are followed.
-            resp = self.session.get(url, auth=auth, timeout=(15, 60))
+            resp = self.session.get(url, auth=auth, timeout=(TIMEOUT[0], 60.0))
         except TransportError as err:
             from imagetool.registry.errors import RegistryUnreachable
 
-            raise RegistryUnreachable(f"getting a token from {realm}: {err}") from None
+            raise RegistryUnreachable(f"getting a token from {realm}: {err}", temporary=not err.permanent) from None
         if resp.status_code in (401, 403):
             raise Unauthorized(f"authenticating to {self.host}: the token server rejected the credentials "
                                f"(HTTP {resp.status_code})")

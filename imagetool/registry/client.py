@@ -29,9 +29,7 @@ from imagetool.registry.http import (
     TLSFailure,
     TransportError,
     endpoint_host,
-    is_loopback,
     session_for,
-    short_reason,
 )
 from imagetool.registry.retry import RetryPolicy
 
@@ -93,8 +91,8 @@ class Client:
     # -- connection and authentication
 
     def may_send_secret(self, url: str) -> bool:
-        parts = urllib.parse.urlsplit(url)
-        return parts.scheme == "https" or is_loopback(parts.netloc) or self.tls.insecure
+        """Credentials travel over HTTPS only, unless the user marked this registry insecure."""
+        return urllib.parse.urlsplit(url).scheme == "https" or self.tls.insecure
 
     def ping(self) -> str:
         """Find the scheme (HTTPS; plain HTTP only if TLS was turned off) and the auth challenge."""
@@ -106,30 +104,38 @@ class Client:
                 self.base, challenge = known
                 self.auth.learn(challenge)
                 return self.base
-            schemes = ["https", "http"] if self.tls.insecure else ["https"]
-            last: Exception | None = None
-            for scheme in schemes:
-                base = f"{scheme}://{self.host}"
-                try:
-                    resp = self.retry.run(lambda b=base: self._ping_once(b))  # type: ignore[misc]
-                except (RegistryUnreachable, _NotTLS) as err:
-                    last = err
-                    continue
-                self.auth.learn(resp.headers.get("WWW-Authenticate"))
-                self.base = base
-                _pinged[(self.host, self.tls)] = (base, resp.headers.get("WWW-Authenticate"))
-                return base
-            raise RegistryUnreachable(f"pinging registry {self.host}: {last}") from None
+            base, resp = self.retry.run(self._ping_schemes)
+            self.auth.learn(resp.headers.get("WWW-Authenticate"))
+            self.base = base
+            _pinged[(self.host, self.tls)] = (base, resp.headers.get("WWW-Authenticate"))
+            return base
+
+    def _ping_schemes(self) -> tuple[str, Response]:
+        """One try of each scheme in turn (HTTPS, then plain HTTP only if TLS was turned off)."""
+        schemes = ["https", "http"] if self.tls.insecure else ["https"]
+        last: RegistryError | None = None
+        for scheme in schemes:
+            base = f"{scheme}://{self.host}"
+            try:
+                return base, self._ping_once(base)
+            except RegistryUnreachable as err:
+                if not err.temporary:  # no other scheme helps against an unknown host or a silent one
+                    raise RegistryUnreachable(f"pinging registry {self.host}: {err}", temporary=False) from None
+                last = err
+            except _NotTLS as err:
+                last = err
+        raise RegistryUnreachable(f"pinging registry {self.host}: {last}",
+                                  temporary=isinstance(last, RegistryUnreachable)) from None
 
     def _ping_once(self, base: str) -> Response:
         try:
             resp = self.session.get(base + "/v2/", timeout=TIMEOUT)
         except TLSFailure as err:
             if self.tls.insecure:
-                raise _NotTLS(short_reason(err)) from None
-            raise RegistryError(f"TLS handshake with {self.host} failed: {short_reason(err)}") from None
+                raise _NotTLS(str(err)) from None
+            raise RegistryError(f"TLS handshake with {self.host} failed: {err}") from None
         except TransportError as err:
-            raise RegistryUnreachable(str(err)) from None
+            raise RegistryUnreachable(str(err), temporary=not err.permanent) from None
         resp.close()
         if resp.status_code in (200, 401):
             return resp
@@ -160,7 +166,8 @@ class Client:
                 resp = self.session.request(method, url, headers=hdrs, data=data, stream=stream, params=params,
                                             timeout=TIMEOUT)
             except TransportError as err:
-                raise RegistryUnreachable(f"{method} {_strip_query(url)}: {err}") from None
+                raise RegistryUnreachable(f"{method} {_strip_query(url)}: {err}", temporary=not err.permanent) \
+                    from None
             if resp.status_code in (301, 302, 303, 307, 308) and method in ("GET", "HEAD") \
                     and resp.headers.get("Location"):
                 resp.close()
@@ -179,8 +186,9 @@ class Client:
         replayable = data is None or isinstance(data, (bytes, bytearray, memoryview, str))
         hdrs = headers or {}
 
+        url = self.url(path)  # the ping retries on its own: a retry here would repeat its retries
+
         def attempt() -> Response:
-            url = self.url(path)
             resp = self._once(method, url, scopes, hdrs, data, stream, params)
             if resp.status_code == 401 and replayable:
                 resp.close()

@@ -9,10 +9,12 @@ first: host/ns/repo, host/ns, host), then credsStore.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from imagetool.errors import RegistryError, UsageError
 
@@ -138,23 +140,34 @@ def lookup(host: str, repo: str | None = None, *, authfile: str | None = None) -
 
 
 def _write(path: Path, doc: dict[str, Any]) -> None:
-    """Atomic write with mode 0600: credentials are never world-readable, not even briefly."""
-    import tempfile
+    """Atomic write with mode 0600 (fsync, rename): credentials are never world-readable, not even briefly."""
+    from imagetool.outputs import write_output
 
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".auth-", suffix=".json")
+    data = (json.dumps(doc, indent="\t") + "\n").encode()
     try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent="\t")
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+        write_output(path, data, 0o600)
+    except OSError as err:
+        raise RegistryError(f"writing auth file {path}: {err.strerror or err}") from None
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Holds an exclusive flock on `path`.lock, so concurrent logins and logouts each see the others' entries."""
+    from imagetool.outputs import writes_in_place
+
+    if writes_in_place(path):  # a device or FIFO: nothing to read back, nothing to lose
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(f"{os.path.realpath(path)}.lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except OSError as err:
+        raise RegistryError(f"locking auth file {path}: {err.strerror or err}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _write_target(authfile: str | None) -> Path:
@@ -166,40 +179,42 @@ def store(key: str, user: str, password: str, authfile: str | None = None) -> Pa
     if not user:
         raise UsageError("a user name is required")
     path = _write_target(authfile)
-    doc = _load(path)
-    helper = (doc.get("credHelpers") or {}).get(key) or doc.get("credsStore")
-    if helper:
-        _helper_call(str(helper), "store", json.dumps({"ServerURL": key, "Username": user, "Secret": password}))
-        return path
-    auths = doc.setdefault("auths", {})
-    auths[key] = {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}
-    _write(path, doc)
+    with _locked(path):
+        doc = _load(path)
+        helper = (doc.get("credHelpers") or {}).get(key) or doc.get("credsStore")
+        if helper:
+            _helper_call(str(helper), "store", json.dumps({"ServerURL": key, "Username": user, "Secret": password}))
+            return path
+        auths = doc.setdefault("auths", {})
+        auths[key] = {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}
+        _write(path, doc)
     return path
 
 
 def erase(key: str | None, authfile: str | None = None) -> bool:
     """Forget credentials for `key` (None: all of them); True if anything was removed."""
     path = _write_target(authfile)
-    doc = _load(path)
-    if not doc:
-        return False
-    auths = doc.get("auths") or {}
-    removed = False
-    if key is None:
-        removed = bool(auths)
-        doc["auths"] = {}
-    else:
-        for k in list(auths):
-            if _normalise_key(k) == key:
-                del auths[k]
+    with _locked(path):
+        doc = _load(path)
+        if not doc:
+            return False
+        auths = doc.get("auths") or {}
+        removed = False
+        if key is None:
+            removed = bool(auths)
+            doc["auths"] = {}
+        else:
+            for k in list(auths):
+                if _normalise_key(k) == key:
+                    del auths[k]
+                    removed = True
+            helper = (doc.get("credHelpers") or {}).get(key) or doc.get("credsStore")
+            if helper and not removed:
+                _helper_call(str(helper), "erase", key)
                 removed = True
-        helper = (doc.get("credHelpers") or {}).get(key) or doc.get("credsStore")
-        if helper and not removed:
-            _helper_call(str(helper), "erase", key)
-            removed = True
-    if removed:
-        _write(path, doc)
-    return removed
+        if removed:
+            _write(path, doc)
+        return removed
 
 
 def stored_user(key: str, authfile: str | None = None) -> str | None:

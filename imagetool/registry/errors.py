@@ -31,9 +31,14 @@ class ServerError(RegistryError):
 
 
 class RegistryUnreachable(RegistryError):
-    """No connection could be made (or it broke); worth another try."""
+    """No connection could be made (or it broke); worth another try unless `temporary` is cleared
+    (an unknown host, a rejected certificate, a server silent past the timeout)."""
 
     temporary = True
+
+    def __init__(self, message: str, temporary: bool = True) -> None:
+        super().__init__(message)
+        self.temporary = temporary
 
 
 class NameUnknown(NotFound):

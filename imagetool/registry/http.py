@@ -10,14 +10,13 @@ or /etc/containers/certs.d/<host:port>/ (and /etc/docker/certs.d/).
 from __future__ import annotations
 
 import base64
-import hashlib
 import http.client
 import json
 import os
 import re
 import select
+import socket
 import ssl
-import stat
 import threading
 import urllib.parse
 from dataclasses import dataclass
@@ -25,13 +24,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from imagetool.errors import RegistryError
-from imagetool.tmpdirs import small_temp_dir
 
 CERTS_D = ("/etc/containers/certs.d", "/etc/docker/certs.d")
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
-#: (connect, read) seconds: bounded, but a slow registry writing a big blob may be quiet for a while
-TIMEOUT = (15.0, 120.0)
+#: (connect, read) seconds. Connect bounds the TCP connection and then the TLS handshake; read bounds
+#: the wait for an answer to start and each quiet spell within it (a registry writing a big blob may
+#: be quiet for a while). Neither is retried: a server that said nothing for that long will not heal.
+TIMEOUT = (10.0, 120.0)
 POOL_SIZE = 32
 
 
@@ -55,11 +55,13 @@ def is_loopback(host: str) -> bool:
 
 @dataclass(frozen=True)
 class TLSConfig:
-    """How to reach one registry: `verify` is True, False or a CA bundle path; `cert` a client pair."""
+    """How to reach one registry: `verify` off or on, extra CA files (`cas`, trusted beside the
+    system's), a client pair `cert`."""
 
-    verify: bool | str = True
+    verify: bool = True
     cert: tuple[str, str] | None = None
     insecure: bool = False           # the user turned verification off: plain HTTP allowed
+    cas: tuple[str, ...] = ()
 
     @classmethod
     def for_host(cls, host: str, tls_verify: bool | None, cert_dir: str | None) -> TLSConfig:
@@ -79,59 +81,65 @@ class TLSConfig:
                         cert = (path, key)
         if tls_verify is False:
             return cls(False, cert, True)
-        return cls(_bundle(cas) if cas else True, cert, False)
+        return cls(True, cert, False, tuple(cas))
 
 
-_bundle_lock = threading.Lock()
-
-
-def _bundle(cas: list[str]) -> str:
-    """The system CAs plus `cas`, written once to a file requests can verify against."""
-    import tempfile
-
-    parts = []
-    system = ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt"
-    for path in [system, *cas]:
+def _context(tls: TLSConfig, host: str) -> ssl.SSLContext:
+    """The TLS context for a registry: the system CAs plus each certs.d CA file, loaded in memory
+    (no bundle file is written anywhere another user could plant one)."""
+    if not tls.verify:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    ctx = ssl.create_default_context()
+    for path in tls.cas:
         try:
-            parts.append(Path(path).read_bytes().rstrip() + b"\n")
-        except OSError:
-            continue
-    data = b"".join(parts)
-    digest = hashlib.sha256(data).hexdigest()[:32]
-    # the name is predictable: an unprivileged user keeps it under $XDG_RUNTIME_DIR, and a file found
-    # under that name is trusted only if it is ours, closed to others and holds exactly these CAs
-    base = Path(small_temp_dir() or tempfile.gettempdir())
-    target = base / f"imagetool-ca-{os.getuid()}-{digest}.pem"
-    with _bundle_lock:
-        if _our_file(target, data):
-            return str(target)
-        fd, tmp = tempfile.mkstemp(dir=base, prefix=".imagetool-ca-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another user's file holds the name (a sticky /tmp): keep ours, randomly named
-            return tmp
-    return str(target)
-
-
-def _our_file(path: Path, data: bytes) -> bool:
-    """A regular file (not a link) owned by us, writable by no one else, holding `data`."""
-    try:
-        st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
-            return False
-        return path.read_bytes() == data
-    except OSError:
-        return False
+            data = Path(path).read_text(encoding="ascii", errors="replace")
+            if data.strip():
+                ctx.load_verify_locations(cadata=data)
+        except (ssl.SSLError, OSError, ValueError) as err:
+            raise RegistryError(f"loading CA certificates {path} for {host}: {short_reason(err)}") from None
+    return ctx
 
 
 class TransportError(OSError):
-    """A request that got no HTTP answer (refused, reset, timed out, TLS failure)."""
+    """A request that got no HTTP answer (refused, reset, timed out, TLS failure).
+
+    `permanent`: trying again cannot help (the name does not exist, the certificate is rejected,
+    the server stayed silent past the timeout).
+    """
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class TLSFailure(TransportError):
     pass
+
+
+#: getaddrinfo answers that mean the name has no address (EAI_AGAIN, no resolver reachable, may heal)
+_NAME_NOT_FOUND = {getattr(socket, n) for n in ("EAI_NONAME", "EAI_NODATA", "EAI_FAIL", "EAI_ADDRFAMILY")
+                   if hasattr(socket, n)}
+
+
+def _transport_error(err: BaseException, netloc: str, timeout: tuple[float, float], connected: bool) \
+        -> TransportError:
+    """The TransportError for an exception of http.client, ssl or socket, classified for retries."""
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return TLSFailure(short_reason(err), permanent=True)
+    if isinstance(err, TimeoutError):
+        if connected:
+            return TransportError(f"timed out: no answer from {netloc} within {timeout[1]:g}s", permanent=True)
+        return TransportError(f"timed out connecting to {netloc} (no answer within {timeout[0]:g}s)", permanent=True)
+    if isinstance(err, ssl.SSLError):
+        return TLSFailure(short_reason(err))
+    if isinstance(err, socket.gaierror):
+        host = netloc.rsplit(":", 1)[0] if not netloc.endswith("]") else netloc
+        reason = err.strerror or str(err)
+        return TransportError(f"looking up {host}: {reason}", permanent=err.errno in _NAME_NOT_FOUND)
+    return TransportError(short_reason(err))
 
 
 class _Pool:
@@ -266,15 +274,7 @@ class Session:
     """One connection pool for a registry host: TLS settings fixed, no redirects or retries of its own."""
 
     def __init__(self, tls: TLSConfig, user_agent: str, host: str) -> None:
-        if tls.verify is False:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        else:
-            try:
-                ctx = ssl.create_default_context(cafile=tls.verify if isinstance(tls.verify, str) else None)
-            except (ssl.SSLError, OSError) as err:
-                raise RegistryError(f"loading CA certificates for {host}: {short_reason(err)}") from None
+        ctx = _context(tls, host)
         if tls.cert:
             try:
                 ctx.load_cert_chain(tls.cert[0], tls.cert[1])
@@ -299,11 +299,14 @@ class Session:
             data = b""
         reused = self.pool.take(scheme, netloc)
         conn = reused
+        connected = conn is not None
         try:
             for _ in range(2):
                 try:
                     if conn is None:
+                        connected = False
                         conn = self.pool.connect(scheme, netloc, timeout)
+                        connected = True
                     conn.request(method, target, body=data, headers=hdrs)
                     raw = conn.getresponse()
                     break
@@ -312,14 +315,10 @@ class Session:
                         raise
                     conn.close()
                     conn = reused = None  # a kept-alive connection the server had dropped: once more, fresh
-        except ssl.SSLError as err:
-            if conn is not None:
-                conn.close()
-            raise TLSFailure(short_reason(err)) from None
         except (http.client.HTTPException, OSError) as err:
             if conn is not None:
                 conn.close()
-            raise TransportError(short_reason(err)) from None
+            raise _transport_error(err, netloc, timeout, connected) from None
         assert conn is not None
         kept = conn
 
@@ -371,9 +370,9 @@ def session_for(host: str, tls: TLSConfig, user_agent: str = "imagetool") -> Ses
 def short_reason(err: BaseException) -> str:
     """The useful part of a connection or TLS error, in one short line."""
     text = str(err)
-    ssl_reason = re.search(r"\[SSL: [A-Z0-9_]+\] ([^(']+)", text)
+    ssl_reason = re.search(r"\[SSL: [A-Z0-9_]+\] (.*?)(?: \(_ssl\.c:\d+\))?$", " ".join(text.split()))
     if ssl_reason:
-        reason = ssl_reason.group(1).strip()
+        reason = ssl_reason.group(1).strip().rstrip(".")
         if "wrong version number" in reason:
             reason += " (the server may speak plain HTTP; see --tls-verify)"
         return reason

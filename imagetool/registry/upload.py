@@ -9,7 +9,6 @@ blob is ever published under its digest (the registry checks the digest at the f
 from __future__ import annotations
 
 import hashlib
-import time
 import urllib.parse
 
 from imagetool.digest import Digest, Readable
@@ -112,7 +111,7 @@ class BlobUploader:
             except ImagetoolError as err:
                 if not is_temporary(err) or attempt >= self.client.retry.times:
                     raise
-                time.sleep(self.client.retry.wait_for(attempt, err))
+                self.client.retry.pause(attempt, err)
                 attempt += 1
                 done = self._status() - offset
                 if done < 0 or done > len(chunk):

@@ -66,7 +66,7 @@ def run_image(store: LayoutStore, desc: Descriptor, options: LaunchOptions) -> i
                 roots.IMAGE_KEY: str(desc.digest), "image_name": options.image_name, "created": time.time(),
                 "spec": spec}))
         except BaseException:
-            shutil.rmtree(cdir, ignore_errors=True)
+            containers.remove_dir(cdir)
             raise
     finally:
         registering.release()

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from imagetool.errors import SignatureError
+from imagetool.outputs import write_new_output
 
 ENCRYPTED_PEM_TYPES = ("ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY")
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 65536, 8, 1
@@ -176,18 +177,7 @@ def generate(output_prefix: str, passphrase: str) -> tuple[str, str]:
 
 
 def _write_new(path: str, data: bytes, mode: int) -> None:
-    tmp = f"{path}.tmp-{secrets.token_hex(4)}"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.link(tmp, path)  # fails if `path` appeared meanwhile
+        write_new_output(path, data, mode)
     except OSError as err:
         raise SignatureError(f"writing {path}: {err.strerror or err}") from None
-    finally:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass

@@ -25,9 +25,13 @@ SYSTEM_POLICY = "/etc/containers/policy.json"
 USER_POLICY = "~/.config/containers/policy.json"
 
 
+def user_policy_path() -> str:
+    return os.path.expanduser(USER_POLICY)  # $HOME, as containers/image's homedir.Get()
+
+
 def default_policy_path() -> str | None:
-    """The system policy, else the user's; None when neither exists."""
-    for path in (SYSTEM_POLICY, os.path.expanduser(USER_POLICY)):
+    """The user's policy, else the system's (containers/image's order); None when neither exists."""
+    for path in (user_policy_path(), SYSTEM_POLICY):
         if os.path.exists(path):
             return path
     return None
@@ -177,13 +181,15 @@ class PolicyContext:
 
     @classmethod
     def load(cls, path: str | None, insecure: bool) -> PolicyContext:
-        """The policy at `path` (default: system, then user); insecure accepts anything."""
+        """The policy at `path` (default: the user's, then the system's); insecure accepts anything.
+
+        With no policy file at all this fails: a missing policy never means "accept anything"."""
         if insecure:
             return cls(p.Policy([p.InsecureAcceptAnything()], {}, "--insecure-policy"))
         chosen = path or default_policy_path()
         if chosen is None:
-            raise p.PolicyError(f"no trust policy: neither {SYSTEM_POLICY} nor {USER_POLICY} exists "
-                                "(use --policy FILE, or --insecure-policy)")
+            raise p.PolicyError(f"no policy.json file found at any of the following: \"{user_policy_path()}\", "
+                                f"\"{SYSTEM_POLICY}\" (use --policy FILE, or --insecure-policy)")
         return cls(p.load(chosen))
 
     @classmethod

@@ -21,7 +21,8 @@ from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest
 from imagetool.errors import ImagetoolError, LayoutError, NotFound, UnsafeContent
 from imagetool.store import refs
-from imagetool.store.layout import INDEX_FILE, OCI_LAYOUT_FILE, TEMP_PREFIX, LayoutStore, fsync_dir
+from imagetool.outputs import OutputFile
+from imagetool.store.layout import INDEX_FILE, OCI_LAYOUT_FILE, TEMP_PREFIX, LayoutStore
 from imagetool.transports.base import ImageDestination, ImageSource, SystemContext
 from imagetool.transports.oci import OCI_TRAITS, LayoutDestination, LayoutSource, PathReference, split_path_and_ref
 
@@ -109,12 +110,10 @@ def layout_entries(root: Path) -> list[str]:
 
 
 def write_tar_atomically(root: Path, names: list[str], path: str) -> None:
-    """Tar `names` (relative to `root`) into a temp file beside `path`, then rename it over `path`."""
-    target = Path(path)
-    parent = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{target.name}-", dir=parent)
+    """Tar `names` (relative to `root`) into a temp file, then publish it at `path` (outputs.OutputFile)."""
+    out = OutputFile(path)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with out.open() as f:
             with tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tar:
                 tar.copybufsize = CHUNK  # type: ignore[attr-defined]
                 for name in names:
@@ -127,17 +126,10 @@ def write_tar_atomically(root: Path, names: list[str], path: str) -> None:
                             tar.addfile(info, data)
                     else:
                         tar.addfile(info)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-        fsync_dir(parent)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        out.abort()
         raise
+    out.commit()
 
 
 # -- the transport

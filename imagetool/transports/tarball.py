@@ -21,7 +21,7 @@ from typing import Callable
 from imagetool import compression
 from imagetool.digest import CHUNK, Digest, DigestingWriter, Readable
 from imagetool.errors import LayoutError
-from imagetool.store.layout import TEMP_PREFIX, fsync_dir
+from imagetool.outputs import OutputFile
 
 BLOCK = tarfile.BLOCKSIZE
 _MAX_LINKS = 16
@@ -180,16 +180,16 @@ def _padding(size: int) -> bytes:
 class TarWriter:
     """Appends entries to a temp tar file; finish() renames it into place, abort() removes it."""
 
-    def __init__(self, tmp: str, fd: int) -> None:
-        self.tmp = tmp
-        self._f = os.fdopen(fd, "w+b")
+    def __init__(self, out: OutputFile) -> None:
+        self._out = out
+        self.tmp = out.tmp
+        self._f = out.open()
         self._entries: dict[str, tuple[int, int]] = {}
 
     @classmethod
     def beside(cls, path: Path) -> TarWriter:
-        parent = path.parent if str(path.parent) else Path(".")
-        fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}-", dir=parent)
-        return cls(tmp, fd)
+        """A writer for the archive at `path` (a device or FIFO there is written into, not replaced)."""
+        return cls(OutputFile(path))
 
     def add_bytes(self, name: str, data: bytes) -> None:
         self._f.write(_header(name, len(data)))
@@ -257,14 +257,9 @@ class TarWriter:
         self._f.flush()
         os.fsync(self._f.fileno())
         self._f.close()
-        os.chmod(self.tmp, 0o644)
-        os.replace(self.tmp, path)
-        fsync_dir(path.parent if str(path.parent) else ".")
+        self._out.commit()
 
     def abort(self) -> None:
         if not self._f.closed:
             self._f.close()
-        try:
-            os.unlink(self.tmp)
-        except FileNotFoundError:
-            pass
+        self._out.abort()

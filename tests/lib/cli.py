@@ -31,10 +31,14 @@ def skopeo(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return tool(["skopeo", "--insecure-policy", *args], check=check)
 
 
+RETRY_NOTICE = "Failed, retrying in "
+
+
 def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
-    """Assert the process failed with exactly one line on stderr and no traceback; return the line."""
+    """Assert the process failed with exactly one line on stderr (besides notices of retries, as skopeo
+    prints them) and no traceback; return the line."""
     assert proc.returncode != 0, proc
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith(RETRY_NOTICE)]
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     return lines[0]

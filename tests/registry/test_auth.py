@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import io
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +13,8 @@ from imagetool.registry.auth import parse_challenges, pick_challenge
 from imagetool.registry.client import Client, ClientOptions
 from imagetool.registry.errors import Unauthorized
 from imagetool.registry.upload import BlobUploader
+from tests.lib.cli import imagetool, one_line_error
+from tests.lib.fakeserver import FakeServer
 from tests.lib.registry import Registry
 
 pytestmark = pytest.mark.usefixtures("registry_env")
@@ -87,7 +91,7 @@ def test_credentials_are_not_sent_over_plain_http_to_a_remote_host() -> None:
     c = Client("registry.example.com:5000", ClientOptions(creds=("u", "p")))
     assert not c.may_send_secret("http://registry.example.com:5000/v2/")
     assert c.may_send_secret("https://registry.example.com:5000/v2/")
-    assert c.may_send_secret("http://127.0.0.1:5000/v2/")
+    assert not c.may_send_secret("http://127.0.0.1:5000/v2/")  # loopback is no exception: the user says so
     insecure = Client("registry.example.com:5000", ClientOptions(creds=("u", "p"), tls_verify=False))
     assert insecure.may_send_secret("http://registry.example.com:5000/v2/")
 
@@ -104,3 +108,55 @@ def test_an_expired_token_is_replaced_before_use(token_registry: Registry) -> No
         t.expires = 0.0
     assert c.head_blob("tok/expiry", Digest.of(b"z")) is None
     assert len(issuer.requests) == n + 1
+
+
+# -- where credentials may travel: the token realm a registry names
+
+
+def _challenging_registry(realm: str, tmp_path: Path, tls: bool) -> FakeServer:
+    """A registry whose /v2/ demands a token from `realm` (anything else: 404)."""
+    def answer(method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+        if path.startswith("/v2/"):
+            return 401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="x"'}, b"{}"
+        return 404, {}, b""
+    return FakeServer(answer, tls_names=("127.0.0.1",) if tls else (), ca_dir=tmp_path / "ca")
+
+
+def _token_server() -> FakeServer:
+    return FakeServer(lambda method, path: (200, {"Content-Type": "application/json"}, b'{"token":"t"}'))
+
+
+@pytest.mark.parametrize("scheme", ["ftp", "file", "gopher"])
+def test_a_token_realm_that_is_not_http_is_refused(scheme: str, tmp_path: Path) -> None:
+    """skopeo refuses such a realm; sending an HTTP GET with Basic credentials to its host leaks them."""
+    token = _token_server()
+    reg = _challenging_registry(f"{scheme}://{token.host}/token", tmp_path, tls=True)
+    try:
+        proc = imagetool("inspect", "--cert-dir", str(tmp_path / "ca"), "--creds", "someone:secret-pw",
+                         f"docker://{reg.host}/some/image", check=False, timeout=60)
+        line = one_line_error(proc)
+        assert f"{scheme}://{token.host}/token" in line and "http" in line, line
+        assert token.seen == []
+    finally:
+        token.close()
+        reg.close()
+
+
+def test_credentials_are_not_sent_to_a_plain_http_realm_of_an_https_registry(tmp_path: Path) -> None:
+    token = _token_server()
+    realm = f"http://{token.host}/token"
+    reg = _challenging_registry(realm, tmp_path, tls=True)
+    try:
+        proc = imagetool("inspect", "--cert-dir", str(tmp_path / "ca"), "--creds", "someone:secret-pw",
+                         f"docker://{reg.host}/some/image", check=False, timeout=60)
+        line = one_line_error(proc)
+        assert realm in line and "plain HTTP" in line, line
+        assert [s for s in token.seen if s.authorization] == []
+        # marked insecure by the user, the host may use a plain-HTTP realm
+        proc = imagetool("inspect", "--tls-verify=false", "--creds", "someone:secret-pw",
+                         f"docker://{reg.host}/some/image", check=False, timeout=60)
+        basic = "Basic " + base64.b64encode(b"someone:secret-pw").decode()
+        assert [s.authorization for s in token.seen][-1:] == [basic]
+    finally:
+        token.close()
+        reg.close()

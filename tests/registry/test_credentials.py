@@ -7,10 +7,12 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from imagetool.registry import credentials
+from tests.lib.registry import Registry
 
 pytestmark = pytest.mark.usefixtures("registry_env")
 
@@ -103,3 +105,49 @@ def test_store_writes_mode_0600_and_keeps_other_entries(tmp_path: Path) -> None:
     assert not credentials.erase("a.example", authfile=str(path))
     assert credentials.lookup("b.example", authfile=str(path)) == ("u2", "p2")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def _store_many(authfile: str, worker: int, count: int, start: Any) -> None:
+    start.wait()
+    for i in range(count):
+        credentials.store(f"reg{worker}.example/ns{i}", f"user{worker}", f"pw{i}", authfile)
+
+
+def test_concurrent_writers_lose_no_entry(tmp_path: Path) -> None:
+    """store() reads, changes and replaces the file: without a lock two writers drop each other's entries."""
+    import multiprocessing
+
+    (tmp_path / "a").mkdir()
+    authfile = str(tmp_path / "a" / "auth.json")
+    mp = multiprocessing.get_context("fork")
+    start = mp.Barrier(6)
+    procs = [mp.Process(target=_store_many, args=(authfile, w, 25, start)) for w in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    auths = json.loads(Path(authfile).read_text())["auths"]
+    assert len(auths) == 6 * 25
+    assert stat.S_IMODE(os.stat(authfile).st_mode) == 0o600
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["auth.json", "auth.json.lock"]  # no temp files left
+
+
+def test_concurrent_logins_to_different_registries_all_stay(plain_registry: Registry, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    authfile = tmp_path / "auth.json"
+    procs = [subprocess.Popen([sys.executable, "-m", "imagetool", "login", "--tls-verify=false", "--authfile",
+                               str(authfile), "-u", f"user{i}", "-p", f"pw{i}", f"{plain_registry.host}/team{i}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(10)]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    auths = json.loads(authfile.read_text())["auths"]
+    assert sorted(auths) == sorted(f"{plain_registry.host}/team{i}" for i in range(10))
+    for i in range(10):
+        assert credentials.lookup(plain_registry.host, f"team{i}", authfile=str(authfile)) == (f"user{i}", f"pw{i}")
+    subprocess.run([sys.executable, "-m", "imagetool", "logout", "--authfile", str(authfile),
+                    f"{plain_registry.host}/team3"], check=True, capture_output=True)
+    assert f"{plain_registry.host}/team3" not in json.loads(authfile.read_text())["auths"]

@@ -35,7 +35,7 @@ def test_client_pair_is_picked_up_from_the_cert_dir(tmp_path: Path) -> None:
     (tmp_path / "ca.crt").write_text("")
     tls = http.TLSConfig.for_host("reg.example:5000", None, str(tmp_path))
     assert tls.cert == (str(tmp_path / "client.cert"), str(tmp_path / "client.key"))
-    assert isinstance(tls.verify, str) and not tls.insecure
+    assert tls.verify is True and tls.cas == (str(tmp_path / "ca.crt"),) and not tls.insecure
 
 
 def test_plain_http_only_when_tls_verification_is_off(plain_registry: Registry) -> None:
@@ -86,3 +86,35 @@ def test_certs_d_client_pair_for_mutual_tls(mtls_registry: Registry, tmp_path: P
     from imagetool.digest import Digest
 
     assert c.head_blob("mtls/certsd", Digest.of(b"absent")) is None  # an API call over the mutual-TLS session
+
+
+def test_certs_d_cas_are_loaded_without_a_bundle_file_in_tmp(tls_registry: Registry, tmp_path: Path) -> None:
+    """A CA bundle written to a predictable name in /tmp could be planted by another local user."""
+    from tests.lib.cli import imagetool
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    shutil.copy(str(tls_registry.ca_file), certs / "ca.crt")
+    (certs / "empty.crt").write_text("")  # an empty file is skipped, as before
+    proc = imagetool("list-tags", "--cert-dir", str(certs), "--creds", tls_registry.creds,
+                     f"docker://{tls_registry.host}/never/pushed", check=False, env={"TMPDIR": str(tmp)})
+    assert "NAME_UNKNOWN" in proc.stderr, proc.stderr  # TLS verified: the registry answered
+    assert list(tmp.iterdir()) == []
+    tls = http.TLSConfig.for_host(tls_registry.host, None, str(certs))
+    assert tls.cas == (str(certs / "ca.crt"), str(certs / "empty.crt"))
+
+
+def test_a_certificate_for_another_name_is_reported_in_full(tmp_path: Path) -> None:
+    from tests.lib.cli import imagetool, one_line_error
+    from tests.lib.fakeserver import FakeServer
+
+    server = FakeServer(lambda m, p: (200, {}, b"{}"), tls_names=("registry.example",), ca_dir=tmp_path / "ca")
+    try:
+        proc = imagetool("inspect", "--cert-dir", str(tmp_path / "ca"), f"docker://{server.host}/x/y",
+                         check=False, timeout=60)
+        line = one_line_error(proc)
+        assert line.endswith("IP address mismatch, certificate is not valid for '127.0.0.1'"), line
+    finally:
+        server.close()

@@ -8,7 +8,6 @@ make a name first.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
@@ -94,31 +93,3 @@ def test_copy_spools_in_the_store_and_a_shared_runtime_dir_is_not_used(user: Roo
     small = "from imagetool.tmpdirs import small_temp_dir; print(small_temp_dir())"
     assert _ask(user, small) == str(user.home / "run" / "imagetool")
     assert _ask(user, small, XDG_RUNTIME_DIR="/tmp") == "None"  # not the user's own, mode 1777
-
-
-def test_a_ca_bundle_name_taken_by_another_user_is_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CA bundle has a predictable name: a file another user made under it is never used."""
-    import hashlib
-    import ssl
-    import tempfile
-
-    from imagetool.registry import http
-
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
-    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
-    ca = tmp_path / "extra.crt"
-    ca.write_text("-----BEGIN CERTIFICATE-----\nours\n-----END CERTIFICATE-----\n")
-    system = ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt"
-    data = Path(system).read_bytes().rstrip() + b"\n" + ca.read_bytes().rstrip() + b"\n"
-    target = tmp_path / f"imagetool-ca-{os.getuid()}-{hashlib.sha256(data).hexdigest()[:32]}.pem"
-    target.write_bytes(data)  # the right bytes today, but its owner could change them tomorrow
-    os.chown(target, 54321, 54321)
-    theirs = target.stat().st_ino
-    tmp_path.chmod(0o1777)
-    used = http._bundle([str(ca)])
-    assert os.stat(used).st_ino != theirs  # a file of ours took the name (root may), or has a name of its own
-    assert Path(used).read_bytes() == data and os.stat(used).st_uid == os.getuid()
-    target.unlink()
-    target.symlink_to(ca)
-    used = http._bundle([str(ca)])
-    assert Path(used).read_bytes() == data and not Path(used).is_symlink()

@@ -10,9 +10,8 @@ import pytest
 
 from tests.lib.gpg import GPGHome, make_home, remove_home
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "containers-image-signature"
-if not FIXTURES.is_dir():
-    FIXTURES = Path("/work/shared/fixtures/containers-image-signature")
+#: containers/image's signature vectors, copied into testdata/ (its README names source, commit and license)
+FIXTURES = Path(__file__).resolve().parents[2] / "testdata" / "containers-image-signature"
 GPG_FIXTURE_FP = "08CD26E446E2E95249B7A405E932F44B23E8DD43"
 
 

@@ -115,11 +115,13 @@ def state_dir(bundle: str) -> str:
 def rootless_spec(spec: dict, gids: list[tuple[int, int, int]]) -> None:
     """What runc's own `spec --rootless` changes and still applies inside our user namespace.
 
-    No cgroup settings (an unprivileged user has no cgroup to put them in); devpts without a
-    gid= the namespace does not map (the single-id map of a user with no subordinate ranges).
+    No cgroup settings unless a cgroup was delegated to the user (cgroups.prepare then set
+    linux.cgroupsPath to it); devpts without a gid= the namespace does not map (the single-id
+    map of a user with no subordinate ranges).
     """
     linux = spec.setdefault("linux", {})
-    linux.pop("resources", None)
+    if not linux.get("cgroupsPath"):
+        linux.pop("resources", None)
     mapped = [(inside, count) for inside, _outside, count in gids]
     for m in spec.get("mounts") or []:
         kept = []

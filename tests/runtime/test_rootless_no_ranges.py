@@ -117,7 +117,8 @@ def test_without_newuidmap_a_user_with_ranges_gets_one_id(rootless_user: Rootles
     """Ranges need the setuid helpers: without them on PATH, the single-id map, said once."""
     user = rootless_user
     user.imagetool("copy", "-q", f"oci:{busybox_layout}:latest", "busybox")
-    env = {"PATH": "/nonexistent", "IMAGETOOL_RUNC": shutil.which("runc") or "runc"}
+    env = {"PATH": "/nonexistent", "IMAGETOOL_RUNC": shutil.which("runc") or "runc",
+           "IMAGETOOL_SLIRP4NETNS": shutil.which("slirp4netns") or "slirp4netns"}
     proc = user.imagetool("run", "--rm", "--runtime", runtime, "busybox", "cat", "/proc/self/uid_map", env=env)
     assert proc.stdout.split() == ["0", str(user.uid), "1"]
     [line] = _warnings(proc.stderr)

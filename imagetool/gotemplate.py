@@ -56,8 +56,18 @@ NIL_MAP, NIL_SLICE, NIL_POINTER = GoNil("map[]"), GoNil("[]"), GoNil("<nil>")
 
 
 def _json(v: Any) -> str:
-    return json.dumps(v, separators=(",", ":"), ensure_ascii=False,
+    return json.dumps(_go_order(v), separators=(",", ":"), ensure_ascii=False,
                       default=lambda o: None if isinstance(o, GoNil) else str(o))
+
+
+def _go_order(v: Any) -> Any:
+    """encoding/json's order: a map's keys sorted, a struct's fields as declared."""
+    if isinstance(v, dict):
+        keys = list(v) if isinstance(v, Struct) else sorted(v, key=str)
+        return {k: _go_order(v[k]) for k in keys}
+    if isinstance(v, (list, tuple)):
+        return [_go_order(x) for x in v]
+    return v
 
 
 def go_str(v: Any) -> str:

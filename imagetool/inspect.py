@@ -16,7 +16,8 @@ from imagetool.transports.base import ImageReference, ImageSource, SystemContext
 
 def raw_manifest(ref: ImageReference, ctx: SystemContext) -> bytes:
     with _open(ref, ctx) as src:
-        return src.get_manifest()[0]
+        raw: bytes = src.get_manifest()[0]
+        return raw
 
 
 def _open(ref: ImageReference, ctx: SystemContext) -> Any:

@@ -432,10 +432,10 @@ def run_command(argv: list[str], env: dict[str, str]) -> int:
     if raw:  # exec failed: the child sent its error
         import pickle
 
-        _ok, err = pickle.loads(raw)
-        if isinstance(err, OSError):
-            raise _exec_error(argv[0], err)
-        raise err
+        _ok, error = pickle.loads(raw)
+        if isinstance(error, OSError):
+            raise _exec_error(argv[0], error)
+        raise error
     code = os.waitstatus_to_exitcode(child.status)
     return code if code >= 0 else 128 - code
 

@@ -14,7 +14,7 @@ DATA = {"Name": "", "Labels": {"b": "2", "a": "1"}, "Layers": ["x", "y"], "Env":
 @pytest.mark.parametrize("template,expect", [
     ("{{.Labels}}", "map[a:1 b:2]"),
     ("{{json .Env}}", '["A=1"]'),
-    ("{{json .Labels}}", '{"b":"2","a":"1"}'),
+    ("{{json .Labels}}", '{"a":"1","b":"2"}'),  # Go's encoding/json sorts map keys
     ("{{.Created}}", "2024-01-02 03:04:05 +0000 UTC"),
     ("{{index .Labels \"a\"}}{{index .Labels \"zz\"}}|{{.Labels.zz}}", "1|<no value>"),
     ("{{range $k, $v := .Labels}}{{$k}}{{$v}}{{end}}", "a1b2"),
@@ -33,6 +33,11 @@ DATA = {"Name": "", "Labels": {"b": "2", "a": "1"}, "Layers": ["x", "y"], "Env":
 ])
 def test_render(template: str, expect: str) -> None:
     assert render(template, DATA) == expect
+
+
+def test_json_keeps_struct_fields_in_order_and_sorts_maps() -> None:
+    data = Struct({"Z": 1, "Maps": [{"y": 1, "x": {"q": 2, "p": 1}}], "A": Struct({"b": 1, "a": 2})})
+    assert render("{{json .}}", data) == '{"Z":1,"Maps":[{"x":{"p":1,"q":2},"y":1}],"A":{"b":1,"a":2}}'
 
 
 @pytest.mark.parametrize("template", ["{{range .Env}}", "{{end}}", "{{else}}", "{{nosuch .Env}}", "{{$x}}",

@@ -139,7 +139,8 @@ def _parse(text: str, path: str) -> Dockerfile:
     found = directives(lines)
     escape = found["escape"]
     masked, heredocs = cut_heredocs(lines, escape)
-    parser = DockerfileParser(fileobj=io.BytesIO("".join(masked).encode()))
+    # the stubs say IO[str]; the parser reads and writes bytes (b2u/u2b)
+    parser = DockerfileParser(fileobj=io.BytesIO("".join(masked).encode()))  # type: ignore[arg-type]
     covered: set[int] = {n for n, line in enumerate(masked, 1) if line == "\n" and lines[n - 1] != "\n"}
     result: list[ins.AnyInstruction] = []
     for item in parser.structure:

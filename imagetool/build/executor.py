@@ -58,6 +58,8 @@ class StepRunner(Protocol):
 
 @dataclass
 class BuildOptions:
+    """A build: the Dockerfile, its context, the store the image lands in, buildah's flags as fields."""
+
     dockerfile: Path
     context: Path
     store: LayoutStore
@@ -118,6 +120,8 @@ class _StageState:
 
 @dataclass
 class BuildResult:
+    """The built image: its index entry in the store, its ID (the config digest), how many steps were cached."""
+
     descriptor: Descriptor
     image_id: Digest
     cache_hits: int

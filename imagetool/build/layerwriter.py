@@ -14,7 +14,7 @@ import tarfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Optional, cast
 
 from imagetool import compression, media
 from imagetool.descriptor import Descriptor
@@ -105,7 +105,7 @@ def tar_directory(root: Path, out: BinaryIO, timestamp: int | None = None) -> No
     """A deterministic tar of everything under `root`: sorted, numeric owners only, times clamped."""
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
         for path, arcname in _sorted_walk(root):
-            info = tar.gettarinfo(str(path), arcname)
+            info = cast(Optional[tarfile.TarInfo], tar.gettarinfo(str(path), arcname))  # typeshed omits None
             if info is None:  # sockets have no tar form
                 continue
             info.uname = info.gname = ""
@@ -126,7 +126,7 @@ def tar_view(view: RootView, out: BinaryIO, timestamp: int | None = None) -> Non
             found = view.locate(path)
             if found is None:
                 continue
-            info = tar.gettarinfo(str(found[0]), arcname)
+            info = cast(Optional[tarfile.TarInfo], tar.gettarinfo(str(found[0]), arcname))
             if info is None:
                 continue
             info.uname = info.gname = ""

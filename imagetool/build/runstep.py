@@ -91,7 +91,7 @@ class ContainerStepRunner:
                 source = scratch / "file"
                 if m.data is not None:
                     source.write_bytes(m.data)
-                else:
+                elif m.path is not None:
                     shutil.copyfile(m.path, source)
                 os.chmod(source, m.options.get("mode", 0o400))
                 if os.geteuid() == 0 or userns.needed():  # rootless: chowned to the container's ids

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import click
 
@@ -102,7 +102,7 @@ def etc_settings(flags: dict[str, Any]) -> Any:
                        bool(flags.pop("no_hosts", False)))
 
 
-def _stacked(options: list[Callable[[F], F]]) -> Callable[[F], F]:
+def _stacked(options: Sequence[Callable[[F], F]]) -> Callable[[F], F]:
     """One decorator applying `options` so that --help lists them in this order."""
     def apply(f: F) -> F:
         for option in reversed(options):
@@ -163,7 +163,7 @@ def system_context(ctx: click.Context, prefix: str = "", **flags: Any) -> System
         override_variant=root.get("override_variant"),
         tmpdir=root.get("tmpdir"),
         store=root.get("store"),
-        retry_times=flags.get("retry_times") if flags.get("retry_times") is not None else 3,
+        retry_times=3 if flags.get("retry_times") is None else int(flags["retry_times"]),
         retry_delay=flags.get("retry_delay"),
     )
 

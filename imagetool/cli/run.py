@@ -28,19 +28,19 @@ def _resolve(ctx: click.Context, image: str, pull: str | None, flags: dict[str, 
     from imagetool.transports.local import LocalReference
 
     ref = parse_image_name(image)
-    bare = isinstance(ref, LocalReference)
+    bare = ref if isinstance(ref, LocalReference) else None
     sys_ctx = system_context(ctx, **flags)
-    if bare and ref.named is None:  # an image ID: the store's or nothing
-        store = ref.store(sys_ctx, create=True)
-        return store, images.resolve(store, None, ref.id_prefix)
+    if bare and bare.named is None:  # an image ID: the store's or nothing
+        store = bare.store(sys_ctx, create=True)
+        return store, images.resolve(store, None, bare.id_prefix)
     policy = pull or ("missing" if bare else "always")
     if bare and policy != "always":  # found in the store: no registry or copy code to load
-        store = ref.store(sys_ctx, create=True)
+        store = bare.store(sys_ctx, create=True)
         try:
-            return store, images.resolve(store, ref.named, ref.id_prefix)
+            return store, images.resolve(store, bare.named, bare.id_prefix)
         except NotFound:
             pass
-    source = parse_image_name(f"docker://{ref.named}") if bare else ref
+    source = parse_image_name(f"docker://{bare.named}") if bare else ref
     from imagetool.cli.options import policy_from_flags
     from imagetool.copy import CopyOptions
     from imagetool.pull import pull_image
@@ -50,7 +50,7 @@ def _resolve(ctx: click.Context, image: str, pull: str | None, flags: dict[str, 
                               policy)
     except ImagetoolError as err:
         if bare and policy != "never":
-            raise NotFound(f"{ref.named} is not in the local store, and pulling {source} failed") from err
+            raise NotFound(f"{bare.named} is not in the local store, and pulling {source} failed") from err
         raise
     return pulled.store, pulled.descriptor
 

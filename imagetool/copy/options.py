@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, Sequence
+from typing import Protocol, Sequence
 
+from imagetool.copy.progress import Progress  # at run time too: typing.get_type_hints(CopyOptions) resolves
 from imagetool.descriptor import Platform
 from imagetool.digest import Digest
 from imagetool.reference import DockerReference
 from imagetool.transports.base import ImageReference, ImageSource, SystemContext
-
-if TYPE_CHECKING:
-    from imagetool.copy.progress import Progress
 
 MULTI_ARCH = ("system", "all", "index-only")
 FORMATS = {"oci": "oci", "v2s2": "v2s2", "docker": "v2s2"}
@@ -43,6 +41,9 @@ ACCEPT_ANYTHING = AcceptAnything()
 
 @dataclass
 class CopyOptions:
+    """How copy_image copies: each side's SystemContext, which instances of an index, the manifest format
+    and layer compression at the destination, signing, and the trust policy the source must satisfy."""
+
     src_ctx: SystemContext = field(default_factory=SystemContext)
     dest_ctx: SystemContext = field(default_factory=SystemContext)
     #: for an index source: copy the system's instance, every instance, or the index alone
@@ -69,6 +70,8 @@ class CopyOptions:
 
 @dataclass(frozen=True)
 class CopyResult:
+    """What copy_image wrote: the destination's top-level manifest (its digest names the image there)."""
+
     manifest: bytes
     media_type: str
     #: what the policy said when it accepted the source ("" without a policy)

@@ -37,7 +37,7 @@ _NUMBERS: dict[bytes, int] = {}
 _NUMBERS_KEPT = 4096
 _adler32 = zlib.adler32
 #: nanoseconds in one unit of an n-digit fraction of a second
-_FRACTION_SCALE = [10 ** (9 - n) for n in range(10)]
+_FRACTION_SCALE: list[int] = [10 ** (9 - n) for n in range(10)]
 
 REG, AREG, LNK, SYM, CHR, BLK, DIR, FIFO, CONT = b"0", b"\0", b"1", b"2", b"3", b"4", b"5", b"6", b"7"
 GNU_LONGNAME, GNU_LONGLINK, PAX, PAX_GLOBAL, GNU_SPARSE, GNU_VOLHDR = b"L", b"K", b"x", b"g", b"S", b"V"

@@ -63,7 +63,7 @@ class RetryPolicy:
             return min(err.retry_after, MAX_DELAY)
         if self.delay is not None:
             return self.delay
-        return min(self.base * (2 ** attempt), MAX_DELAY)
+        return min(self.base * (2.0 ** attempt), MAX_DELAY)
 
     def pause(self, attempt: int, err: BaseException, sleep: Callable[[float], None] = time.sleep) -> None:
         """Announce and wait before retry number `attempt` + 1."""

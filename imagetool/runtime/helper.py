@@ -53,8 +53,9 @@ def set_rlimits(rlimits: list[dict]) -> None:
         kind = getattr(resource, item["type"], None)
         if kind is None:
             raise OSError(22, f"unknown rlimit {item['type']}")
-        resource.setrlimit(kind, tuple(resource.RLIM_INFINITY if v >= 1 << 63 else v  # the spec's "no limit"
-                                       for v in (item["soft"], item["hard"])))
+        soft, hard = (resource.RLIM_INFINITY if v >= 1 << 63 else v  # the spec's "no limit"
+                      for v in (item["soft"], item["hard"]))
+        resource.setrlimit(kind, (soft, hard))
 
 
 def drop_privileges(process: dict, user: users.ExecUser) -> None:

@@ -29,6 +29,8 @@ _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 @dataclass
 class LaunchOptions:
+    """run_image's settings: the container's own (RunOptions), and whether it is named, kept, run by runc."""
+
     run: RunOptions = field(default_factory=RunOptions)
     remove: bool = False
     name: str | None = None

@@ -238,9 +238,9 @@ def _enosys_stub(lib: libseccomp.Library, section: dict[str, Any], arches: list[
     for audit, tops in highest.items():
         body: list[tuple[int, int, int, Any]] = [(_LD_ABS, 0, 0, 0)]
         if audit == _AUDIT_ARCH_X86_64:
-            native, x32 = tops.get(""), tops.get("x32")
+            native, x32_top = tops.get(""), tops.get("x32")
             body.append((_JSET, 3, 0, _X32_BIT))
-            body += _limit(native) + _limit(x32)
+            body += _limit(native) + _limit(x32_top)
         else:
             body += _limit(tops[""])
         sections.append([(_LD_ABS, 0, 0, 4), (_JEQ, 0, len(body), audit), *body])

@@ -49,7 +49,7 @@ def matches(rule: p.Identity, image: DockerReference | None, signed: DockerRefer
         return str(signed) == str(image)
     if isinstance(rule, p.RemapIdentity):
         return _repo_digest_or_exact(_remap(image, rule), signed)
-    return False
+    raise AssertionError(f"unknown identity rule {rule!r}")
 
 
 def describe(rule: p.Identity) -> str:

@@ -68,6 +68,8 @@ class DestinationTraits:
 
 
 class ImageReference(Protocol):
+    """Where an image is (parse_image_name's result): a transport and what the transport makes of the rest."""
+
     transport_name: str
 
     def __str__(self) -> str: ...

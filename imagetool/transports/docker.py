@@ -24,6 +24,7 @@ from imagetool.transports.base import (
     DestinationBase,
     DestinationTraits,
     ImageDestination,
+    ImageReference,
     ImageSource,
     ReferenceBase,
     SourceBase,
@@ -77,7 +78,7 @@ class _Repository:
     """One repository of a registry: its client, and access by tag and digest (signature attachments)."""
 
     def __init__(self, reference: DockerImageReference, ctx: SystemContext) -> None:
-        self.reference = reference  # type: ignore[assignment]
+        self.reference: ImageReference = reference
         self.ref = reference.ref
         self.repo = self.ref.path
         self.client = make_client(self.ref, ctx)

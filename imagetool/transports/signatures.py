@@ -257,7 +257,7 @@ def registry_put_signatures(destination: object, ref: DockerReference, manifest_
     if sigstore and not _attachments_enabled(config):
         raise SignatureError(f"cannot store sigstore signatures for {ref.name}: registries.d does not "
                              "enable use-sigstore-attachments for it")
-    if simple:
+    if simple and config.write_url:
         lookaside.write_signatures(config.write_url, ref, manifest_digest, simple)
     if sigstore:
         store_attachments(destination, manifest_digest, sigstore)

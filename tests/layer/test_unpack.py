@@ -56,9 +56,21 @@ def test_unpack_equals_gnu_tar(tree: Path, tmp_path: Path, fmt: str) -> None:
     assert expected["special/hard-b"][7] == expected["special/hard-a"][7] is not None
     if fmt == "pax":
         assert dict(expected["special/xattr"][5])["user.comment"] == b"hello"
-    if os.geteuid() == 0:
-        assert expected["special/null"][4] == (1, 3)
-        assert expected["special/setgid"][1:4] == (0o2711, 1234, 5678)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="device nodes and files of other owners need root")
+def test_unpack_keeps_devices_and_owners(tree: Path, tmp_path: Path) -> None:
+    """As root the tree has devices and other ids (make_tree adds them), and unpack restores them."""
+    archive = gnu_tar(tree, tmp_path / "layer.tar")
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    with open(archive, "rb") as f:
+        unpack(f, ours, UnpackOptions(whiteouts="keep"))
+    got = describe(ours)
+    assert got["special/null"][0] == stat.S_IFCHR and got["special/null"][4] == (1, 3)
+    assert got["special/loop"][0] == stat.S_IFBLK and got["special/loop"][4] == (7, 0)
+    assert got["special/setgid"][1:4] == (0o2711, 1234, 5678)
+    assert got["special/rel-link"][2:4] == (42, 43)
 
 
 def test_unpack_matches_source_tree(tree: Path, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ delegated cgroup runs without limits and is told so once.
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import time
@@ -335,11 +336,13 @@ def test_rootless_with_a_delegated_cgroup_gets_its_limits(way: Way, busybox_layo
 
 
 def test_what_a_killed_run_leaves_is_swept_by_a_later_one(busybox: str) -> None:
-    run = subprocess.Popen([sys.executable, "-m", "imagetool", "run", "--rm", busybox, "sleep", "301"],
+    seconds = f"301.{os.getpid()}{random.randrange(10**6):06d}"  # no other test's process has this command line
+    run = subprocess.Popen([sys.executable, "-m", "imagetool", "run", "--rm", busybox, "sleep", seconds],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(200):
-            found = subprocess.run(["pgrep", "-x", "-f", "sleep 301"], capture_output=True, text=True).stdout.split()
+            found = subprocess.run(["pgrep", "-x", "-f", f"sleep {seconds}"], capture_output=True,
+                                   text=True).stdout.split()
             if found:
                 break
             time.sleep(0.05)
@@ -351,7 +354,7 @@ def test_what_a_killed_run_leaves_is_swept_by_a_later_one(busybox: str) -> None:
         run.wait(timeout=30)
     dirs = _host_dirs(paths)
     for _ in range(100):
-        if not subprocess.run(["pgrep", "-x", "-f", "sleep 301"], capture_output=True).stdout:
+        if not subprocess.run(["pgrep", "-x", "-f", f"sleep {seconds}"], capture_output=True).stdout:
             break
         time.sleep(0.05)
     assert dirs and all(d.is_dir() for d in dirs)

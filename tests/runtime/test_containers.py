@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import time
@@ -49,18 +50,19 @@ def test_ps_and_rm(busybox: str, local_store: Path) -> None:
 
 def test_a_killed_run_takes_its_container_with_it(busybox: str, local_store: Path, tmp_path: Path) -> None:
     marker = tmp_path / "pids"
+    sleep = f"sleep 300.{os.getpid()}{random.randrange(10**6):06d}"  # no other test's process has this command line
     run = subprocess.Popen([sys.executable, "-m", "imagetool", "run", "--rm", "-v", f"{tmp_path}:/out", busybox,
-                            "sh", "-c", "sleep 300 & echo $! > /out/pids; wait"], stdout=subprocess.DEVNULL)
+                            "sh", "-c", f"{sleep} & echo $! > /out/pids; wait"], stdout=subprocess.DEVNULL)
     for _ in range(200):
         if marker.exists() and marker.read_text().strip():
             break
         time.sleep(0.05)
-    inside = subprocess.run(["pgrep", "-f", "^sleep 300$"], capture_output=True, text=True).stdout.split()
+    inside = subprocess.run(["pgrep", "-x", "-f", sleep], capture_output=True, text=True).stdout.split()
     assert inside, "the container did not start"
     run.kill()
     run.wait(timeout=30)
     for _ in range(100):
-        left = subprocess.run(["pgrep", "-f", "^sleep 300$"], capture_output=True, text=True).stdout.split()
+        left = subprocess.run(["pgrep", "-x", "-f", sleep], capture_output=True, text=True).stdout.split()
         if not left:
             break
         time.sleep(0.05)

@@ -89,9 +89,15 @@ def test_killed_writer_leaves_store_consistent(tmp_path: Path) -> None:
     before = (tmp_path / "dst" / "index.json").read_bytes()
     proc = subprocess.Popen([sys.executable, "-m", "imagetool", "copy", "-q", "--dest-compress-format", "zstd",
                              "--dest-compress-level", "19", f"oci:{tmp_path}/src:v1", f"oci:{tmp_path}/dst:new"])
-    time.sleep(1.0)
+    deadline = time.monotonic() + 60
+    partial: list[Path] = []
+    while time.monotonic() < deadline and proc.poll() is None and not partial:  # wait until it is mid-blob
+        partial = [p for p in (tmp_path / "dst").rglob(TEMP_PREFIX + "*") if p.is_file() and p.stat().st_size]
+        time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert partial and proc.returncode == -signal.SIGKILL, "the copy finished or never wrote before the kill"
+    assert all(p.exists() for p in partial)  # the kill left the temp file, as a crash would
     assert (tmp_path / "dst" / "index.json").read_bytes() == before
     tool(["umoci", "stat", "--image", f"{tmp_path}/dst:old"])
     time.sleep(GRACE + 0.1)  # what a writer touched in the last GRACE seconds may still be in use

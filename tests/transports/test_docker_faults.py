@@ -40,6 +40,21 @@ def _layer_digests(layout: Path, name: str) -> list[str]:
     return [str(layer.digest) for layer in manifest.layers]
 
 
+def _blob_digests(layout: Path, name: str) -> list[str]:
+    """The config's digest, then the layers'."""
+    from imagetool.manifest import parse_manifest
+
+    store = LayoutStore.open(layout)
+    desc = refs.resolve(store, name)
+    with store.open_blob(desc.digest) as f:
+        manifest = parse_manifest(f.read(), desc.media_type)
+    return [str(manifest.config.digest), *(str(layer.digest) for layer in manifest.layers)]
+
+
+def _head_blob(registry: Registry, repo: str, digest: str) -> int:
+    return registry.session().head(f"{registry.url}/v2/{repo}/blobs/{digest}", timeout=30).status_code
+
+
 def test_connection_reset_mid_blob_resumes_with_range(proxy: FaultProxy, tmp_path: Path) -> None:
     desc = random_image(tmp_path / "src", "v1", n_layers=2, size=1_500_000, seed=71)
     layers = _layer_digests(tmp_path / "src", "v1")
@@ -95,11 +110,14 @@ def test_unrecoverable_upload_fault_leaves_no_manifest(proxy: FaultProxy, plain_
     assert "faults/broken" in line or proxy.host in line
     assert plain_registry.raw_get("/v2/faults/broken/manifests/v1").status_code == 404
     assert plain_registry.raw_get(f"/v2/faults/broken/manifests/{desc.digest}").status_code == 404
-    # nothing was published under a layer's digest either
-    layer = LayoutStore.open(tmp_path / "src")
-    assert layer is not None
+    # nothing was published under a layer's (or the config's) digest either
+    blobs = _blob_digests(tmp_path / "src", "v1")
+    assert [_head_blob(plain_registry, "faults/broken", d) for d in blobs] == [404] * len(blobs)
     tags = plain_registry.raw_get("/v2/faults/broken/tags/list")
     assert tags.status_code == 404 or not (tags.json().get("tags") or [])
+    # the same HEADs find the blobs of a copy that went through (so the 404s above mean something)
+    imagetool("copy", "-q", "--dest-tls-verify=false", f"oci:{tmp_path}/src:v1", plain_registry.ref("faults/whole:v1"))
+    assert [_head_blob(plain_registry, "faults/whole", d) for d in blobs] == [200] * len(blobs)
 
 
 def test_a_server_that_keeps_failing_gives_up_with_one_line(proxy: FaultProxy, tmp_path: Path) -> None:

@@ -146,16 +146,18 @@ def eval_signed_by(req: p.SignedBy, image: _Image) -> str:
 
 
 def eval_sigstore_signed(req: p.SigstoreSigned, image: _Image) -> str:
-    what = f"sigstoreSigned (key {req.source})"
-    from imagetool.signature import keys as keyfiles  # cryptography: only for sigstore requirements
-    from imagetool.signature import sigstore
+    what = f"sigstoreSigned ({'key ' if req.keys else ''}{req.source})"
+    from imagetool.signature.sigstore_trust import TrustRoot  # cryptography: only for sigstore requirements
 
-    public = [k for blob in req.keys for k in keyfiles.load_public_keys(blob)]
+    try:
+        trust = TrustRoot.of(req)
+    except SignatureError as err:
+        raise PolicyRejected(f"{what}: {err}") from None
 
     def check(sig: object) -> str:
         if isinstance(sig, SignatureError):
             raise sig
-        payload = sigstore.verify(sig, public)  # type: ignore[arg-type]
+        payload = trust.verify(sig)  # type: ignore[arg-type]
         _check_payload(image, payload, req.identity)
         return f"sigstoreSigned: signed as {payload.docker_reference} ({idmatch.describe(req.identity)})"
 

@@ -47,6 +47,10 @@ def copy_image(src_ref: ImageReference, dst_ref: ImageReference, options: CopyOp
             else:
                 copied = copy_single(src, dst, dst_ref, raw, parsed.media_type, options)
             dst.commit()
+            if options.referrers:
+                from imagetool.copy.referrers import carry_referrers
+
+                carry_referrers(src, dst, raw, parsed, copied.raw, progress)
         finally:
             dst.close()
     finally:

@@ -60,6 +60,8 @@ class _Image:
             if self.reference.transport_name == "docker" and ref is not None:
                 # registries.d decides where a registry's signatures live
                 found = envelopes.registry_signatures(self.source, ref, self.digest, self.registries_d)
+                # and signatures stored as OCI 1.1 referrers (the API, else the tag schema)
+                found += [envelopes.serialize(s) for s in envelopes.referrer_signatures(self.source, self.digest)]
             else:
                 # where signatures are attachments (OCI layouts, the local store), those of the manifest
                 # being judged, which need not be the source's top level; elsewhere (dir:) the source's

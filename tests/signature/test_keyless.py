@@ -127,7 +127,7 @@ def test_fulcio_rekor_rejected(tmp_path: Path) -> None:
     rejected(tmp_path, FULCIO, req(fulcio=fulcio(caPath=str(FIXTURES / "pki_root_crts.pem")),
                                    rekorPublicKeyPath=REKOR), FULCIO_REPO, "the signing certificate is not trusted")
     for name in (SET, CERT, CHAIN):
-        image = edited(tmp_path, FULCIO, f"without-{name.rsplit('/', 1)[1]}", lambda d: d["annotations"].pop(name))
+        image = edited(tmp_path, FULCIO, f"without-{name.rsplit('/', 1)[1]}", lambda d, n=name: d["annotations"].pop(n))
         reason = "not trusted" if name == CHAIN else f"missing {name} annotation"
         rejected(tmp_path, image, good, FULCIO_REPO, reason)
 

@@ -38,6 +38,10 @@ def copy_image(src_ref: ImageReference, dst_ref: ImageReference, options: CopyOp
             progress.line("Getting image source signatures")
         dst = dst_ref.open_destination(options.dest_ctx)
         try:
+            if options.referrers:
+                from imagetool.copy.referrers import check_referrers
+
+                check_referrers(src, dst)  # before anything is written
             if isinstance(parsed, Index) and options.multi_arch == "system" and not options.platforms:
                 desc = choose_instance(parsed, options.src_ctx)
                 raw_i, mt_i = get_instance(src, desc)

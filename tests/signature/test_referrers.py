@@ -170,3 +170,22 @@ def test_referrers_need_a_registry(tmp_path: Path) -> None:
     assert "referrers live in registries" in one_line_error(bad)
     bad = imagetool("inspect", "--artifact-type", "x", f"oci:{layout}:v1", check=False)
     assert "--artifact-type needs --referrers" in one_line_error(bad)
+
+
+def test_copy_referrers_refused_before_writing_outside_registries(plain_registry: Registry, registry_env: None,
+                                                                  tmp_path: Path) -> None:
+    ref, _, _ = push_signed(tmp_path, plain_registry, "referrers/nowhere")
+    dest = tmp_path / "out"
+    bad = imagetool("--insecure-policy", "copy", "--referrers", "--src-tls-verify=false", f"docker://{ref}",
+                    f"dir:{dest}", check=False)
+    assert "--referrers copies between registries only" in one_line_error(bad)
+    assert not dest.exists()
+    bad = imagetool("--insecure-policy", "copy", "--sign-referrers", f"oci:{tmp_path / 'layout'}:v1",
+                    f"dir:{dest}", check=False)
+    assert "--sign-referrers needs --sign-by-sigstore-private-key" in one_line_error(bad)
+    private = tmp_path / "key.private"
+    bad = imagetool("--insecure-policy", "copy", "--sign-by-sigstore-private-key", str(private),
+                    "--sign-passphrase-file", str(tmp_path / "pass"), "--sign-referrers", "--sign-identity",
+                    "example.com/x:1", f"oci:{tmp_path / 'layout'}:v1", f"dir:{dest}", check=False)
+    assert "cannot store signatures as referrers" in one_line_error(bad)
+    assert not dest.exists()

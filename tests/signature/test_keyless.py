@@ -79,7 +79,9 @@ def rejected(tmp_path: Path, image: Path, requirement: dict, repo: str, reason: 
 # -- key + Rekor
 
 @pytest.mark.parametrize("keys", [{"keyPath": COSIGN2}, {"keyPaths": [COSIGN2]}, {"keyPaths": [COSIGN, COSIGN2]},
-                                  {"keyPaths": [COSIGN2, COSIGN]}])
+                                  {"keyPaths": [COSIGN2, COSIGN]},
+                                  {"keyDatas": [base64.b64encode(Path(COSIGN).read_bytes()).decode(),
+                                                base64.b64encode(Path(COSIGN2).read_bytes()).decode()]}])
 @pytest.mark.parametrize("rekor", [{"rekorPublicKeyPath": REKOR}, {"rekorPublicKeyPaths": [REKOR]},
                                    {"rekorPublicKeyPaths": [COSIGN, REKOR]}, {"rekorPublicKeyPaths": [REKOR, COSIGN]},
                                    {"rekorPublicKeyData": base64.b64encode(Path(REKOR).read_bytes()).decode()}])

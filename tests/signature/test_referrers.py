@@ -189,3 +189,29 @@ def test_copy_referrers_refused_before_writing_outside_registries(plain_registry
                     "example.com/x:1", f"oci:{tmp_path / 'layout'}:v1", f"dir:{dest}", check=False)
     assert "cannot store signatures as referrers" in one_line_error(bad)
     assert not dest.exists()
+
+
+def test_no_tag_index_when_the_registry_indexes_referrers(plain_registry: Registry, registry_env: None) -> None:
+    """A registry answering the artifact's PUT with OCI-Subject indexes it itself: no sha256-<hex> tag is written.
+    (The proxy answers that PUT, standing in for an OCI 1.1 registry; the registry behind would not say so.)"""
+    from imagetool.descriptor import Descriptor
+    from imagetool.digest import Digest
+    from imagetool.registry.client import Client, ClientOptions
+    from imagetool.registry.referrers import Blob, attach
+    from tests.lib.faultproxy import FaultProxy
+
+    proxy = FaultProxy(plain_registry.host)
+    try:
+        client = Client(proxy.host, ClientOptions(tls_verify=False))
+        subject = Descriptor(media.OCI_MANIFEST, Digest.of(b"subject"), 7)
+        proxy.add("PUT", r"^/v2/referrers/api-put/manifests/sha256:[0-9a-f]{64}$", status=201, body=b"", times=1,
+                  headers={"OCI-Subject": str(subject.digest), "Content-Type": "text/plain"})
+        attach(client, "referrers/api-put", subject, "application/example", [Blob(b"data", "text/plain")])
+        puts = [r.path for r in proxy.records if r.method == "PUT" and "/manifests/" in r.path]
+        assert len(puts) == 1 and "sha256-" not in puts[0]
+        # without the header, the tag schema's index is written
+        attach(client, "referrers/api-put", subject, "application/example", [Blob(b"data", "text/plain")])
+        puts = [r.path for r in proxy.records if r.method == "PUT" and "/manifests/" in r.path]
+        assert puts[-1].endswith(f"/manifests/sha256-{subject.digest.hex}")
+    finally:
+        proxy.close()

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list-tags": ("imagetool.cli.tags:list_tags", "List the tags of a repository."),
     "login": ("imagetool.cli.login:login", "Log in to a registry."),
     "logout": ("imagetool.cli.login:logout", "Log out of a registry."),
+    "attach": ("imagetool.cli.attach:attach", "Push an artifact (an SBOM, ...) that refers to an image."),
     "sync": ("imagetool.cli.sync:sync", "Copy whole repositories between locations."),
     "generate-key": ("imagetool.cli.sign:generate_key", "Generate a sigstore (cosign) key pair."),
     "verify": ("imagetool.cli.sign:verify", "Check an image against the trust policy."),

@@ -31,6 +31,9 @@ from imagetool.errors import UsageError
               help="Another name for the image in a docker-archive destination (repeatable).")
 @click.option("--remove-signatures", is_flag=True, help="Do not copy signatures.")
 @signing_options()
+@click.option("--sign-referrers", is_flag=True,
+              help="Store the sigstore signature as an OCI 1.1 referrer of the image (registries only).")
+@click.option("--referrers", is_flag=True, help="Also copy the image's referrers (signatures, SBOMs).")
 @click.option("--authfile", metavar="PATH", help="Auth file for both sides.")
 @click.option("--max-parallel", type=click.IntRange(1, 64), default=6, help="Blobs copied at once.")
 @registry_options("src", retries=False)
@@ -70,6 +73,13 @@ def copy(ctx: click.Context, source: str, destination: str, **flags: Any) -> Non
         progress=Progress(quiet=flags["quiet"]),
     )
     options.signers = signers_from_flags(flags)
+    options.referrers = flags["referrers"]
+    if flags["sign_referrers"]:
+        if not flags["sign_by_sigstore_private_key"]:
+            raise UsageError("--sign-referrers needs --sign-by-sigstore-private-key")
+        for signer in options.signers:
+            if hasattr(signer, "as_referrer"):
+                signer.as_referrer = True
     result = copy_image(src_ref, dst_ref, options)
     write_digestfile(flags["digestfile"], result.digest)
 

@@ -16,10 +16,12 @@ from imagetool.cli.options import registry_options, system_context
 @click.option("--config", "config", is_flag=True, help="Print the image configuration.")
 @click.option("-f", "--format", "format_", metavar="TEMPLATE", help="Go template applied to the output.")
 @click.option("-n", "--no-tags", is_flag=True, help="Do not list the repository's tags.")
+@click.option("--referrers", is_flag=True, help="List the image's OCI 1.1 referrers (signatures, SBOMs, ...).")
+@click.option("--artifact-type", metavar="TYPE", help="With --referrers: only referrers of this artifactType.")
 @registry_options()
 @click.pass_context
 def inspect(ctx: click.Context, image: str, raw: bool, config: bool, format_: str | None, no_tags: bool,
-            **flags: Any) -> None:
+            referrers: bool, artifact_type: str | None, **flags: Any) -> None:
     """Show IMAGE's digest, tags, layers and configuration (skopeo inspect's fields)."""
     from imagetool import inspect as lib
     from imagetool.gotemplate import render
@@ -27,6 +29,16 @@ def inspect(ctx: click.Context, image: str, raw: bool, config: bool, format_: st
 
     ref = parse_image_name(image)
     sysctx = system_context(ctx, **flags)
+    if artifact_type and not referrers:
+        from imagetool.errors import UsageError
+
+        raise UsageError("--artifact-type needs --referrers")
+    if referrers:
+        from imagetool.transports.referrers import list_for
+
+        found = list_for(ref, sysctx, artifact_type)
+        click.echo(render(format_, found) if format_ else lib.pretty(found))
+        return
     if config:
         data = lib.image_config(ref, sysctx)
         if raw:

@@ -114,6 +114,7 @@ def destination(job: Job, dest_kind: str, dest: str, scoped: bool) -> str:
               help="Manifest type for the destination.")
 @click.option("--preserve-digests", is_flag=True, help="Fail rather than change any digest.")
 @click.option("--remove-signatures", is_flag=True, help="Do not copy signatures.")
+@click.option("--referrers", is_flag=True, help="Also copy each image's referrers (signatures, SBOMs).")
 @signing_options(identity=False)
 @click.option("--dry-run", is_flag=True, help="List what would be copied; copy nothing.")
 @click.option("--keep-going", is_flag=True, help="Carry on after an image fails; fail at the end.")
@@ -157,7 +158,7 @@ def sync(ctx: click.Context, source: str, destination_: str, src_kind: str, dest
         options = CopyOptions(src_ctx=job.ctx, dest_ctx=dest_ctx, multi_arch="all" if all_ else "system",
                               format=format_, preserve_digests=preserve_digests,
                               remove_signatures=remove_signatures, policy=policy, max_parallel=max_parallel,
-                              progress=progress, signers=signers)
+                              progress=progress, signers=signers, referrers=flags["referrers"])
         try:
             copy_image(parse_image_name(job.source), parse_image_name(target), options)
         except ImagetoolError as err:

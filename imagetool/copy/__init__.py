@@ -38,6 +38,10 @@ def copy_image(src_ref: ImageReference, dst_ref: ImageReference, options: CopyOp
             progress.line("Getting image source signatures")
         dst = dst_ref.open_destination(options.dest_ctx)
         try:
+            if options.referrers:
+                from imagetool.copy.referrers import check_referrers
+
+                check_referrers(src, dst)  # before anything is written
             if isinstance(parsed, Index) and options.multi_arch == "system" and not options.platforms:
                 desc = choose_instance(parsed, options.src_ctx)
                 raw_i, mt_i = get_instance(src, desc)
@@ -47,6 +51,10 @@ def copy_image(src_ref: ImageReference, dst_ref: ImageReference, options: CopyOp
             else:
                 copied = copy_single(src, dst, dst_ref, raw, parsed.media_type, options)
             dst.commit()
+            if options.referrers:
+                from imagetool.copy.referrers import carry_referrers
+
+                carry_referrers(src, dst, raw, parsed, copied.raw, progress)
         finally:
             dst.close()
     finally:

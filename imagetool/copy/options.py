@@ -61,6 +61,8 @@ class CopyOptions:
     remove_signatures: bool = False
     signers: Sequence[Signer] = ()
     sign_identity: DockerReference | None = None
+    #: carry the OCI 1.1 referrers (signatures, SBOMs) of the copied manifests (registry to registry)
+    referrers: bool = False
     #: the trust policy for the source; None: the default one (the user's policy.json, else the
     #: system's, else an error), never "accept anything", which takes ACCEPT_ANYTHING
     policy: PolicyChecker | None = None

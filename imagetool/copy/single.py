@@ -114,13 +114,14 @@ def copy_signatures(src: ImageSource, dst: ImageDestination, dst_ref: ImageRefer
         raise Unsupported(f"{dst_ref.transport_name}: the destination cannot store signatures "
                           "(use --remove-signatures)")
     new: list[bytes] = []
+    referred: list[bytes] = []  # signatures the signer stores as OCI 1.1 referrers of the image
     if options.signers:
         identity = options.sign_identity or dst_ref.docker_reference()
         if identity is None:
             raise SignatureError(f"cannot sign {dst_ref}: it has no docker reference (use --sign-identity)")
         for signer in options.signers:
             try:
-                new.append(signer.sign(out_raw, identity))
+                (referred if getattr(signer, "as_referrer", False) else new).append(signer.sign(out_raw, identity))
             except ImagetoolError:
                 raise
             except Exception as err:  # noqa: BLE001 - signer back-ends raise their own kinds
@@ -129,4 +130,9 @@ def copy_signatures(src: ImageSource, dst: ImageDestination, dst_ref: ImageRefer
         if options.progress:
             options.progress.line("Storing signatures")
         dst.put_signatures(existing + new, dst_instance)
+    if referred:
+        put_referrers = getattr(dst, "put_referrer_signatures", None)
+        if put_referrers is None:
+            raise Unsupported(f"{dst_ref.transport_name}: the destination cannot store signatures as referrers")
+        put_referrers(out_raw, referred)
 

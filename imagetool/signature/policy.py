@@ -88,10 +88,34 @@ class SignedBy:
 
 
 @dataclass(frozen=True)
+class FulcioTrust:
+    """Certificates Fulcio issued (the CA PEM is read when the policy loads) for one OIDC identity."""
+
+    ca: bytes
+    oidc_issuer: str
+    subject_email: str
+
+
+@dataclass(frozen=True)
+class PKITrust:
+    """Certificates from the user's own CA (roots and optional intermediates, PEM) for an email and/or host."""
+
+    roots: bytes
+    intermediates: bytes
+    subject_email: str = ""
+    subject_hostname: str = ""
+
+
+@dataclass(frozen=True)
 class SigstoreSigned:
+    """Exactly one of `keys`, `fulcio`, `pki`; `rekor_keys` beside keys (optional) or fulcio (required)."""
+
     keys: tuple[bytes, ...]
     identity: Identity = field(default_factory=MatchRepoDigestOrExact)
     source: str = ""
+    rekor_keys: tuple[bytes, ...] = ()
+    fulcio: FulcioTrust | None = None
+    pki: PKITrust | None = None
     kind = "sigstoreSigned"
 
 
@@ -208,14 +232,14 @@ def parse_requirement(obj: Any, where: str, base_dir: str = "") -> Requirement:
             else MatchRepoDigestOrExact()
         return SignedBy(keys, ident, source)
     if kind == "sigstoreSigned":
-        f = _fields(obj, where, {"type"}, {"keyPath", "keyData", "fulcio", "rekorPublicKeyPath",
-                                          "rekorPublicKeyData", "signedIdentity"})
-        if any(k in f for k in ("fulcio", "rekorPublicKeyPath", "rekorPublicKeyData")):
-            raise PolicyError(f"{where}: Fulcio/Rekor verification is not supported; use keyPath or keyData")
-        keys, source = _key_blobs(f, where, base_dir, False)
+        from imagetool.signature.policy_sigstore import parse_sigstore_signed
+
+        f = _fields(obj, where, {"type"}, {"keyPath", "keyPaths", "keyData", "keyDatas", "fulcio", "pki",
+                                          "rekorPublicKeyPath", "rekorPublicKeyPaths", "rekorPublicKeyData",
+                                          "rekorPublicKeyDatas", "signedIdentity"})
         ident = parse_identity(f["signedIdentity"], f"{where}.signedIdentity") if "signedIdentity" in f \
             else MatchRepoDigestOrExact()
-        return SigstoreSigned(keys, ident, source)
+        return parse_sigstore_signed(f, where, base_dir, ident)
     raise PolicyError(f"{where}: unknown policy requirement type {kind!r}")
 
 

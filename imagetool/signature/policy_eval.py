@@ -60,6 +60,8 @@ class _Image:
             if self.reference.transport_name == "docker" and ref is not None:
                 # registries.d decides where a registry's signatures live
                 found = envelopes.registry_signatures(self.source, ref, self.digest, self.registries_d)
+                # and signatures stored as OCI 1.1 referrers (the API, else the tag schema)
+                found += [envelopes.serialize(s) for s in envelopes.referrer_signatures(self.source, self.digest)]
             else:
                 # where signatures are attachments (OCI layouts, the local store), those of the manifest
                 # being judged, which need not be the source's top level; elsewhere (dir:) the source's
@@ -146,16 +148,18 @@ def eval_signed_by(req: p.SignedBy, image: _Image) -> str:
 
 
 def eval_sigstore_signed(req: p.SigstoreSigned, image: _Image) -> str:
-    what = f"sigstoreSigned (key {req.source})"
-    from imagetool.signature import keys as keyfiles  # cryptography: only for sigstore requirements
-    from imagetool.signature import sigstore
+    what = f"sigstoreSigned ({'key ' if req.keys else ''}{req.source})"
+    from imagetool.signature.sigstore_trust import TrustRoot  # cryptography: only for sigstore requirements
 
-    public = [k for blob in req.keys for k in keyfiles.load_public_keys(blob)]
+    try:
+        trust = TrustRoot.of(req)
+    except SignatureError as err:
+        raise PolicyRejected(f"{what}: {err}") from None
 
     def check(sig: object) -> str:
         if isinstance(sig, SignatureError):
             raise sig
-        payload = sigstore.verify(sig, public)  # type: ignore[arg-type]
+        payload = trust.verify(sig)  # type: ignore[arg-type]
         _check_payload(image, payload, req.identity)
         return f"sigstoreSigned: signed as {payload.docker_reference} ({idmatch.describe(req.identity)})"
 

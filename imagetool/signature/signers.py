@@ -34,6 +34,8 @@ class SigstoreSigner:
     """Sigstore signing with a private key file (cosign-encrypted or plain PKCS#8 PEM)."""
 
     key: ec.EllipticCurvePrivateKey
+    #: store the signature as an OCI 1.1 referrer of the image rather than in the `.sig` attachment
+    as_referrer: bool = False
 
     def sign(self, manifest: bytes, identity: DockerReference) -> bytes:
         return envelopes.serialize(sigstore.sign(manifest, identity, self.key))

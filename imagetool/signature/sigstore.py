@@ -12,7 +12,7 @@ from typing import Sequence
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from imagetool.digest import Digest
 from imagetool.errors import SignatureError
@@ -32,21 +32,37 @@ def sign(manifest: bytes, identity: DockerReference, key: ec.EllipticCurvePrivat
                              {SIGSTORE_SIGNATURE_ANNOTATION: base64.b64encode(der).decode()})
 
 
-def verify(sig: SigstoreSignature, keys: Sequence[ec.EllipticCurvePublicKey]) -> payloads.Payload:
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+
+
+def signed_by(key: object, der: bytes, data: bytes) -> bool:
+    """Whether `key` made `der` over `data` (SHA-256; RSA keys PKCS#1 v1.5, as cosign's verifiers)."""
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(der, data, ec.ECDSA(hashes.SHA256()))
+        elif isinstance(key, rsa.RSAPublicKey):
+            key.verify(der, data, padding.PKCS1v15(), hashes.SHA256())
+        elif isinstance(key, ed25519.Ed25519PublicKey):
+            key.verify(der, data)
+        else:
+            return False
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def verify(sig: SigstoreSignature, keys: Sequence[PublicKey]) -> payloads.Payload:
     """The payload, if one of `keys` made the signature; the digest and identity are the caller's to check."""
     if sig.mime_type != SIGSTORE_PAYLOAD_TYPE:
         raise SignatureError(f"not a sigstore signature: payload type {sig.mime_type!r}")
     b64 = sig.signature_b64
     if b64 is None:
         raise SignatureError(f"sigstore signature has no {SIGSTORE_SIGNATURE_ANNOTATION} annotation")
-    try:
-        der = base64.b64decode(b64, validate=True)
+    try:  # line breaks are ignored, as Go's decoder does (some signers wrap the base64)
+        der = base64.b64decode(b64.replace("\n", "").replace("\r", ""), validate=True)
     except (binascii.Error, ValueError):
         raise SignatureError("sigstore signature annotation is not valid base64") from None
     for key in keys:
-        try:
-            key.verify(der, sig.payload, ec.ECDSA(hashes.SHA256()))
-        except InvalidSignature:
-            continue
-        return payloads.parse(sig.payload, payloads.COSIGN_TYPE)
+        if signed_by(key, der, sig.payload):
+            return payloads.parse(sig.payload, payloads.COSIGN_TYPE)
     raise SignatureError("sigstore signature was not made by a trusted key")

@@ -213,6 +213,10 @@ class DockerDestination(_Repository, DestinationBase):
         digest = instance or Digest.of(self._top[0])  # type: ignore[index]
         envelopes.registry_put_signatures(self, self.ref, digest, signatures, self.registries_d)
 
+    def put_referrer_signatures(self, manifest: bytes, signatures: Sequence[bytes]) -> None:
+        """Sigstore signatures stored as OCI 1.1 referrers of `manifest` (before commit, as the others)."""
+        envelopes.store_referrer_signatures(self, manifest, signatures)
+
     def commit(self) -> None:
         if self._top is None:
             raise ManifestUnknown("commit before the manifest was written")

@@ -261,3 +261,49 @@ def registry_put_signatures(destination: object, ref: DockerReference, manifest_
         lookaside.write_signatures(config.write_url, ref, manifest_digest, simple)
     if sigstore:
         store_attachments(destination, manifest_digest, sigstore)
+
+
+# -- OCI 1.1 referrers (a registry's artifacts whose subject is the image)
+
+#: cosign 2's artifactType for a signature stored as a referrer: one layer, the simplesigning payload
+SIGSTORE_REFERRER_TYPE = "application/vnd.dev.cosign.artifact.sig.v1+json"
+
+
+def _registry_of(obj: object) -> tuple[object, str] | None:
+    client, repo = getattr(obj, "client", None), getattr(obj, "repo", None)
+    if client is None or not isinstance(repo, str) or not hasattr(client, "referrers"):
+        return None
+    return client, repo
+
+
+def referrer_signatures(source: object, manifest_digest: Digest) -> list[SigstoreSignature]:
+    """Sigstore signatures stored as referrers of the image (registries only; [] elsewhere)."""
+    found = _registry_of(source)
+    if found is None:
+        return []
+    from imagetool.registry import referrers
+
+    client, repo = found
+    out: list[SigstoreSignature] = []
+    for desc in referrers.list_referrers(client, repo, manifest_digest, SIGSTORE_REFERRER_TYPE):  # type: ignore[arg-type]
+        for layer, data in referrers.read_layers(client, repo, desc, MAX_ATTACHMENT_LAYER):  # type: ignore[arg-type]
+            out.append(SigstoreSignature(layer.media_type, data, dict(layer.annotations)))
+    return out
+
+
+def store_referrer_signatures(destination: object, manifest: bytes, signatures: Sequence[bytes]) -> None:
+    """Store sigstore envelopes as referrers of `manifest` (one artifact each, as cosign 2 does)."""
+    found = _registry_of(destination)
+    if found is None:
+        raise SignatureError("only a registry destination can store signatures as referrers")
+    from imagetool.manifest import guess_media_type
+    from imagetool.registry import referrers
+
+    client, repo = found
+    subject = Descriptor(guess_media_type(manifest), Digest.of(manifest), len(manifest))
+    for env in signatures:
+        sig = parse(env)
+        if not isinstance(sig, SigstoreSignature):
+            raise SignatureError("only sigstore signatures can be stored as referrers")
+        referrers.attach(client, repo, subject, SIGSTORE_REFERRER_TYPE,  # type: ignore[arg-type]
+                         [referrers.Blob(sig.payload, sig.mime_type, dict(sig.annotations))])

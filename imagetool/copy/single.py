@@ -55,7 +55,7 @@ def copy_single(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference
     manifest = parse_manifest(raw, mt)
     config = read_config(src, manifest)
     plans = layer_plans(manifest.layers, config.diff_ids if config else [], dst.traits, options)
-    needs_oci = any(p.rewrites and p.compression == "zstd" for p in plans)
+    needs_oci = any(p.rewrites and p.compression in ("zstd", "zstd:chunked") for p in plans)
     target = choose_type(manifest.media_type, dst.traits, options.format, needs_oci=needs_oci)
     if target == media.DOCKER_MANIFEST and any(
             not p.rewrites and media.layer_compression(layer.media_type) == "zstd"

@@ -1,0 +1,433 @@
+"""Writing zstd:chunked layers: a zstd stream any reader decompresses to the exact layer tar,
+with a table of contents (TOC) and tar-split data in skippable frames for partial pulls.
+
+The layout is containers/storage's (pkg/chunked/compressor, pkg/chunked/internal/minimal):
+
+    [frame: tar headers (+ the padding before them)] [frame: file content chunk] ... [frame: end marker]
+    [skippable: zstd(TOC JSON)] [skippable: zstd(tar-split JSON lines)] [skippable: 64-byte footer]
+
+Each regular file's content starts a new frame, and large contents are split into frames of
+CHUNK_SIZE bytes, so a byte range of the blob decompresses on its own to one file (or chunk).
+The TOC lists every member with the metadata of its tar header, the sha256 of its content and
+the blob offsets of its frames; the tar-split keeps the raw header bytes so the tar (and so the
+diff_id) can be rebuilt exactly from files. The layer descriptor carries the TOC's digest and
+position in annotations: the digest is what makes the TOC trustworthy to a partial puller.
+
+The writer is push-style (write/close, like the other compressors) and streams: it holds one
+header at a time, the TOC entries and the compressed tar-split (spooled to disk when large).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import struct
+import tempfile
+from typing import BinaryIO
+
+from imagetool.errors import LayerError, Unsupported
+from imagetool.layer import tarreader as tr
+
+NAME = "zstd:chunked"
+#: containers/storage's annotation keys (pkg/chunked/internal/minimal)
+TOC_CHECKSUM = "io.github.containers.zstd-chunked.manifest-checksum"
+TOC_POSITION = "io.github.containers.zstd-chunked.manifest-position"
+TARSPLIT_POSITION = "io.github.containers.zstd-chunked.tarsplit-position"
+#: older readers (containers/storage before the TOC's tarSplitDigest) check the tar-split with this
+TARSPLIT_CHECKSUM = "io.github.containers.zstd-chunked.tarsplit-checksum"
+ANNOTATION_PREFIX = "io.github.containers.zstd-chunked."
+SKIPPABLE_MAGIC = b"\x50\x2a\x4d\x18"
+FOOTER_MAGIC = b"GNUlInUx"
+FOOTER_SIZE = 64
+#: a skippable frame's header: magic + little-endian u32 length
+FRAME_HEADER = 8
+TOC_TYPE_CRFS = 1
+CHUNK_SIZE = 4 << 20
+_SEGMENT_MAX = 1 << 20
+_TYPES = {tr.REG: "reg", tr.AREG: "reg", tr.LNK: "hardlink", tr.SYM: "symlink", tr.CHR: "char", tr.BLK: "block",
+          tr.DIR: "dir", tr.FIFO: "fifo"}
+_GNU_MAGIC = b"ustar  \x00"
+
+
+def skippable(data: bytes) -> bytes:
+    return SKIPPABLE_MAGIC + struct.pack("<I", len(data)) + data
+
+
+def footer(toc_offset: int, toc_len: int, toc_raw_len: int, ts_offset: int, ts_len: int, ts_raw_len: int) -> bytes:
+    return struct.pack("<7Q", toc_offset, toc_len, toc_raw_len, TOC_TYPE_CRFS, ts_offset, ts_len,
+                       ts_raw_len) + FOOTER_MAGIC
+
+
+def rfc3339(ns: int) -> str:
+    """Go's time.Time JSON form (RFC 3339 with trimmed nanoseconds), in UTC."""
+    import datetime
+
+    secs, frac = divmod(ns, 1_000_000_000)
+    when = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(seconds=secs)
+    text = when.strftime("%Y-%m-%dT%H:%M:%S")
+    if frac:
+        text += "." + f"{frac:09d}".rstrip("0")
+    return text + "Z"
+
+
+def _go_clean(name: str) -> str:
+    """filepath.Clean, for the duplicate check tar-split makes."""
+    import posixpath
+
+    cleaned = posixpath.normpath(name) if name else "."
+    return "/" + cleaned.lstrip("/") if cleaned.startswith("//") else cleaned
+
+
+class _Header:
+    """One member header as Go's archive/tar reads it (what containers/storage compares the TOC with)."""
+
+    def __init__(self, block: bytes, pax: dict[str, bytes], longname: bytes | None, longlink: bytes | None) -> None:
+        f = tr._HEADER.unpack_from(block, 0)
+        kind = f[7]
+        magic = block[257:265]
+        name = longname if longname is not None else f[0].partition(b"\0")[0]
+        if longname is None and f[9] == b"ustar\x00":
+            prefix = f[13].partition(b"\0")[0]
+            if prefix:
+                name = prefix + b"/" + name
+        link = longlink if longlink is not None else f[8].partition(b"\0")[0]
+        self.mode = tr._number(f[1], "mode")
+        self.uid = tr._number(f[2], "uid")
+        self.gid = tr._number(f[3], "gid")
+        self.size = tr._number(f[4], "size")
+        self.mtime_ns = tr._number(f[5], "mtime") * 1_000_000_000
+        self.atime_ns = self.ctime_ns = 0
+        self.devmajor = self.devminor = 0
+        if magic[:6] == b"ustar\x00" or magic == _GNU_MAGIC:
+            self.devmajor = tr._number(f[11], "devmajor")
+            self.devminor = tr._number(f[12], "devminor")
+        if magic == _GNU_MAGIC:
+            if block[345]:
+                self.atime_ns = tr._number(block[345:357], "atime") * 1_000_000_000
+            if block[357]:
+                self.ctime_ns = tr._number(block[357:369], "ctime") * 1_000_000_000
+        self.xattrs: dict[str, str] = {}
+        for key, value in pax.items():
+            if key == "path":
+                name = value
+            elif key == "linkpath":
+                link = value
+            elif key == "size":
+                self.size = tr._decimal(value, "size")
+            elif key == "uid":
+                self.uid = tr._decimal(value, "uid")
+            elif key == "gid":
+                self.gid = tr._decimal(value, "gid")
+            elif key in ("mtime", "atime", "ctime"):
+                setattr(self, f"{key}_ns", tr._time_ns(value))
+            elif key.startswith("SCHILY.xattr."):
+                self.xattrs[key[13:]] = base64.b64encode(value).decode()
+            elif key.startswith("GNU.sparse."):
+                raise Unsupported("zstd:chunked: sparse tar members are not supported")
+        try:
+            self.name = name.decode("utf-8")
+            self.linkname = link.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Unsupported(f"zstd:chunked: tar member name {name!r} is not UTF-8") from None
+        if kind == tr.AREG and self.name.endswith("/"):
+            kind = tr.DIR
+        if kind not in _TYPES:
+            raise Unsupported(f"zstd:chunked: tar member {self.name!r} has type {kind!r}, which the format lacks")
+        self.kind = kind
+        if kind not in (tr.REG, tr.AREG) and self.size:
+            raise Unsupported(f"zstd:chunked: tar member {self.name!r} is a {_TYPES[kind]} with a size")
+
+    def toc_entry(self) -> dict[str, object]:
+        """The TOC fields of the header, zero values left out (Go's omitempty)."""
+        e: dict[str, object] = {"type": _TYPES[self.kind], "name": self.name}
+        for key, value in (("linkName", self.linkname), ("mode", self.mode), ("size", self.size),
+                           ("uid", self.uid), ("gid", self.gid), ("devMajor", self.devmajor),
+                           ("devMinor", self.devminor), ("xattrs", self.xattrs)):
+            if value:
+                e[key] = value
+        for key, ns in (("modtime", self.mtime_ns), ("accesstime", self.atime_ns), ("changetime", self.ctime_ns)):
+            if ns:
+                e[key] = rfc3339(ns)
+        return e
+
+
+class _TarSplit:
+    """tar-split's JSON-lines packer (vbatts/tar-split tar/storage), zstd-compressed into a spool file."""
+
+    def __init__(self, cctx: object) -> None:
+        self.spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)
+        self._z = cctx.compressobj()  # type: ignore[attr-defined]
+        self._hash = hashlib.sha256()
+        self.size = 0          # uncompressed
+        self.compressed = 0
+        self._pos = 0
+        self._seen: set[str] = set()
+
+    def _add(self, entry: dict[str, object]) -> None:
+        entry["position"] = self._pos
+        self._pos += 1
+        line = json.dumps(entry, separators=(",", ":")).encode() + b"\n"
+        self.size += len(line)
+        self._out(self._z.compress(line))
+
+    def _out(self, data: bytes) -> None:
+        if data:
+            self.spool.write(data)
+            self._hash.update(data)
+            self.compressed += len(data)
+
+    def segment(self, raw: bytes) -> None:
+        for start in range(0, len(raw), _SEGMENT_MAX):
+            self._add({"type": 2, "payload": base64.b64encode(raw[start:start + _SEGMENT_MAX]).decode()})
+
+    def file(self, name: str, size: int, crc: int | None) -> None:
+        clean = _go_clean(name)
+        if clean in self._seen:
+            raise Unsupported(f"zstd:chunked: the layer names {name!r} twice (tar-split refuses duplicates)")
+        self._seen.add(clean)
+        entry: dict[str, object] = {"type": 1, "name": name}
+        if size:
+            entry["size"] = size
+        entry["payload"] = base64.b64encode(struct.pack(">Q", crc)).decode() if crc is not None else None
+        self._add(entry)
+
+    def finish(self) -> str:
+        self._out(self._z.flush())
+        self.spool.seek(0)
+        return "sha256:" + self._hash.hexdigest()
+
+
+class ChunkedWriter:
+    """Push-style: write(tar bytes)..., close() -> the layer descriptor's annotations."""
+
+    def __init__(self, sink: BinaryIO, level: int | None = None, chunk_size: int = CHUNK_SIZE) -> None:
+        import zstandard
+
+        self._sink = sink
+        self._cctx = zstandard.ZstdCompressor(level=3 if level is None else level)
+        self._frame = self._cctx.compressobj()
+        self._offset = 0                   # bytes written to the sink
+        self._chunk_size = chunk_size
+        self._hdr = bytearray()            # bytes of the header block (or metadata data) being collected
+        self._need = tr.BLOCK              # how many bytes _hdr must reach
+        self._meta: bytes | None = None    # the type of the metadata member whose data is being collected
+        self._raw = bytearray()            # raw bytes since the last member's content: padding, metadata headers
+        self._pax: dict[str, bytes] = {}
+        self._longname: bytes | None = None
+        self._longlink: bytes | None = None
+        self._remaining = 0                # content bytes left of the current file
+        self._pad = 0                      # padding bytes left after it
+        self._ended = False
+        self._zero_blocks = 0
+        self._file: dict[str, object] | None = None
+        self._entries: list[dict[str, object]] = []
+        # a ZstdCompressor drives one stream at a time: the tar-split has its own
+        self._tarsplit = _TarSplit(zstandard.ZstdCompressor(level=3 if level is None else level))
+        self.annotations: dict[str, str] = {}
+
+    # -- output
+
+    def _emit(self, data: bytes) -> None:
+        if data:
+            self._sink.write(data)
+            self._offset += len(data)
+
+    def _compress(self, data: bytes | memoryview) -> None:
+        self._emit(self._frame.compress(data))
+
+    def _restart(self) -> int:
+        """End the current frame; the next data starts a new one at the returned offset."""
+        self._emit(self._frame.flush())
+        self._frame = self._cctx.compressobj()
+        return self._offset
+
+    # -- input
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        view = memoryview(data).cast("B")
+        pos, end = 0, len(view)
+        while pos < end:
+            if self._remaining:
+                n = min(self._remaining, end - pos)
+                self._content(view[pos:pos + n])
+                pos += n
+            elif self._pad:
+                n = min(self._pad, end - pos)
+                self._raw += view[pos:pos + n]
+                self._pad -= n
+                pos += n
+            elif self._ended:
+                self._raw += view[pos:end]
+                pos = end
+                if len(self._raw) >= _SEGMENT_MAX:
+                    self._flush_raw()
+            else:
+                n = min(self._need - len(self._hdr), end - pos)
+                self._hdr += view[pos:pos + n]
+                pos += n
+                if len(self._hdr) == self._need:
+                    self._header_ready()
+        return len(data)
+
+    def _flush_raw(self) -> None:
+        raw = bytes(self._raw)
+        self._raw.clear()
+        self._compress(raw)
+        self._tarsplit.segment(raw)
+
+    def _header_ready(self) -> None:
+        data = bytes(self._hdr)
+        self._hdr.clear()
+        if self._meta is not None:  # the data of a PAX / GNU long-name member (its padding included)
+            kind, self._meta, self._need = self._meta, None, tr.BLOCK
+            self._raw += data
+            body = data[:self._meta_size]
+            if kind == tr.PAX:
+                self._pax.update(tr.parse_pax(body))
+            elif kind == tr.GNU_LONGNAME:
+                self._longname = body.split(b"\0", 1)[0]
+            else:
+                self._longlink = body.split(b"\0", 1)[0]
+            return
+        if not any(data):
+            self._raw += data
+            self._zero_blocks += 1
+            if self._zero_blocks == 2:
+                self._ended = True
+            return
+        if self._zero_blocks:
+            raise LayerError("corrupt tar: a single zero block inside the archive")
+        if tr._number(data[148:156], "checksum") != sum(data) - sum(data[148:156]) + 256:
+            raise LayerError("corrupt tar: header checksum mismatch (not a tar, or damaged)")
+        kind = data[156:157]
+        if kind in (tr.PAX, tr.GNU_LONGNAME, tr.GNU_LONGLINK):
+            size = tr._number(data[124:136], "size")
+            if size > tr.MAX_META:
+                raise LayerError(f"tar metadata header of {size} bytes (limit {tr.MAX_META})")
+            self._raw += data
+            self._meta, self._meta_size = kind, size
+            self._need = size + -size % tr.BLOCK
+            if self._need == 0:
+                self._meta, self._need = None, tr.BLOCK
+            return
+        if kind == tr.PAX_GLOBAL:
+            raise Unsupported("zstd:chunked: PAX global headers have no place in the format")
+        hdr = _Header(data, self._pax, self._longname, self._longlink)
+        self._pax, self._longname, self._longlink = {}, None, None
+        self._raw += data
+        self._flush_raw()
+        entry = hdr.toc_entry()
+        if hdr.size and hdr.kind in (tr.REG, tr.AREG):
+            self._start_file(entry, hdr)
+        else:
+            self._entries.append(entry)
+            self._tarsplit.file(hdr.name, 0, None)
+
+    # -- file content
+
+    def _start_file(self, entry: dict[str, object], hdr: _Header) -> None:
+        import fastcrc
+
+        self._crc_fn = fastcrc.crc64.go_iso
+        self._file = entry
+        self._file_name = hdr.name
+        self._remaining = hdr.size
+        self._pad = -hdr.size % tr.BLOCK
+        self._sha = hashlib.sha256()
+        self._crc: int | None = None
+        self._chunks: list[dict[str, object]] = []
+        self._new_chunk(0)
+
+    def _new_chunk(self, at: int) -> None:
+        self._chunk_start = at
+        self._chunk_left = self._chunk_size
+        self._chunk_sha = hashlib.sha256()
+        self._chunks.append({"chunkOffset": at, "offset": self._restart()})
+
+    def _content(self, data: memoryview) -> None:
+        while data:
+            if not self._chunk_left:
+                self._end_chunk()
+                self._new_chunk(self._chunk_start + self._chunk_size)
+            part = data[:self._chunk_left]
+            data = data[len(part):]
+            self._chunk_left -= len(part)
+            self._remaining -= len(part)
+            self._sha.update(part)
+            self._chunk_sha.update(part)
+            self._crc = self._crc_fn(bytes(part), initial=self._crc) if self._crc is not None \
+                else self._crc_fn(bytes(part))
+            self._compress(part)
+        if not self._remaining:
+            self._end_chunk()
+            self._end_file()
+
+    def _end_chunk(self) -> None:
+        chunk = self._chunks[-1]
+        chunk["endOffset"] = self._restart()
+        chunk["chunkSize"] = self._chunk_size - self._chunk_left
+        chunk["chunkDigest"] = "sha256:" + self._chunk_sha.hexdigest()
+
+    def _end_file(self) -> None:
+        entry = self._file
+        assert entry is not None
+        chunks = self._chunks
+        entry["digest"] = "sha256:" + self._sha.hexdigest()
+        entry["offset"] = chunks[0]["offset"]
+        entry["endOffset"] = chunks[-1]["endOffset"]
+        self._entries.append(entry)
+        if len(chunks) > 1:
+            entry["chunkSize"] = chunks[0]["chunkSize"]
+            entry["chunkDigest"] = chunks[0]["chunkDigest"]
+            for chunk in chunks[1:]:
+                self._entries.append({"type": "chunk", "name": entry["name"], **chunk})
+        self._tarsplit.file(self._file_name, int(entry["size"]), self._crc)  # type: ignore[call-overload]
+        self._file = None
+
+    # -- the end
+
+    def close(self) -> dict[str, str]:
+        if not self._ended or self._remaining or self._hdr:
+            raise LayerError("truncated tar: the stream ends without an end-of-archive marker")
+        self._flush_raw()
+        self._restart()
+        ts_digest = self._tarsplit.finish()
+        toc = json.dumps({"version": 1, "entries": self._entries, "tarSplitDigest": ts_digest},
+                         separators=(",", ":")).encode()
+        ctoc = self._cctx.compress(toc)  # every frame is flushed: the context is free
+        toc_offset = self._offset + FRAME_HEADER
+        self._emit(skippable(ctoc))
+        ts_offset = self._offset + FRAME_HEADER
+        ts_len = self._tarsplit.compressed
+        if ts_len >= 1 << 32 or len(ctoc) >= 1 << 32:
+            raise Unsupported("zstd:chunked: the layer's metadata exceeds a skippable frame")
+        self._emit(SKIPPABLE_MAGIC + struct.pack("<I", ts_len))
+        while block := self._tarsplit.spool.read(1 << 20):
+            self._emit(block)
+        self._tarsplit.spool.close()
+        self._emit(skippable(footer(toc_offset, len(ctoc), len(toc), ts_offset, ts_len, self._tarsplit.size)))
+        self.annotations = {
+            TOC_CHECKSUM: "sha256:" + hashlib.sha256(ctoc).hexdigest(),
+            TOC_POSITION: f"{toc_offset}:{len(ctoc)}:{len(toc)}:{TOC_TYPE_CRFS}",
+            TARSPLIT_POSITION: f"{ts_offset}:{ts_len}:{self._tarsplit.size}",
+            TARSPLIT_CHECKSUM: ts_digest,
+        }
+        return self.annotations
+
+
+def strip_annotations(annotations: dict[str, str] | None) -> dict[str, str] | None:
+    """A layer's annotations without zstd:chunked ones (for a rewritten blob they would lie)."""
+    if not annotations:
+        return annotations
+    kept = {k: v for k, v in annotations.items() if not k.startswith(ANNOTATION_PREFIX)}
+    return kept or None
+
+
+def algorithm(name: str | None) -> str | None:
+    """The compression a media type names: zstd:chunked layers are zstd layers."""
+    return "zstd" if name == NAME else name
+
+
+def is_chunked(annotations: dict[str, str] | None) -> bool:
+    return bool(annotations) and TOC_CHECKSUM in annotations  # type: ignore[operator]

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from imagetool import media
+from imagetool.copy import partial
 from imagetool.copy.blob import copy_blob
 from imagetool.copy.manifest import choose_type, layer_plans
 from imagetool.copy.options import CopyOptions
@@ -48,6 +49,16 @@ def read_config(src: ImageSource, manifest: Manifest) -> ImageConfig | None:
     return ImageConfig.parse(raw)
 
 
+def partial_chains(config: ImageConfig | None, n: int) -> tuple[list[Digest | None], list[Digest | None]]:
+    """Each layer's diff_id and its parent's chain ID, for partial pulls (Nones when the config lacks them)."""
+    from imagetool.store.snapshots import chain_ids
+
+    if config is None or len(config.diff_ids) != n:
+        return [None] * n, [None] * n
+    diff_ids = list(config.diff_ids)
+    return diff_ids, [None, *chain_ids(diff_ids)[:-1]]  # type: ignore[return-value]
+
+
 def copy_single(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference, raw: bytes, mt: str,
                 options: CopyOptions, instance: Digest | None = None, *, top_level: bool = True) \
         -> CopiedManifest:
@@ -76,8 +87,9 @@ def copy_single(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference
     workers = max(1, options.max_parallel if dst.traits.thread_safe_put_blob else 1)
     tune_for_streaming()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(copy_blob, src, dst, layer, plan, progress=progress)
-                   for layer, plan in zip(manifest.layers, plans, strict=True)]
+        diff_ids, chains = partial_chains(config, len(manifest.layers))
+        futures = [pool.submit(partial.copy_layer, src, dst, layer, plan, diff_ids[i], chains[i], progress)
+                   for i, (layer, plan) in enumerate(zip(manifest.layers, plans, strict=True))]
         try:
             layers = [f.result().desc for f in futures]
         except BaseException:

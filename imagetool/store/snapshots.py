@@ -118,6 +118,31 @@ class SnapshotStore:
         finally:
             lock.release()
 
+    def create_from(self, stream: Readable, diff_id: Digest, parent: Digest | None, layer: Digest | None,
+                    extra: dict[str, bytes] | None = None) -> Path:
+        """Unpack a layer tar that comes from elsewhere (a partial pull rebuilds it from pieces); it is
+        published only if it hashes to `diff_id`. `extra` files go beside the tree (contents.json)."""
+        chain = chain_id(parent, diff_id)
+        lock = self.store.hold_shared()
+        try:
+            self._check_ids()
+            tmp = self._temp()
+            try:
+                (tmp / TREE).mkdir()
+                hashed = DigestingReader(stream, diff_id.algorithm)
+                self._unpack_stream(hashed, tmp / TREE)
+                if hashed.digest() != diff_id:
+                    raise LayerError("the rebuilt layer does not match its diff_id") \
+                        from DigestMismatch(diff_id, hashed.digest())
+                for name, data in (extra or {}).items():
+                    (tmp / name).write_bytes(data)
+                return self._publish(tmp, chain, diff_id, parent, layer)
+            except BaseException:
+                remove_tree(tmp)
+                raise
+        finally:
+            lock.release()
+
     # -- internals
 
     def _check_ids(self) -> None:

@@ -62,8 +62,10 @@ class LocalReference(ReferenceBase):
         if self.named is None:
             raise InvalidReference(f"cannot write to image ID {self.text!r}: give a name")
         name = str(self.named) if self.named.tag and not self.named.digest else None
-        return LayoutDestination(self, self.store(ctx, create=True), name, LOCAL_TRAITS,
+        dest = LayoutDestination(self, self.store(ctx, create=True), name, LOCAL_TRAITS,
                                  expected_digest=self.named.digest, tag_prefix=self.tag_prefix(), keep_dangling=True)
+        dest.partial_pulls = True  # type: ignore[attr-defined]  # zstd:chunked layers may go straight to snapshots
+        return dest
 
     def tag_prefix(self) -> str | None:
         """Attachments (`sha256-<hex>.sig`) are named in the image's repository, as in a registry."""

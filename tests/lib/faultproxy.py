@@ -36,6 +36,7 @@ class Rule:
     reset_request: bool = False
     redirect_to: str | None = None
     body: bytes | None = None
+    strip_range: bool = False       # forwarded without its Range header (a registry that ignores ranges)
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -52,6 +53,7 @@ class Record:
     fault: str = ""
     authorization: bool = False     # whether the request carried an Authorization header
     range: str = ""                 # the request's Range header, if any
+    sent: int = 0                   # response body bytes passed on to the client
 
 
 class FaultProxy:
@@ -71,9 +73,10 @@ class FaultProxy:
 
     def add(self, method: str | None = None, path: str | None = None, *, times: int = 1, status: int | None = None,
             headers: dict[str, str] | None = None, reset_after: int | None = None,
-            reset_request: bool = False, redirect_to: str | None = None, body: bytes | None = None) -> Rule:
+            reset_request: bool = False, redirect_to: str | None = None, body: bytes | None = None,
+            strip_range: bool = False) -> Rule:
         rule = Rule(method, re.compile(path) if path else None, times, status, dict(headers or {}), reset_after,
-                    reset_request, redirect_to, body)
+                    reset_request, redirect_to, body, strip_range)
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -102,6 +105,11 @@ class FaultProxy:
         """Request body bytes sent to blob upload endpoints (PATCH/PUT under /blobs/uploads/)."""
         return sum(r.body_bytes for r in self.records
                    if r.method in ("PATCH", "PUT", "POST") and "/blobs/uploads/" in r.path)
+
+    def response_bytes(self, method: str = "GET", path: str = "/blobs/") -> int:
+        """Response body bytes sent for requests whose path contains `path`."""
+        with self._lock:
+            return sum(r.sent for r in self.records if r.method == method and path in r.path)
 
     def close(self) -> None:
         self._server.shutdown()
@@ -175,7 +183,8 @@ class FaultProxy:
                 try:
                     conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
                     for k, v in self.headers.items():
-                        if k.lower() not in HOP_HEADERS and k.lower() != "content-length":
+                        if k.lower() not in HOP_HEADERS and k.lower() != "content-length" and not (
+                                k.lower() == "range" and rule is not None and rule.strip_range):
                             conn.putheader(k, v)
                     if has_body:
                         conn.putheader("Transfer-Encoding", "chunked")
@@ -215,6 +224,7 @@ class FaultProxy:
                         return
                     self.wfile.write(chunk)
                     sent += len(chunk)
+                    record.sent = sent
                 conn.close()
                 self.close_connection = True
 

@@ -36,7 +36,12 @@ TOC_POSITION = "io.github.containers.zstd-chunked.manifest-position"
 TARSPLIT_POSITION = "io.github.containers.zstd-chunked.tarsplit-position"
 #: older readers (containers/storage before the TOC's tarSplitDigest) check the tar-split with this
 TARSPLIT_CHECKSUM = "io.github.containers.zstd-chunked.tarsplit-checksum"
+#: the names containers/storage used before November 2022 (v1.44; Debian 12's podman 4.3 and skopeo 1.9
+#: read only these), written beside the current ones so those versions pull partially too
+LEGACY_TOC_CHECKSUM = "io.containers.zstd-chunked.manifest-checksum"
+LEGACY_TOC_POSITION = "io.containers.zstd-chunked.manifest-position"
 ANNOTATION_PREFIX = "io.github.containers.zstd-chunked."
+ANNOTATION_PREFIXES = (ANNOTATION_PREFIX, "io.containers.zstd-chunked.")
 SKIPPABLE_MAGIC = b"\x50\x2a\x4d\x18"
 FOOTER_MAGIC = b"GNUlInUx"
 FOOTER_SIZE = 64
@@ -413,6 +418,8 @@ class ChunkedWriter:
             TARSPLIT_POSITION: f"{ts_offset}:{ts_len}:{self._tarsplit.size}",
             TARSPLIT_CHECKSUM: ts_digest,
         }
+        self.annotations[LEGACY_TOC_CHECKSUM] = self.annotations[TOC_CHECKSUM]
+        self.annotations[LEGACY_TOC_POSITION] = self.annotations[TOC_POSITION]
         return self.annotations
 
 
@@ -420,7 +427,7 @@ def strip_annotations(annotations: dict[str, str] | None) -> dict[str, str] | No
     """A layer's annotations without zstd:chunked ones (for a rewritten blob they would lie)."""
     if not annotations:
         return annotations
-    kept = {k: v for k, v in annotations.items() if not k.startswith(ANNOTATION_PREFIX)}
+    kept = {k: v for k, v in annotations.items() if not k.startswith(ANNOTATION_PREFIXES)}
     return kept or None
 
 

@@ -23,7 +23,6 @@ import base64
 import hashlib
 import json
 import struct
-import tempfile
 from typing import BinaryIO
 
 from imagetool.errors import LayerError, Unsupported
@@ -161,6 +160,8 @@ class _TarSplit:
     """tar-split's JSON-lines packer (vbatts/tar-split tar/storage), zstd-compressed into a spool file."""
 
     def __init__(self, cctx: object) -> None:
+        import tempfile
+
         self.spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)
         self._z = cctx.compressobj()  # type: ignore[attr-defined]
         self._hash = hashlib.sha256()

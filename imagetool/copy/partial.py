@@ -30,6 +30,7 @@ from imagetool.digest import Digest, Readable
 from imagetool.layer import chunked, chunked_toc
 from imagetool.layer.chunked_toc import FileRange, TOCError
 from imagetool.registry import ranges as blob_ranges
+from imagetool.store import origins
 from imagetool.store.layout import TEMP_PREFIX, LayoutStore
 from imagetool.store.snapshots import INFO, SnapshotStore
 
@@ -344,6 +345,7 @@ def copy_layer(src: Any, dst: Any, desc: Descriptor, plan: Any, diff_id: Digest 
     stats = PullStats()
     try:
         pull_layer(src, dst.store, desc, diff_id, parent, stats)
+        origins.record(dst.store, desc.digest, src.client.domain, src.repo, src.client.options.tls_verify)
     except NoRanges:
         if task:
             task.finish("no ranges: whole blob")

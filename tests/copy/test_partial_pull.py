@@ -112,6 +112,14 @@ def test_partial_pull_round_trip_into_a_fresh_store_and_one_holding_v1(tmp_path:
     assert all(r.range for r in proxy.records if "/blobs/sha256:" in r.path and r.method == "GET"
                and r.path.endswith(str(layer2["digest"])))
 
+    # the blob was not kept: a copy out of the store that needs it fetches it then, from where it came
+    assert not LayoutStore.open(fresh).has_blob(Digest.parse(str(layer2["digest"])))
+    proxy.records.clear()
+    imagetool("copy", "-q", "localhost/app:v2", f"oci:{tmp_path}/out:v2", env={"IMAGETOOL_STORE": str(fresh)})
+    assert any(r.method == "GET" and r.path.endswith(str(layer2["digest"])) and not r.range for r in proxy.records)
+    assert (tmp_path / "out/blobs/sha256" / str(layer2["digest"]).split(":")[1]).stat().st_size == layer2["size"]
+    assert LayoutStore.open(fresh).has_blob(Digest.parse(str(layer2["digest"])))
+
     # a store holding v1 (its snapshot made from the whole blob): only the changed file crosses the wire
     warm = tmp_path / "warm"
     _pull(proxy, "v1", warm, IMAGETOOL_PARTIAL_PULLS="0")

@@ -18,6 +18,7 @@ import re
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
@@ -61,6 +62,8 @@ class FaultProxy:
         self.upstream = upstream
         self.rules: list[Rule] = []
         self.records: list[Record] = []
+        #: response bytes per second per connection (None: as fast as loopback), to stand in for a real link
+        self.rate: int | None = None
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -210,6 +213,7 @@ class FaultProxy:
                 self.send_header("Connection", "close")
                 self.end_headers()
                 sent = 0
+                started = time.monotonic()
                 limit = rule.reset_after if rule is not None else None
                 while True:
                     chunk = resp.read(1 << 16)
@@ -225,6 +229,8 @@ class FaultProxy:
                     self.wfile.write(chunk)
                     sent += len(chunk)
                     record.sent = sent
+                    if proxy.rate:
+                        time.sleep(max(0.0, started + sent / proxy.rate - time.monotonic()))
                 conn.close()
                 self.close_connection = True
 

@@ -142,6 +142,8 @@ def test_partial_pull_round_trip_into_a_fresh_store_and_one_holding_v1(tmp_path:
     _pull(proxy, "v1", warm2)
     assert "partial: 1 of 14 files fetched" in _pull(proxy, "v2", warm2)
     assert _listing(_snapshot(warm2, tar2)) == full2
+    tree = _snapshot(warm2, tar2)
+    assert (tree / "app/f0.bin").stat().st_nlink >= 2 and (tree / "app/f4.bin").stat().st_nlink == 1  # v1 linked
 
 
 def test_a_registry_that_ignores_ranges_gets_the_whole_blob_copy(tmp_path: Path, proxy: FaultProxy) -> None:
@@ -282,3 +284,21 @@ def test_footer_layout_is_as_annotated() -> None:
     blob, ann = _forge(tar_bytes(files(1)), lambda t, a: None)
     lay = chunked_toc.layout(ann, len(blob))
     assert struct.unpack("<7Q", blob[-64:-8])[:3] == (lay.toc.offset, lay.toc.length, lay.toc.raw_length)
+
+
+def test_rootless_partial_pull(tmp_path: Path, proxy: FaultProxy, rootless_user) -> None:  # type: ignore[no-untyped-def]
+    """Rootless, the snapshot is unpacked in the store's user namespace; reuse and links work there too."""
+    tar1, tar2 = tar_bytes(files(1), mtime=1_700_000_000), tar_bytes(files(2), mtime=1_700_000_000)
+    _push(tmp_path, proxy, "v1", tar1)
+    _push(tmp_path, proxy, "v2", tar2)
+    store = rootless_user.mkdtemp() / "store"
+    env = {"IMAGETOOL_STORE": str(store)}
+    for name in ("v1", "v2"):
+        out = rootless_user.imagetool("copy", "--src-tls-verify=false", f"{proxy.ref('app')}:{name}",
+                                      f"localhost/app:{name}", env=env).stdout
+    assert "partial: 1 of 14 files fetched" in out
+    full = _full_unpack(tar2, tmp_path / "full")
+    got = _listing(_snapshot(store, tar2))
+    assert {k: v[:3] for k, v in got.items()} == {k: v[:3] for k, v in full.items()}
+    tree = _snapshot(store, tar2)
+    assert (tree / "app/f0.bin").stat().st_nlink >= 2 and (tree / "app/f4.bin").stat().st_nlink == 1  # v1 linked

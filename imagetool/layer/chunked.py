@@ -343,6 +343,7 @@ class ChunkedWriter:
         self._sha = hashlib.sha256()
         self._crc: int | None = None
         self._chunks: list[dict[str, object]] = []
+        self._one_chunk = hdr.size <= self._chunk_size  # then the file's digest is the chunk's: hashed once
         self._new_chunk(0)
 
     def _new_chunk(self, at: int) -> None:
@@ -361,9 +362,9 @@ class ChunkedWriter:
             self._chunk_left -= len(part)
             self._remaining -= len(part)
             self._sha.update(part)
-            self._chunk_sha.update(part)
-            self._crc = self._crc_fn(bytes(part), initial=self._crc) if self._crc is not None \
-                else self._crc_fn(bytes(part))
+            if not self._one_chunk:
+                self._chunk_sha.update(part)
+            self._crc = self._crc_fn(part, initial=self._crc) if self._crc is not None else self._crc_fn(part)
             self._compress(part)
         if not self._remaining:
             self._end_chunk()
@@ -373,7 +374,7 @@ class ChunkedWriter:
         chunk = self._chunks[-1]
         chunk["endOffset"] = self._restart()
         chunk["chunkSize"] = self._chunk_size - self._chunk_left
-        chunk["chunkDigest"] = "sha256:" + self._chunk_sha.hexdigest()
+        chunk["chunkDigest"] = "sha256:" + (self._sha if self._one_chunk else self._chunk_sha).hexdigest()
 
     def _end_file(self) -> None:
         entry = self._file

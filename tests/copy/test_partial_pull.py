@@ -156,6 +156,23 @@ def test_a_registry_that_ignores_ranges_gets_the_whole_blob_copy(tmp_path: Path,
     assert LayoutStore.open(store).has_blob(Digest.parse(str(layer["digest"])))
 
 
+def test_a_registry_that_serves_one_range_a_request_gets_single_range_requests(tmp_path: Path,
+                                                                                proxy: FaultProxy) -> None:
+    tar1, tar2 = tar_bytes(files(1), mtime=1_700_000_000), tar_bytes(files(2), mtime=1_700_000_000)
+    for name, tar in (("v1", tar1), ("v2", tar2)):
+        _push(tmp_path, proxy, name, tar)
+    store = tmp_path / "store"
+    _pull(proxy, "v1", store)
+    # v2 again, with two changed files far apart: two ranges, of which the server answers only the first
+    tar3 = tar_bytes({**files(2), "app/sub/f11.bin": b"x" * FILE}, mtime=1_700_000_000)
+    _push(tmp_path, proxy, "v3", tar3)
+    proxy.add("GET", r"/blobs/sha256:", times=100, first_range=True)
+    assert "partial: 2 of 14 files fetched" in _pull(proxy, "v3", store)
+    ranged = [r for r in proxy.records if r.method == "GET" and r.range]
+    assert any("," in r.range for r in ranged) and any("," not in r.range for r in ranged[1:])
+    assert _listing(_snapshot(store, tar3)) == _full_unpack(tar3, tmp_path / "full3")
+
+
 # -- hostile TOCs
 
 

@@ -38,6 +38,7 @@ class Rule:
     redirect_to: str | None = None
     body: bytes | None = None
     strip_range: bool = False       # forwarded without its Range header (a registry that ignores ranges)
+    first_range: bool = False       # forwarded with only the first range of a multi-range request
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -77,9 +78,9 @@ class FaultProxy:
     def add(self, method: str | None = None, path: str | None = None, *, times: int = 1, status: int | None = None,
             headers: dict[str, str] | None = None, reset_after: int | None = None,
             reset_request: bool = False, redirect_to: str | None = None, body: bytes | None = None,
-            strip_range: bool = False) -> Rule:
+            strip_range: bool = False, first_range: bool = False) -> Rule:
         rule = Rule(method, re.compile(path) if path else None, times, status, dict(headers or {}), reset_after,
-                    reset_request, redirect_to, body, strip_range)
+                    reset_request, redirect_to, body, strip_range, first_range)
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -186,6 +187,8 @@ class FaultProxy:
                 try:
                     conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
                     for k, v in self.headers.items():
+                        if k.lower() == "range" and rule is not None and rule.first_range:
+                            v = v.split(",")[0]
                         if k.lower() not in HOP_HEADERS and k.lower() != "content-length" and not (
                                 k.lower() == "range" and rule is not None and rule.strip_range):
                             conn.putheader(k, v)

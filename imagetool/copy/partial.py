@@ -27,12 +27,13 @@ from typing import Any
 
 from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest, Readable
+from imagetool.errors import LayerError
 from imagetool.layer import chunked, chunked_toc
 from imagetool.layer.chunked_toc import FileRange, TOCError
 from imagetool.registry import ranges as blob_ranges
 from imagetool.store import origins
 from imagetool.store.layout import TEMP_PREFIX, LayoutStore
-from imagetool.store.snapshots import INFO, SnapshotStore
+from imagetool.store.snapshots import SnapshotStore, chain_id
 
 CONTENTS = "contents.json"
 #: missing ranges closer than this are fetched as one (the header frames between files are tiny)
@@ -81,13 +82,11 @@ def _open_under(tree: Path, rel: str) -> int:
     return out
 
 
-def _hash_fd(fd: int, size: int | None = None) -> tuple[str, int]:
+def _hash_fd(fd: int) -> str:
     h = hashlib.sha256()
-    total = 0
     while block := os.read(fd, 1 << 20):
         h.update(block)
-        total += len(block)
-    return "sha256:" + h.hexdigest(), total
+    return "sha256:" + h.hexdigest()
 
 
 class ContentIndex:
@@ -127,7 +126,7 @@ class ContentIndex:
                     continue
                 try:
                     if os.fstat(fd).st_size:
-                        found.setdefault(_hash_fd(fd)[0], rel)
+                        found.setdefault(_hash_fd(fd), rel)
                 except OSError:
                     continue
                 finally:
@@ -271,12 +270,13 @@ def pull_layer(src: Any, store: LayoutStore, desc: Descriptor, diff_id: Digest, 
     """Make the snapshot of one zstd:chunked layer; its blob is fetched only in part."""
     stats = stats or PullStats()
     snapshots = SnapshotStore(store)
-    existing = snapshots.get(_chain(parent, diff_id))
+    existing = snapshots.get(chain_id(parent, diff_id))
     if existing is not None:
         return existing
     lay = chunked_toc.layout(dict(desc.annotations), desc.size)
     root = Path(store.root) / "snapshots"
     root.mkdir(parents=True, exist_ok=True)
+    lock = store.hold_shared()  # gc (exclusive) must not take the snapshots whose files are reused
     workdir = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=root))
     try:
         fetcher = _Fetcher(src.client, src.repo, desc, workdir, stats)
@@ -301,9 +301,13 @@ def pull_layer(src: Any, store: LayoutStore, desc: Descriptor, diff_id: Digest, 
 
             def content(f: FileRange) -> Readable:
                 hit = local.get(f.digest)
-                if hit is not None:
-                    return os.fdopen(_open_under(*hit), "rb")
-                return open(fetcher.path(f), "rb")
+                try:
+                    if hit is not None:
+                        return os.fdopen(_open_under(*hit), "rb")
+                    return open(fetcher.path(f), "rb")
+                except OSError as err:
+                    raise LayerError(f"zstd:chunked: the content of {f.name[:80]!r} is gone: {err.strerror}") \
+                        from None
 
             contents = json.dumps({str(f.digest): chunked_toc.clean(f.name) for f in toc.files.values()})
             tar = chunked_toc.RebuiltTar(chunked_toc.rebuild(spool, toc, content))
@@ -314,18 +318,10 @@ def pull_layer(src: Any, store: LayoutStore, desc: Descriptor, diff_id: Digest, 
                 return links.get(chunked_toc.clean(entry.name))
 
             return snapshots.create_from(tar, diff_id, parent, desc.digest, {CONTENTS: contents.encode()},
-                                         reuse=reuse if os.environ.get("IMAGETOOL_PARTIAL_LINKS", "1") != "0" else None)
+                                         reuse=reuse)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _chain(parent: Digest | None, diff_id: Digest) -> Digest:
-    from imagetool.store.snapshots import chain_id
-
-    return chain_id(parent, diff_id)
-
-
-__all__ = ["INFO", "NoRanges", "PullStats", "possible", "pull_layer"]
+        lock.release()
 
 
 def enabled() -> bool:

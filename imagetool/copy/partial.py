@@ -196,7 +196,11 @@ class _Fetcher:
         return blob_ranges.parts(self.client, self.repo, self.desc.digest, self.desc.size, spans)
 
     def metadata(self, lay: chunked_toc.Layout) -> tuple[bytes, bytes]:
-        spans = _coalesce([(lay.toc.offset, lay.toc.end), (lay.tarsplit.offset, lay.tarsplit.end)])
+        """The compressed TOC and tar-split, with the footer checked against the annotations."""
+        size = self.desc.size
+        footer = (size - chunked.FRAME_HEADER - chunked.FOOTER_SIZE, size)
+        wanted = [(lay.toc.offset, lay.toc.end), (lay.tarsplit.offset, lay.tarsplit.end), footer]
+        spans = _coalesce(wanted)
         got: dict[tuple[int, int], bytes] = {}
         for start, end, part in self._request(spans):
             if (start, end) == (0, self.desc.size) and spans != [(0, self.desc.size)]:
@@ -204,14 +208,13 @@ class _Fetcher:
             data = part.read(end - start)
             while len(data) < end - start:
                 data += part.read(end - start - len(data))
-            for want in ((lay.toc.offset, lay.toc.end), (lay.tarsplit.offset, lay.tarsplit.end)):
+            for want in wanted:
                 if start <= want[0] and want[1] <= end:
                     got[want] = data[want[0] - start:want[1] - start]
-        toc = got.get((lay.toc.offset, lay.toc.end))
-        ts = got.get((lay.tarsplit.offset, lay.tarsplit.end))
-        if toc is None or ts is None:
+        if len(got) != len(wanted):
             raise TOCError("zstd:chunked: the registry did not send the TOC's range")
-        return toc, ts
+        chunked_toc.check_footer(got[footer], lay)
+        return got[wanted[0]], got[wanted[1]]
 
     def fetch(self, files: list[FileRange]) -> None:
         pending = {f.digest: f for f in files}
@@ -342,9 +345,9 @@ def copy_layer(src: Any, dst: Any, desc: Descriptor, plan: Any, diff_id: Digest 
     try:
         pull_layer(src, dst.store, desc, diff_id, parent, stats)
         origins.record(dst.store, desc.digest, src.client.domain, src.repo, src.client.options.tls_verify)
-    except NoRanges:
+    except (NoRanges, chunked_toc.NotRebuildable) as why:
         if task:
-            task.finish("no ranges: whole blob")
+            task.finish("no ranges: whole blob" if isinstance(why, NoRanges) else "no tar-split: whole blob")
         return copy_blob(src, dst, desc, plan, progress=progress)
     if task:
         task.finish(f"partial: {stats.fetched} of {stats.files} files fetched")

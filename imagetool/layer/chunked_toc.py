@@ -38,6 +38,11 @@ class TOCError(LayerError):
     """A zstd:chunked layer whose metadata cannot be trusted or used."""
 
 
+class NotRebuildable(Exception):
+    """A zstd:chunked variant without the tar-split a verified rebuild needs (older writers): the
+    layer is pulled whole instead."""
+
+
 @dataclass(frozen=True)
 class Position:
     offset: int
@@ -99,6 +104,8 @@ def layout(annotations: dict[str, str] | None, blob_size: int) -> Layout:
     except InvalidDigest as err:
         raise TOCError(f"zstd:chunked: bad TOC digest annotation: {err}") from None
     t_off, t_len, t_raw, kind = _ints(ann.get(chunked.TOC_POSITION), 4, "manifest-position")
+    if chunked.TARSPLIT_POSITION not in ann:
+        raise NotRebuildable()
     s_off, s_len, s_raw = _ints(ann.get(chunked.TARSPLIT_POSITION), 3, "tarsplit-position")
     if kind != chunked.TOC_TYPE_CRFS:
         raise TOCError(f"zstd:chunked: unknown TOC type {kind}")
@@ -111,6 +118,20 @@ def layout(annotations: dict[str, str] | None, blob_size: int) -> Layout:
     if toc.offset < ts.end and ts.offset < toc.end:
         raise TOCError("zstd:chunked: the TOC and the tar-split overlap")
     return Layout(toc, ts, digest, min(toc.offset, ts.offset) - chunked.FRAME_HEADER)
+
+
+def check_footer(data: bytes, lay: Layout) -> None:
+    """The blob's last 72 bytes: a skippable frame holding the footer, which must say what the annotations do."""
+    import struct
+
+    want = chunked.SKIPPABLE_MAGIC + struct.pack("<I", chunked.FOOTER_SIZE)
+    if len(data) != chunked.FRAME_HEADER + chunked.FOOTER_SIZE or not data.startswith(want) \
+            or not data.endswith(chunked.FOOTER_MAGIC):
+        raise TOCError("zstd:chunked: the blob does not end with a zstd:chunked footer")
+    fields = struct.unpack("<7Q", data[chunked.FRAME_HEADER:-8])
+    if fields != (lay.toc.offset, lay.toc.length, lay.toc.raw_length, chunked.TOC_TYPE_CRFS, lay.tarsplit.offset,
+                  lay.tarsplit.length, lay.tarsplit.raw_length):
+        raise TOCError("zstd:chunked: the footer and the annotations disagree")
 
 
 def _decompress(data: bytes, raw_length: int, what: str) -> bytes:
@@ -211,8 +232,10 @@ def open_tarsplit(data: bytes, lay: Layout, toc: TOC, annotations: dict[str, str
 
     digest = toc.tarsplit_digest
     if digest is None:
+        if chunked.TARSPLIT_CHECKSUM not in (annotations or {}):
+            raise NotRebuildable()
         try:
-            digest = Digest.parse((annotations or {}).get(chunked.TARSPLIT_CHECKSUM, ""))
+            digest = Digest.parse((annotations or {})[chunked.TARSPLIT_CHECKSUM])
         except InvalidDigest:
             raise TOCError("zstd:chunked: no digest authenticates the tar-split") from None
     if len(data) != lay.tarsplit.length:

@@ -321,3 +321,28 @@ def test_rootless_partial_pull(tmp_path: Path, proxy: FaultProxy, rootless_user)
     assert {k: v[:3] for k, v in got.items()} == {k: v[:3] for k, v in full.items()}
     tree = _snapshot(store, tar2)
     assert (tree / "app/f0.bin").stat().st_nlink >= 2 and (tree / "app/f4.bin").stat().st_nlink == 1  # v1 linked
+
+
+def test_a_footer_that_disagrees_with_the_annotations_is_refused(tmp_path: Path, proxy: FaultProxy) -> None:
+    tar = tar_bytes(files(1))
+    blob, ann = _forge(tar, lambda t, a: None)
+    blob = blob[:-64] + struct.pack("<Q", 12345) + blob[-56:]  # the TOC offset the footer gives
+    _push_forged(tmp_path, proxy, "bad", tar, blob, ann)
+    store = tmp_path / "store"
+    proc = imagetool("copy", "--src-tls-verify=false", f"{proxy.ref('app')}:bad", "localhost/app:bad",
+                     env={"IMAGETOOL_STORE": str(store)}, check=False)
+    assert "the footer and the annotations disagree" in one_line_error(proc)
+    assert not (store / "snapshots/sha256").exists() or not os.listdir(store / "snapshots/sha256")
+
+
+def test_a_layer_without_a_tar_split_is_pulled_whole(tmp_path: Path, proxy: FaultProxy) -> None:
+    """Older writers put no tar-split in: nothing to rebuild the tar from, so no partial pull."""
+    tar = tar_bytes(files(1))
+    blob, ann = _forge(tar, lambda t, a: None)
+    del ann[chunked.TARSPLIT_POSITION]
+    _push_forged(tmp_path, proxy, "old", tar, blob, ann)
+    store = tmp_path / "store"
+    out = imagetool("copy", "--src-tls-verify=false", f"{proxy.ref('app')}:old", "localhost/app:old",
+                    env={"IMAGETOOL_STORE": str(store)}).stdout
+    assert "no tar-split: whole blob" in out
+    assert LayoutStore.open(store).has_blob(Digest.of(blob))

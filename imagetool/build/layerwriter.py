@@ -20,6 +20,7 @@ from imagetool import compression, media
 from imagetool.descriptor import Descriptor
 from imagetool.digest import CHUNK, Digest, DigestingWriter
 from imagetool.errors import BuildError, ImagetoolError
+from imagetool.layer import chunked
 from imagetool.build.rootview import RootView
 from imagetool.store.layout import LayoutStore
 
@@ -69,12 +70,15 @@ def write_layer(store: LayoutStore, produce: Producer, algorithm: str | None = c
         comp = None
         try:
             sink = _Sink(wfd)
-            comp = compression.compressor(sink, algorithm) if algorithm else None  # type: ignore[arg-type]
+            if algorithm == chunked.NAME:
+                comp = chunked.ChunkedWriter(sink)
+            else:
+                comp = compression.compressor(sink, algorithm) if algorithm else None  # type: ignore[arg-type]
             tar_hash = DigestingWriter(comp if comp is not None else sink)
             produce(tar_hash)  # type: ignore[arg-type]
             closing, comp = comp, None
             if closing is not None:
-                closing.close()
+                state["annotations"] = closing.close() or None
             state["diff_id"] = tar_hash.digest()
         except BaseException as err:  # noqa: BLE001 - handed to the reading side
             state["error"] = err
@@ -98,7 +102,8 @@ def write_layer(store: LayoutStore, produce: Producer, algorithm: str | None = c
         thread.join()
     if "error" in state:
         raise BuildError(f"writing layer: {state['error']}")
-    return Descriptor(media.layer_type(oci, algorithm), digest, size), state["diff_id"]  # type: ignore
+    return (Descriptor(media.layer_type(oci, chunked.algorithm(algorithm)), digest, size,
+                       state.get("annotations") or {}), state["diff_id"])  # type: ignore
 
 
 def tar_directory(root: Path, out: BinaryIO, timestamp: int | None = None) -> None:

@@ -120,7 +120,8 @@ def _output(logfile: str | None) -> Callable[[str], None]:
 @click.option("--iidfile", type=click.Path(dir_okay=False), help="Write the image ID to this file.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image ID.")
 @click.option("--format", "fmt", type=click.Choice(["oci", "docker"]), default="oci", show_default=True)
-@click.option("--compress", type=click.Choice(["gzip", "zstd", "none"]), default="gzip", show_default=True,
+@click.option("--compress", "--compression-format", "compress",
+              type=click.Choice(["gzip", "zstd", "zstd:chunked", "none"]), default="gzip", show_default=True,
               help="Layer compression.")
 @click.option("-D", "--disable-compression", is_flag=True, help="Store layers uncompressed (--compress none).")
 @click.option("--from", "from_image", metavar="IMAGE", help="Build the first stage on IMAGE instead of its FROM.")

@@ -22,7 +22,7 @@ from imagetool.errors import UsageError
 @click.option("--preserve-digests", is_flag=True, help="Fail rather than change any digest.")
 @click.option("--dest-compress", is_flag=True, help="Compress layers (gzip unless --dest-compress-format).")
 @click.option("--dest-decompress", is_flag=True, help="Store layers uncompressed.")
-@click.option("--dest-compress-format", type=click.Choice(["gzip", "zstd"]), default=None,
+@click.option("--dest-compress-format", type=click.Choice(["gzip", "zstd", "zstd:chunked"]), default=None,
               help="Layer compression for the destination.")
 @click.option("--dest-compress-level", type=int, default=None, help="Compression level.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")

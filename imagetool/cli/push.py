@@ -16,7 +16,7 @@ from imagetool.cli.options import (policy_from_flags, registry_options, signers_
 @click.option("--all", "all_", is_flag=True, help="Push every image of a multi-platform image.")
 @click.option("-f", "--format", "format_", type=click.Choice(["oci", "v2s2"]), default=None,
               help="Manifest type for the destination.")
-@click.option("--compression-format", type=click.Choice(["gzip", "zstd"]), default=None,
+@click.option("--compression-format", type=click.Choice(["gzip", "zstd", "zstd:chunked"]), default=None,
               help="Recompress layers with this format.")
 @click.option("--compression-level", type=int, default=None, help="Compression level.")
 @click.option("-D", "--disable-compression", is_flag=True, help="Push layers uncompressed.")

@@ -17,6 +17,7 @@ from imagetool.copy.progress import Progress
 from imagetool.descriptor import Descriptor
 from imagetool.digest import CHUNK, Digest, DigestingReader, Readable, VerifyingReader
 from imagetool.errors import DigestMismatch
+from imagetool.layer import chunked
 from imagetool.transports.base import ImageDestination, ImageSource
 
 PRESERVE = "preserve"
@@ -118,7 +119,7 @@ def copy_blob(src: ImageSource, dst: ImageDestination, desc: Descriptor, plan: B
                 plan = BlobPlan("rewrite", compression.GZIP, None, None)
         if not plan.rewrites:
             stored = dst.put_blob(stream, desc, is_config=is_config)
-            result = CopiedBlob(stored.with_(media_type=desc.media_type))
+            result = CopiedBlob(stored.with_(media_type=desc.media_type, annotations=desc.annotations))
         else:
             with _REWRITE_SLOTS:
                 result = _rewrite(dst, desc, stream, plan)
@@ -145,14 +146,18 @@ def _rewrite(dst: ImageDestination, desc: Descriptor, stream: Readable, plan: Bl
         diff = DigestingReader(compression.decompressor(sniffed, algorithm))
         known_diff_id = None
     # -- step: recompress in a producer thread (or pass the tar through)
+    added: dict[str, str] = {}
     if plan.compression is None:
         out: BinaryIO = diff  # type: ignore[assignment]
         producer = None
     else:
         def produce(sink: BinaryIO) -> None:
-            writer = compression.compressor(sink, plan.compression, plan.level)  # type: ignore[arg-type]
+            if plan.compression == chunked.NAME:
+                writer: compression._CompressWriter | chunked.ChunkedWriter = chunked.ChunkedWriter(sink, plan.level)
+            else:
+                writer = compression.compressor(sink, plan.compression, plan.level)  # type: ignore[arg-type]
             _pump(diff, writer)  # type: ignore[arg-type]
-            writer.close()  # not on error: the reader sees the error instead of a short stream
+            added.update(writer.close() or {})  # not on error: the reader sees the error, not a short stream
 
         producer = ProducerReader(produce)
         out = producer  # type: ignore[assignment]
@@ -167,6 +172,8 @@ def _rewrite(dst: ImageDestination, desc: Descriptor, stream: Readable, plan: Bl
     if algorithm is None and plan.compression is None:
         mt = desc.media_type  # already a plain tar, whatever its type says: passed through as it is
     else:
-        mt = media.layer_type(media.is_oci(desc.media_type), plan.compression,
+        mt = media.layer_type(media.is_oci(desc.media_type), chunked.algorithm(plan.compression),
                               media.is_nondistributable(desc.media_type))
-    return CopiedBlob(Descriptor(mt, stored.digest, stored.size, desc.annotations), diff_id)
+    # the source's zstd:chunked annotations describe the old bytes: dropped, and the new ones added
+    annotations = {**(chunked.strip_annotations(desc.annotations) or {}), **added}
+    return CopiedBlob(Descriptor(mt, stored.digest, stored.size, annotations), diff_id)

@@ -10,6 +10,7 @@ from imagetool.copy.options import CopyOptions
 from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest
 from imagetool.errors import UnsupportedManifest
+from imagetool.layer import chunked
 from imagetool.transports.base import DestinationTraits
 
 _FORMAT_TYPES = {"oci": (media.OCI_MANIFEST, media.OCI_INDEX), "v2s2": (media.DOCKER_MANIFEST,
@@ -53,6 +54,8 @@ def layer_plans(layers: Sequence[Descriptor], diff_ids: Sequence[Digest], traits
             plans.append(KEEP)  # artifacts and unknown blobs travel as they are
         elif traits.layer_compression == "decompress" or options.decompress:
             plans.append(BlobPlan("rewrite", None, None, diff_id) if current else KEEP)
+        elif options.compression == chunked.NAME and current == "zstd" and chunked.is_chunked(layer.annotations):
+            plans.append(KEEP)  # already zstd:chunked
         elif options.compression and options.compression != current:
             plans.append(BlobPlan("rewrite", options.compression, options.compression_level, diff_id))
         elif current is None and traits.layer_compression == "compress":

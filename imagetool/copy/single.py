@@ -6,9 +6,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from imagetool import media
-from imagetool.copy.blob import copy_blob
+from imagetool.copy.blob import BlobPlan, CopiedBlob, copy_blob
 from imagetool.copy.manifest import choose_type, layer_plans
 from imagetool.copy.options import CopyOptions
+from imagetool.copy.progress import Progress
 from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest
 from imagetool.errors import DigestMismatch, ImagetoolError, SignatureError, Unsupported, UnsupportedManifest
@@ -48,6 +49,32 @@ def read_config(src: ImageSource, manifest: Manifest) -> ImageConfig | None:
     return ImageConfig.parse(raw)
 
 
+def partial_chains(manifest: Manifest, config: ImageConfig | None) \
+        -> tuple[list[Digest | None], list[Digest | None]]:
+    """Each layer's diff_id and its parent's chain ID, for partial pulls of zstd:chunked layers (Nones when
+    no layer is one, or the config lacks them)."""
+    n = len(manifest.layers)
+    if config is None or len(config.diff_ids) != n or not any(_chunked(layer) for layer in manifest.layers):
+        return [None] * n, [None] * n
+    from imagetool.store.snapshots import chain_ids
+
+    diff_ids = list(config.diff_ids)
+    return diff_ids, [None, *chain_ids(diff_ids)[:-1]]  # type: ignore[return-value]
+
+
+def _chunked(layer: Descriptor) -> bool:
+    return "io.github.containers.zstd-chunked.manifest-checksum" in layer.annotations
+
+
+def _copy_layer(src: ImageSource, dst: ImageDestination, layer: Descriptor, plan: BlobPlan, diff_id: Digest | None,
+                parent: Digest | None, progress: Progress | None) -> CopiedBlob:
+    if diff_id is not None and _chunked(layer):
+        from imagetool.copy import partial  # only for zstd:chunked layers: the rest of copy never loads it
+
+        return partial.copy_layer(src, dst, layer, plan, diff_id, parent, progress)  # type: ignore[no-any-return]
+    return copy_blob(src, dst, layer, plan, progress=progress)
+
+
 def copy_single(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference, raw: bytes, mt: str,
                 options: CopyOptions, instance: Digest | None = None, *, top_level: bool = True) \
         -> CopiedManifest:
@@ -55,7 +82,7 @@ def copy_single(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference
     manifest = parse_manifest(raw, mt)
     config = read_config(src, manifest)
     plans = layer_plans(manifest.layers, config.diff_ids if config else [], dst.traits, options)
-    needs_oci = any(p.rewrites and p.compression == "zstd" for p in plans)
+    needs_oci = any(p.rewrites and p.compression in ("zstd", "zstd:chunked") for p in plans)
     target = choose_type(manifest.media_type, dst.traits, options.format, needs_oci=needs_oci)
     if target == media.DOCKER_MANIFEST and any(
             not p.rewrites and media.layer_compression(layer.media_type) == "zstd"
@@ -76,8 +103,9 @@ def copy_single(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference
     workers = max(1, options.max_parallel if dst.traits.thread_safe_put_blob else 1)
     tune_for_streaming()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(copy_blob, src, dst, layer, plan, progress=progress)
-                   for layer, plan in zip(manifest.layers, plans, strict=True)]
+        diff_ids, chains = partial_chains(manifest, config)
+        futures = [pool.submit(_copy_layer, src, dst, layer, plan, diff_ids[i], chains[i], progress)
+                   for i, (layer, plan) in enumerate(zip(manifest.layers, plans, strict=True))]
         try:
             layers = [f.result().desc for f in futures]
         except BaseException:

@@ -22,7 +22,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from imagetool import userns
 from imagetool.errors import ImagetoolError, LayerError, UnsafeContent
@@ -45,6 +45,9 @@ class UnpackOptions:
     devices: bool | None = None
     #: set owners from the archive (default: when root)
     chown: bool | None = None
+    #: a partial pull's files already in another snapshot: entry -> that file, hard-linked instead of
+    #: written when its owner, mode and time are the entry's (the data still streams past, to be hashed)
+    reuse: Callable[[tr.Entry], str | None] | None = None
 
 
 @dataclass
@@ -136,6 +139,10 @@ class Unpacker:
 
     def _file(self, path: str, e: tr.Entry, reader: tr.TarReader) -> None:
         mode = e.mode & 0o7777
+        if self.o.reuse is not None and not e.xattrs and self._link(path, e):
+            for _ in reader.chunks():
+                pass
+            return
         try:
             fd = os.open(path, _O_CREATE, mode & 0o777)
         except FileExistsError:
@@ -154,6 +161,25 @@ class Unpacker:
             os.utime(fd, ns=(e.mtime_ns, e.mtime_ns))
         finally:
             os.close(fd)
+
+    def _link(self, path: str, e: tr.Entry) -> bool:
+        source = self.o.reuse(e)  # type: ignore[misc]
+        if source is None:
+            return False
+        try:
+            st = os.lstat(source)
+        except OSError:
+            return False
+        owner = (e.uid, e.gid) if self.chown else self._ids
+        if not stat.S_ISREG(st.st_mode) or st.st_size != e.size or stat.S_IMODE(st.st_mode) != e.mode & 0o7777 \
+                or (st.st_uid, st.st_gid) != owner or st.st_mtime_ns != e.mtime_ns:
+            return False
+        try:
+            self._replace(path, lambda: os.link(source, path))
+        except OSError:
+            return False
+        self.stats.bytes += e.size
+        return True
 
     def _dir(self, parts: tuple[str, ...], path: str, e: tr.Entry) -> None:
         try:

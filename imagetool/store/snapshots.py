@@ -27,7 +27,9 @@ import hashlib
 import json
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
+from typing import Any, Callable
 
 from imagetool import media, userns
 from imagetool.descriptor import Descriptor
@@ -118,6 +120,32 @@ class SnapshotStore:
         finally:
             lock.release()
 
+    def create_from(self, stream: Readable, diff_id: Digest, parent: Digest | None, layer: Digest | None,
+                    extra: dict[str, bytes] | None = None, reuse: Callable[[Any], str | None] | None = None) -> Path:
+        """Unpack a layer tar that comes from elsewhere (a partial pull rebuilds it from pieces); it is
+        published only if it hashes to `diff_id`. `extra` files go beside the tree (contents.json);
+        `reuse` names files of other snapshots to hard-link (UnpackOptions.reuse)."""
+        chain = chain_id(parent, diff_id)
+        lock = self.store.hold_shared()
+        try:
+            self._check_ids()
+            tmp = self._temp()
+            try:
+                (tmp / TREE).mkdir()
+                hashed = DigestingReader(stream, diff_id.algorithm)
+                self._unpack_stream(hashed, tmp / TREE, replace(self.options, reuse=reuse) if reuse else None)
+                if hashed.digest() != diff_id:
+                    raise LayerError("the rebuilt layer does not match its diff_id") \
+                        from DigestMismatch(diff_id, hashed.digest())
+                for name, data in (extra or {}).items():
+                    (tmp / name).write_bytes(data)
+                return self._publish(tmp, chain, diff_id, parent, layer)
+            except BaseException:
+                remove_tree(tmp)
+                raise
+        finally:
+            lock.release()
+
     # -- internals
 
     def _check_ids(self) -> None:
@@ -180,9 +208,9 @@ class SnapshotStore:
             remove_tree(tmp)
             raise
 
-    def _unpack_stream(self, stream: Readable, tree: Path) -> None:
+    def _unpack_stream(self, stream: Readable, tree: Path, options: UnpackOptions | None = None) -> None:
         """Unpack with the owners of the archive: rootless, inside the store's user namespace."""
-        options = self.options
+        options = options or self.options
         userns.consume(lambda pipe: unpack(pipe, tree, options), stream)  # type: ignore[arg-type]
 
     def _publish(self, tmp: Path, chain: Digest, diff_id: Digest, parent: Digest | None,

@@ -8,11 +8,13 @@ pulled image keeps its digest. An image can also be named by ID or by name@diges
 from __future__ import annotations
 
 import re
+from typing import Any, BinaryIO
 
+from imagetool.descriptor import Descriptor
 from imagetool.errors import InvalidReference
 from imagetool.reference import DockerReference, policy_namespaces
 from imagetool.reference import parse as parse_reference
-from imagetool.store import default_store_path, images
+from imagetool.store import default_store_path, images, origins
 from imagetool.store.gc import collect
 from imagetool.store.layout import LayoutStore
 from imagetool.transports.base import (
@@ -56,14 +58,16 @@ class LocalReference(ReferenceBase):
 
     def open_source(self, ctx: SystemContext) -> ImageSource:
         store = self.store(ctx)
-        return LayoutSource(self, store, images.resolve(store, self.named, self.id_prefix), self.tag_prefix())
+        return _LocalSource(self, store, images.resolve(store, self.named, self.id_prefix), self.tag_prefix(), ctx)
 
     def open_destination(self, ctx: SystemContext) -> ImageDestination:
         if self.named is None:
             raise InvalidReference(f"cannot write to image ID {self.text!r}: give a name")
         name = str(self.named) if self.named.tag and not self.named.digest else None
-        return LayoutDestination(self, self.store(ctx, create=True), name, LOCAL_TRAITS,
+        dest = LayoutDestination(self, self.store(ctx, create=True), name, LOCAL_TRAITS,
                                  expected_digest=self.named.digest, tag_prefix=self.tag_prefix(), keep_dangling=True)
+        dest.partial_pulls = True  # type: ignore[attr-defined]  # zstd:chunked layers may go straight to snapshots
+        return dest
 
     def tag_prefix(self) -> str | None:
         """Attachments (`sha256-<hex>.sig`) are named in the image's repository, as in a registry."""
@@ -104,3 +108,35 @@ def parse(text: str) -> LocalReference:
             return LocalReference(text, None, match.group(1))
         raise
     return LocalReference(text, named.with_default_tag(), match.group(1) if match else None)
+
+
+class _LocalSource(LayoutSource):
+    """A layer a partial pull left without its blob is fetched from the registry it came from when a
+    copy needs the blob itself (store/origins.py); the store keeps it from then on."""
+
+    def __init__(self, reference: LocalReference, store: LayoutStore, top: Descriptor, tag_prefix: str | None,
+                 ctx: SystemContext) -> None:
+        super().__init__(reference, store, top, tag_prefix)
+        self._ctx = ctx
+
+    def get_blob(self, desc: Descriptor) -> BinaryIO:
+        if not self.store.has_blob(desc.digest):
+            origin = origins.lookup(self.store, desc.digest)
+            if origin is not None:
+                self._fetch(desc, origin)
+        return super().get_blob(desc)
+
+    def _fetch(self, desc: Descriptor, origin: dict[str, Any]) -> None:
+        import dataclasses
+
+        from imagetool.transports import docker
+
+        ref = docker.parse(f"//{origin['registry']}/{origin['repo']}@{desc.digest}")
+        ctx = dataclasses.replace(self._ctx, tls_verify=origin.get("tls_verify"))
+        src = ref.open_source(ctx)
+        try:
+            with src.get_blob(desc) as raw:
+                self.store.put_blob(raw, desc.digest, desc.size)  # verified against the digest and size
+        finally:
+            src.close()
+        origins.forget(self.store, desc.digest)

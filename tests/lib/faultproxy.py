@@ -18,6 +18,7 @@ import re
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
@@ -36,6 +37,8 @@ class Rule:
     reset_request: bool = False
     redirect_to: str | None = None
     body: bytes | None = None
+    strip_range: bool = False       # forwarded without its Range header (a registry that ignores ranges)
+    first_range: bool = False       # forwarded with only the first range of a multi-range request
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -52,6 +55,7 @@ class Record:
     fault: str = ""
     authorization: bool = False     # whether the request carried an Authorization header
     range: str = ""                 # the request's Range header, if any
+    sent: int = 0                   # response body bytes passed on to the client
 
 
 class FaultProxy:
@@ -59,6 +63,8 @@ class FaultProxy:
         self.upstream = upstream
         self.rules: list[Rule] = []
         self.records: list[Record] = []
+        #: response bytes per second per connection (None: as fast as loopback), to stand in for a real link
+        self.rate: int | None = None
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -71,9 +77,10 @@ class FaultProxy:
 
     def add(self, method: str | None = None, path: str | None = None, *, times: int = 1, status: int | None = None,
             headers: dict[str, str] | None = None, reset_after: int | None = None,
-            reset_request: bool = False, redirect_to: str | None = None, body: bytes | None = None) -> Rule:
+            reset_request: bool = False, redirect_to: str | None = None, body: bytes | None = None,
+            strip_range: bool = False, first_range: bool = False) -> Rule:
         rule = Rule(method, re.compile(path) if path else None, times, status, dict(headers or {}), reset_after,
-                    reset_request, redirect_to, body)
+                    reset_request, redirect_to, body, strip_range, first_range)
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -102,6 +109,11 @@ class FaultProxy:
         """Request body bytes sent to blob upload endpoints (PATCH/PUT under /blobs/uploads/)."""
         return sum(r.body_bytes for r in self.records
                    if r.method in ("PATCH", "PUT", "POST") and "/blobs/uploads/" in r.path)
+
+    def response_bytes(self, method: str = "GET", path: str = "/blobs/") -> int:
+        """Response body bytes sent for requests whose path contains `path`."""
+        with self._lock:
+            return sum(r.sent for r in self.records if r.method == method and path in r.path)
 
     def close(self) -> None:
         self._server.shutdown()
@@ -175,7 +187,10 @@ class FaultProxy:
                 try:
                     conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
                     for k, v in self.headers.items():
-                        if k.lower() not in HOP_HEADERS and k.lower() != "content-length":
+                        if k.lower() == "range" and rule is not None and rule.first_range:
+                            v = v.split(",")[0]
+                        if k.lower() not in HOP_HEADERS and k.lower() != "content-length" and not (
+                                k.lower() == "range" and rule is not None and rule.strip_range):
                             conn.putheader(k, v)
                     if has_body:
                         conn.putheader("Transfer-Encoding", "chunked")
@@ -201,6 +216,7 @@ class FaultProxy:
                 self.send_header("Connection", "close")
                 self.end_headers()
                 sent = 0
+                started = time.monotonic()
                 limit = rule.reset_after if rule is not None else None
                 while True:
                     chunk = resp.read(1 << 16)
@@ -215,6 +231,9 @@ class FaultProxy:
                         return
                     self.wfile.write(chunk)
                     sent += len(chunk)
+                    record.sent = sent
+                    if proxy.rate:
+                        time.sleep(max(0.0, started + sent / proxy.rate - time.monotonic()))
                 conn.close()
                 self.close_connection = True
 

@@ -1,0 +1,147 @@
+"""Partial pulls of zstd:chunked images (issue 21): bytes on the wire and time, against full pulls.
+
+    python bench/partial_bench.py [--files 100] [--repeat 3] [--link-mib 50]
+
+Two versions of an image, each one layer of `--files` files of 1 MiB (about 100 MiB, incompressible),
+v2 changing one file, pushed as zstd:chunked to a real registry behind the recording proxy of the tests
+(tests/lib/faultproxy.py), which counts the response bytes of every request. Cases:
+
+  partial pull of v2 into a local store holding v1 (what crossed the wire, and the time)
+  full pull of v2 into an empty store (IMAGETOOL_PARTIAL_PULLS=0), and the same plus the unpack
+      into a snapshot (what the partial pull produces, so the like-for-like figure)
+  skopeo copy of v2 to an oci: layout (download only)
+
+--link-mib N limits the proxy's responses to N MiB/s: on loopback a 100 MiB download takes well under a
+second and the fixed cost of a command (start-up, the registry round trips) is most of every figure.
+
+Targets: the partial pull moves <= 5% of v2's layer bytes and takes <= 0.3x the full pull's time
+and <= 0.3x skopeo copy's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import Measure, report, run  # noqa: E402
+from tests.lib.faultproxy import FaultProxy  # noqa: E402
+from tests.lib.images import Layer, tar_bytes, write_image  # noqa: E402
+from tests.lib.registry import start_registry, stop_registry  # noqa: E402
+
+from imagetool.digest import Digest  # noqa: E402
+
+IMAGETOOL = [sys.executable, "-m", "imagetool"]
+SKOPEO = ["skopeo", "--insecure-policy"]
+MIB = 1 << 20
+
+
+def image_files(n: int, version: int) -> dict[str, bytes | str | None]:
+    rng = random.Random(21)
+    files: dict[str, bytes | str | None] = {"data/": None}
+    for i in range(n):
+        files[f"data/part{i:03d}.bin"] = rng.randbytes(MIB)
+    if version == 2:
+        files[f"data/part{n // 2:03d}.bin"] = random.Random(2121).randbytes(MIB)
+    return files
+
+
+#: a full pull and then the snapshot a run would unpack: what a partial pull leaves, made the ordinary way
+UNPACK = """
+import json, subprocess, sys
+from imagetool.descriptor import Descriptor
+from imagetool.digest import Digest
+from imagetool.store.layout import LayoutStore
+from imagetool.store.snapshots import SnapshotStore
+tool = [sys.executable, "-m", "imagetool"]
+subprocess.run(tool + ["copy", "-q", "--src-tls-verify=false", sys.argv[2], "localhost/bench:v2"], check=True)
+m = json.loads(subprocess.run(tool + ["inspect", "--raw", "localhost/bench:v2"], capture_output=True).stdout)
+c = json.loads(subprocess.run(tool + ["inspect", "--config", "localhost/bench:v2"], capture_output=True).stdout)
+SnapshotStore(LayoutStore.open(sys.argv[1])).prepare(
+    [(Descriptor.from_dict(m["layers"][0]), Digest.parse(c["rootfs"]["diff_ids"][0]))])
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--files", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--link-mib", type=float, default=0,
+                        help="Limit the proxy's responses to this many MiB/s (0: loopback speed).")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="imagetool-bench-", dir=os.environ.get("BENCH_TMP", "/var/tmp")))
+    registry = start_registry(root, "bench")
+    proxy = FaultProxy(registry.host)
+    try:
+        layers: dict[int, dict[str, object]] = {}
+        for v in (1, 2):
+            tar = tar_bytes(image_files(args.files, v), mtime=1_700_000_000)
+            write_image(root / f"v{v}", "v", [Layer(tar, Digest.of(tar), "application/vnd.oci.image.layer.v1.tar")])
+            del tar
+            ref = f"{proxy.ref('bench')}:v{v}"
+            run(IMAGETOOL + ["copy", "-q", "--dest-tls-verify=false", "--dest-compress-format", "zstd:chunked",
+                             f"oci:{root}/v{v}:v", ref], repeat=1)
+            raw = subprocess.run(IMAGETOOL + ["inspect", "--raw", "--tls-verify=false", ref], check=True,
+                                 capture_output=True, text=True).stdout
+            layers[v] = json.loads(raw)["layers"][0]
+        proxy.rate = int(args.link_mib * MIB) or None  # pushes above went at full speed
+        v2 = f"{proxy.ref('bench')}:v2"
+        layer_size = int(layers[2]["size"])  # type: ignore[call-overload]
+        pull = IMAGETOOL + ["copy", "-q", "--src-tls-verify=false"]
+        store = root / "store"
+        env = {"IMAGETOOL_STORE": str(store)}
+        sent: list[int] = []
+
+        def with_v1() -> None:
+            shutil.rmtree(store, ignore_errors=True)
+            subprocess.run(pull + [f"{proxy.ref('bench')}:v1", "localhost/bench:v1"], check=True,
+                           env={**os.environ, **env})
+            proxy.records.clear()
+
+        def fresh() -> None:
+            shutil.rmtree(store, ignore_errors=True)
+            proxy.records.clear()
+        partials = []
+        for _ in range(args.repeat):
+            with_v1()
+            partials.append(run(pull + [v2, "localhost/bench:v2"], env=env, repeat=1))
+            sent.append(proxy.response_bytes(path=str(layers[2]["digest"])))
+        partial = sorted(partials, key=lambda m: m.seconds)[len(partials) // 2]
+        full = run(pull + [v2, "localhost/bench:v2"], env={**env, "IMAGETOOL_PARTIAL_PULLS": "0"}, before=fresh,
+                   repeat=args.repeat)
+        full_bytes = proxy.response_bytes(path=str(layers[2]["digest"]))
+        script = root / "pull_and_unpack.py"
+        script.write_text(UNPACK)
+        full_unpack = run([sys.executable, str(script), str(store), v2], env={**env, "IMAGETOOL_PARTIAL_PULLS": "0"},
+                          before=fresh, repeat=args.repeat)
+        skopeo = run(SKOPEO + ["copy", "-q", "--src-tls-verify=false", v2, f"oci:{root}/sk:v2"],
+                     before=lambda: shutil.rmtree(root / "sk", ignore_errors=True), repeat=args.repeat)
+        rows: list[tuple[str, Measure, Measure | None, str]] = [
+            ("partial pull v2 (v1 in store) vs full pull", partial, full, "<= 0.30"),
+            ("partial pull v2 vs full pull + unpack", partial, full_unpack, "<= 0.30"),
+            ("partial pull v2 vs skopeo copy v2 -> oci:", partial, skopeo, "<= 0.30"),
+        ]
+        print(f"link: {f'{args.link_mib} MiB/s' if args.link_mib else 'loopback'}")
+        report(rows)
+        worst = max(sent)
+        print(f"\nv2 layer: {layer_size} bytes ({layer_size / MIB:.1f} MiB); full pull moved {full_bytes} bytes")
+        print(f"partial pull moved {worst} bytes at most over {len(sent)} runs: "
+              f"{100 * worst / layer_size:.2f}% of the layer (target <= 5%)")
+        ok = worst <= 0.05 * layer_size and all(partial.seconds <= 0.3 * m.seconds for m in (full, skopeo))
+        print("targets met" if ok else "TARGETS MISSED")
+    finally:
+        proxy.close()
+        stop_registry(registry)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -14,7 +14,7 @@ import tarfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Optional, cast
+from typing import Any, BinaryIO, Optional, cast
 
 from imagetool import compression, media
 from imagetool.descriptor import Descriptor
@@ -67,11 +67,11 @@ def write_layer(store: LayoutStore, produce: Producer, algorithm: str | None = c
     state: dict[str, object] = {}
 
     def run() -> None:
-        comp = None
+        comp: Any = None
         try:
             sink = _Sink(wfd)
             if algorithm == chunked.NAME:
-                comp = chunked.ChunkedWriter(sink)
+                comp = chunked.ChunkedWriter(sink)  # type: ignore[arg-type]
             else:
                 comp = compression.compressor(sink, algorithm) if algorithm else None  # type: ignore[arg-type]
             tar_hash = DigestingWriter(comp if comp is not None else sink)

@@ -174,7 +174,7 @@ class _Limited:
     def read(self, n: int = -1) -> bytes:
         if not self.left:
             return b""
-        data = self._part.read(self.left if n is None or n < 0 else min(n, self.left))
+        data: bytes = self._part.read(self.left if n is None or n < 0 else min(n, self.left))
         self.left -= len(data)
         return data
 
@@ -252,7 +252,7 @@ class _Fetcher:
         dest = self.path(f)
         try:
             with open(dest, "wb") as out:
-                reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+                reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[arg-type]
                 while block := reader.read(1 << 20):
                     total += len(block)
                     if total > f.size:

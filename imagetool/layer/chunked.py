@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from collections.abc import Mapping
 from typing import BinaryIO
 
 from imagetool.errors import LayerError, Unsupported
@@ -74,6 +75,7 @@ class ChunkedWriter:
         self._hdr = bytearray()            # bytes of the header block (or metadata data) being collected
         self._need = tr.BLOCK              # how many bytes _hdr must reach
         self._meta: bytes | None = None    # the type of the metadata member whose data is being collected
+        self._meta_size = 0
         self._raw = bytearray()            # raw bytes since the last member's content: padding, metadata headers
         self._pax: dict[str, bytes] = {}
         self._longname: bytes | None = None
@@ -281,10 +283,10 @@ class ChunkedWriter:
         return self.annotations
 
 
-def strip_annotations(annotations: dict[str, str] | None) -> dict[str, str] | None:
+def strip_annotations(annotations: Mapping[str, str] | None) -> dict[str, str] | None:
     """A layer's annotations without zstd:chunked ones (for a rewritten blob they would lie)."""
     if not annotations:
-        return annotations
+        return None
     kept = {k: v for k, v in annotations.items() if not k.startswith(ANNOTATION_PREFIXES)}
     return kept or None
 
@@ -294,5 +296,5 @@ def algorithm(name: str | None) -> str | None:
     return "zstd" if name == NAME else name
 
 
-def is_chunked(annotations: dict[str, str] | None) -> bool:
-    return bool(annotations) and TOC_CHECKSUM in annotations  # type: ignore[operator]
+def is_chunked(annotations: Mapping[str, str] | None) -> bool:
+    return bool(annotations) and TOC_CHECKSUM in (annotations or {})

@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
-from imagetool.cli.options import (policy_from_flags, registry_options, signers_from_flags, signing_options,
-                                   system_context, write_digestfile)
+from imagetool.cli.options import (policy_from_flags, registry_options, shared_blob_dir_option, signers_from_flags,
+                                   signing_options, system_context, write_digestfile)
 from imagetool.errors import UsageError
 
 
@@ -35,6 +35,8 @@ from imagetool.errors import UsageError
 @click.option("--max-parallel", type=click.IntRange(1, 64), default=6, help="Blobs copied at once.")
 @registry_options("src", retries=False)
 @registry_options("dest")
+@shared_blob_dir_option("src")
+@shared_blob_dir_option("dest")
 @click.pass_context
 def copy(ctx: click.Context, source: str, destination: str, **flags: Any) -> None:
     """Copy an image from SOURCE to DESTINATION (oci:, oci-archive:, docker-archive:, dir:, docker://, or

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from imagetool.cli.options import registry_options, system_context
+from imagetool.cli.options import registry_options, shared_blob_dir_option, system_context
 
 
 @click.command()
@@ -17,6 +17,7 @@ from imagetool.cli.options import registry_options, system_context
 @click.option("-f", "--format", "format_", metavar="TEMPLATE", help="Go template applied to the output.")
 @click.option("-n", "--no-tags", is_flag=True, help="Do not list the repository's tags.")
 @registry_options()
+@shared_blob_dir_option()
 @click.pass_context
 def inspect(ctx: click.Context, image: str, raw: bool, config: bool, format_: str | None, no_tags: bool,
             **flags: Any) -> None:

@@ -37,6 +37,7 @@ class SystemContext:
     override_variant: str | None = None
     tmpdir: str | None = None
     store: str | None = None                # local store root (None: the default)
+    oci_shared_blob_dir: str | None = None  # oci: layouts keep their blobs here (skopeo's --shared-blob-dir)
     retry_times: int = 3
     retry_delay: float | None = None
     user_agent: str = "imagetool"

@@ -14,7 +14,7 @@ DATA = {"Name": "", "Labels": {"b": "2", "a": "1"}, "Layers": ["x", "y"], "Env":
 @pytest.mark.parametrize("template,expect", [
     ("{{.Labels}}", "map[a:1 b:2]"),
     ("{{json .Env}}", '["A=1"]'),
-    ("{{json .Labels}}", '{"b":"2","a":"1"}'),
+    ("{{json .Labels}}", '{"a":"1","b":"2"}'),  # Go sorts map keys
     ("{{.Created}}", "2024-01-02 03:04:05 +0000 UTC"),
     ("{{index .Labels \"a\"}}{{index .Labels \"zz\"}}|{{.Labels.zz}}", "1|<no value>"),
     ("{{range $k, $v := .Labels}}{{$k}}{{$v}}{{end}}", "a1b2"),

@@ -36,7 +36,7 @@ def inspect(ctx: click.Context, image: str, raw: bool, config: bool, format_: st
         from imagetool import gojson
 
         doc = gojson.loads(data, "image config")
-        click.echo(render(format_, doc) if format_ else lib.pretty(doc))
+        click.echo(render(format_, lib.config_view(doc)) if format_ else lib.pretty(doc))
         return
     if raw:
         sys.stdout.buffer.write(lib.raw_manifest(ref, sysctx))

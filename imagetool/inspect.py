@@ -134,7 +134,8 @@ def config_view(doc: dict[str, Any]) -> Struct:
     history = [_struct(_HISTORY, {
         "Created": _time(h.get("created")), "CreatedBy": _opt(h, "created_by", str, ""),
         "Author": _opt(h, "author", str, ""), "Comment": _opt(h, "comment", str, ""),
-        "EmptyLayer": _opt(h, "empty_layer", bool, False)}) for h in _opt(doc, "history", list, []) if isinstance(h, dict)]
+        "EmptyLayer": _opt(h, "empty_layer", bool, False)})
+        for h in _opt(doc, "history", list, []) if isinstance(h, dict)]
     return _struct(_IMAGE, {
         "Created": _time(doc.get("created")), "Author": _opt(doc, "author", str, ""),
         "Architecture": _opt(doc, "architecture", str, ""), "Variant": _opt(doc, "variant", str, ""),

@@ -197,8 +197,9 @@ def test_json_in_templates_is_go_marshalling(tmp_path: Path) -> None:
 
 def test_created_prints_as_go_prints_it(tmp_path: Path) -> None:
     """Trailing zeros of the fraction dropped (`08.73914Z`), nanoseconds kept, offsets kept: skopeo's output."""
-    for n, created in enumerate(("2023-03-21T13:25:08.739140Z", "2023-03-21T13:25:08.000000000Z", "2023-03-21T13:25:08.123456789Z",
-                    "2023-03-21T15:25:08.5+02:00", "2023-03-21T13:25:08Z")):
+    for n, created in enumerate(("2023-03-21T13:25:08.739140Z", "2023-03-21T13:25:08.000000000Z",
+                                 "2023-03-21T13:25:08.123456789Z", "2023-03-21T15:25:08.5+02:00",
+                                 "2023-03-21T13:25:08Z")):
         ref = _config_image(tmp_path / str(n), {"created": created, "architecture": "amd64", "os": "linux"})
         ours, theirs = (json.loads(run("inspect", ref).stdout)["Created"] for run in (imagetool, skopeo))
         assert ours == theirs, created

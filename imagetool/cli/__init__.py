@@ -54,14 +54,26 @@ class LazyGroup(click.Group):
         return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name == "help":
+            return _help
         if name not in COMMANDS:
             return None
         module, attr = COMMANDS[name][0].split(":")
         return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
 
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                          list[str]]:
+        if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
+            import difflib
+
+            close = difflib.get_close_matches(args[0], [*COMMANDS, "help"], n=1, cutoff=0.6)
+            hint = f' (did you mean "{close[0]}"?)' if close else ""
+            raise click.UsageError(f'unknown command "{args[0]}" for "imagetool"{hint}', ctx)
+        return super().resolve_command(ctx, args)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Help lists names only, so `imagetool --help` imports no subcommand module.
-        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)] + [("help", _HELP)]
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
@@ -95,6 +107,29 @@ def cli(ctx: click.Context, **options: Any) -> None:
             raise click.BadParameter(f"{options['command_timeout']!r} is not a duration (30s, 1m30s, 500ms)",
                                      param_hint="--command-timeout") from None
         deadline.arm(seconds, options["command_timeout"])
+
+
+_HELP = "Help about any command."
+
+
+@click.command("help", help=_HELP)
+@click.argument("command", nargs=-1)
+@click.pass_context
+def _help(ctx: click.Context, command: tuple[str, ...]) -> None:
+    """`imagetool help [COMMAND...]`: what --help prints, as skopeo's help command does."""
+    group = ctx.parent
+    assert group is not None
+    if not command:
+        click.echo(group.get_help())
+        return
+    target: click.Command = group.command
+    for name in command:
+        sub = target.get_command(group, name) if isinstance(target, click.Group) else None
+        if sub is None:
+            raise click.UsageError(f'unknown help topic "{" ".join(command)}"', ctx)
+        target = sub
+    with click.Context(target, info_name=" ".join(command), parent=group) as sub_ctx:
+        click.echo(target.get_help(sub_ctx))
 
 
 #: the global --debug as click parsed it (a container's own `--debug` argument is not ours)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from imagetool.cli.options import registry_options, shared_blob_dir_option, system_context
+from imagetool.cli.options import daemon_host_option, registry_options, shared_blob_dir_option, system_context
 
 
 @click.command()
@@ -18,6 +18,7 @@ from imagetool.cli.options import registry_options, shared_blob_dir_option, syst
 @click.option("-n", "--no-tags", is_flag=True, help="Do not list the repository's tags.")
 @registry_options()
 @shared_blob_dir_option()
+@daemon_host_option()
 @click.pass_context
 def inspect(ctx: click.Context, image: str, raw: bool, config: bool, format_: str | None, no_tags: bool,
             **flags: Any) -> None:

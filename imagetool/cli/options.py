@@ -53,6 +53,19 @@ def shared_blob_dir_option(side: str = "") -> F:
                         help="Blobs of oci: layouts live in DIR, shared by several layouts.")
 
 
+def daemon_host_option(side: str = "") -> F:
+    """skopeo's --daemon-host (--src-/--dest- in copy) reaches the docker-daemon: transport, which imagetool does
+    not have: refused by name rather than as an unknown flag."""
+    pre = f"--{side}-" if side else "--"
+
+    def refuse(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            raise UsageError(f"{pre}daemon-host: the docker-daemon: transport is not supported by imagetool")
+
+    return click.option(f"{pre}daemon-host", metavar="HOST", expose_value=False, callback=refuse,
+                        help="(docker-daemon: only; not supported)")
+
+
 def signing_options(identity: bool = True) -> Callable[[F], F]:
     """The signing flags of the commands that write images (--sign-identity where skopeo copy has it)."""
     options = [

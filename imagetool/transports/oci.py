@@ -251,8 +251,13 @@ class OCIReference(PathReference):
         return LayoutSource(self, store, refs.resolve(store, self.name))
 
     def open_destination(self, ctx: SystemContext) -> ImageDestination:
+        traits = OCI_TRAITS
+        if ctx.oci_accept_uncompressed_layers:
+            import dataclasses
+
+            traits = dataclasses.replace(OCI_TRAITS, layer_compression="preserve")
         return LayoutDestination(self, LayoutStore.create(self.path, ctx.oci_shared_blob_dir), self.name,
-                                 OCI_TRAITS, tidy_new_layout=True)
+                                 traits, tidy_new_layout=True)
 
     def delete(self, ctx: SystemContext) -> None:
         store = LayoutStore.open(self.path, ctx.oci_shared_blob_dir)

@@ -8,7 +8,7 @@ from typing import Any
 from imagetool.copy.multiple import choose_instance, get_instance
 from imagetool.copy.single import read_config
 from imagetool.digest import Digest
-from imagetool.errors import ManifestError
+from imagetool.errors import ManifestError, NotFound
 from imagetool.gotemplate import NIL_MAP, NIL_POINTER, NIL_SLICE, GoTime, Struct
 from imagetool.manifest import Index, Manifest, parse, parse_manifest
 from imagetool.transports.base import ImageReference, ImageSource, SystemContext
@@ -38,7 +38,11 @@ class _Closing:
 def _image_manifest(src: ImageSource, raw: bytes, mt: str, ctx: SystemContext) -> Manifest:
     parsed = parse(raw, mt)
     if isinstance(parsed, Index):
-        raw_i, mt_i = get_instance(src, choose_instance(parsed, ctx))
+        try:
+            chosen = choose_instance(parsed, ctx)
+        except NotFound as err:
+            raise NotFound(f"parsing manifest for image: choosing image instance: {err}") from None  # skopeo's words
+        raw_i, mt_i = get_instance(src, chosen)
         return parse_manifest(raw_i, mt_i)
     return parsed
 

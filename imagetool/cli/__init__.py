@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from imagetool import __version__
+from imagetool.cli.personality import error_line, version_message
 from imagetool.errors import ImagetoolError, describe
 
 #: command name -> ("module:attribute" of a click.Command, one-line help shown by --help)
@@ -80,7 +81,7 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="imagetool")
+@click.version_option(__version__, prog_name="imagetool", message=version_message())
 @click.option("--store", envvar="IMAGETOOL_STORE", metavar="DIR",
               help="Local image store (default $XDG_DATA_HOME/imagetool/store).")
 @click.option("--policy", metavar="PATH",
@@ -141,17 +142,17 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rc = cli.main(args=argv, prog_name="imagetool", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("imagetool: aborted", err=True)
+        click.echo(error_line("aborted"), err=True)
         sys.exit(130)
     except click.exceptions.Exit as err:
         sys.exit(err.exit_code)
     except click.ClickException as err:
-        click.echo(f"imagetool: {err.format_message()}", err=True)
+        click.echo(error_line(err.format_message()), err=True)
         sys.exit(err.exit_code)
     except ImagetoolError as err:
         if _debug[0]:
             raise
-        click.echo(f"imagetool: {describe(err)}", err=True)
+        click.echo(error_line(describe(err)), err=True)
         if type(err).__name__ == "CommandTimeout":  # worker threads may still wait on the network
             sys.stdout.flush()
             sys.stderr.flush()
@@ -164,12 +165,12 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as err:
         if _debug[0]:
             raise
-        click.echo(f"imagetool: {describe(err)}", err=True)
+        click.echo(error_line(describe(err)), err=True)
         sys.exit(1)
     except Exception as err:  # noqa: BLE001 - the last line of defence against tracebacks
         if _debug[0]:
             raise
-        click.echo(f"imagetool: internal error: {type(err).__name__}: {describe(err)} "
-                   "(run with --debug for details)", err=True)
+        click.echo(error_line(f"internal error: {type(err).__name__}: {describe(err)} "
+                              "(run with --debug for details)"), err=True)
         sys.exit(70)
     sys.exit(rc if isinstance(rc, int) else 0)

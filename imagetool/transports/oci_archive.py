@@ -19,7 +19,7 @@ from imagetool import compression
 from imagetool.digest import CHUNK
 from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest
-from imagetool.errors import ImagetoolError, LayoutError, NotFound, UnsafeContent
+from imagetool.errors import ImagetoolError, LayoutError, ManifestUnknown, NotFound, UnsafeContent
 from imagetool.store import refs
 from imagetool.outputs import OutputFile
 from imagetool.store.layout import INDEX_FILE, OCI_LAYOUT_FILE, TEMP_PREFIX, LayoutStore
@@ -155,6 +155,8 @@ class ArchiveSource(LayoutSource):
         except LayoutError as err:
             reason = str(err).replace(f"{tmp}/", "").replace(str(tmp), "archive")
             raise LayoutError(f"{reference.path}: not a complete OCI archive: {reason}") from None
+        except ManifestUnknown as err:  # the archive is fine, the image is not in it (exit 2)
+            raise ManifestUnknown(str(err).replace(str(tmp), reference.path)) from None
         super().__init__(reference, store, top)
         self._tmp = tmp
         self._path = reference.path

@@ -17,6 +17,11 @@ ZSTD = "zstd"
 ALGORITHMS = (GZIP, ZSTD)
 _MAGIC = {GZIP: b"\x1f\x8b", ZSTD: b"\x28\xb5\x2f\xfd"}
 _BLOCK = 1 << 20
+#: read-only formats: whole archives (docker-archive, oci-archive) may be xz or bzip2 files, layers are not
+XZ = "xz"
+BZIP2 = "bzip2"
+_ARCHIVE_MAGIC = {XZ: b"\xfd7zXZ\x00", BZIP2: b"BZh"}
+ARCHIVE_MAGIC_LEN = 6
 
 
 def detect(head: bytes) -> str | None:
@@ -24,6 +29,14 @@ def detect(head: bytes) -> str | None:
         if head.startswith(magic):
             return name
     return None
+
+
+def detect_archive(head: bytes) -> str | None:
+    """The compression of a whole archive file from its first ARCHIVE_MAGIC_LEN bytes."""
+    for name, magic in _ARCHIVE_MAGIC.items():
+        if head.startswith(magic):
+            return name
+    return detect(head)
 
 
 class PeekReader(io.RawIOBase):
@@ -59,15 +72,26 @@ class PeekReader(io.RawIOBase):
         super().close()
 
 
-def sniff(stream: Readable) -> tuple[str | None, BinaryIO]:
-    """Detect the compression of a stream without losing the bytes read to do it."""
+def _head(stream: Readable, n: int) -> bytes:
     head = b""
-    while len(head) < 4:
-        chunk = stream.read(4 - len(head))
+    while len(head) < n:
+        chunk = stream.read(n - len(head))
         if not chunk:
             break
         head += chunk
+    return head
+
+
+def sniff(stream: Readable) -> tuple[str | None, BinaryIO]:
+    """Detect the compression of a stream without losing the bytes read to do it."""
+    head = _head(stream, 4)
     return detect(head), PeekReader(head, stream)  # type: ignore[return-value]
+
+
+def sniff_archive(stream: Readable) -> tuple[str | None, BinaryIO]:
+    """sniff() for a whole archive file, which may also be xz or bzip2."""
+    head = _head(stream, ARCHIVE_MAGIC_LEN)
+    return detect_archive(head), PeekReader(head, stream)  # type: ignore[return-value]
 
 
 class _Decompressed(io.RawIOBase):
@@ -112,6 +136,14 @@ def decompressor(stream: BinaryIO, algorithm: str | None) -> BinaryIO:
 
         reader = zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True, closefd=True)
         return _Decompressed(reader, ZSTD)  # type: ignore[arg-type,return-value]
+    if algorithm == XZ:
+        import lzma
+
+        return _Decompressed(lzma.LZMAFile(stream), XZ)  # type: ignore[arg-type,return-value]
+    if algorithm == BZIP2:
+        import bz2
+
+        return _Decompressed(bz2.BZ2File(stream), BZIP2)  # type: ignore[arg-type,return-value]
     raise Unsupported(f"unsupported compression {algorithm!r}")
 
 

@@ -9,7 +9,7 @@ ImagetoolError (exit 1)
   ManifestError            unusable manifest or config
     UnsupportedManifest    schema 1, unknown media types
   NotFound
-    ManifestUnknown
+    ManifestUnknown        the image is missing: exit 2 (skopeo's code)
     BlobUnknown
   Unsupported              an operation a transport cannot do
   LayoutError              broken OCI layout, archive or dir image
@@ -72,7 +72,10 @@ class NotFound(ImagetoolError):
 
 
 class ManifestUnknown(NotFound):
-    pass
+    """The image itself is missing (no such tag, repository or layout name): exit code 2, as skopeo
+    exits, so scripts tell "not there" from "broken"."""
+
+    exit_code = 2
 
 
 class BlobUnknown(NotFound):

@@ -12,28 +12,51 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Callable
 
 from imagetool.errors import UsageError
+
+
+class TemplateError(UsageError):
+    """A template that does not parse or cannot run on the data (exit 1, as skopeo exits)."""
+
+    exit_code = 1
 
 _ACTION = re.compile(r"{{(-\s)?(.*?)(\s-)?}}", re.S)
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|`[^`]*`|:=|[|(),=]|[^\s|(),=]+')
 _VERB = re.compile(r"%([-+# 0]*)(\d+)?(?:\.(\d+))?([a-zA-Z%])")
 
 
+_RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\d)[Tt](\d\d:\d\d:\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:\d\d)$")
+
+
 class GoTime(str):
-    """An RFC 3339 timestamp that prints like Go's time.Time."""
+    """An RFC 3339 timestamp that prints like Go's time.Time: as JSON (RFC 3339 with nanoseconds, trailing
+    zeros dropped: `08.73914Z`) through rfc3339(), in templates (`2006-01-02 15:04:05.99 +0000 UTC`) through go()."""
+
+    def _parts(self) -> tuple[str, str, str, str] | None:
+        m = _RFC3339.match(self)
+        if not m:
+            return None
+        frac = (m.group(3) or "")[:9].rstrip("0")
+        zone = m.group(4).upper()
+        return m.group(1), m.group(2), frac, "Z" if zone in ("Z", "+00:00") else zone
+
+    def rfc3339(self) -> str:
+        parts = self._parts()
+        if parts is None:
+            return str(self)
+        day, clock, frac, zone = parts
+        return f"{day}T{clock}{'.' + frac if frac else ''}{zone}"
 
     def go(self) -> str:
-        try:
-            t = datetime.fromisoformat(self.replace("Z", "+00:00"))
-        except ValueError:
+        parts = self._parts()
+        if parts is None:
             return str(self)
-        frac = f".{t.microsecond:06d}".rstrip("0") if t.microsecond else ""
-        off = t.strftime("%z") or "+0000"
-        zone = "UTC" if off == "+0000" else t.strftime("%Z") or off
-        return t.strftime("%Y-%m-%d %H:%M:%S") + frac + f" {off} {zone}"
+        day, clock, frac, zone = parts
+        off = "+0000" if zone == "Z" else zone.replace(":", "")
+        name = "UTC" if zone == "Z" else off
+        return f"{day} {clock}{'.' + frac if frac else ''} {off} {name}"
 
 
 class GoNil:
@@ -55,19 +78,35 @@ class GoNil:
 NIL_MAP, NIL_SLICE, NIL_POINTER = GoNil("map[]"), GoNil("[]"), GoNil("<nil>")
 
 
-def _json(v: Any) -> str:
-    return json.dumps(_go_order(v), separators=(",", ":"), ensure_ascii=False,
-                      default=lambda o: None if isinstance(o, GoNil) else str(o))
+def _go_empty(v: Any) -> bool:
+    """What `omitempty` leaves out."""
+    return v is None or isinstance(v, GoNil) or (not isinstance(v, Struct) and v in ("", 0, False, [], {}, ()))
 
 
-def _go_order(v: Any) -> Any:
-    """encoding/json's order: a map's keys sorted, a struct's fields as declared."""
+def _go_value(v: Any) -> Any:
+    """`v` as encoding/json sees it: structs in field order under their JSON names, maps with sorted keys."""
+    if isinstance(v, GoNil) or v is None:
+        return None
+    if isinstance(v, GoTime):
+        return v.rfc3339()
+    if isinstance(v, Struct):
+        out = {}
+        for name, value in v.items():
+            key, omitempty = v.tags.get(name, (name, False))
+            if not (omitempty and _go_empty(value)):
+                out[key] = _go_value(value)
+        return out
     if isinstance(v, dict):
-        keys = list(v) if isinstance(v, Struct) else sorted(v, key=str)
-        return {k: _go_order(v[k]) for k in keys}
+        return {str(k): _go_value(v[k]) for k in sorted(v, key=str)}
     if isinstance(v, (list, tuple)):
-        return [_go_order(x) for x in v]
+        return [_go_value(x) for x in v]
     return v
+
+
+def _json(v: Any) -> str:
+    from imagetool.gojson import dumps
+
+    return dumps(_go_value(v)).decode("utf-8")
 
 
 def go_str(v: Any) -> str:
@@ -79,6 +118,8 @@ def go_str(v: Any) -> str:
         return v.go()
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, Struct):
+        return "{" + " ".join(go_str(x) for x in v.values()) + "}"
     if isinstance(v, dict):
         return "map[" + " ".join(f"{k}:{go_str(v[k])}" for k in sorted(v)) + "]"
     if isinstance(v, (list, tuple)):
@@ -130,10 +171,10 @@ def _index(item: Any, *keys: Any) -> Any:
             item = item.get(key, "")  # Go's index gives the element type's zero value
         elif isinstance(item, (list, tuple, str)) and isinstance(key, int):
             if not 0 <= key < len(item):
-                raise UsageError(f"template: index out of range: {key}")
+                raise TemplateError(f"template: index out of range: {key}")
             item = item[key]
         else:
-            raise UsageError(f"template: cannot index {go_str(item)} with {go_str(key)}")
+            raise TemplateError(f"template: cannot index {go_str(item)} with {go_str(key)}")
     return item
 
 
@@ -142,7 +183,7 @@ def _compare(op: Callable[[Any, Any], bool]) -> Callable[..., bool]:
         try:
             return op(a, b)
         except TypeError:
-            raise UsageError(f"template: incompatible types for comparison: {go_str(a)}, {go_str(b)}") from None
+            raise TemplateError(f"template: incompatible types for comparison: {go_str(a)}, {go_str(b)}") from None
     return fn
 
 
@@ -185,18 +226,24 @@ FUNCS: dict[str, Callable[..., Any]] = {
 def _tokens(expr: str) -> list[str]:
     toks = _TOKEN.findall(expr)
     if not toks:
-        raise UsageError("empty template action")
+        raise TemplateError("empty template action")
     return toks
 
 
 class Struct(dict):  # type: ignore[type-arg]
-    """A Go struct for templates: a field it lacks is an error, as Go reports it (a map gives <no value>)."""
+    """A Go struct for templates: a field it lacks is an error, as Go reports it (a map gives <no value>).
+
+    `tags`: field -> (JSON name, omitempty), what the json function writes (default: the field name, kept)."""
+
+    def __init__(self, fields: Any = (), tags: dict[str, tuple[str, bool]] | None = None) -> None:
+        super().__init__(fields)
+        self.tags = tags or {}
 
 
 def _field(cur: Any, path: str) -> Any:
     for name in [p for p in path.split(".") if p]:
         if isinstance(cur, Struct) and name not in cur:
-            raise UsageError(f"template: can't evaluate field {name}")
+            raise TemplateError(f"template: can't evaluate field {name}")
         if isinstance(cur, dict):
             cur = cur.get(name)
         else:
@@ -217,7 +264,7 @@ class _Scope:
         if tok.startswith("$"):
             name, _, path = tok.partition(".")
             if name not in self.vars:
-                raise UsageError(f"template: undefined variable {name!r}")
+                raise TemplateError(f"template: undefined variable {name!r}")
             return _field(self.vars[name], path)
         if tok.startswith('"'):
             return json.loads(tok)
@@ -231,7 +278,7 @@ class _Scope:
             return int(tok)
         if re.fullmatch(r"-?\d+\.\d*", tok):
             return float(tok)
-        raise UsageError(f"unsupported template value {tok!r}")
+        raise TemplateError(f"unsupported template value {tok!r}")
 
     def pipeline(self, toks: list[str]) -> Any:
         commands: list[list[str]] = [[]]
@@ -250,9 +297,9 @@ class _Scope:
 
     def command(self, toks: list[str], piped: list[Any]) -> Any:
         if not toks:
-            raise UsageError("template: empty command")
+            raise TemplateError("template: empty command")
         if toks[0].isidentifier() and toks[0] not in FUNCS and toks[0] not in ("true", "false", "nil"):
-            raise UsageError(f"unsupported template function {toks[0]!r}")
+            raise TemplateError(f"unsupported template function {toks[0]!r}")
         args: list[Any] = []
         i = 1 if toks[0] in FUNCS else 0
         while i < len(toks):
@@ -262,7 +309,7 @@ class _Scope:
                     depth += (toks[j] == "(") - (toks[j] == ")")
                     j += 1
                 if depth:
-                    raise UsageError("template: unclosed '('")
+                    raise TemplateError("template: unclosed '('")
                 args.append(self.pipeline(toks[i + 1:j - 1]))
                 i = j
             else:
@@ -273,9 +320,9 @@ class _Scope:
             try:
                 return FUNCS[toks[0]](*args)
             except TypeError:
-                raise UsageError(f"template: wrong number of arguments for {toks[0]}") from None
+                raise TemplateError(f"template: wrong number of arguments for {toks[0]}") from None
         if len(args) != 1:
-            raise UsageError(f"template: {toks[0]!r} is not a function and takes no arguments")
+            raise TemplateError(f"template: {toks[0]!r} is not a function and takes no arguments")
         return args[0]
 
 
@@ -308,6 +355,9 @@ def _split(template: str) -> list[tuple[str, str]]:
         pos = m.end()
     tail = template[pos:]
     parts.append(("text", tail.lstrip() if trim_next else tail))
+    for kind, text in parts:
+        if kind == "text" and "{{" in text:
+            raise TemplateError(f"template: unclosed action in {text[text.index('{{'):][:40]!r}")
     return parts
 
 
@@ -338,7 +388,7 @@ class _Parser:
             if word in stop:
                 return out, word, rest
             if word in ("end", "else"):
-                raise UsageError(f"template: unexpected {{{{{word}}}}}")
+                raise TemplateError(f"template: unexpected {{{{{word}}}}}")
             if word in ("range", "if", "with"):
                 out.append(self.block(word, rest))
             elif word.startswith("/*"):
@@ -346,7 +396,7 @@ class _Parser:
             else:
                 out.append(_Node("action", s))
         if stop:
-            raise UsageError("template: missing {{end}}")
+            raise TemplateError("template: missing {{end}}")
         return out, "", ""
 
     def block(self, kind: str, expr: str) -> _Node:
@@ -399,7 +449,7 @@ def _range(node: _Node, scope: _Scope, out: list[str]) -> None:
     elif isinstance(items, int):
         pairs = [(i, i) for i in range(items)]
     else:
-        raise UsageError(f"template: range can't iterate over {go_str(items)}")
+        raise TemplateError(f"template: range can't iterate over {go_str(items)}")
     if not pairs:
         _exec(node.other, scope, out)
     for key, value in pairs:

@@ -8,7 +8,7 @@ from typing import Any
 from imagetool.copy.multiple import choose_instance, get_instance
 from imagetool.copy.single import read_config
 from imagetool.digest import Digest
-from imagetool.errors import ManifestError
+from imagetool.errors import ManifestError, NotFound
 from imagetool.gotemplate import NIL_MAP, NIL_POINTER, NIL_SLICE, GoTime, Struct
 from imagetool.manifest import Index, Manifest, parse, parse_manifest
 from imagetool.transports.base import ImageReference, ImageSource, SystemContext
@@ -39,7 +39,11 @@ class _Closing:
 def _image_manifest(src: ImageSource, raw: bytes, mt: str, ctx: SystemContext) -> Manifest:
     parsed = parse(raw, mt)
     if isinstance(parsed, Index):
-        raw_i, mt_i = get_instance(src, choose_instance(parsed, ctx))
+        try:
+            chosen = choose_instance(parsed, ctx)
+        except NotFound as err:
+            raise NotFound(f"parsing manifest for image: choosing image instance: {err}") from None  # skopeo's words
+        raw_i, mt_i = get_instance(src, chosen)
         return parse_manifest(raw_i, mt_i)
     return parsed
 
@@ -70,7 +74,7 @@ def inspect_image(ref: ImageReference, ctx: SystemContext, *, tags: bool = True)
         info["Name"] = named.name
     info["Digest"] = str(Digest.of(raw))
     info["RepoTags"] = repo_tags
-    info["Created"] = GoTime(config.created) if config and config.created else None
+    info["Created"] = GoTime(GoTime(config.created).rfc3339()) if config and config.created else None
     info["DockerVersion"] = doc.get("docker_version", "")
     info["Labels"] = cfg.get("Labels") or None
     info["Architecture"] = doc.get("architecture", "")
@@ -88,6 +92,64 @@ def template_view(info: dict[str, Any]) -> dict[str, Any]:
     """`info` as a --format template sees skopeo's struct: Name always there, typed nils print as Go's."""
     nils = {"Created": NIL_POINTER, "Labels": NIL_MAP, "Env": NIL_SLICE, "RepoTags": NIL_SLICE}
     return Struct({"Name": "", **{k: nils.get(k) if v is None else v for k, v in info.items()}})
+
+
+def _opt(doc: dict[str, Any], key: str, kind: type, nil: Any) -> Any:
+    value = doc.get(key)
+    return value if isinstance(value, kind) else nil
+
+
+def _time(value: Any) -> Any:
+    return GoTime(GoTime(value).rfc3339()) if isinstance(value, str) and value else NIL_POINTER
+
+
+def _set(value: Any) -> Any:
+    """A map[string]struct{} (ExposedPorts, Volumes)."""
+    return {k: Struct() for k in value} if isinstance(value, dict) else NIL_MAP
+
+
+#: (Go field, JSON key, omitempty) of image-spec's v1.Image, ImageConfig, RootFS and History, in Go's order
+_IMAGE = [("Created", "created", True), ("Author", "author", True), ("Architecture", "architecture", False),
+          ("Variant", "variant", True), ("OS", "os", False), ("OSVersion", "os.version", True),
+          ("OSFeatures", "os.features", True), ("Config", "config", True), ("RootFS", "rootfs", False),
+          ("History", "history", True)]
+_CONFIG = ["User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels", "StopSignal",
+           "ArgsEscaped"]
+_ROOTFS = [("Type", "type", False), ("DiffIDs", "diff_ids", False)]
+_HISTORY = [("Created", "created", True), ("CreatedBy", "created_by", True), ("Author", "author", True),
+            ("Comment", "comment", True), ("EmptyLayer", "empty_layer", True)]
+
+
+def _struct(fields: list[tuple[str, str, bool]], values: dict[str, Any]) -> Struct:
+    return Struct({go: values[go] for go, _, _ in fields}, {go: (key, omit) for go, key, omit in fields})
+
+
+def config_view(doc: dict[str, Any]) -> Struct:
+    """An image config as `inspect --config --format` templates see it in skopeo: image-spec's v1.Image
+    struct (`{{.Architecture}}`, `{{.Config.Cmd}}`, `{{.RootFS.DiffIDs}}`), not the raw JSON keys."""
+    cfg = _opt(doc, "config", dict, {})
+    config = Struct({
+        "User": _opt(cfg, "User", str, ""), "ExposedPorts": _set(cfg.get("ExposedPorts")),
+        "Env": _opt(cfg, "Env", list, NIL_SLICE), "Entrypoint": _opt(cfg, "Entrypoint", list, NIL_SLICE),
+        "Cmd": _opt(cfg, "Cmd", list, NIL_SLICE), "Volumes": _set(cfg.get("Volumes")),
+        "WorkingDir": _opt(cfg, "WorkingDir", str, ""), "Labels": _opt(cfg, "Labels", dict, NIL_MAP),
+        "StopSignal": _opt(cfg, "StopSignal", str, ""), "ArgsEscaped": _opt(cfg, "ArgsEscaped", bool, False),
+    }, {name: (name, True) for name in _CONFIG})
+    rootfs = _opt(doc, "rootfs", dict, {})
+    history = [_struct(_HISTORY, {
+        "Created": _time(h.get("created")), "CreatedBy": _opt(h, "created_by", str, ""),
+        "Author": _opt(h, "author", str, ""), "Comment": _opt(h, "comment", str, ""),
+        "EmptyLayer": _opt(h, "empty_layer", bool, False)})
+        for h in _opt(doc, "history", list, []) if isinstance(h, dict)]
+    return _struct(_IMAGE, {
+        "Created": _time(doc.get("created")), "Author": _opt(doc, "author", str, ""),
+        "Architecture": _opt(doc, "architecture", str, ""), "Variant": _opt(doc, "variant", str, ""),
+        "OS": _opt(doc, "os", str, ""), "OSVersion": _opt(doc, "os.version", str, ""),
+        "OSFeatures": _opt(doc, "os.features", list, NIL_SLICE), "Config": config,
+        "RootFS": _struct(_ROOTFS, {"Type": _opt(rootfs, "type", str, ""),
+                                    "DiffIDs": _opt(rootfs, "diff_ids", list, NIL_SLICE)}),
+        "History": history if "history" in doc else NIL_SLICE,
+    })
 
 
 def manifest_digest(path: str) -> Digest:

@@ -121,3 +121,100 @@ def test_an_image_without_labels_or_created_prints_like_skopeo(tmp_path: Path) -
         "map[]|[]|<nil>|0|||none||[]\n"
     assert imagetool("inspect", "-f", "{{json .Labels}} {{json .Env}}", ref).stdout == "null null\n"
     assert str(Digest.of(manifest)) == imagetool("inspect", "-f", "{{.Digest}}", ref).stdout.strip()
+
+
+def _config_image(tmp_path: Path, config: dict[str, object]) -> str:
+    """An OCI layout holding one image with exactly `config` (plus its rootfs) as its configuration."""
+    from imagetool import media
+    from imagetool.descriptor import Descriptor
+    from imagetool.manifest import Manifest
+    from imagetool.store import refs
+    from imagetool.store.layout import LayoutStore
+    from tests.lib.images import make_layer
+
+    store = LayoutStore.create(tmp_path / "cfg")
+    layer = make_layer({"a.txt": b"a"})
+    store.put_bytes(layer.blob)
+    raw = json.dumps({**config, "rootfs": {"type": "layers", "diff_ids": [str(layer.diff_id)]}}).encode()
+    manifest = Manifest.build(media.OCI_MANIFEST, Descriptor(media.OCI_CONFIG, store.put_bytes(raw), len(raw)),
+                              [Descriptor(media.OCI_LAYER_GZIP, layer.digest, len(layer.blob))])
+    refs.set_name(store, "v1", Descriptor(media.OCI_MANIFEST, store.put_bytes(manifest.raw), len(manifest.raw)))
+    return f"oci:{tmp_path}/cfg:v1"
+
+
+FULL_CONFIG = {
+    "created": "2023-03-21T13:25:08.739140Z", "author": "someone", "architecture": "arm64", "variant": "v8",
+    "os": "linux",
+    "config": {"User": "1000:1000", "ExposedPorts": {"80/tcp": {}, "443/tcp": {}}, "Env": ["A=1", "B=2"],
+               "Entrypoint": ["/bin/sh", "-c"], "Cmd": ["echo hi"], "Volumes": {"/data": {}}, "WorkingDir": "/w",
+               "Labels": {"zeta": "last", "alpha": "first", "mid": "<&>"}, "StopSignal": "SIGTERM"},
+    "history": [{"created": "2023-03-21T13:25:08.500000000Z", "created_by": "ADD a", "comment": "c"},
+                {"created": "2023-03-21T15:25:08+02:00", "created_by": "ENV", "empty_layer": True}],
+}
+
+CONFIG_TEMPLATES = [
+    "{{.Architecture}}|{{.OS}}|{{.Variant}}|{{.Author}}|{{.Created}}|{{.OSVersion}}|{{.OSFeatures}}",
+    "{{.Config.Cmd}}|{{.Config.Entrypoint}}|{{.Config.Env}}|{{.Config.User}}|{{.Config.WorkingDir}}",
+    "{{.Config.Labels}}|{{.Config.ExposedPorts}}|{{.Config.Volumes}}|{{.Config.StopSignal}}|{{.Config.ArgsEscaped}}",
+    "{{.RootFS.Type}} {{.RootFS.DiffIDs}} {{range .RootFS.DiffIDs}}<{{.}}>{{end}}",
+    "{{range .History}}{{.Created}}|{{.CreatedBy}}|{{.Comment}}|{{.EmptyLayer}};{{end}}",
+    "{{.History}}",
+    "{{range $k, $v := .Config.Labels}}{{$k}}={{$v}},{{end}} {{index .Config.Labels \"mid\"}}",
+]
+
+
+@pytest.mark.parametrize("template", CONFIG_TEMPLATES)
+def test_config_templates_see_go_field_names(tmp_path: Path, template: str) -> None:
+    """skopeo runs `inspect --config --format` over image-spec's v1.Image struct: Go field names, Go printing."""
+    ref = _config_image(tmp_path, FULL_CONFIG)
+    ours = imagetool("inspect", "--config", "--format", template, ref).stdout
+    assert ours == skopeo("inspect", "--config", "--format", template, ref).stdout
+    assert "<no value>" not in ours
+
+
+def test_config_templates_of_a_sparse_config(tmp_path: Path) -> None:
+    """Absent fields print as Go's zero values and typed nils ([] / map[] / <nil>), as skopeo prints them."""
+    ref = _config_image(tmp_path, {"architecture": "amd64", "os": "linux"})
+    template = "|".join(CONFIG_TEMPLATES)
+    ours = imagetool("inspect", "--config", "--format", template, ref).stdout
+    assert ours == skopeo("inspect", "--config", "--format", template, ref).stdout
+
+
+def test_json_in_templates_is_go_marshalling(tmp_path: Path) -> None:
+    """`json` writes struct fields in Go's order under their JSON names (omitempty applied), map keys sorted,
+    <>& escaped, times as RFC 3339 without trailing zeros: byte for byte what skopeo's --config prints."""
+    ref = _config_image(tmp_path, FULL_CONFIG)
+    ours = imagetool("inspect", "--config", "--format", "{{json .}}", ref).stdout
+    theirs = json.loads(skopeo("inspect", "--config", ref).stdout)
+    assert json.loads(ours) == theirs
+    assert list(json.loads(ours)) == ["created", "author", "architecture", "variant", "os", "config", "rootfs",
+                                      "history"]
+    labels = imagetool("inspect", "--config", "--format", "{{json .Config.Labels}}", ref).stdout.strip()
+    assert labels == '{"alpha":"first","mid":"\\u003c\\u0026\\u003e","zeta":"last"}'
+    assert imagetool("inspect", "--config", "--format", "{{json .Created}}", ref).stdout.strip() \
+        == '"2023-03-21T13:25:08.73914Z"'
+
+
+def test_created_prints_as_go_prints_it(tmp_path: Path) -> None:
+    """Trailing zeros of the fraction dropped (`08.73914Z`), nanoseconds kept, offsets kept: skopeo's output."""
+    for n, created in enumerate(("2023-03-21T13:25:08.739140Z", "2023-03-21T13:25:08.000000000Z",
+                                 "2023-03-21T13:25:08.123456789Z", "2023-03-21T15:25:08.5+02:00",
+                                 "2023-03-21T13:25:08Z")):
+        ref = _config_image(tmp_path / str(n), {"created": created, "architecture": "amd64", "os": "linux"})
+        ours, theirs = (json.loads(run("inspect", ref).stdout)["Created"] for run in (imagetool, skopeo))
+        assert ours == theirs, created
+        fmt = "{{.Created}}"
+        assert imagetool("inspect", "--format", fmt, ref).stdout == skopeo("inspect", "--format", fmt, ref).stdout
+    assert theirs == "2023-03-21T13:25:08Z"
+
+
+@pytest.mark.parametrize("config", [False, True])
+def test_template_errors_exit_1_and_are_never_printed_as_text(images: Path, config: bool) -> None:
+    ref = f"oci:{images}:rand"
+    flags = ["--config"] if config else []
+    for template, words in [("{{.Digest", "unclosed action"), ("x {{.Os}} {{", "unclosed action"),
+                            ("{{.Nope}}", "can't evaluate field Nope"), ("{{.Config.Nope}}", "can't evaluate field")]:
+        ours = imagetool("inspect", *flags, "--format", template, ref, check=False)
+        theirs = skopeo("inspect", *flags, "--format", template, ref, check=False)
+        assert ours.returncode == theirs.returncode == 1, template
+        assert ours.stdout == "" and words in one_line_error(ours), template

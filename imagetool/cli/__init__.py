@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from imagetool import __version__
+from imagetool.cli.personality import error_line, version_message
 from imagetool.errors import ImagetoolError, describe
 
 #: command name -> ("module:attribute" of a click.Command, one-line help shown by --help)
@@ -55,21 +56,33 @@ class LazyGroup(click.Group):
         return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name == "help":
+            return _help
         if name not in COMMANDS:
             return None
         module, attr = COMMANDS[name][0].split(":")
         return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
 
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                          list[str]]:
+        if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
+            import difflib
+
+            close = difflib.get_close_matches(args[0], [*COMMANDS, "help"], n=1, cutoff=0.6)
+            hint = f' (did you mean "{close[0]}"?)' if close else ""
+            raise click.UsageError(f'unknown command "{args[0]}" for "imagetool"{hint}', ctx)
+        return super().resolve_command(ctx, args)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Help lists names only, so `imagetool --help` imports no subcommand module.
-        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)] + [("help", _HELP)]
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="imagetool")
+@click.version_option(__version__, prog_name="imagetool", message=version_message())
 @click.option("--store", envvar="IMAGETOOL_STORE", metavar="DIR",
               help="Local image store (default $XDG_DATA_HOME/imagetool/store).")
 @click.option("--policy", metavar="PATH",
@@ -98,6 +111,29 @@ def cli(ctx: click.Context, **options: Any) -> None:
         deadline.arm(seconds, options["command_timeout"])
 
 
+_HELP = "Help about any command."
+
+
+@click.command("help", help=_HELP)
+@click.argument("command", nargs=-1)
+@click.pass_context
+def _help(ctx: click.Context, command: tuple[str, ...]) -> None:
+    """`imagetool help [COMMAND...]`: what --help prints, as skopeo's help command does."""
+    group = ctx.parent
+    assert group is not None
+    if not command:
+        click.echo(group.get_help())
+        return
+    target: click.Command = group.command
+    for name in command:
+        sub = target.get_command(group, name) if isinstance(target, click.Group) else None
+        if sub is None:
+            raise click.UsageError(f'unknown help topic "{" ".join(command)}"', ctx)
+        target = sub
+    with click.Context(target, info_name=" ".join(command), parent=group) as sub_ctx:
+        click.echo(target.get_help(sub_ctx))
+
+
 #: the global --debug as click parsed it (a container's own `--debug` argument is not ours)
 _debug = [False]
 
@@ -107,17 +143,17 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rc = cli.main(args=argv, prog_name="imagetool", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("imagetool: aborted", err=True)
+        click.echo(error_line("aborted"), err=True)
         sys.exit(130)
     except click.exceptions.Exit as err:
         sys.exit(err.exit_code)
     except click.ClickException as err:
-        click.echo(f"imagetool: {err.format_message()}", err=True)
+        click.echo(error_line(err.format_message()), err=True)
         sys.exit(err.exit_code)
     except ImagetoolError as err:
         if _debug[0]:
             raise
-        click.echo(f"imagetool: {describe(err)}", err=True)
+        click.echo(error_line(describe(err)), err=True)
         if type(err).__name__ == "CommandTimeout":  # worker threads may still wait on the network
             sys.stdout.flush()
             sys.stderr.flush()
@@ -130,12 +166,12 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as err:
         if _debug[0]:
             raise
-        click.echo(f"imagetool: {describe(err)}", err=True)
+        click.echo(error_line(describe(err)), err=True)
         sys.exit(1)
     except Exception as err:  # noqa: BLE001 - the last line of defence against tracebacks
         if _debug[0]:
             raise
-        click.echo(f"imagetool: internal error: {type(err).__name__}: {describe(err)} "
-                   "(run with --debug for details)", err=True)
+        click.echo(error_line(f"internal error: {type(err).__name__}: {describe(err)} "
+                              "(run with --debug for details)"), err=True)
         sys.exit(70)
     sys.exit(rc if isinstance(rc, int) else 0)

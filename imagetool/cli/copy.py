@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
-from imagetool.cli.options import (policy_from_flags, registry_options, signers_from_flags, signing_options,
-                                   system_context, write_digestfile)
+from imagetool.cli.options import (daemon_host_option, policy_from_flags, registry_options, shared_blob_dir_option,
+                                   signers_from_flags, signing_options, system_context, write_digestfile)
 from imagetool.errors import UsageError
 
 
@@ -38,6 +38,14 @@ from imagetool.errors import UsageError
 @click.option("--max-parallel", type=click.IntRange(1, 64), default=6, help="Blobs copied at once.")
 @registry_options("src", retries=False)
 @registry_options("dest")
+@shared_blob_dir_option("src")
+@shared_blob_dir_option("dest")
+@click.option("--dest-oci-accept-uncompressed-layers", is_flag=True,
+              help="Keep uncompressed layers uncompressed in an oci: destination.")
+@click.option("--dest-precompute-digests", is_flag=True,
+              help="Hash recompressed layers before uploading, to skip those the registry has.")
+@daemon_host_option("src")
+@daemon_host_option("dest")
 @click.pass_context
 def copy(ctx: click.Context, source: str, destination: str, **flags: Any) -> None:
     """Copy an image from SOURCE to DESTINATION (oci:, oci-archive:, docker-archive:, dir:, docker://, or
@@ -56,6 +64,8 @@ def copy(ctx: click.Context, source: str, destination: str, **flags: Any) -> Non
     dst_ref = parse_image_name(destination)
     dest_ctx = system_context(ctx, "dest_", **flags)
     dest_ctx.docker_archive_additional_tags = tuple(_tagged(t) for t in flags["additional_tags"])
+    dest_ctx.oci_accept_uncompressed_layers = flags["dest_oci_accept_uncompressed_layers"]
+    dest_ctx.docker_precompute_digests = flags["dest_precompute_digests"]
     compression = flags["dest_compress_format"] or ("gzip" if flags["dest_compress"] else None)
     options = CopyOptions(
         src_ctx=system_context(ctx, "src_", **flags),

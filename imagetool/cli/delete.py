@@ -6,12 +6,14 @@ from typing import Any
 
 import click
 
-from imagetool.cli.options import registry_options, system_context
+from imagetool.cli.options import daemon_host_option, registry_options, shared_blob_dir_option, system_context
 
 
 @click.command()
 @click.argument("image")
 @registry_options()
+@shared_blob_dir_option()
+@daemon_host_option()
 @click.pass_context
 def delete(ctx: click.Context, image: str, **flags: Any) -> None:
     """Delete IMAGE (docker://NAME:TAG deletes the manifest the tag names, and so every tag naming it)."""

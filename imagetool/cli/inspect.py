@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from imagetool.cli.options import registry_options, system_context
+from imagetool.cli.options import daemon_host_option, registry_options, shared_blob_dir_option, system_context
 
 
 @click.command()
@@ -19,6 +19,8 @@ from imagetool.cli.options import registry_options, system_context
 @click.option("--referrers", is_flag=True, help="List the image's OCI 1.1 referrers (signatures, SBOMs, ...).")
 @click.option("--artifact-type", metavar="TYPE", help="With --referrers: only referrers of this artifactType.")
 @registry_options()
+@shared_blob_dir_option()
+@daemon_host_option()
 @click.pass_context
 def inspect(ctx: click.Context, image: str, raw: bool, config: bool, format_: str | None, no_tags: bool,
             referrers: bool, artifact_type: str | None, **flags: Any) -> None:
@@ -47,7 +49,7 @@ def inspect(ctx: click.Context, image: str, raw: bool, config: bool, format_: st
         from imagetool import gojson
 
         doc = gojson.loads(data, "image config")
-        click.echo(render(format_, doc) if format_ else lib.pretty(doc))
+        click.echo(render(format_, lib.config_view(doc)) if format_ else lib.pretty(doc))
         return
     if raw:
         sys.stdout.buffer.write(lib.raw_manifest(ref, sysctx))

@@ -23,8 +23,10 @@ def registry_options(side: str = "", retries: bool = True) -> Callable[[F], F]:
     `side` ("src"/"dest") prefixes the credential and TLS flags, as skopeo's copy and sync do.
     """
     pre, dest = (f"--{side}-", f"{side}_") if side else ("--", "")
+    creds_alias = [f"--{side[0]}creds"] if side else []  # skopeo's --screds / --dcreds
     options = [
-        click.option(f"{pre}creds", f"{dest}creds", metavar="USER[:PASS]", help="Registry credentials."),
+        click.option(f"{pre}creds", *creds_alias, f"{dest}creds", metavar="USER[:PASS]",
+                     help="Registry credentials."),
         click.option(f"{pre}username", f"{dest}username", metavar="USER", help=f"Registry user (with {pre}password)."),
         click.option(f"{pre}password", f"{dest}password", metavar="PASS", help="Registry password."),
         click.option(f"{pre}registry-token", f"{dest}registry_token", metavar="TOKEN",
@@ -42,6 +44,26 @@ def registry_options(side: str = "", retries: bool = True) -> Callable[[F], F]:
             click.option("--retry-delay", type=float, default=None, help="Seconds between retries (default: backoff)."),
         ]
     return _stacked(options)
+
+
+def shared_blob_dir_option(side: str = "") -> F:
+    """skopeo's --shared-blob-dir (--src-/--dest- in copy): oci: layouts whose blobs live in one directory."""
+    pre, dest = (f"--{side}-", f"{side}_") if side else ("--", "")
+    return click.option(f"{pre}shared-blob-dir", f"{dest}shared_blob_dir", metavar="DIR",
+                        help="Blobs of oci: layouts live in DIR, shared by several layouts.")
+
+
+def daemon_host_option(side: str = "") -> F:
+    """skopeo's --daemon-host (--src-/--dest- in copy) reaches the docker-daemon: transport, which imagetool does
+    not have: refused by name rather than as an unknown flag."""
+    pre = f"--{side}-" if side else "--"
+
+    def refuse(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            raise UsageError(f"{pre}daemon-host: the docker-daemon: transport is not supported by imagetool")
+
+    return click.option(f"{pre}daemon-host", metavar="HOST", expose_value=False, callback=refuse,
+                        help="(docker-daemon: only; not supported)")
 
 
 def signing_options(identity: bool = True) -> Callable[[F], F]:
@@ -163,6 +185,7 @@ def system_context(ctx: click.Context, prefix: str = "", **flags: Any) -> System
         override_variant=root.get("override_variant"),
         tmpdir=root.get("tmpdir"),
         store=root.get("store"),
+        oci_shared_blob_dir=flag("shared_blob_dir"),
         retry_times=3 if flags.get("retry_times") is None else int(flags["retry_times"]),
         retry_delay=flags.get("retry_delay"),
     )

@@ -101,6 +101,26 @@ def destination(job: Job, dest_kind: str, dest: str, scoped: bool) -> str:
     return f"dir:{os.path.join(dest, name)}{tag}"
 
 
+def _go_quote(text: str) -> str:
+    import json
+
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _dry_run(jobs: list[Job], dest_kind: str, dest: str, scoped: bool) -> None:
+    """What would be copied, in skopeo's words (scripts match them): each image numbered within its
+    source repository, then the totals."""
+    sources: dict[str, list[Job]] = {}
+    for job in jobs:
+        sources.setdefault(job.name, []).append(job)
+    for group in sources.values():
+        for n, job in enumerate(group, 1):
+            target = destination(job, dest_kind, dest, scoped)
+            click.echo(f"Would have copied image ref {n}/{len(group)} from={_go_quote(job.source)} "
+                       f"to={_go_quote(target)}", err=True)
+    click.echo(f"Would have synced {len(jobs)} images from {len(sources)} sources", err=True)
+
+
 @click.command()
 @click.argument("source")
 @click.argument("destination_")
@@ -142,10 +162,7 @@ def sync(ctx: click.Context, source: str, destination_: str, src_kind: str, dest
     else:
         jobs = _yaml_jobs(source, src_ctx)
     if dry_run:
-        for n, job in enumerate(jobs, 1):
-            target = destination(job, dest_kind, destination_, scoped)
-            click.echo(f"Would have copied image ref {n}/{len(jobs)}: {job.source} -> {target}", err=True)
-        click.echo(f"Would have synced {len(jobs)} images", err=True)
+        _dry_run(jobs, dest_kind, destination_, scoped)
         return
     policy = policy_from_flags(ctx)
     signers = signers_from_flags(flags)

@@ -6,6 +6,7 @@ from imagetool.copy.multiple import choose_instance, copy_index, get_instance
 from imagetool.copy.options import ACCEPT_ANYTHING, CopyOptions, CopyResult, PolicyChecker
 from imagetool.copy.single import copy_single
 from imagetool.manifest import Index, parse
+from imagetool.errors import PolicyRejected
 from imagetool.transports.base import ImageReference
 
 __all__ = ["ACCEPT_ANYTHING", "CopyOptions", "CopyResult", "copy_image"]
@@ -33,7 +34,12 @@ def copy_image(src_ref: ImageReference, dst_ref: ImageReference, options: CopyOp
     try:
         raw, mt = src.get_manifest()
         parsed = parse(raw, mt)
-        verdict = policy.check(src_ref, src, raw, options.src_ctx.registries_d)
+        try:
+            verdict = policy.check(src_ref, src, raw, options.src_ctx.registries_d)
+        except PolicyRejected as err:
+            if getattr(err, "headline", None) is None:
+                raise
+            raise PolicyRejected(f"Source image rejected: {err}") from None  # skopeo's words: scripts match them
         if progress:
             progress.line("Getting image source signatures")
         dst = dst_ref.open_destination(options.dest_ctx)

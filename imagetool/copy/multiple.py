@@ -8,7 +8,7 @@ from imagetool.copy.options import CopyOptions
 from imagetool.copy.single import CopiedManifest, copy_signatures, copy_single
 from imagetool.descriptor import Descriptor, host_platform, platform_matches
 from imagetool.digest import Digest
-from imagetool.errors import DigestMismatch, ManifestUnknown, Unsupported
+from imagetool.errors import DigestMismatch, NotFound, Unsupported
 from imagetool.manifest import Index
 from imagetool.transports.base import ImageDestination, ImageReference, ImageSource, SystemContext
 
@@ -19,7 +19,10 @@ def choose_instance(index: Index, ctx: SystemContext) -> Descriptor:
         if media.is_manifest(desc.media_type) and platform_matches(want, desc.platform):
             return desc
     offered = ", ".join(str(d.platform) for d in index.manifests if d.platform) or "none"
-    raise ManifestUnknown(f"no image for {want} in the index (it has: {offered})")
+    # containers/image's words (scripts match them), then what the index offers; the image exists, so not exit 2
+    kind = "image index" if index.media_type == media.OCI_INDEX else "manifest list"
+    raise NotFound(f'no image found in {kind} for architecture "{want.architecture}", variant '
+                   f'"{want.variant or ""}", OS "{want.os}" (it has: {offered})')
 
 
 def get_instance(src: ImageSource, desc: Descriptor) -> tuple[bytes, str]:

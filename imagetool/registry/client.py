@@ -21,7 +21,7 @@ from imagetool.errors import DigestMismatch, ManifestError, ManifestUnknown, Not
 from imagetool.registry import credentials
 from imagetool.registry.auth import Authenticator, pick_challenge
 from imagetool.registry.blobreader import BlobReader
-from imagetool.registry.errors import RegistryUnreachable, Unauthorized, error_from_response
+from imagetool.registry.errors import RegistryUnreachable, Unauthorized, error_from_response, registry_text
 from imagetool.registry.http import (
     TIMEOUT,
     Response,
@@ -199,20 +199,21 @@ class Client:
             body = resp.content[:65536] if method != "HEAD" else b""
             resp.close()
             if resp.status_code == 401:
-                raise self._unauthorized(what, resp)
+                raise self._unauthorized(what, resp, body)
             raise error_from_response(resp.status_code, body, resp.headers, what)
 
         return self.retry.run(attempt) if retry and replayable else attempt()
 
-    def _unauthorized(self, what: str, resp: Response) -> Unauthorized:
+    def _unauthorized(self, what: str, resp: Response, body: bytes = b"") -> Unauthorized:
         chal = pick_challenge(resp.headers.get("WWW-Authenticate"))
         if self.creds is None and self.options.registry_token is None:
-            why = "authentication required (no credentials given or stored)"
+            why = "no credentials given or stored"
         elif chal is not None and chal.params.get("error") == "insufficient_scope":
             why = "access denied for these credentials"
         else:
             why = "invalid username/password"
-        return Unauthorized(f"{what}: {why} for {self.host} (HTTP 401)")
+        said = registry_text(body) or "unauthorized: authentication required"
+        return Unauthorized(f"{what}: {said} ({why} for {self.host}, HTTP 401)")
 
     # -- manifests
 

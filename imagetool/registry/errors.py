@@ -42,7 +42,9 @@ class RegistryUnreachable(RegistryError):
 
 
 class NameUnknown(NotFound):
-    pass
+    """No such repository: a missing image too (exit 2)."""
+
+    exit_code = 2
 
 
 class TagUnknown(ManifestUnknown):
@@ -106,6 +108,24 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError):
         return None
+
+
+def registry_text(body: bytes) -> str:
+    """The registry's own words for a failed request, as containers/image prints them
+    ("unauthorized: authentication required"): scripts match these. "" if the body has none."""
+    try:
+        doc = json.loads(body or b"{}")
+        errors = doc.get("errors") or [] if isinstance(doc, dict) else []
+    except ValueError:
+        return ""
+    parts = []
+    for e in errors:
+        if not isinstance(e, dict):
+            continue
+        code = str(e.get("code", "")).lower().replace("_", " ")
+        message = str(e.get("message", "") or "")
+        parts.append(f"{code}: {message}" if code and message else code or message)
+    return "; ".join(p for p in parts if p)
 
 
 def error_from_response(status: int, body: bytes, headers: Any, what: str) -> Exception:

@@ -106,20 +106,36 @@ def _check_payload(image: _Image, payload: Payload, rule: p.Identity) -> None:
     if idmatch.needs_image_reference(rule) and image.identity is None:
         raise SignatureError(f"the image has no docker reference to compare with the signed identity {signed}")
     if not idmatch.matches(rule, image.identity, signed):
-        raise SignatureError(f"signature claims identity {signed}, which {idmatch.describe(rule)} does not accept "
-                             f"for {image.identity or 'this image'}")
+        raise _headed(SignatureError(f"signature claims identity {signed}, which {idmatch.describe(rule)} does not "
+                                     f"accept for {image.identity or 'this image'}"),
+                      f'Signature for identity "{signed}" is not accepted')
 
 
-def _first_valid(what: str, signatures: list, check: Callable[[object], str]) -> str:  # type: ignore[type-arg]
+#: containers/image's words for a rejection, which scripts match; our detail follows them
+_NO_SIGNATURE = "A signature was required, but no signature exists"
+
+
+def _headed(err: ImagetoolError, headline: str) -> ImagetoolError:
+    """`err` carrying containers/image's words for it (PolicyContext.check puts them first)."""
+    err.headline = headline  # type: ignore[attr-defined]
+    return err
+
+
+def _first_valid(what: str, signatures: list, check: Callable[[object], str],  # type: ignore[type-arg]
+                 invalid: str) -> str:
+    """The verdict of the first signature `check` accepts; else a rejection headed by the first failure's
+    words (`invalid` when it has none: a signature that does not verify)."""
     if not signatures:
-        raise PolicyRejected(f"{what}: the image has no signature of that kind")
+        raise _headed(PolicyRejected(f"{what}: the image has no signature of that kind"), _NO_SIGNATURE)
     reasons = []
+    headline = None
     for i, sig in enumerate(signatures, 1):
         try:
             return check(sig)
         except (SignatureError, ImagetoolError) as err:
             reasons.append(f"signature {i}: {err}")
-    raise PolicyRejected(f"{what}: no valid signature ({'; '.join(reasons)})")
+            headline = headline or getattr(err, "headline", None)
+    raise _headed(PolicyRejected(f"{what}: no valid signature ({'; '.join(reasons)})"), headline or invalid)
 
 
 def eval_insecure(req: p.InsecureAcceptAnything, image: _Image) -> str:
@@ -127,14 +143,15 @@ def eval_insecure(req: p.InsecureAcceptAnything, image: _Image) -> str:
 
 
 def eval_reject(req: p.Reject, image: _Image) -> str:
-    raise PolicyRejected("the policy rejects every image in this scope")
+    raise _headed(PolicyRejected("the policy rejects every image in this scope"),
+                  f"Running image {image.reference} is rejected by policy.")
 
 
 def eval_signed_by(req: p.SignedBy, image: _Image) -> str:
     what = f"signedBy (GPG keys {req.source})"
     signatures = image.simple_signatures()
     if not signatures:
-        raise PolicyRejected(f"{what}: the image has no simple signature")
+        raise _headed(PolicyRejected(f"{what}: the image has no simple signature"), _NO_SIGNATURE)
     from imagetool.signature import simple  # gnupg: only when a policy asks for GPG signatures
 
     with simple.Keyring(req.keys) as ring:
@@ -144,7 +161,7 @@ def eval_signed_by(req: p.SignedBy, image: _Image) -> str:
             return (f"signedBy: signed by GPG key {verified.fingerprint} as "
                     f"{verified.payload.docker_reference} ({idmatch.describe(req.identity)})")
 
-        return _first_valid(what, signatures, check)
+        return _first_valid(what, signatures, check, "Invalid GPG signature")
 
 
 def eval_sigstore_signed(req: p.SigstoreSigned, image: _Image) -> str:
@@ -165,8 +182,8 @@ def eval_sigstore_signed(req: p.SigstoreSigned, image: _Image) -> str:
 
     signatures = image.sigstore_signatures()
     if not signatures:
-        raise PolicyRejected(f"{what}: the image has no sigstore signature")
-    return _first_valid(what, signatures, check)
+        raise _headed(PolicyRejected(f"{what}: the image has no sigstore signature"), _NO_SIGNATURE)
+    return _first_valid(what, signatures, check, "cryptographic signature verification failed")
 
 
 EVALUATORS: dict[type, Callable] = {  # type: ignore[type-arg]
@@ -175,6 +192,14 @@ EVALUATORS: dict[type, Callable] = {  # type: ignore[type-arg]
     p.SignedBy: eval_signed_by,
     p.SigstoreSigned: eval_sigstore_signed,
 }
+
+
+def _rejection(err: ImagetoolError, detail: str) -> PolicyRejected:
+    """containers/image's words first ("Invalid GPG signature"), then which scope and requirement said no."""
+    headline = getattr(err, "headline", None)
+    if not headline:
+        return PolicyRejected(detail)
+    return _headed(PolicyRejected(f"{headline} ({detail})"), headline)  # type: ignore[return-value]
 
 
 class PolicyContext:
@@ -213,7 +238,7 @@ class PolicyContext:
             try:
                 verdicts.append(EVALUATORS[type(req)](req, image))
             except PolicyRejected as err:
-                raise PolicyRejected(f"{reference} rejected by policy scope {scope}: {err}") from None
+                raise _rejection(err, f"{reference} rejected by policy scope {scope}: {err}") from None
             except ImagetoolError as err:
-                raise PolicyRejected(f"{reference} rejected by policy scope {scope}: {req.kind}: {err}") from err
+                raise _rejection(err, f"{reference} rejected by policy scope {scope}: {req.kind}: {err}") from err
         return f"accepted by policy scope {scope}: " + "; ".join(verdicts)

@@ -71,8 +71,12 @@ def _unlink(path: str | Path) -> None:
 class LayoutStore:
     """Blobs at blobs/<alg>/<hex>, the image index at index.json, the version at oci-layout."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, shared_blobs: str | Path | None = None) -> None:
         self.root = Path(root)
+        #: where blobs live: <root>/blobs, or a directory several layouts share (skopeo's --shared-blob-dir,
+        #: laid out as <dir>/<alg>/<hex>); a shared directory's blobs are never garbage-collected
+        self.blobs = Path(shared_blobs) if shared_blobs else self.root / BLOBS
+        self.shared = shared_blobs is not None and bool(shared_blobs)
         #: create() found no layout and no other files here: what a failed first write may take away
         self.created = False
         #: create() made the directory itself
@@ -81,8 +85,8 @@ class LayoutStore:
     # -- opening
 
     @classmethod
-    def open(cls, root: str | Path) -> LayoutStore:
-        store = cls(root)
+    def open(cls, root: str | Path, shared_blobs: str | Path | None = None) -> LayoutStore:
+        store = cls(root, shared_blobs)
         if not (store.root / OCI_LAYOUT_FILE).is_file():
             if not store.root.exists():
                 raise LayoutError(f"{root}: no such OCI layout")
@@ -91,9 +95,9 @@ class LayoutStore:
         return store
 
     @classmethod
-    def create(cls, root: str | Path) -> LayoutStore:
+    def create(cls, root: str | Path, shared_blobs: str | Path | None = None) -> LayoutStore:
         """Open the layout at `root`, making an empty one if there is none."""
-        store = cls(root)
+        store = cls(root, shared_blobs)
         if (store.root / OCI_LAYOUT_FILE).is_file():
             store._check_version()
             return store
@@ -123,7 +127,7 @@ class LayoutStore:
     # -- blobs
 
     def blob_path(self, digest: Digest) -> Path:
-        return self.root / "blobs" / digest.algorithm / digest.hex
+        return self.blobs / digest.algorithm / digest.hex
 
     def has_blob(self, digest: Digest) -> bool:
         return self.blob_path(digest).is_file()
@@ -154,7 +158,7 @@ class LayoutStore:
                  algorithm: str = "sha256") -> tuple[Digest, int]:
         """Stream a blob in, hashing as it goes; with `expected`, nothing is kept unless it matches."""
         alg = expected.algorithm if expected else algorithm
-        blob_dir = self.root / "blobs" / alg
+        blob_dir = self.blobs / alg
         if not blob_dir.is_dir():
             blob_dir.mkdir(parents=True, exist_ok=True)
             fsync_dir(blob_dir.parent)
@@ -204,7 +208,7 @@ class LayoutStore:
         _unlink(self.blob_path(digest))
 
     def iter_blobs(self) -> Iterator[Digest]:
-        blobs = self.root / "blobs"
+        blobs = self.blobs
         if not blobs.is_dir():
             return
         for alg_dir in blobs.iterdir():
@@ -219,7 +223,7 @@ class LayoutStore:
                     continue
 
     def blob_dirs(self) -> list[Path]:
-        blobs = self.root / BLOBS
+        blobs = self.blobs
         return [p for p in blobs.iterdir() if p.is_dir()] if blobs.is_dir() else []
 
     def iter_temp_files(self) -> Iterator[Path]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from imagetool.errors import InvalidReference
+from imagetool.errors import InvalidReference, Unsupported
 from imagetool.transports.base import (
     DestinationTraits,
     ImageDestination,
@@ -31,6 +31,9 @@ TRANSPORTS = {
     "local": "imagetool.transports.local",
 }
 
+#: transports skopeo knows that imagetool does not have: their prefix is refused, never read as a name
+UNSUPPORTED = ("containers-storage", "docker-daemon", "sif", "ostree", "tarball")
+
 
 def transport(name: str) -> Any:
     try:
@@ -47,6 +50,9 @@ def parse_image_name(text: str, default: str = "local") -> ImageReference:
     name, sep, rest = text.partition(":")
     if sep and name in TRANSPORTS:
         return transport(name).parse(rest)  # type: ignore[no-any-return]
+    if sep and name in UNSUPPORTED:
+        raise Unsupported(f"transport {name!r} is not supported by imagetool "
+                          f"(supported: {', '.join(sorted(TRANSPORTS))})")
     if sep and "/" not in name and "." not in name and not name.isdigit() and rest.startswith("/"):
         raise InvalidReference(f"invalid image name {text!r}: unknown transport {name!r} "
                                f"(known: {', '.join(sorted(TRANSPORTS))})")

@@ -37,6 +37,12 @@ class SystemContext:
     override_variant: str | None = None
     tmpdir: str | None = None
     store: str | None = None                # local store root (None: the default)
+    oci_shared_blob_dir: str | None = None  # oci: layouts keep their blobs here (skopeo's --shared-blob-dir)
+    #: an oci: destination keeps uncompressed layers as they are (skopeo's --dest-oci-accept-uncompressed-layers)
+    oci_accept_uncompressed_layers: bool = False
+    #: a docker:// destination hashes a layer it recompresses before uploading it, and uploads it only if
+    #: the registry lacks it (skopeo's --dest-precompute-digests)
+    docker_precompute_digests: bool = False
     retry_times: int = 3
     retry_delay: float | None = None
     user_agent: str = "imagetool"

@@ -155,6 +155,8 @@ class DockerDestination(_Repository, DestinationBase):
         self._top: tuple[bytes, str] | None = None
         self.mounted = 0
         self.uploaded = 0
+        self.precompute = ctx.docker_precompute_digests
+        self.temp_dir = ctx.temp_dir if self.precompute else None
 
     def try_reuse_blob(self, desc: Descriptor) -> bool:
         host, digest = self.client.host, str(desc.digest)
@@ -176,11 +178,30 @@ class DockerDestination(_Repository, DestinationBase):
         return False
 
     def put_blob(self, stream: Readable, desc: Descriptor | None, *, is_config: bool = False) -> Descriptor:
+        if desc is None and self.precompute:
+            return self._put_precomputed(stream)
         uploader = BlobUploader(self.client, self.repo)
         digest, size = uploader.upload(stream, desc.digest if desc else None, desc.size if desc else None)
         locations.shared().record(self.client.host, self.repo, str(digest))
         self.uploaded += 1
         return Descriptor(desc.media_type if desc else "application/octet-stream", digest, size)
+
+    def _put_precomputed(self, stream: Readable) -> Descriptor:
+        """A blob whose digest is known only once written (a recompressed layer): spooled to a temp file to
+        learn it, then uploaded unless the registry (or another of its repositories) already has it."""
+        import tempfile
+
+        from imagetool.digest import CHUNK, DigestingWriter
+
+        with tempfile.TemporaryFile(dir=self.temp_dir) as spool:
+            sink = DigestingWriter(spool)
+            while chunk := stream.read(CHUNK):
+                sink.write(chunk)
+            desc = Descriptor("application/octet-stream", sink.digest(), sink.size)
+            if self.try_reuse_blob(desc):
+                return desc
+            spool.seek(0)
+            return self.put_blob(spool, desc)  # type: ignore[arg-type]
 
     def put_blob_bytes(self, data: bytes, media_type: str = "application/octet-stream") -> Descriptor:
         """Store a small blob held in memory (signature payloads, attachment configs)."""

@@ -247,19 +247,27 @@ class OCIReference(PathReference):
     transport_name = TRANSPORT_NAME
 
     def open_source(self, ctx: SystemContext) -> ImageSource:
-        store = LayoutStore.open(self.path)
+        store = LayoutStore.open(self.path, ctx.oci_shared_blob_dir)
         return LayoutSource(self, store, refs.resolve(store, self.name))
 
     def open_destination(self, ctx: SystemContext) -> ImageDestination:
-        return LayoutDestination(self, LayoutStore.create(self.path), self.name, OCI_TRAITS, tidy_new_layout=True)
+        traits = OCI_TRAITS
+        if ctx.oci_accept_uncompressed_layers:
+            import dataclasses
+
+            traits = dataclasses.replace(OCI_TRAITS, layer_compression="preserve")
+        return LayoutDestination(self, LayoutStore.create(self.path, ctx.oci_shared_blob_dir), self.name,
+                                 traits, tidy_new_layout=True)
 
     def delete(self, ctx: SystemContext) -> None:
-        store = LayoutStore.open(self.path)
+        store = LayoutStore.open(self.path, ctx.oci_shared_blob_dir)
         if self.name:
             refs.remove_name(store, self.name)
         else:
             desc = refs.resolve(store, None)
             refs.remove_digest(store, desc.digest)
+        if store.shared:
+            return  # other layouts may use any blob of a shared directory: only the name goes
         from imagetool.store.gc import collect
 
         collect(store)

@@ -19,7 +19,7 @@ from imagetool import compression
 from imagetool.digest import CHUNK
 from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest
-from imagetool.errors import ImagetoolError, LayoutError, NotFound, UnsafeContent
+from imagetool.errors import ImagetoolError, LayoutError, ManifestUnknown, NotFound, UnsafeContent
 from imagetool.store import refs
 from imagetool.outputs import OutputFile
 from imagetool.store.layout import INDEX_FILE, OCI_LAYOUT_FILE, TEMP_PREFIX, LayoutStore
@@ -44,7 +44,7 @@ def member_path(name: str) -> PurePosixPath | None:
 def extract_layout(archive: str, dest: Path) -> None:
     """Stream an archive of a layout into `dest`: only directories and regular files are accepted."""
     try:
-        with open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
+        with open(archive, "rb") as raw, _plain(raw) as plain, tarfile.open(fileobj=plain, mode="r|") as tar:
             for member in tar:
                 rel = member_path(member.name)
                 if rel is None:
@@ -66,12 +66,22 @@ def extract_layout(archive: str, dest: Path) -> None:
         raise LayoutError(f"{archive}: is a directory, not an archive") from None
     except (tarfile.TarError, EOFError) as err:
         raise LayoutError(f"{archive}: truncated or corrupt archive: {err}") from None
+    except LayoutError as err:
+        if type(err) is not LayoutError or str(err).startswith(str(archive)):
+            raise
+        raise LayoutError(f"{archive}: truncated or corrupt archive: {err}") from None  # from the decompressor
+
+
+def _plain(raw: BinaryIO) -> BinaryIO:
+    """The tar inside an archive file compressed with gzip, zstd, xz or bzip2 (or not at all), streamed."""
+    algorithm, sniffed = compression.sniff_archive(raw)
+    return compression.decompressor(sniffed, algorithm)
 
 
 def _check_tail(archive: str, end: int) -> None:
     """After the last entry a plain tar holds only zero blocks; anything else is a cut-off header."""
     with open(archive, "rb") as f:
-        if compression.detect(f.read(4)) is not None:
+        if compression.detect_archive(f.read(compression.ARCHIVE_MAGIC_LEN)) is not None:
             return  # a compressed archive is checked by its decompressor
         f.seek(end)
         while chunk := f.read(CHUNK):
@@ -145,6 +155,8 @@ class ArchiveSource(LayoutSource):
         except LayoutError as err:
             reason = str(err).replace(f"{tmp}/", "").replace(str(tmp), "archive")
             raise LayoutError(f"{reference.path}: not a complete OCI archive: {reason}") from None
+        except ManifestUnknown as err:  # the archive is fine, the image is not in it (exit 2)
+            raise ManifestUnknown(str(err).replace(str(tmp), reference.path)) from None
         super().__init__(reference, store, top)
         self._tmp = tmp
         self._path = reference.path

@@ -69,14 +69,15 @@ class RangeReader(io.RawIOBase):
 
 
 class ArchiveReader:
-    """The members of a tar file (decompressed first into a temp file if the archive is compressed)."""
+    """The members of a tar file (decompressed first into a temp file if the archive is compressed:
+    gzip, zstd, xz or bzip2, as containers/image reads them)."""
 
     def __init__(self, path: str, temp_dir: str) -> None:
         self.display = path
         self._temp: str | None = None
         try:
             with open(path, "rb") as f:
-                algorithm = compression.detect(f.read(4))
+                algorithm = compression.detect_archive(f.read(compression.ARCHIVE_MAGIC_LEN))
         except FileNotFoundError:
             raise LayoutError(f"{path}: no such file") from None
         except IsADirectoryError:

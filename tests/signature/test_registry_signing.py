@@ -99,7 +99,7 @@ def test_sync_signs_and_dry_run_copies_nothing(plain_registry: Registry, registr
     source = f"{plain_registry.host}/tosync/app"
     dry = imagetool("sync", "--dry-run", "--src", "docker", "--dest", "dir", "--src-tls-verify=false",
                     source, str(tmp_path / "dry"))
-    assert f"docker://{source}:v1 -> dir:{tmp_path / 'dry' / 'app'}:v1" in dry.stderr
+    assert f'from="docker://{source}:v1" to="dir:{tmp_path / "dry" / "app"}:v1"' in dry.stderr
     assert not (tmp_path / "dry").exists()
     conf = registries_d(tmp_path, {"use-sigstore-attachments": True})
     imagetool("--insecure-policy", "--registries.d", conf, "sync", "-q", "--preserve-digests", "--src", "docker",

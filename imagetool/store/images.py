@@ -188,9 +188,11 @@ def _full_name(text: str) -> str:
 
 
 def _reference_matches(pattern: str, name: str) -> bool:
-    """A glob against the full name or its short form (docker.io/library/ dropped), with or without the tag."""
+    """A glob against the full name or its short form (docker.io/library/ or localhost/ dropped), with or
+    without the tag."""
     repo = name.rpartition(":")[0] if ":" in name.rpartition("/")[2] else name
-    short = [n.removeprefix("docker.io/").removeprefix("library/") for n in (name, repo)]
+    short = [n.removeprefix("localhost/") if n.startswith("localhost/")
+             else n.removeprefix("docker.io/").removeprefix("library/") for n in (name, repo)]
     return any(fnmatch.fnmatchcase(candidate, pattern) for candidate in (name, repo, *short))
 
 

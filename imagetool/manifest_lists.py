@@ -20,7 +20,7 @@ from imagetool.descriptor import Descriptor, Platform, host_platform, platform_m
 from imagetool.digest import Digest
 from imagetool.errors import ImagetoolError, ManifestError, NotFound, UsageError
 from imagetool.manifest import ImageConfig, Index, Manifest, parse
-from imagetool.store import images, refs
+from imagetool.store import refs
 from imagetool.store.gc import collect
 from imagetool.store.layout import LayoutStore
 from imagetool.transports.base import ImageReference

@@ -9,6 +9,7 @@ import http.server
 import io
 import json
 import platform as host
+import shutil
 import socket
 import subprocess
 import tarfile
@@ -25,6 +26,7 @@ from imagetool.store import refs
 from imagetool.store.layout import LayoutStore
 from tests.lib.cli import imagetool, one_line_error, skopeo, tool
 from tests.lib.images import busybox_files, make_layer, random_image, write_image
+from tests.lib.rootless import RootlessUser
 
 HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(host.machine(), host.machine())
 FOREIGN = "arm64" if HOST_ARCH != "arm64" else "amd64"
@@ -368,3 +370,22 @@ def test_remote_git_context(tmp_path: Path, local_store: Path, bases: dict[str, 
     finally:
         daemon.terminate()
         daemon.wait(timeout=10)
+
+
+def test_output_rootless(rootless_user: RootlessUser, bases: dict[str, Path]) -> None:
+    """Rootless: the local output is the user's files (BuildKit's local exporter), the tar keeps the image's
+    owners; both read through the store's user namespace, where the layers' subordinate ids are."""
+    work = rootless_user.mkdtemp()
+    shutil.copytree(bases["single"], work / "base")
+    ctx = work / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM oci:{work}/base:latest AS b\nRUN mkdir /o && echo x > /o/f && "
+                                    "chown -R 1234:5678 /o\nFROM scratch\nCOPY --from=b /o /o\n")
+    rootless_user.give(work)
+    rootless_user.imagetool("build", "-o", f"{work}/out", "-o", f"type=tar,dest={work}/fs.tar", str(ctx))
+    st = (work / "out" / "o" / "f").stat()
+    assert (st.st_uid, st.st_gid) == (rootless_user.uid, rootless_user.gid)
+    assert (work / "out" / "o" / "f").read_text() == "x\n"
+    with tarfile.open(work / "fs.tar") as tar:
+        member = tar.getmember("o/f")
+        assert (member.uid, member.gid) == (1234, 5678)

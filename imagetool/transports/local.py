@@ -13,7 +13,7 @@ import re
 
 from imagetool.descriptor import Descriptor
 from imagetool.errors import InvalidReference, NotFound
-from imagetool.reference import DockerReference, policy_namespaces
+from imagetool.reference import DockerReference, is_short, policy_namespaces
 from imagetool.reference import parse as parse_reference
 from imagetool.store import default_store_path, images
 from imagetool.store.gc import collect
@@ -144,9 +144,3 @@ def parse(text: str) -> LocalReference:
         raise
     local = parse_reference(f"localhost/{text}").with_default_tag() if is_short(text) else None
     return LocalReference(text, named.with_default_tag(), match.group(1) if match else None, local)
-
-
-def is_short(text: str) -> bool:
-    """A name without a registry domain (`app`, `team/app:1`), as the docker reference grammar tells one."""
-    first, slash, _ = text.partition("@")[0].partition("/")
-    return not (slash and ("." in first or ":" in first or first == "localhost" or first.lower() != first))

@@ -20,7 +20,7 @@ from imagetool.descriptor import Descriptor, Platform, host_platform, platform_m
 from imagetool.digest import Digest
 from imagetool.errors import ImagetoolError, ManifestError, NotFound, UsageError
 from imagetool.manifest import ImageConfig, Index, Manifest, parse
-from imagetool.store import images, refs
+from imagetool.store import refs
 from imagetool.store.gc import collect
 from imagetool.store.layout import LayoutStore
 from imagetool.transports.base import ImageReference
@@ -52,9 +52,9 @@ class InstanceOptions:
 def list_name(name: str) -> str:
     """The store name of the list `name` (app-list -> docker.io/library/app-list:latest)."""
     ref = parse_local(name)
-    if ref.named is None or ref.named.digest is not None:
+    if ref.write_name is None or ref.write_name.digest is not None:
         raise UsageError(f"{name!r}: a manifest list is named NAME[:TAG]")
-    return str(ref.named)
+    return str(ref.write_name)
 
 
 def load(store: LayoutStore, name: str) -> tuple[Descriptor, Index]:
@@ -109,7 +109,7 @@ def _instances(store: LayoutStore, source: ImageReference, copy: CopyOptions, al
         -> list[Descriptor]:
     """Entries for `source`, copied into the store (by digest, unnamed, held by a transient name)."""
     if isinstance(source, LocalReference):
-        desc = images.resolve(store, source.named, source.id_prefix)
+        desc = source.resolve(store)
         return _entries(store, desc, all_instances)
     # copied under a name of its own for as long as it takes to enter it in the list
     holder = f"localhost/imagetool-manifest-add-{os.getpid()}:{os.urandom(4).hex()}"
@@ -174,4 +174,4 @@ def instance_digest(store: LayoutStore, name: str, text: str) -> Digest:
     if text.startswith("sha256:") and len(text) == 71:
         return Digest.parse(text)
     ref = parse_local(text)
-    return images.resolve(store, ref.named, ref.id_prefix).digest
+    return ref.resolve(store).digest

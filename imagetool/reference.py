@@ -133,6 +133,19 @@ def parse(text: str, *, normalise: bool = True) -> DockerReference:
     return DockerReference(domain, path, tag, digest)
 
 
+def is_short(text: str) -> bool:
+    """A name without a registry domain (`app`, `team/app:1`): what the local store reads as localhost/NAME
+    first, then docker.io/library/NAME."""
+    first, slash, _ = text.partition("@")[0].partition("/")
+    return not (slash and ("." in first or ":" in first or first == "localhost" or first.lower() != first))
+
+
+def local_candidates(text: str) -> list[DockerReference]:
+    """The names a local-store lookup of `text` tries, in order (:latest by default)."""
+    named = parse(text).with_default_tag()
+    return [parse(f"localhost/{text}").with_default_tag(), named] if is_short(text) else [named]
+
+
 def parse_tagged(text: str) -> DockerReference:
     """Parse and default the tag to latest."""
     return parse(text).with_default_tag()

@@ -35,3 +35,13 @@ def test_policy_scopes_most_specific_first() -> None:
     scopes = policy_namespaces(parse("registry.example.com:5000/ns/repo:tag"))
     assert scopes == ["registry.example.com:5000/ns/repo:tag", "registry.example.com:5000/ns/repo",
                       "registry.example.com:5000/ns", "registry.example.com:5000", "*.example.com", "*.com"]
+
+
+def test_short_names_look_in_localhost_first() -> None:
+    from imagetool.reference import is_short, local_candidates
+
+    assert [str(r) for r in local_candidates("app")] == ["localhost/app:latest", "docker.io/library/app:latest"]
+    assert [str(r) for r in local_candidates("team/app:1")] == ["localhost/team/app:1", "docker.io/team/app:1"]
+    for qualified in ("localhost/app", "quay.io/x/y:2", "docker.io/library/busybox", "host:5000/a"):
+        assert not is_short(qualified) and len(local_candidates(qualified)) == 1
+    assert is_short("busybox@sha256:" + "a" * 64) and not is_short("Registry/x")  # an upper-case first part is a host

@@ -39,15 +39,15 @@ def default_timestamp() -> int | None:
 
 
 def store_name(name: str | None) -> str | None:
-    """A local-store name (`app` -> docker.io/library/app:latest, as the local transport reads it)."""
+    """A local-store name (`app` -> localhost/app:latest, as buildah names what it builds)."""
     if not name:
         return None
     from imagetool.transports.local import parse as parse_local
 
     ref = parse_local(name)
-    if ref.named is None:
+    if ref.write_name is None:
         raise InvalidReference(f"{name!r} is an image ID, not a name")
-    return str(ref.named)
+    return str(ref.write_name)
 
 
 @dataclass

@@ -25,14 +25,15 @@ from imagetool.build.commit import ImageParts, commit, default_timestamp, rfc333
 from imagetool.build.config import DEFAULT_PATH, DEFAULT_SHELL, ConfigState
 from imagetool.build.context import BuildContext, NamedContexts
 from imagetool.build.copier import Copier
-from imagetool.build.dockerfile import parse_file
+from imagetool.build.dockerfile import parse, parse_file
 from imagetool.build.mounts import HostMount, resolve_mounts
+from imagetool.build.outputs import RootfsOutput, write_rootfs
 from imagetool.build.layerwriter import tar_view, write_layer
 from imagetool.build.remote_cache import RemoteCache, cache_repository
 from imagetool.build.rootview import RootView
 from imagetool.build.stages import BuildPlan, Stage, plan
 from imagetool.build.steps import CopyWork, RunWork, StageResult, StageWalker, Step, at_line
-from imagetool.descriptor import Descriptor, Platform
+from imagetool.descriptor import Descriptor, Platform, host_platform
 from imagetool.digest import Digest
 from imagetool.errors import BuildError, DockerfileError, ImagetoolError, describe
 from imagetool.layer.diff import write_diff
@@ -107,6 +108,11 @@ class BuildOptions:
     from_image: str | None = None
     #: leave the history out of the image's config (buildah's --omit-history)
     omit_history: bool = False
+    #: further -f files, read after `dockerfile` as one text (buildah concatenates them in order)
+    more_dockerfiles: list[Path] = field(default_factory=list)
+    #: -o/--output: the final root filesystem written to directories or tars (under `output_subdir`)
+    rootfs_outputs: list[RootfsOutput] = field(default_factory=list)
+    output_subdir: str | None = None
 
 
 @dataclass
@@ -116,6 +122,8 @@ class _StageState:
     dirs: list[Path | CacheEntry] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
     result: StageResult | None = None
+    #: the platform the stage's programs are built for (its base image's), None when unknown
+    platform: Platform | None = None
 
 
 @dataclass
@@ -158,7 +166,7 @@ class Executor:
     def build(self) -> BuildResult:
         for tag in self.o.tags:
             store_name(tag)  # a bad tag fails before any work
-        df = parse_file(self.o.dockerfile)
+        df = self._dockerfile()
         try:
             target = Platform.parse(self.o.platform) if self.o.platform else None
         except ValueError as err:
@@ -166,8 +174,8 @@ class Executor:
         self.named = NamedContexts.parse(self.o.contexts)
         p = plan(df, self.o.build_args, self.o.target, target_platform=target, named=self.named.kinds(),
                  first_from=self.o.from_image)
-        if p.unused_args:
-            self.say(f"[Warning] one or more build args were not consumed: {list(p.unused_args)}")
+        if p.unused_args:  # buildah's and docker's words, Go's list format
+            self.say(f"[Warning] one or more build args were not consumed: [{' '.join(p.unused_args)}]")
         ignore = dockerignore.Matcher.from_text(self.o.ignorefile.read_text()) if self.o.ignorefile else None
         context = BuildContext(self.o.context, self.o.dockerfile, ignore)
         lock = self.o.store.hold_shared()
@@ -180,6 +188,9 @@ class Executor:
                     prefix = f"[{position}/{len(p.needed)}] " if len(p.needed) > 1 else ""
                     self._stage(p, p.stages[n], context, prefix)
                 desc = self._commit(p)
+                if self.o.rootfs_outputs:
+                    write_rootfs(list(reversed(self._dirs(self.stages[p.target]))), self.o.rootfs_outputs,
+                                 self.o.timestamp, self.o.output_subdir, self.work)
             if self.remote is not None and self.remote.target is not None:
                 pushed = sum(self.remote.put(key, entry) for key, entry in self.layer_steps.items())
                 self.say(f"--> {pushed} step layers recorded in the cache {self.o.cache_to}")
@@ -195,6 +206,21 @@ class Executor:
             self.say(f"Successfully tagged {store_name(tag)}")
         return BuildResult(desc, iid, self.hits, self.ran)
 
+    def _dockerfile(self):  # type: ignore[no-untyped-def]
+        """The Dockerfile, or several -f files read as one (lines count through them all)."""
+        if not self.o.more_dockerfiles:
+            return parse_file(self.o.dockerfile)
+        texts = []
+        for path in [self.o.dockerfile, *self.o.more_dockerfiles]:
+            try:
+                texts.append(Path(path).read_text(encoding="utf-8"))
+            except OSError as err:
+                raise DockerfileError(err.strerror or "cannot be read", file=str(path)) from None
+            except UnicodeDecodeError as err:
+                raise DockerfileError(f"not UTF-8 text ({err.reason} at byte {err.start})", file=str(path)) from None
+        return parse("".join(t if t.endswith("\n") or not t else t + "\n" for t in texts),
+                     " + ".join(str(p) for p in [self.o.dockerfile, *self.o.more_dockerfiles]))
+
     # -- stages
 
     def _stage(self, p: BuildPlan, st: Stage, context: BuildContext, prefix: str) -> None:
@@ -205,16 +231,23 @@ class Executor:
             parent = self.stages[st.base_stage]
             state.layers, state.dirs = list(parent.layers), list(parent.dirs)
             state.history = list(parent.history)
+            state.platform = parent.platform
             key = parent.result.key  # type: ignore[union-attr]
         elif st.is_scratch:
             key = base_key(f"scratch|{salt}", None)
             base_config = {"config": {"Env": [f"PATH={DEFAULT_PATH}"]}}  # as buildah starts a scratch image
+            wanted = st.platform or self.o.platform
+            state.platform = Platform.parse(wanted) if wanted else None
         else:
             try:
                 base = self.resolver.resolve(st.base, st.platform or self.o.platform)
             except ImagetoolError as err:
                 raise at_line(p.dockerfile, st.from_) from err
             base_config = base.config
+            if base.config.get("architecture"):
+                state.platform = Platform(architecture=str(base.config["architecture"]),
+                                          os=str(base.config.get("os") or "linux"),
+                                          variant=str(base.config.get("variant") or ""))
             state.layers, state.dirs, state.history = list(base.layers), list(base.dirs), list(base.history)
             key = base_key(f"{st.base}|{salt}", base.digest)
         results = {n: s.result for n, s in self.stages.items() if s.result is not None}
@@ -254,6 +287,7 @@ class Executor:
             fresh.mkdir()
             lowers = list(reversed(self._dirs(state)))
             if isinstance(step.work, RunWork):
+                runnable(state.platform)
                 self._run(step, lowers, fresh, context)
             else:
                 self._copy(step.work, lowers, fresh, context)
@@ -375,6 +409,17 @@ class Executor:
                            platform=Platform.parse(self.o.platform) if self.o.platform else None)
         self.say(f"COMMIT {', '.join(store_name(t) or '' for t in self.o.tags)}".rstrip())
         return commit(self.o.store, parts, self.o.tags, self.o.oci, self.o.annotations)
+
+
+def runnable(platform: Platform | None) -> None:
+    """Refuse a RUN step whose programs this machine cannot execute (another architecture's, which needs
+    an emulator imagetool does not provide yet); steps that only copy or configure need none."""
+    if platform is None:
+        return
+    host = host_platform()
+    if platform.os != host.os or platform.architecture != host.architecture:
+        raise BuildError(f"RUN for {platform} cannot be executed on this {host.os}/{host.architecture} machine "
+                         f"(emulating other architectures is not supported yet; COPY, ADD and config steps are)")
 
 
 def build(options: BuildOptions) -> BuildResult:

@@ -38,8 +38,10 @@ class ContainerStepRunner:
                  etc: EtcSettings | None = None, capabilities: list[str] | None = None,
                  rlimits: list[dict[str, Any]] | None = None, volumes: list[dict[str, Any]] | None = None,
                  seccomp: str | dict[str, Any] = "default",
-                 resources: dict[str, Any] | None = None) -> None:
+                 resources: dict[str, Any] | None = None, runtime_flags: list[str] | None = None) -> None:
         self.runtime = runtime
+        #: --runtime-flag: runc's global flags, as buildah passes them
+        self.runtime_flags = runtime_flags or []
         self.tmpdir = tmpdir
         # buildah's --add-host, --dns..., --cap-add/--cap-drop, --ulimit and --volume: the same for every RUN
         self.etc = etc
@@ -69,7 +71,8 @@ class ContainerStepRunner:
                     options.resources = self.resources
                 spec = build_spec({}, options)
                 container = Container(spec, lowers or [self._empty(scratch)], upper, runtime=self.runtime,
-                                      tidy=True, tmpdir=self.tmpdir, etc=self.etc)
+                                      tidy=True, tmpdir=self.tmpdir, etc=self.etc,
+                                      runtime_flags=self.runtime_flags)
                 return container.run(stdin=subprocess.DEVNULL, output=output)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)

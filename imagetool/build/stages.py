@@ -18,6 +18,7 @@ from imagetool.build.expand import ExpansionError, expand
 from imagetool.descriptor import Platform, host_platform
 from imagetool.errors import DockerfileError, InvalidReference
 from imagetool.reference import parse as parse_reference
+from imagetool.transports import parse_image_name
 
 PROXY_ARGS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
               "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")
@@ -222,7 +223,7 @@ def _plan(df: Dockerfile, build_args: Mapping[str, str] | None, target: str | No
             base = image
         if base_stage is None and base.lower() != SCRATCH:
             try:
-                parse_reference(base)
+                parse_image_name(base)  # a name, or TRANSPORT:REF (oci:DIR:TAG, docker://...) as buildah takes
             except InvalidReference as err:
                 raise DockerfileError(f"invalid base image {base!r}: {err}", frm.line) from None
         scope = Scope(global_args, build_args, escape=df.escape)

@@ -25,34 +25,42 @@ def _split(name: str) -> tuple[str, str]:
 
 
 @click.command()
+@click.argument("image", required=False)
 @click.option("-q", "--quiet", is_flag=True, help="Show image IDs only.")
 @click.option("-n", "--noheading", is_flag=True, help="Omit the header line.")
 @click.option("--digests", is_flag=True, help="Show manifest digests.")
 @click.option("--no-trunc", is_flag=True, help="Show full IDs.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--format", "format_", metavar="TEMPLATE", help="Go template for each image.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (buildah's keys).")
+@click.option("--format", "format_", metavar="TEMPLATE|json",
+              help="Go template for each image name ({{.ID}} {{.Name}} {{.Tag}} {{.Digest}} {{.CreatedAt}} "
+                   "{{.CreatedAtRaw}} {{.Created}} {{.Size}} {{.ReadOnly}} {{.History}}), or json.")
 @click.option("-f", "--filter", "filters", multiple=True, metavar="KEY=VALUE",
               help="dangling=true|false, reference=GLOB, label=K[=V], before=IMAGE, since=IMAGE, id=PREFIX.")
 @click.option("-a", "--all", "all_", is_flag=True, expose_value=False,
               help="Accepted for buildah's sake: there are no intermediate images to show.")
 @click.pass_context
-def images(ctx: click.Context, quiet: bool, noheading: bool, digests: bool, no_trunc: bool, as_json: bool,
-           format_: str | None, filters: tuple[str, ...]) -> None:
-    """List images in the local store."""
-    from imagetool.gotemplate import GoTime, Struct, render
+def images(ctx: click.Context, image: str | None, quiet: bool, noheading: bool, digests: bool, no_trunc: bool,
+           as_json: bool, format_: str | None, filters: tuple[str, ...]) -> None:
+    """List images in the local store (IMAGE: only that one)."""
+    from imagetool.gotemplate import render
     from imagetool.store.images import filter_images, list_images
 
-    records = filter_images(list_images(open_local_store(ctx, create=True)), filters)
+    store = open_local_store(ctx, create=True)
+    records = filter_images(list_images(store), filters)
+    if image is not None:
+        from imagetool.transports.local import parse as parse_local
+
+        wanted = parse_local(image).resolve(store).digest
+        records = [r for r in records if r.digest == wanted]
     records.sort(key=lambda r: r.created or "", reverse=True)
     short = (lambda d: d.hex) if no_trunc else (lambda d: d.hex[:12])
-    if as_json or format_:
-        docs = [Struct({"Id": r.id.hex, "Names": list(r.names), "Digest": str(r.digest), "MediaType": r.media_type,
-                        "Created": GoTime(r.created) if r.created else None, "Size": r.size}) for r in records]
-        if as_json:
-            click.echo(json.dumps(docs, indent=4))
-        else:
-            for doc in docs:
-                click.echo(render(format_, doc))  # type: ignore[arg-type]
+    if as_json or format_ == "json":
+        click.echo(json.dumps([_json_record(r, short) for r in records], indent=4))
+        return
+    if format_:
+        for r in records:
+            for name in r.names or ("<none>:<none>",):
+                click.echo(render(format_, _template_row(r, name, short)))
         return
     if quiet:
         for r in records:
@@ -66,6 +74,45 @@ def images(ctx: click.Context, quiet: bool, noheading: bool, digests: bool, no_t
             rows.append(row)
     header = ["REPOSITORY", "TAG"] + (["DIGEST"] if digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
     print_table(header, rows, noheading)
+
+
+def _epoch(stamp: str | None) -> int:
+    from datetime import datetime
+
+    try:
+        return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()) if stamp else 0
+    except ValueError:
+        return 0
+
+
+def _json_record(r: Any, short: Any) -> dict[str, Any]:
+    """One image as `buildah images --json` prints it (its keys, in its order)."""
+    return {"id": short(r.id), "names": list(r.names) or None, "digest": str(r.digest),
+            "createdat": _created(r.created), "size": _human_size(r.size), "created": _epoch(r.created),
+            "createdatraw": r.created or "0001-01-01T00:00:00Z", "readonly": False, "history": None}
+
+
+def _template_row(r: Any, name: str, short: Any) -> Any:
+    """One row of `buildah images --format`: an image under one of its names."""
+    from imagetool.gotemplate import GoTime, Struct
+
+    repo, tag = _split(name)
+    return Struct({"ID": short(r.id), "Name": repo, "Tag": tag, "Digest": str(r.digest),
+                   "CreatedAt": _created(r.created), "Size": _human_size(r.size),
+                   "CreatedAtRaw": GoTime(r.created or "0001-01-01T00:00:00Z"), "Created": _epoch(r.created),
+                   "ReadOnly": False, "History": ", ".join(reversed(r.names)),
+                   # the names imagetool's templates have used, kept working
+                   "Id": r.id.hex, "Names": list(r.names), "MediaType": r.media_type})
+
+
+def _human_size(n: int) -> str:
+    """go-units' HumanSizeWithPrecision(n, 3), what buildah prints: 2.35 KB, 5.6 MB."""
+    units = ["B", "KB", "MB", "GB", "TB", "PB"]
+    size, i = float(n), 0
+    while size >= 1000 and i < len(units) - 1:
+        size /= 1000
+        i += 1
+    return f"{size:.3g} {units[i]}"
 
 
 def print_table(header: list[str], rows: list[list[str]], noheading: bool = False) -> None:
@@ -110,13 +157,13 @@ def _size(n: int) -> str:
 def tag(ctx: click.Context, image: str, names: tuple[str, ...]) -> None:
     """Give IMAGE (a name or ID in the local store) the additional NAMES."""
     from imagetool.reference import parse as parse_reference
-    from imagetool.store.images import add_names, resolve
+    from imagetool.store.images import add_names
     from imagetool.transports.local import parse as parse_local
 
     store = open_local_store(ctx)
     ref = parse_local(image)
-    desc = resolve(store, ref.named, ref.id_prefix)
-    add_names(store, desc, [parse_reference(n) for n in names])
+    desc = ref.resolve(store)
+    add_names(store, desc, [parse_local(n).write_name or parse_reference(n) for n in names])
 
 
 @click.command()
@@ -132,7 +179,7 @@ def rmi(ctx: click.Context, images_: tuple[str, ...], force: bool, all_: bool, p
     from imagetool.runtime.containers import remove_container, users_of_images
     from imagetool.runtime.launch import containers_dir
     from imagetool.store.gc import collect
-    from imagetool.store.images import remove_all, remove_image, resolve
+    from imagetool.store.images import remove_all, remove_image
     from imagetool.transports.local import parse as parse_local
 
     if bool(images_) + all_ + prune != 1:
@@ -162,14 +209,14 @@ def rmi(ctx: click.Context, images_: tuple[str, ...], force: bool, all_: bool, p
     for text in images_:
         try:
             ref = parse_local(text)
-            desc = resolve(store, ref.named, ref.id_prefix)
-            by_name = ref.named is not None and ref.named.tag and not ref.named.digest and desc.ref_name
+            desc, found_as = ref.resolve_named(store)
+            by_name = found_as is not None and found_as.tag and not found_as.digest and desc.ref_name
             names = {d.ref_name for d in store.index().manifests if d.digest == desc.digest and d.ref_name}
             if not by_name and not force and len(names) > 1:
                 raise ImagetoolError(f"image {text} has several names: remove them by name or use --force")
             if not by_name or len(names) == 1:  # the image leaves the store
                 release(desc.digest, text)
-            for removed in remove_image(store, desc, str(ref.named) if by_name else None):
+            for removed in remove_image(store, desc, str(found_as) if by_name else None):
                 click.echo(f"Untagged: {removed}")
         except ImagetoolError as err:
             click.echo(f"imagetool: {err}", err=True)

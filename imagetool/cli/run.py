@@ -37,7 +37,7 @@ def _resolve(ctx: click.Context, image: str, pull: str | None, flags: dict[str, 
     if bare and policy != "always":  # found in the store: no registry or copy code to load
         store = bare.store(sys_ctx, create=True)
         try:
-            return store, images.resolve(store, bare.named, bare.id_prefix)
+            return store, bare.resolve(store)
         except NotFound:
             pass
     source = parse_image_name(f"docker://{bare.named}") if bare else ref

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
@@ -38,9 +38,15 @@ class Container:
     def __init__(self, spec: dict[str, Any], lowers: list[Path], upper: Path, *, runtime: str = "embedded",
                  tidy: bool = False, tmpdir: str | None = None, etc_files: bool = True,
                  volatile: bool = True, userns: bool | None = None, etc: EtcSettings | None = None,
-                 idmaps: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] | None = None) -> None:
+                 idmaps: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] | None = None,
+                 runtime_flags: Sequence[str] = ()) -> None:
         if runtime not in ("embedded", "runc"):
             raise ContainerError(f"unknown runtime {runtime!r} (embedded or runc)")
+        if runtime_flags and runtime != "runc":
+            raise ContainerError("--runtime-flag passes global flags to runc: it needs --runtime runc "
+                                 "(the embedded runtime has no such flags)")
+        #: runc's global flags (buildah's --runtime-flag debug -> `runc --debug ...`)
+        self.runtime_flags = list(runtime_flags)
         self.spec = copy.deepcopy(spec)
         self.lowers = [Path(p) for p in lowers]
         self.upper = Path(upper)
@@ -83,7 +89,7 @@ class Container:
                 from imagetool.runtime.oci_runtime import run_runc
 
                 return run_runc(self.spec, bundle, self.lowers, self.upper, work, stdin, stdout, stderr, output,
-                                maps=self._maps() if self.userns else None)
+                                maps=self._maps() if self.userns else None, flags=self.runtime_flags)
             return self._run_embedded(bundle, work, stdin, stdout, stderr, output, group)
         finally:
             if group is not None:

@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +54,10 @@ def resolve_user(spec: dict[str, Any], rootfs: Path) -> None:
 
 def run_runc(spec: dict[str, Any], bundle: Path, lowers: list[Path], upper: Path, work: Path,
              stdin: Any, stdout: Any, stderr: Any, output: Callable[[str], None] | None,
-             maps: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] | None = None) -> int:
-    """Run the bundle under runc; with `maps`, rootless: runc in a user namespace of ours with those id maps."""
+             maps: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] | None = None,
+             flags: Sequence[str] = ()) -> int:
+    """Run the bundle under runc (with global `flags` before the command); with `maps`, rootless: runc in a
+    user namespace of ours with those id maps."""
     from imagetool.runtime.container import wait_forwarding
 
     if (spec.get("annotations") or {}).get(ANNOTATION_INIT) == "true":
@@ -66,19 +68,20 @@ def run_runc(spec: dict[str, Any], bundle: Path, lowers: list[Path], upper: Path
         from imagetool.runtime.runc_userns import run_rootless
 
         described = {**overlay.describe(lowers, upper, work), "volatile": True}
-        return run_rootless(spec, str(bundle), described, runc, cid, maps, stdin, stdout, stderr, output)
+        return run_rootless(spec, str(bundle), described, runc, cid, maps, stdin, stdout, stderr, output,
+                            flags=flags)
     rootfs = bundle / spec["root"]["path"]
     overlay.mount_on_host(rootfs, lowers, upper, work)
     try:
         resolve_user(spec, rootfs)
         with netstack.for_runc(spec, bundle) as network:  # a hook in the spec when the network is private
             (bundle / "config.json").write_text(json.dumps(spec))
-            proc = subprocess.Popen([runc, "run", "--bundle", str(bundle), cid], stdin=stdin, stdout=stdout,
+            proc = subprocess.Popen([runc, *flags, "run", "--bundle", str(bundle), cid], stdin=stdin, stdout=stdout,
                                     stderr=stderr)
             network.attach(proc)
             code = wait_forwarding(proc, output)
             network.check()
             return code
     finally:
-        subprocess.run([runc, "delete", "--force", cid], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run([runc, *flags, "delete", "--force", cid], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         overlay.unmount_on_host(rootfs)

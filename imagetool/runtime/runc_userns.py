@@ -22,7 +22,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
 if __name__ == "__main__":  # as helper.py: the two packages as bare modules, no site-packages
     _runtime_dir = os.path.dirname(os.path.abspath(__file__))
@@ -136,7 +136,8 @@ def rootless_spec(spec: dict, gids: list[tuple[int, int, int]]) -> None:
 
 def run_rootless(spec: dict[str, Any], bundle: str, overlay: dict[str, Any], runc: str, cid: str,
                  maps: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]],
-                 stdin: Any, stdout: Any, stderr: Any, output: Callable[[str], None] | None) -> int:
+                 stdin: Any, stdout: Any, stderr: Any, output: Callable[[str], None] | None,
+                 flags: Sequence[str] = ()) -> int:
     """Run the bundle under runc inside a user namespace with `maps`; returns the exit status."""
     import subprocess
 
@@ -148,7 +149,7 @@ def run_rootless(spec: dict[str, Any], bundle: str, overlay: dict[str, Any], run
 
     rootless_spec(spec, maps[1])
     state = state_dir(bundle)
-    args = [runc, "--root", state, "run", "--bundle", bundle, cid]
+    args = [runc, "--root", state, *flags, "run", "--bundle", bundle, cid]
     with netstack.for_runc(spec, Path(bundle)) as network:  # its hook goes into the spec written below
         with open(os.path.join(bundle, MARSHAL), "wb") as f:
             marshal.dump((spec, overlay, args), f)
@@ -177,7 +178,7 @@ def run_rootless(spec: dict[str, Any], bundle: str, overlay: dict[str, Any], run
                 message = errors.read().decode(errors="replace").strip()
         finally:
             # a killed runc leaves its state (and maybe the container): remove both, as the owner of the namespace
-            subprocess.run([runc, "--root", state, "delete", "--force", cid], stdout=subprocess.DEVNULL,
+            subprocess.run([runc, "--root", state, *flags, "delete", "--force", cid], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
         network.check()
     if message:

@@ -71,19 +71,22 @@ def by_digest(store: LayoutStore, digest: Digest) -> Descriptor:
 def shown_name(store: LayoutStore, name: str, digest_text: str) -> str:
     """How `ps` shows a container's image: the name it was run by while that name still means the image,
     else the image's short ID (a rebuild or tag has given the name to another image)."""
-    from imagetool.reference import parse as parse_reference
+    from imagetool.reference import local_candidates
 
     try:
         digest = Digest.parse(digest_text)
     except InvalidDigest:
         return name
     try:
-        ref = parse_reference(name).with_default_tag() if name else None
+        candidates = local_candidates(name) if name else []
     except InvalidReference:
-        ref = None
-    if ref is not None and (ref.digest == digest or any(
-            d.digest == digest and d.ref_name == str(ref) for d in store.index().manifests)):
-        return name
+        candidates = []
+    for ref in candidates:  # the image the name finds first, as `run NAME` found it
+        found = [d for d in store.index().manifests if d.ref_name == str(ref)]
+        if ref.digest == digest or (found and found[0].digest == digest):
+            return name
+        if found:
+            break
     try:
         return image_id(store, by_digest(store, digest)).hex[:12]
     except (ManifestUnknown, OSError):
@@ -188,9 +191,11 @@ def _full_name(text: str) -> str:
 
 
 def _reference_matches(pattern: str, name: str) -> bool:
-    """A glob against the full name or its short form (docker.io/library/ dropped), with or without the tag."""
+    """A glob against the full name or its short form (docker.io/library/ or localhost/ dropped), with or
+    without the tag."""
     repo = name.rpartition(":")[0] if ":" in name.rpartition("/")[2] else name
-    short = [n.removeprefix("docker.io/").removeprefix("library/") for n in (name, repo)]
+    short = [n.removeprefix("localhost/") if n.startswith("localhost/")
+             else n.removeprefix("docker.io/").removeprefix("library/") for n in (name, repo)]
     return any(fnmatch.fnmatchcase(candidate, pattern) for candidate in (name, repo, *short))
 
 

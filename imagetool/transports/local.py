@@ -1,8 +1,10 @@
 """The local store: bare names (`localhost/app:1`, `busybox`) in one OCI layout under the data dir.
 
-Names are normalised like docker references (busybox -> docker.io/library/busybox:latest) and
-kept whole as ref.name annotations. Unlike oci:, any manifest type is kept as it is, so a
-pulled image keeps its digest. An image can also be named by ID or by name@digest.
+Names are kept whole as ref.name annotations. A short name (no registry domain) is written as
+localhost/NAME (build -t app, tag, commit: as buildah and podman name what they make) and looked
+up as localhost/NAME first, then as docker.io/library/NAME (what a pull of it is stored as), the
+order of podman's short-name resolution in the local store. Unlike oci:, any manifest type is
+kept as it is, so a pulled image keeps its digest. An image can also be named by ID or name@digest.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import re
 from typing import Any, BinaryIO
 
 from imagetool.descriptor import Descriptor
-from imagetool.errors import InvalidReference
-from imagetool.reference import DockerReference, policy_namespaces
+from imagetool.errors import InvalidReference, NotFound
+from imagetool.reference import DockerReference, is_short, policy_namespaces
 from imagetool.reference import parse as parse_reference
 from imagetool.store import default_store_path, images, origins
 from imagetool.store.gc import collect
@@ -35,16 +37,50 @@ LOCAL_TRAITS = DestinationTraits(layer_compression="compress", supports_signatur
 class LocalReference(ReferenceBase):
     transport_name = TRANSPORT_NAME
 
-    def __init__(self, text: str, named: DockerReference | None, id_prefix: str | None) -> None:
+    def __init__(self, text: str, named: DockerReference | None, id_prefix: str | None,
+                 local_name: DockerReference | None = None) -> None:
         self.text = text
+        #: the name as a registry reads it (docker.io/library/app:latest for `app`): what a pull fetches
         self.named = named
         self.id_prefix = id_prefix
+        #: for a short name, localhost/NAME: what writing it names, and the first name a lookup tries
+        self.local_name = local_name
+
+    @property
+    def write_name(self) -> DockerReference | None:
+        """The name an image written under this reference gets (localhost/NAME for a short name)."""
+        return self.local_name or self.named
+
+    def candidates(self) -> list[DockerReference]:
+        """The names a lookup tries, in order."""
+        return [n for n in (self.local_name, self.named) if n is not None]
+
+    def resolve(self, store: LayoutStore) -> Descriptor:
+        """The image this reference names in `store`: each candidate name in turn, then the ID prefix."""
+        return self.resolve_named(store)[0]
+
+    def resolve_named(self, store: LayoutStore) -> tuple[Descriptor, DockerReference | None]:
+        """(descriptor, the candidate name that found it, None when found by ID or digest)."""
+        names = self.candidates()
+        for name in names:
+            try:
+                return images.resolve(store, name, None), name
+            except NotFound:
+                continue
+        try:
+            return images.resolve(store, None, self.id_prefix), None
+        except NotFound:
+            pass
+        if len(names) > 1:
+            raise NotFound(f"image {self.text!r} not found in the local store (tried "
+                           f"{', '.join(str(n) for n in names)})")
+        return images.resolve(store, names[0] if names else None, self.id_prefix), None  # its own message
 
     def __str__(self) -> str:
         return self.string_within_transport()
 
     def string_within_transport(self) -> str:
-        return str(self.named) if self.named else self.text
+        return str(self.write_name) if self.write_name else self.text
 
     def docker_reference(self) -> DockerReference | None:
         return self.named
@@ -58,12 +94,14 @@ class LocalReference(ReferenceBase):
 
     def open_source(self, ctx: SystemContext) -> ImageSource:
         store = self.store(ctx)
-        return _LocalSource(self, store, images.resolve(store, self.named, self.id_prefix), self.tag_prefix(), ctx)
+        desc, found_as = self.resolve_named(store)
+        return _LocalSource(self, store, desc, f"{found_as.name}:" if found_as else None, ctx)
 
     def open_destination(self, ctx: SystemContext) -> ImageDestination:
         if self.named is None:
             raise InvalidReference(f"cannot write to image ID {self.text!r}: give a name")
-        name = str(self.named) if self.named.tag and not self.named.digest else None
+        written = self.write_name or self.named
+        name = str(written) if written.tag and not written.digest else None
         dest = LayoutDestination(self, self.store(ctx, create=True), name, LOCAL_TRAITS,
                                  expected_digest=self.named.digest, tag_prefix=self.tag_prefix(), keep_dangling=True)
         dest.partial_pulls = True  # type: ignore[attr-defined]  # zstd:chunked layers may go straight to snapshots
@@ -71,13 +109,13 @@ class LocalReference(ReferenceBase):
 
     def tag_prefix(self) -> str | None:
         """Attachments (`sha256-<hex>.sig`) are named in the image's repository, as in a registry."""
-        return f"{self.named.name}:" if self.named else None
+        return f"{self.write_name.name}:" if self.write_name else None
 
     def delete(self, ctx: SystemContext) -> None:
         store = self.store(ctx)
-        desc = images.resolve(store, self.named, self.id_prefix)
-        tagged = self.named is not None and self.named.tag and not self.named.digest
-        images.remove_image(store, desc, str(self.named) if tagged else None)
+        desc, found_as = self.resolve_named(store)
+        tagged = found_as is not None and found_as.tag and not found_as.digest and desc.ref_name
+        images.remove_image(store, desc, str(found_as) if tagged else None)
         collect(store)
 
 
@@ -107,7 +145,8 @@ def parse(text: str) -> LocalReference:
         if match:
             return LocalReference(text, None, match.group(1))
         raise
-    return LocalReference(text, named.with_default_tag(), match.group(1) if match else None)
+    local = parse_reference(f"localhost/{text}").with_default_tag() if is_short(text) else None
+    return LocalReference(text, named.with_default_tag(), match.group(1) if match else None, local)
 
 
 class _LocalSource(LayoutSource):

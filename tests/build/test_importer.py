@@ -19,7 +19,7 @@ from tests.lib.bundles import runc_run, umoci_unpack, write_tree
 from tests.lib.cli import imagetool, one_line_error, skopeo
 from tests.lib.images import busybox_files, tar_bytes
 
-NAME = "docker.io/library/bb:latest"
+NAME = "localhost/bb:latest"
 
 
 @pytest.fixture
@@ -61,18 +61,18 @@ def test_import_is_deterministic(rootfs: Path, local_store: Path) -> None:
     c = import_rootfs(rootfs, "c", store=store)   # no timestamp: file times kept, config made now
     import_rootfs(rootfs, "d", store=store)
     assert c.digest != a.digest
-    assert _image(local_store, "docker.io/library/c:latest")[0]["layers"] == \
-        _image(local_store, "docker.io/library/d:latest")[0]["layers"]
-    _, config, _ = _image(local_store, "docker.io/library/a:latest")
+    assert _image(local_store, "localhost/c:latest")[0]["layers"] == \
+        _image(local_store, "localhost/d:latest")[0]["layers"]
+    _, config, _ = _image(local_store, "localhost/a:latest")
     assert config.created == "2023-11-14T22:13:20Z"
 
 
 def test_source_date_epoch_sets_the_time_and_clamps_files(rootfs: Path, local_store: Path,
                                                           tmp_path: Path) -> None:
     imagetool("import", str(rootfs), "sde", env={"SOURCE_DATE_EPOCH": "86400"})
-    _, config, _ = _image(local_store, "docker.io/library/sde:latest")
+    _, config, _ = _image(local_store, "localhost/sde:latest")
     assert config.created == "1970-01-02T00:00:00Z"
-    bundle = umoci_unpack(local_store, "docker.io/library/sde:latest", tmp_path / "bundle")
+    bundle = umoci_unpack(local_store, "localhost/sde:latest", tmp_path / "bundle")
     assert (bundle / "rootfs" / "etc" / "hello").stat().st_mtime == 86400
 
 
@@ -81,7 +81,7 @@ def test_import_tarball_keeps_its_bytes(local_store: Path, tmp_path: Path) -> No
     tgz = tmp_path / "rootfs.tar.gz"
     tgz.write_bytes(gzip.compress(raw))
     imagetool("import", str(tgz), "fromtar", "--format", "docker", "--compress", "zstd")
-    doc, config, _ = _image(local_store, "docker.io/library/fromtar:latest")
+    doc, config, _ = _image(local_store, "localhost/fromtar:latest")
     assert config.doc["rootfs"]["diff_ids"] == ["sha256:" + hashlib.sha256(raw).hexdigest()]
     assert doc["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
     assert doc["layers"][0]["mediaType"] == "application/vnd.docker.image.rootfs.diff.tar.zstd"

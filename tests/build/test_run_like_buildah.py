@@ -43,7 +43,7 @@ def test_run_steps_match_buildah_and_run_under_runc(tmp_path: Path, local_store:
 
     out = imagetool("build", "-t", "runs", str(ctx)).stdout
     assert "STEP 5/6: RUN rm -rf /opq" in out
-    bundle = umoci_unpack(local_store, "docker.io/library/runs:latest", tmp_path / "bundle")
+    bundle = umoci_unpack(local_store, "localhost/runs:latest", tmp_path / "bundle")
     ours = fs_tree(bundle / "rootfs")
     buildah.bud(ctx, ctx / "Dockerfile", "runs", "--layers", "--runtime", "runc")
     theirs = {path: entry for path, entry in buildah.tree("runs").items() if path not in BUILDAH_STUBS}

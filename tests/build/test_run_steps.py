@@ -55,16 +55,16 @@ def test_run_mounts_and_network(runtime: str, tmp_path: Path, local_store: Path)
             "-f", str(CASES / "run-mounts" / "Dockerfile"), "-t", "mounts", str(ctx)]
     first = imagetool(*argv, env={"BUILD_TOKEN": "s3cret\n"}).stdout
     assert "[2/2] STEP 2/11: RUN --mount=type=cache,target=/var/cache/app,id=counter" in first
-    out, tree = run_image(local_store, "docker.io/library/mounts:latest", tmp_path / "b1")
+    out, tree = run_image(local_store, "localhost/mounts:latest", tmp_path / "b1")
     assert out == "1\ndep\nro\nchanged\nchanged\n7\n440 65534\ntmpfs\n1\n"
     imagetool(*argv, env={"BUILD_TOKEN": "s3cret\n"})
-    out, _ = run_image(local_store, "docker.io/library/mounts:latest", tmp_path / "b2")
+    out, _ = run_image(local_store, "localhost/mounts:latest", tmp_path / "b2")
     assert out.startswith("2\n"), "the cache mount did not persist between builds"
     # rw binds write to a throwaway copy; mount targets and the secret leave nothing in the image
     assert sorted(p.name for p in ctx.iterdir()) == ["file.txt"] and (ctx / "file.txt").read_text() == "orig\n"
     for gone in ("/run", "/run/secrets/token", "/tok", "/ctx", "/one", "/mnt", "/scratch", "/var"):
         assert gone not in tree, gone
-    assert "s3cret" not in json.dumps(config_of(local_store, "docker.io/library/mounts:latest"))
+    assert "s3cret" not in json.dumps(config_of(local_store, "localhost/mounts:latest"))
 
 
 def test_run_language_like_buildah(tmp_path: Path, local_store: Path) -> None:
@@ -78,11 +78,11 @@ def test_run_language_like_buildah(tmp_path: Path, local_store: Path) -> None:
             "no_proxy=internal"]
     out = imagetool("build", *args, "-f", str(dockerfile), "-t", "lang", str(ctx)).stdout
     assert "[2/2] STEP 12/18: RUN test \"$0\" = /bin/sh" in out
-    output, ours = run_image(local_store, "docker.io/library/lang:latest", tmp_path / "b")
+    output, ours = run_image(local_store, "localhost/lang:latest", tmp_path / "b")
     assert output == "who=nobody proxy=http://proxy:3128 no_proxy=internal\nexec form\nnobody\nshell ce\ntool\n"
     assert ours.pop("/data")[0] == "d"   # umoci makes the VOLUME's mountpoint; the layers hold none
     assert ours["/texts/a.txt"][1:4] == (0o640, 65534, 65534) and "/bin/ls" not in ours
-    cfg = config_of(local_store, "docker.io/library/lang:latest")
+    cfg = config_of(local_store, "localhost/lang:latest")
     # a predefined proxy arg reaches RUN but not the image; declared (HTTP_PROXY), it is in the history
     assert "internal" not in json.dumps(cfg)
     first_run = '|2 HTTP_PROXY=http://proxy:3128 WHO=nobody /bin/sh -c echo "who=$WHO proxy='
@@ -99,7 +99,7 @@ def test_run_language_like_buildah(tmp_path: Path, local_store: Path) -> None:
     assert len(ours_run) == 1 and ours_run == theirs_run
 
     imagetool("build", *args, "--format", "docker", "-f", str(dockerfile), "-t", "lang-docker", str(ctx))
-    docker_cfg = config_of(local_store, "docker.io/library/lang-docker:latest")["config"]
+    docker_cfg = config_of(local_store, "localhost/lang-docker:latest")["config"]
     their_cfg = buildah.image("lang")["Docker"]["config"]
     for key in ("User", "Env", "Cmd", "Healthcheck", "Volumes", "WorkingDir", "StopSignal", "Shell"):
         assert docker_cfg[key] == their_cfg[key], key
@@ -124,7 +124,7 @@ def test_run_builds_are_reproducible_and_cached(tmp_path: Path, local_store: Pat
     assert (tmp_path / "id1").read_text() == (tmp_path / "id2").read_text()
     changed = imagetool(*loud, "--build-arg", "WHO=nobody", "-t", "c3").stdout
     assert changed.count("--> Using cache") == 1   # only the first stage's RUN
-    output, _ = run_image(local_store, "docker.io/library/c3:latest", tmp_path / "b")
+    output, _ = run_image(local_store, "localhost/c3:latest", tmp_path / "b")
     assert output.startswith("who=nobody proxy=unset no_proxy=unset\n")
 
 
@@ -136,7 +136,7 @@ def test_heredocs_and_onbuild_triggers_run(tmp_path: Path, local_store: Path) ->
     assert "quoted delimiter keeps world for the shell\n" in out
     quiet = imagetool("build", "-q", "--no-cache", "-f", str(CASES / "heredocs" / "Dockerfile"), str(ctx)).stdout
     assert len(quiet.splitlines()) == 1 and len(quiet.strip()) == 64   # -q: the image ID, no RUN output
-    bundle = umoci_unpack(local_store, "docker.io/library/docs:latest", tmp_path / "b1")
+    bundle = umoci_unpack(local_store, "localhost/docs:latest", tmp_path / "b1")
     files = ["/greeting", "/file.txt", "/etc/motd", "/heredocs/one.txt", "/heredocs/two.txt"]
     assert runc_run(bundle, ["cat", *files]) == "hello world\nline one\nline two\nwelcome to world\nfirst\nsecond\n"
 
@@ -148,9 +148,9 @@ def test_heredocs_and_onbuild_triggers_run(tmp_path: Path, local_store: Path) ->
                                       'CMD ["/bin/sh", "-c", "echo $BUILT; cat /onbuild"]\n')
     out = imagetool("build", "--build-arg", "GREETING=hey", "-t", "child", str(child)).stdout
     assert "STEP 3/7: RUN echo \"$GREETING\" > /onbuild" in out and "hey\n1:1\n" in out
-    bundle = umoci_unpack(local_store, "docker.io/library/child:latest", tmp_path / "b2")
+    bundle = umoci_unpack(local_store, "localhost/child:latest", tmp_path / "b2")
     assert runc_run(bundle) == "yes\nhey\n"
-    assert "OnBuild" not in config_of(local_store, "docker.io/library/child:latest")["config"]
+    assert "OnBuild" not in config_of(local_store, "localhost/child:latest")["config"]
 
 
 def test_outputs_iidfile_and_push(plain_registry: Registry, registry_env: None, tmp_path: Path,
@@ -163,7 +163,7 @@ def test_outputs_iidfile_and_push(plain_registry: Registry, registry_env: None, 
     iid = tmp_path / "iid"
     push = plain_registry.ref("build/pushed:1")
     out = imagetool("build", "--format", "docker", "--iidfile", str(iid), "-t", "outs",
-                    "--output", f"oci:{tmp_path}/layout:v1", "--output", f"docker-archive:{tmp_path}/a.tar:x/y:1",
+                    "-t", f"oci:{tmp_path}/layout:v1", "-t", f"docker-archive:{tmp_path}/a.tar:x/y:1",
                     "--push", push, "--tls-verify=false", "--network", "none", str(ctx)).stdout
     assert f"Copied to {push}" in out
     assert iid.read_text().startswith("sha256:") and iid.read_text()[7:19] in out
@@ -173,7 +173,7 @@ def test_outputs_iidfile_and_push(plain_registry: Registry, registry_env: None, 
     pushed = json.loads(skopeo("inspect", "--raw", "--tls-verify=false", push).stdout)
     assert pushed["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
     assert len(archived["Layers"]) == len(pushed["layers"]) == 2
-    assert config_of(local_store, "docker.io/library/outs:latest")["config"]["Cmd"] == ["/bin/cat", "/built"]
+    assert config_of(local_store, "localhost/outs:latest")["config"]["Cmd"] == ["/bin/cat", "/built"]
 
 
 def test_target_and_squash_with_run_steps(tmp_path: Path, local_store: Path) -> None:
@@ -184,11 +184,11 @@ def test_target_and_squash_with_run_steps(tmp_path: Path, local_store: Path) -> 
     argv = ["build", "-f", str(CASES / "run-language" / "Dockerfile"), str(ctx)]
     out = imagetool(*argv, "--target", "tools", "-t", "tools").stdout
     assert "STEP 2/2: RUN mkdir -p /opt/tool" in out and "/args" not in out
-    _, tools = run_image(local_store, "docker.io/library/tools:latest", tmp_path / "t")
+    _, tools = run_image(local_store, "localhost/tools:latest", tmp_path / "t")
     assert tools["/opt/tool"][:2] == ("d", 0o750) and "/args" not in tools
     imagetool(*argv, "-t", "layered")
     imagetool(*argv, "--squash", "-t", "squashed")
-    assert len(config_of(local_store, "docker.io/library/squashed:latest")["rootfs"]["diff_ids"]) == 1
-    _, layered = run_image(local_store, "docker.io/library/layered:latest", tmp_path / "l")
-    _, squashed = run_image(local_store, "docker.io/library/squashed:latest", tmp_path / "s")
+    assert len(config_of(local_store, "localhost/squashed:latest")["rootfs"]["diff_ids"]) == 1
+    _, layered = run_image(local_store, "localhost/layered:latest", tmp_path / "l")
+    _, squashed = run_image(local_store, "localhost/squashed:latest", tmp_path / "s")
     assert squashed == layered and "/bin/ls" not in squashed and "/work/gone" not in squashed

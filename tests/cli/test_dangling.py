@@ -12,7 +12,7 @@ from tests.lib.images import random_image
 
 def _images() -> dict[str, list[str]]:
     """Image ID (hex) -> names."""
-    return {i["Id"]: sorted(i["Names"]) for i in json.loads(imagetool("images", "--json").stdout)}
+    return {i["id"]: sorted(i["names"] or []) for i in json.loads(imagetool("images", "--json", "--no-trunc").stdout)}
 
 
 def _dangling() -> set[str]:

@@ -21,7 +21,7 @@ BASE = 'FROM scratch\nCOPY rootfs/ /\nENV PATH=/usr/sbin:/usr/bin:/sbin:/bin\nCM
 
 def _layers(store_root: Path, name: str) -> list:  # type: ignore[type-arg]
     store = LayoutStore.open(store_root)
-    manifest = parse_manifest(store.read_blob(refs.resolve(store, f"docker.io/library/{name}:latest").digest))
+    manifest = parse_manifest(store.read_blob(refs.resolve(store, f"localhost/{name}:latest").digest))
     config = ImageConfig.parse(store.read_blob(manifest.config.digest))
     return list(zip(manifest.layers, config.diff_ids, strict=True))
 
@@ -48,7 +48,7 @@ def test_from_and_copy_use_snapshots(tmp_path: Path, local_store: Path) -> None:
     assert (trees[0] / "bin" / "busybox").is_file()  # type: ignore[operator]
     assert (trees[1] / "data" / "a.txt").read_text() == "a\n"  # type: ignore[operator]
     assert (trees[2] / "data" / "p").read_bytes() == busybox_files()["etc/passwd"]  # type: ignore[operator]
-    bundle = umoci_unpack(local_store, "docker.io/library/child:latest", tmp_path / "bundle")
+    bundle = umoci_unpack(local_store, "localhost/child:latest", tmp_path / "bundle")
     assert (bundle / "rootfs" / "data" / "a.txt").read_text() == "a\n"
 
 
@@ -69,7 +69,7 @@ def test_run_deletions_become_whiteouts(tmp_path: Path, local_store: Path) -> No
     assert tree is not None
     st = os.lstat(tree / "etc" / "group")
     assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-    rootfs = umoci_unpack(local_store, "docker.io/library/runs:latest", tmp_path / "bundle") / "rootfs"
+    rootfs = umoci_unpack(local_store, "localhost/runs:latest", tmp_path / "bundle") / "rootfs"
     assert not (rootfs / "etc" / "group").exists() and (rootfs / "etc" / "passwd").exists()
     assert os.listdir(rootfs / "tmp") == ["new"]
     assert (rootfs / "listing").read_text() == "new\n"

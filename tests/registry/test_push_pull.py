@@ -15,7 +15,7 @@ pytestmark = pytest.mark.usefixtures("registry_env")
 
 
 def _names() -> list[str]:
-    return sorted(n for image in json.loads(imagetool("images", "--json").stdout) for n in image["Names"])
+    return sorted(n for image in json.loads(imagetool("images", "--json").stdout) for n in image["names"] or [])
 
 
 def test_push_then_pull(plain_registry: Registry, local_store: Path, tmp_path: Path) -> None:

@@ -13,8 +13,7 @@ from imagetool.build.runstep import ContainerStepRunner
 from imagetool.errors import BuildError, describe
 from imagetool.layer.diff import write_diff
 from imagetool.manifest import parse_manifest
-from imagetool.reference import parse as parse_reference
-from imagetool.store import images
+from imagetool.transports.local import parse as parse_local
 from imagetool.store.layout import LayoutStore
 from imagetool.store.snapshots import SnapshotStore
 from tests.lib.cli import imagetool
@@ -66,7 +65,7 @@ EOF
 def _layer_names(store_path: Path, name: str) -> set[str]:
     """Every path in the image's layers (so what RUN left behind, not what `run` mounts)."""
     store = LayoutStore.open(store_path)
-    desc = images.resolve(store, parse_reference(name).with_default_tag())
+    desc = parse_local(name).resolve(store)
     manifest = parse_manifest(store.read_blob(desc.digest))
     names: set[str] = set()
     for layer in manifest.layers:

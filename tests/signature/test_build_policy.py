@@ -64,7 +64,7 @@ def test_build_push_signs(plain_registry: Registry, registry_env: None, tmp_path
     dest = f"docker://{plain_registry.host}/built/signed:v1"
     sign = ["--sign-by-sigstore-private-key", str(private), "--sign-passphrase-file", str(pass_file)]
     alone = imagetool("--registries.d", conf, "build", *sign, str(context), check=False)
-    assert alone.returncode == 2 and "--push or --output" in one_line_error(alone)
+    assert alone.returncode == 2 and "--push or -t TRANSPORT:NAME" in one_line_error(alone)
     imagetool("--insecure-policy", "--registries.d", conf, "build", "-q", "--tls-verify=false", *sign, "--push", dest,
               str(context))
     policy = write_policy(tmp_path / "policy.json", [{"type": "sigstoreSigned", "keyPath": str(public)}])

@@ -53,7 +53,7 @@ def test_concurrent_copies_keep_every_tag(tmp_path: Path) -> None:
     with ProcessPoolExecutor(max_workers=8) as pool:
         assert list(pool.map(_copy_with_tag, jobs)) == [0] * 8
     names = json.loads(imagetool("images", "--json", env={"IMAGETOOL_STORE": store}).stdout)
-    assert sorted(n for image in names for n in image["Names"]) == [f"localhost/app:{i}" for i in range(8)]
+    assert sorted(n for image in names for n in image["names"]) == [f"localhost/app:{i}" for i in range(8)]
     for i in range(8):
         tool(["umoci", "stat", "--image", f"{store}:localhost/app:{i}"])
 

@@ -71,8 +71,10 @@ def buildah_container(work: Path) -> list[str]:
     """A buildah working container of the same busybox image; returns the `buildah run` argv."""
     buildah = ["buildah", "--root", str(work / "buildah-root"), "--runroot", str(work / "buildah-runroot"),
                "--storage-driver", "overlay"]
-    subprocess.run([*buildah, "from", "--name", "bench", "--pull-never", f"oci:{work / 'layout'}:latest"],
-                   check=True, capture_output=True)
+    made = subprocess.run([*buildah, "from", "--name", "bench", "--pull-never", f"oci:{work / 'layout'}:latest"],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        raise SystemExit(f"buildah from failed:\n{made.stderr}")
     return [*buildah, "run", "--runtime", "runc", "bench", "true"]
 
 

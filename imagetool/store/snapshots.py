@@ -28,14 +28,17 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imagetool import media, userns
 from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest, DigestingReader, Readable, VerifyingReader
 from imagetool.errors import DigestMismatch, IntegrityError, LayerError, LayoutError, ManifestError, UnsafeContent
-from imagetool.layer.unpack import UnpackOptions, unpack
 from imagetool.manifest import ImageConfig, Index, Manifest, parse
 from imagetool.store.layout import TEMP_PREFIX, LayoutStore
+
+if TYPE_CHECKING:
+    from imagetool.layer.unpack import UnpackOptions
 
 SNAPSHOTS = "snapshots"
 TREE = "fs"
@@ -66,7 +69,8 @@ class SnapshotStore:
     def __init__(self, store: LayoutStore, options: UnpackOptions | None = None) -> None:
         self.store = store
         self.root = Path(store.root) / SNAPSHOTS
-        self.options = options or UnpackOptions(whiteouts="overlay")
+        #: None: overlay whiteouts (imagetool.layer.unpack loads only when a layer is unpacked)
+        self.options = options
         self._ids_checked = False
 
     def path(self, chain: Digest) -> Path:
@@ -182,7 +186,9 @@ class SnapshotStore:
 
     def _unpack_stream(self, stream: Readable, tree: Path) -> None:
         """Unpack with the owners of the archive: rootless, inside the store's user namespace."""
-        options = self.options
+        from imagetool.layer.unpack import UnpackOptions, unpack
+
+        options = self.options or UnpackOptions(whiteouts="overlay")
         userns.consume(lambda pipe: unpack(pipe, tree, options), stream)  # type: ignore[arg-type]
 
     def _publish(self, tmp: Path, chain: Digest, diff_id: Digest, parent: Digest | None,

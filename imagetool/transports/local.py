@@ -13,7 +13,6 @@ from imagetool.errors import InvalidReference
 from imagetool.reference import DockerReference, policy_namespaces
 from imagetool.reference import parse as parse_reference
 from imagetool.store import default_store_path, images
-from imagetool.store.gc import collect
 from imagetool.store.layout import LayoutStore
 from imagetool.transports.base import (
     DestinationTraits,
@@ -23,7 +22,6 @@ from imagetool.transports.base import (
     ReferenceBase,
     SystemContext,
 )
-from imagetool.transports.oci import LayoutDestination, LayoutSource
 
 TRANSPORT_NAME = "local"
 _ID = re.compile(r"^(?:sha256:)?([a-f0-9]{4,64})$")
@@ -55,12 +53,16 @@ class LocalReference(ReferenceBase):
         return LayoutStore.create(path) if create or not path.exists() else LayoutStore.open(path)
 
     def open_source(self, ctx: SystemContext) -> ImageSource:
+        from imagetool.transports.oci import LayoutSource  # not loaded by `run` of a stored image
+
         store = self.store(ctx)
         return LayoutSource(self, store, images.resolve(store, self.named, self.id_prefix), self.tag_prefix())
 
     def open_destination(self, ctx: SystemContext) -> ImageDestination:
         if self.named is None:
             raise InvalidReference(f"cannot write to image ID {self.text!r}: give a name")
+        from imagetool.transports.oci import LayoutDestination
+
         name = str(self.named) if self.named.tag and not self.named.digest else None
         return LayoutDestination(self, self.store(ctx, create=True), name, LOCAL_TRAITS,
                                  expected_digest=self.named.digest, tag_prefix=self.tag_prefix(), keep_dangling=True)
@@ -70,6 +72,8 @@ class LocalReference(ReferenceBase):
         return f"{self.named.name}:" if self.named else None
 
     def delete(self, ctx: SystemContext) -> None:
+        from imagetool.store.gc import collect
+
         store = self.store(ctx)
         desc = images.resolve(store, self.named, self.id_prefix)
         tagged = self.named is not None and self.named.tag and not self.named.digest

@@ -14,7 +14,7 @@ from __future__ import annotations
 import marshal
 import os
 import resource  # used after pivot_root, when the host's standard library is out of reach
-import signal
+import _signal as signal  # the C module: signal.py wraps it in enums, a third of this start-up
 import sys
 import warnings  # noqa: F401  os.execvpe imports it, after pivot_root
 

@@ -16,14 +16,16 @@ import json
 import marshal
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import report, run  # noqa: E402
+from bench.common import Measure, report, run  # noqa: E402
 
 IMAGETOOL = [sys.executable, "-m", "imagetool"]
 
@@ -71,33 +73,56 @@ def buildah_container(work: Path) -> list[str]:
     """A buildah working container of the same busybox image; returns the `buildah run` argv."""
     buildah = ["buildah", "--root", str(work / "buildah-root"), "--runroot", str(work / "buildah-runroot"),
                "--storage-driver", "overlay"]
-    subprocess.run([*buildah, "from", "--name", "bench", "--pull-never", f"oci:{work / 'layout'}:latest"],
-                   check=True, capture_output=True)
+    made = subprocess.run([*buildah, "from", "--name", "bench", "--pull-never", f"oci:{work / 'layout'}:latest"],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        raise SystemExit(f"buildah from failed:\n{made.stderr}")
     return [*buildah, "run", "--runtime", "runc", "bench", "true"]
+
+
+def interleaved(cases: list[tuple[list[str], dict[str, str] | None, Callable[[], object] | None]],
+                repeat: int) -> list[Measure]:
+    """Each case once per round, `repeat` rounds: a change of the machine's load hits every case alike."""
+    runs: list[list[Measure]] = [[] for _ in cases]
+    for _ in range(repeat):
+        for i, (argv, env, before) in enumerate(cases):
+            runs[i].append(run(argv, env=env, before=before, repeat=1))  # type: ignore[arg-type]
+    return [Measure(statistics.median(m.seconds for m in ms), statistics.median(m.cpu_seconds for m in ms),
+                    max(m.peak_rss_mib for m in ms)) for ms in runs]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=11)
     args = parser.parse_args()
+    # an installed package has its bytecode compiled; $PYTHONDONTWRITEBYTECODE would hide that cost here
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(__file__).resolve().parent.parent /
+                                                                  "imagetool")], check=True)
     work = Path(tempfile.mkdtemp(prefix="imagetool-run-bench-"))
     bundle = None
     try:
         env, bundle, helper_bundle = prepare(work)
         subprocess.run([*IMAGETOOL, "run", "--rm", "busybox", "true"], env={**os.environ, **env}, check=True)
-        ours = run([*IMAGETOOL, "run", "--rm", "busybox", "true"], env=env, repeat=args.repeat)
-        theirs = run(["runc", "run", "--bundle", str(bundle), f"bench-{os.getpid()}"], repeat=args.repeat)
         buildah_run = buildah_container(work)
-        buildah = run(buildah_run, repeat=args.repeat)
         from imagetool.runtime.container import HELPER
 
         from imagetool.runtime.overlay import workdir_for
 
-        executor = run([sys.executable, "-S", "-I", HELPER, str(helper_bundle), "2"], repeat=args.repeat,
-                       before=lambda: workdir_for(work / "upper2"))  # a volatile overlay needs a fresh one
-        report([("run --rm busybox true vs buildah run", ours, buildah, "<= 0.3x"),
+        ours, theirs, buildah, executor = interleaved([
+            ([*IMAGETOOL, "run", "--rm", "busybox", "true"], env, None),
+            (["runc", "run", "--bundle", str(bundle), f"bench-{os.getpid()}"], None, None),
+            (buildah_run, None, None),
+            ([sys.executable, "-S", "-I", HELPER, str(helper_bundle), "2"], None,
+             lambda: workdir_for(work / "upper2")),  # a volatile overlay needs a fresh one
+        ], args.repeat)
+        rows = [("run --rm busybox true vs buildah run", ours, buildah, "<= 0.3x"),
                 ("run --rm busybox true vs runc run", ours, theirs, "(reported)"),
-                ("executor only (helper) vs runc run", executor, theirs, "(breakdown)")])
+                ("executor only (helper) vs runc run", executor, theirs, "(breakdown)")]
+        report(rows)
+        for case, mine, peer, _ in rows:  # CPU time holds up under load, wall time does not
+            print(f"CPU {case:44} ours {mine.cpu_seconds:.3f} s  peer {peer.cpu_seconds:.3f} s  "
+                  f"ratio {mine.cpu_seconds / peer.cpu_seconds:.2f}")
+        print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     finally:
         if bundle is not None:
             subprocess.run(["umount", "-l", str(bundle / "rootfs")], check=False)

@@ -1,3 +1,3 @@
-from imagetool.cli import main
+from imagetool.cli.entry import run
 
-main()
+run()

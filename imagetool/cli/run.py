@@ -97,6 +97,10 @@ def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bo
         cap_add: tuple[str, ...], cap_drop: tuple[str, ...], ulimits: tuple[str, ...], pull: str | None,
         security_opts: tuple[str, ...], **registry_flags: Any) -> None:
     """Run COMMAND (default: the image's) in a new container from IMAGE."""
+    if runtime == "embedded":  # the executor's start-up runs while the image is resolved and the spec made
+        from imagetool.runtime import prestart
+
+        ctx.call_on_close(prestart.ahead(stdin=None if interactive else prestart.DEVNULL))
     from imagetool.runtime.launch import LaunchOptions, run_image
     from imagetool.runtime.flags import (capabilities, parse_env_file, parse_ulimit, parse_volume,
                                          security_options, tmpfs_mount)

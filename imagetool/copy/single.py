@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from imagetool import media
@@ -100,6 +99,8 @@ def copy_single(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference
     # -- step: layers, in a bounded pool (config first for destinations that need it)
     if dst.traits.needs_config_first:
         copy_blob(src, dst, manifest.config, kind="config", progress=progress, is_config=True)
+    from concurrent.futures import ThreadPoolExecutor  # with logging: not for inspect, which reads configs here
+
     workers = max(1, options.max_parallel if dst.traits.thread_safe_put_blob else 1)
     tune_for_streaming()
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -111,18 +111,32 @@ class Client:
             return base
 
     def _ping_schemes(self) -> tuple[str, Response]:
-        """One try of each scheme in turn (HTTPS, then plain HTTP only if TLS was turned off)."""
+        """One try of each scheme in turn (HTTPS, then plain HTTP only if TLS was turned off; HTTP first
+        when this host answered over HTTP before, see schemes.py)."""
+        from imagetool.registry import schemes as hints
+
         schemes = ["https", "http"] if self.tls.insecure else ["https"]
+        hinted = self.tls.insecure and hints.speaks_http(self.host)
+        if hinted:
+            schemes.reverse()
         last: RegistryError | None = None
         for scheme in schemes:
             base = f"{scheme}://{self.host}"
             try:
-                return base, self._ping_once(base)
-            except RegistryUnreachable as err:
+                resp = self._ping_once(base)
+                if self.tls.insecure and hinted != (scheme == "http"):
+                    hints.remember(self.host, scheme == "http")
+                return base, resp
+            except _NotTLS as err:
+                last = last or err  # after a hinted HTTP try, its failure is the one to report
+            except RegistryError as err:
+                if hinted and scheme == "http" and not err.temporary and not isinstance(err, RegistryUnreachable):
+                    last = err  # not (or no longer) a plain-HTTP registry: try HTTPS as ever
+                    continue
+                if not isinstance(err, RegistryUnreachable):
+                    raise
                 if not err.temporary:  # no other scheme helps against an unknown host or a silent one
                     raise RegistryUnreachable(f"pinging registry {self.host}: {err}", temporary=False) from None
-                last = err
-            except _NotTLS as err:
                 last = err
         raise RegistryUnreachable(f"pinging registry {self.host}: {last}",
                                   temporary=isinstance(last, RegistryUnreachable)) from None

@@ -7,6 +7,7 @@ cgroups    a cgroup per container: placed as runc would, limits and device rules
 etcfiles   /etc/hosts, /etc/hostname, /etc/resolv.conf for a run (--add-host, --dns..., --no-hosts)
 container  Container(spec, lowers, upper).run() -> exit status: what `run` and RUN steps call
 helper     the executor process (a fresh interpreter): namespaces, PID 1, signals, exit status
+prestart   the executor started ahead of its container (helper_start.py, its script), config by pipe
 rootfs     the container's mounts, /dev, masked paths, pivot_root      (stdlib only, like
 console    the -t terminal, made in the container's devpts             helper, linux,
 linux      ctypes syscalls: unshare, mount, pivot_root, capabilities   users and paths)

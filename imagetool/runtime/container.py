@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import copy
 import json
-import marshal
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -22,11 +20,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from imagetool.errors import ContainerError
-from imagetool.runtime import cgroups, netstack, overlay
+from imagetool.runtime import cgroups, netstack, overlay, prestart
 from imagetool.runtime.etcfiles import EtcSettings
 from imagetool.tmpdirs import small_temp_dir
 
-HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helper.py")
+HELPER = prestart.HELPER
 FORWARDED = [signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2,
              signal.SIGWINCH, signal.SIGCONT, signal.SIGALRM]
 EXIT_SETUP = 125
@@ -72,6 +70,18 @@ class Container:
             self.spec = spec
 
     def _run(self, stdin: Any, stdout: Any, stderr: Any, output: Callable[[str], None] | None) -> int:
+        if output is not None:
+            stdout, stderr = subprocess.PIPE, subprocess.STDOUT
+        # the executor starts first: its interpreter's start-up overlaps the bundle, cgroup and filter work
+        helper = prestart.take(stdin, stdout, stderr) if self.runtime == "embedded" else None
+        try:
+            return self._prepare_and_run(stdin, stdout, stderr, output, helper)
+        finally:
+            if helper is not None and helper.config is not None:
+                helper.discard()  # it was never given its container
+
+    def _prepare_and_run(self, stdin: Any, stdout: Any, stderr: Any, output: Callable[[str], None] | None,
+                         helper: prestart.Helper | None) -> int:
         self.upper.mkdir(parents=True, exist_ok=True)
         work = overlay.workdir_for(self.upper)
         where = small_temp_dir(self.tmpdir, self.upper.parent)  # rootless: $XDG_RUNTIME_DIR, never a shared /tmp
@@ -83,14 +93,12 @@ class Container:
             group = cgroups.prepare(self.spec)  # its own cgroup, under runc too (linux.cgroupsPath)
             if self.etc_files:
                 self._etc_files(bundle)
-            if output is not None:
-                stdout, stderr = subprocess.PIPE, subprocess.STDOUT
-            if self.runtime == "runc":
+            if helper is None:
                 from imagetool.runtime.oci_runtime import run_runc
 
                 return run_runc(self.spec, bundle, self.lowers, self.upper, work, stdin, stdout, stderr, output,
                                 maps=self._maps() if self.userns else None, flags=self.runtime_flags)
-            return self._run_embedded(bundle, work, stdin, stdout, stderr, output, group)
+            return self._run_embedded(helper, bundle, work, output, group)
         finally:
             if group is not None:
                 group.remove()
@@ -141,8 +149,8 @@ class Container:
                                             "source": str(bundle / os.path.basename(dest)),
                                             "options": ["rbind", "rprivate"]})
 
-    def _run_embedded(self, bundle: Path, work: Path, stdin: Any, stdout: Any, stderr: Any,
-                      output: Callable[[str], None] | None, group: cgroups.Cgroup | None = None) -> int:
+    def _run_embedded(self, helper: prestart.Helper, bundle: Path, work: Path, output: Callable[[str], None] | None,
+                      group: cgroups.Cgroup | None = None) -> int:
         extra: dict[str, Any] = {"overlay": {**overlay.describe(self.lowers, self.upper, work),
                                              "volatile": self.volatile},
                                  "userns": self.userns, "netstack": self.private_network()}
@@ -157,31 +165,31 @@ class Container:
             group.create(spec["linux"].get("resources") or {})
             spec, extra["cgroup"] = group.helper_spec(spec), group.procs()
         (bundle / "config.json").write_text(json.dumps(self.spec))
-        (bundle / "helper.marshal").write_bytes(marshal.dumps((spec, extra)))
-        read_end, write_end = os.pipe()
-        argv = [sys.executable, "-S", "-I", HELPER, str(bundle), str(write_end)]
-        theirs: list[int] = []
-        ours: list[int] = []
         if self.private_network():
             netstack.binary()  # a missing slirp4netns fails before the container starts
-        if self.userns or self.private_network():
-            to_helper, from_helper = os.pipe(), os.pipe()
-            theirs, ours = [to_helper[0], from_helper[1]], [from_helper[0], to_helper[1]]
-            argv += [str(fd) for fd in theirs]
-        try:
-            proc = subprocess.Popen(argv, pass_fds=[write_end, *theirs], stdin=stdin, stdout=stdout, stderr=stderr)
-        finally:
-            for fd in (write_end, *theirs):
-                os.close(fd)
-        with open(read_end, "rb") as errors, ExitStack() as cleanup:
-            if ours:
-                self._sync(proc.pid, ours[0], ours[1], cleanup)
+        helper.send(str(bundle), spec, extra)
+        proc = helper.proc
+        with open(helper.errors, "rb") as errors, ExitStack() as cleanup:
+            if self.userns or self.private_network():
+                assert helper.sync is not None
+                sync, helper.sync = helper.sync, None
+                try:
+                    self._sync(proc.pid, sync[0], sync[1], cleanup)
+                except ContainerError as err:  # PID 1 builds its root meanwhile: its own failure comes first
+                    message = errors.read().decode(errors="replace").strip()
+                    if message:
+                        failed = ContainerError(message.splitlines()[-1])
+                        failed.exit_code = EXIT_SETUP
+                        raise failed from err
+                    raise
+            else:
+                helper.close_sync()
             code = wait_forwarding(proc, output)
             message = errors.read().decode(errors="replace").strip()
         if message:
-            err = ContainerError(message.splitlines()[-1])
-            err.exit_code = code if code in (126, 127) else EXIT_SETUP
-            raise err
+            error = ContainerError(message.splitlines()[-1])
+            error.exit_code = code if code in (126, 127) else EXIT_SETUP
+            raise error
         return code
 
 

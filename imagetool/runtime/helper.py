@@ -14,7 +14,7 @@ from __future__ import annotations
 import marshal
 import os
 import resource  # used after pivot_root, when the host's standard library is out of reach
-import signal
+import _signal as signal  # type: ignore[import-not-found]  # the C module: signal.py wraps it in enums, a third of this start-up
 import sys
 import warnings  # noqa: F401  os.execvpe imports it, after pivot_root
 
@@ -94,7 +94,8 @@ def resolve_user(spec: dict) -> users.ExecUser:
     return found
 
 
-def container_main(bundle: str, spec: dict, extra: dict, errfd: int, console: object | None) -> None:
+def container_main(bundle: str, spec: dict, extra: dict, errfd: int, console: object | None,
+                   network: tuple[int, int] | None = None) -> None:
     """PID 1 of the new namespaces: build the root, drop privileges, exec. Never returns."""
     os.setsid()
     # a keyring of its own, as runc gives each container: the caller's session keyring stays out of reach
@@ -136,6 +137,12 @@ def container_main(bundle: str, spec: dict, extra: dict, errfd: int, console: ob
     os.chdir(cwd)
     set_rlimits(process.get("rlimits") or [])
     users.check_mapped(user)
+    if network is not None:  # the network is up (G) before the command starts, or the container ends here
+        go = os.read(network[0], 1)
+        os.close(network[0])
+        os.close(network[1])
+        if go != b"G":
+            os._exit(EXIT_SETUP)
     seccomp = extra.get("seccomp")
     if seccomp and not process.get("noNewPrivileges"):  # without no_new_privs only CAP_SYS_ADMIN may load it
         linux.load_seccomp(seccomp["program"], seccomp["flags"])
@@ -195,16 +202,32 @@ def handshake(sync: tuple[int, int] | None, mark: bytes) -> bool:
     return os.read(sync[0], 1) == b"G"
 
 
+def read_config(argv: list[str]) -> tuple[str, dict, dict, tuple[int, int] | None] | None:
+    """(bundle, spec, extras, sync pipes) from BUNDLE/helper.marshal, or with `- ERRFD CONFIGFD ...` from a pipe
+    that our parent fills once the container is ready (we were started early, to have our start-up
+    behind us by then); None when it closes the pipe without a word (the container is not to run)."""
+    sync = (int(argv[-2]), int(argv[-1])) if len(argv) > 3 else None
+    # the spec and overlay come as marshal data: json would cost this process a good part of its start-up
+    if argv[0] != "-":
+        with open(os.path.join(argv[0], "helper.marshal"), "rb") as f:
+            return (argv[0], *marshal.load(f), sync)
+    fd, chunks = int(argv[2]), []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    os.close(fd)
+    return (*marshal.loads(b"".join(chunks)), sync) if chunks else None
+
+
 def main(argv: list[str]) -> int:
-    bundle, errfd = argv[0], int(argv[1])
+    errfd = int(argv[1])
     # a killed `imagetool run` (or build) takes its container with it, as a killed runc does not
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() == 1:
         return EXIT_SETUP  # our parent is already gone
-    sync = (int(argv[2]), int(argv[3])) if len(argv) > 3 else None
-    # the spec and overlay come as marshal data: json would cost this process a good part of its start-up
-    with open(os.path.join(bundle, "helper.marshal"), "rb") as f:
-        spec, extra = marshal.load(f)
+    config = read_config(argv)
+    if config is None:
+        return EXIT_SETUP
+    bundle, spec, extra, sync = config
     flags = 0
     for ns in spec["linux"].get("namespaces", []):
         if ns.get("path"):
@@ -227,11 +250,9 @@ def main(argv: list[str]) -> int:
     except OSError as err:
         os.write(errfd, f"creating namespaces: {err.strerror}\n".encode())
         return EXIT_SETUP
-    if extra.get("netstack") and not handshake(sync, b"N"):  # our parent attaches slirp4netns to our netns
-        return EXIT_SETUP
-    if sync is not None:
-        os.close(sync[0])
-        os.close(sync[1])
+    if extra.get("netstack"):  # our parent attaches slirp4netns to our netns while PID 1 builds its root
+        assert sync is not None, "a private network without the sync pipes"
+        os.write(sync[1], b"N")
     ours = theirs = None
     if spec["process"].get("terminal"):
         import socket
@@ -248,7 +269,11 @@ def main(argv: list[str]) -> int:
 
                 join(extra["cgroup"])
             linux.unshare(flags & ~early)
-            container_main(bundle, spec, extra, errfd, theirs)
+            go = sync if extra.get("netstack") else None
+            if sync is not None and go is None:
+                os.close(sync[0])
+                os.close(sync[1])
+            container_main(bundle, spec, extra, errfd, theirs, go)
         except ExecFailed as err:
             os.write(errfd, f"{err}\n".encode())
             code = err.code
@@ -256,6 +281,9 @@ def main(argv: list[str]) -> int:
             os.write(errfd, f"setting up the container: {err}\n".encode())
         os._exit(code)
     os.close(errfd)
+    if sync is not None:
+        os.close(sync[0])
+        os.close(sync[1])
     master = None
     if ours is not None:
         theirs.close()  # type: ignore[union-attr]

@@ -11,7 +11,6 @@ are read, and only for such a user, so the check costs nothing to anyone else.
 from __future__ import annotations
 
 import os
-import tarfile
 
 from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest
@@ -21,6 +20,8 @@ from imagetool.store.layout import LayoutStore
 
 def foreign_owner(stream: object) -> tuple[str, str, int] | None:
     """The first member of a layer tar owned by an id other than 0: (name, "uid"|"gid", id)."""
+    import tarfile  # only rootless, for a layer not unpacked yet
+
     with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
         for member in tar:
             if member.uid != 0:
@@ -39,6 +40,8 @@ def check_layers(store: LayoutStore, layers: list[tuple[Descriptor, Digest]]) ->
     uid, gid = os.getuid(), os.getgid()
     if len(idmap.maps_for(uid, gid)[0]) > 1:
         return
+    import tarfile
+
     from imagetool import compression
     from imagetool.store.snapshots import SnapshotStore, chain_ids
 

@@ -29,15 +29,17 @@ import os
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from imagetool import media, userns
 from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest, DigestingReader, Readable, VerifyingReader
 from imagetool.errors import DigestMismatch, IntegrityError, LayerError, LayoutError, ManifestError, UnsafeContent
-from imagetool.layer.unpack import UnpackOptions, unpack
 from imagetool.manifest import ImageConfig, Index, Manifest, parse
 from imagetool.store.layout import TEMP_PREFIX, LayoutStore
+
+if TYPE_CHECKING:
+    from imagetool.layer.unpack import UnpackOptions
 
 SNAPSHOTS = "snapshots"
 TREE = "fs"
@@ -68,7 +70,8 @@ class SnapshotStore:
     def __init__(self, store: LayoutStore, options: UnpackOptions | None = None) -> None:
         self.store = store
         self.root = Path(store.root) / SNAPSHOTS
-        self.options = options or UnpackOptions(whiteouts="overlay")
+        #: None: overlay whiteouts (imagetool.layer.unpack loads only when a layer is unpacked)
+        self.options = options
         self._ids_checked = False
 
     def path(self, chain: Digest) -> Path:
@@ -133,7 +136,7 @@ class SnapshotStore:
             try:
                 (tmp / TREE).mkdir()
                 hashed = DigestingReader(stream, diff_id.algorithm)
-                self._unpack_stream(hashed, tmp / TREE, replace(self.options, reuse=reuse) if reuse else None)
+                self._unpack_stream(hashed, tmp / TREE, replace(self._unpack_options(), reuse=reuse) if reuse else None)
                 if hashed.digest() != diff_id:
                     raise LayerError("the rebuilt layer does not match its diff_id") \
                         from DigestMismatch(diff_id, hashed.digest())
@@ -208,9 +211,16 @@ class SnapshotStore:
             remove_tree(tmp)
             raise
 
+    def _unpack_options(self) -> UnpackOptions:
+        from imagetool.layer.unpack import UnpackOptions
+
+        return self.options or UnpackOptions(whiteouts="overlay")
+
     def _unpack_stream(self, stream: Readable, tree: Path, options: UnpackOptions | None = None) -> None:
         """Unpack with the owners of the archive: rootless, inside the store's user namespace."""
-        options = options or self.options
+        from imagetool.layer.unpack import unpack
+
+        options = options or self._unpack_options()
         userns.consume(lambda pipe: unpack(pipe, tree, options), stream)  # type: ignore[arg-type]
 
     def _publish(self, tmp: Path, chain: Digest, diff_id: Digest, parent: Digest | None,

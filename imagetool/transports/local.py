@@ -17,8 +17,8 @@ from imagetool.errors import InvalidReference, NotFound
 from imagetool.reference import DockerReference, is_short, policy_namespaces
 from imagetool.reference import parse as parse_reference
 from imagetool.store import default_store_path, images, origins
-from imagetool.store.gc import collect
 from imagetool.store.layout import LayoutStore
+from imagetool.transports.oci import LayoutDestination, LayoutSource
 from imagetool.transports.base import (
     DestinationTraits,
     ImageDestination,
@@ -27,7 +27,6 @@ from imagetool.transports.base import (
     ReferenceBase,
     SystemContext,
 )
-from imagetool.transports.oci import LayoutDestination, LayoutSource
 
 TRANSPORT_NAME = "local"
 _ID = re.compile(r"^(?:sha256:)?([a-f0-9]{4,64})$")
@@ -112,6 +111,8 @@ class LocalReference(ReferenceBase):
         return f"{self.write_name.name}:" if self.write_name else None
 
     def delete(self, ctx: SystemContext) -> None:
+        from imagetool.store.gc import collect
+
         store = self.store(ctx)
         desc, found_as = self.resolve_named(store)
         tagged = found_as is not None and found_as.tag and not found_as.digest and desc.ref_name

@@ -96,7 +96,7 @@ def main() -> None:
                 theirs = run([*SKOPEO, *theirs_argv], before=before, repeat=args.repeat)
                 rows.append((case, ours, theirs, target))
 
-            sync = ["sync", "-q", "--src", "docker", "--dest", "docker", *FLAGS]
+            sync = ["sync", "--src", "docker", "--dest", "docker", *FLAGS]
             pair(f"sync {args.images} small images reg -> reg", [*sync, f"{a.host}/many/app", f"{b.host}/mirror"],
                  [*sync, f"{a.host}/many/app", f"{b.host}/mirror"], "<= 0.4x, RSS <= 120 MiB")
             pair(f"sync {args.tags}-tag repository reg -> reg", [*sync, f"{a.host}/tags/app", f"{b.host}/mirror"],

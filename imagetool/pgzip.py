@@ -62,7 +62,7 @@ class ParallelGzipWriter:
         self._sink = sink
         self._level = level
         self._block = block
-        self._max_pending = max_pending or 2 * threads()
+        self._max_pending = max_pending or threads() + 1  # every thread busy, one block queued
         self._buf = bytearray()
         self._dict = b""
         self._pending: deque[Future[tuple[bytes, int, int]]] = deque()

@@ -13,6 +13,7 @@ import pytest
 import zstandard
 
 from imagetool import compression, pgzip
+from imagetool.parallel_compress import ZSTD_JOB
 
 
 def _sample(size: int, seed: int = 1) -> bytes:
@@ -81,7 +82,7 @@ def test_zstd_bytes_do_not_depend_on_the_number_of_workers() -> None:
     data = _sample(5 << 20, seed=9)
     outs = set()
     for threads in (1, 2, 3):
-        params = zstandard.ZstdCompressionParameters.from_level(3, threads=threads, job_size=2 << 20)
+        params = zstandard.ZstdCompressionParameters.from_level(3, threads=threads, job_size=ZSTD_JOB)
         sink = io.BytesIO()
         w = zstandard.ZstdCompressor(compression_params=params).stream_writer(sink, closefd=False)
         w.write(data)

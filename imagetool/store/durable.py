@@ -53,8 +53,8 @@ def note(root: Path, path: str | Path) -> None:
         _pending.setdefault(os.path.realpath(root), set()).add(str(path))
 
 
-def flush(root: Path) -> None:
-    """fsync every blob noted for `root`; the caller fsyncs the blob directories after this."""
+def flush(root: Path) -> bool:
+    """fsync every blob noted for `root` (the caller fsyncs the blob directories after this); False if none."""
     key = os.path.realpath(root)
     with _lock:
         paths = _pending.pop(key, set())
@@ -72,3 +72,4 @@ def flush(root: Path) -> None:
         with _lock:  # not done: the next commit tries again
             _pending.setdefault(key, set()).update(paths)
         raise
+    return bool(paths)

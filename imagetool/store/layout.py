@@ -312,10 +312,12 @@ class LayoutStore:
             current = self.index()
             entries = list(change(list(current.manifests)))
             new = Index.build(media.OCI_INDEX, entries, current.annotations)
-            if new.raw != current.raw:
-                durable.flush(self.root)  # what the new index names is durable first: the blobs
-                for blob_dir in self.blob_dirs():  # and their directory entries
+            # what the index names is durable first: the blobs, then their directory entries (also when
+            # the index stays the same: a blob it names may have been written again, as a new file)
+            if durable.flush(self.root) or new.raw != current.raw:
+                for blob_dir in self.blob_dirs():
                     fsync_dir(blob_dir)
+            if new.raw != current.raw:
                 atomic_write(self.root / INDEX_FILE, new.raw, sync_dir=True)
             return new
 

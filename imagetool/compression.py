@@ -189,4 +189,8 @@ class _CompressWriter:
 
 
 def compressor(sink: BinaryIO, algorithm: str, level: int | None = None) -> _CompressWriter:
+    if algorithm in (GZIP, ZSTD):
+        from imagetool.parallel_compress import parallel_compressor
+
+        return parallel_compressor(sink, algorithm, level, _isal_level(level))  # type: ignore[return-value]
     return _CompressWriter(sink, algorithm, level)

@@ -32,7 +32,7 @@ import imagetool
 PACKAGE = Path(__file__).resolve().parent.parent / "imagetool"
 #: userns: the store's user namespace (unpack, diff, removal rootless), used by layer, store and runtime alike
 CORE = {"errors", "digest", "media", "descriptor", "manifest", "reference", "compression", "gojson", "gotemplate",
-        "memory", "tmpdirs", "userns", "outputs"}
+        "memory", "tmpdirs", "userns", "outputs", "pgzip", "parallel_compress"}
 RANK = {**{name: 0 for name in CORE}, "layer": 1, "store": 1, "registry": 1, "runtime": 1, "transports": 2,
         "signature": 3, "copy": 4, "inspect": 4, "pull": 4, "manifest_lists": 4, "build": 5, "cli": 6}
 #: (importer, imported) areas of one rank above core that may import each other, and why

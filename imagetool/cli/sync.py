@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,18 +140,20 @@ def _dry_run(jobs: list[Job], dest_kind: str, dest: str, scoped: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="List what would be copied; copy nothing.")
 @click.option("--keep-going", is_flag=True, help="Carry on after an image fails; fail at the end.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-@click.option("--max-parallel", type=click.IntRange(1, 64), default=6, help="Blobs copied at once.")
+@click.option("--max-parallel", type=click.IntRange(1, 64), default=6, help="Blobs copied at once, per image.")
+@click.option("--max-parallel-images", type=click.IntRange(1, 64), default=None,
+              help="Images copied at once (default: 4 per CPU, at most 16).")
 @click.option("--authfile", metavar="PATH", help="Auth file for both sides.")
 @registry_options("src", retries=False)
 @registry_options("dest")
 @click.pass_context
 def sync(ctx: click.Context, source: str, destination_: str, src_kind: str, dest_kind: str, all_: bool,
          scoped: bool, format_: str | None, preserve_digests: bool, remove_signatures: bool, dry_run: bool,
-         keep_going: bool, quiet: bool, max_parallel: int, **flags: Any) -> None:
+         keep_going: bool, quiet: bool, max_parallel: int, max_parallel_images: int | None, **flags: Any) -> None:
     """Copy every image SOURCE names into DESTINATION."""
     from imagetool.copy import CopyOptions, copy_image
+    from imagetool.copy.batch import BatchJob, copy_batch, default_parallel_images
     from imagetool.copy.progress import Progress
-    from imagetool.errors import ImagetoolError, describe
     from imagetool.transports import parse_image_name
 
     src_ctx = system_context(ctx, "src_", **flags)
@@ -166,24 +169,22 @@ def sync(ctx: click.Context, source: str, destination_: str, src_kind: str, dest
         return
     policy = policy_from_flags(ctx)
     signers = signers_from_flags(flags)
-    progress = Progress(quiet=quiet)
-    failed = 0
-    for n, job in enumerate(jobs, 1):
+
+    def job_for(job: Job) -> BatchJob:
         target = destination(job, dest_kind, destination_, scoped)
-        if not quiet:
-            click.echo(f"Copying image ref {n}/{len(jobs)}: {job.source} -> {target}", err=True)
-        options = CopyOptions(src_ctx=job.ctx, dest_ctx=dest_ctx, multi_arch="all" if all_ else "system",
-                              format=format_, preserve_digests=preserve_digests,
-                              remove_signatures=remove_signatures, policy=policy, max_parallel=max_parallel,
-                              progress=progress, signers=signers, referrers=flags["referrers"])
-        try:
+
+        def run(progress: Progress) -> None:
+            options = CopyOptions(src_ctx=job.ctx, dest_ctx=dest_ctx, multi_arch="all" if all_ else "system",
+                                  format=format_, preserve_digests=preserve_digests,
+                                  remove_signatures=remove_signatures, policy=policy, max_parallel=max_parallel,
+                                  progress=progress, signers=signers, referrers=flags["referrers"])
             copy_image(parse_image_name(job.source), parse_image_name(target), options)
-        except ImagetoolError as err:
-            if not keep_going:
-                raise
-            failed += 1
-            click.echo(f"imagetool: {job.source}: {describe(err)}", err=True)
+        return BatchJob(f"{job.source} -> {target}", run)
+
+    result = copy_batch([job_for(job) for job in jobs], parallel=max_parallel_images or default_parallel_images(),
+                        keep_going=keep_going, quiet=quiet, out=sys.stdout, err=sys.stderr,
+                        error_prefix=lambda i: f"imagetool: {jobs[i].source}: ")
     if not quiet:
-        click.echo(f"Synced {len(jobs) - failed} of {len(jobs)} images", err=True)
-    if failed:
-        raise UsageError(f"{failed} of {len(jobs)} images failed to sync")
+        click.echo(f"Synced {result.copied} of {len(jobs)} images", err=True)
+    if result.failed:
+        raise UsageError(f"{result.failed} of {len(jobs)} images failed to sync")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator
 
 from imagetool.digest import Digest, Readable
 from imagetool.errors import DigestMismatch, ImagetoolError, RegistryError, SizeMismatch
@@ -33,6 +35,22 @@ def read_full(stream: Readable, n: int) -> bytes:
         parts.append(data)
         want -= len(data)
     return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def read_ahead(stream: Readable, size: int) -> Iterator[bytes]:
+    """Chunks of `size` bytes; the next one is read (on a thread of its own) while the caller sends this one.
+
+    The source keeps streaming while a PATCH is on the wire, instead of stalling once per chunk
+    for a round trip; at most two chunks are held.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as reader:
+        pending = reader.submit(read_full, stream, size)
+        try:
+            while chunk := pending.result():
+                pending = reader.submit(read_full, stream, size)
+                yield chunk
+        finally:
+            pending.cancel()  # a failed upload: the reader finishes at most the chunk it is on
 
 
 class BlobUploader:
@@ -75,10 +93,7 @@ class BlobUploader:
             # would be a third pass over the same bytes
             hasher = hashlib.sha256() if digest is None else None
             offset = 0
-            while True:
-                chunk = read_full(stream, CHUNK_SIZE)
-                if not chunk:
-                    break
+            for chunk in read_ahead(stream, CHUNK_SIZE):
                 if hasher is not None:
                     hasher.update(chunk)
                 self._patch(chunk, offset)

@@ -1,10 +1,11 @@
 """LayoutStore: an OCI image layout on disk, the engine under oci:, oci-archive: and the local store.
 
-Every write is temp file + fsync + rename, so a killed process leaves a valid layout
-(at worst with orphan blobs and temp files, which the next writer or gc removes: see
-tempfiles.py). Each directory that received renames is fsynced before index.json names
-what it holds, and the layout directory after index.json is replaced, so a power loss never
-leaves index.json naming a blob whose directory entry was lost.
+Every write is temp file + rename, so a killed process leaves a valid layout (at worst
+with orphan blobs and temp files, which the next writer or gc removes: see tempfiles.py).
+Blobs are not fsynced one by one: every blob a commit names is fsynced together right before
+index.json is replaced (durable.py), then each directory that received renames, and the
+layout directory after index.json is replaced, so a power loss never leaves index.json
+naming a blob whose content or directory entry was lost.
 
 index.json changes happen under an exclusive lock; copies hold a shared "use" lock that gc
 waits for, so gc never removes blobs a running copy has written but not yet referenced. Both
@@ -25,7 +26,7 @@ from imagetool.digest import CHUNK, Digest, DigestingWriter, Readable, Verifying
 from imagetool.errors import BlobUnknown, DigestMismatch, LayoutError, ManifestError, SizeMismatch
 from imagetool.manifest import Index
 from imagetool.manifest import parse as parse_manifest_bytes
-from imagetool.store import tempfiles
+from imagetool.store import durable, tempfiles
 from imagetool.store.lock import HeldLock, file_lock
 from imagetool.store.tempfiles import TEMP_PREFIX
 
@@ -59,6 +60,51 @@ def atomic_write(path: str | Path, data: bytes, mode: int = 0o644, sync_dir: boo
         raise
     if sync_dir:
         fsync_dir(path.parent)
+
+
+def _write_pending(root: Path, path: Path, data: bytes) -> None:
+    """Write a small blob whole or not at all, durable at the next index update (see durable.py)."""
+    fd, tmp = tempfiles.create(path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fchmod(f.fileno(), 0o644)
+            os.replace(tmp, path)  # renamed while the temp file is still locked
+    except BaseException:
+        _unlink(tmp)
+        raise
+    durable.note(root, path)
+
+
+class _WritebackFile:
+    """A blob's temp file, handed to the kernel's writeback every few MiB (without waiting for it).
+
+    Writing back as the blob streams in spreads the disk's work over the copy, so the fsync at
+    commit finds little left to do, and dirty pages never pile up to the size of a layer.
+    """
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self._fd = f.fileno()
+        self._written = 0
+        self._queued = 0
+
+    def write(self, data: bytes | memoryview) -> int:
+        view = memoryview(data)
+        while view:
+            n = self._f.write(view)
+            view = view[n:]
+            self._written += n
+        if self._written - self._queued >= durable.WRITEBACK_STEP:
+            durable.start_writeback(self._fd, self._queued, self._written - self._queued)
+            self._queued = self._written
+        return len(data)
+
+    def finish(self) -> None:
+        if self._written > self._queued:
+            durable.start_writeback(self._fd, self._queued, self._written - self._queued)
+            self._queued = self._written
 
 
 def _unlink(path: str | Path) -> None:
@@ -164,9 +210,10 @@ class LayoutStore:
             fsync_dir(blob_dir.parent)
         fd, tmp = tempfiles.create(blob_dir)
         try:
-            with os.fdopen(fd, "wb") as f:
+            with os.fdopen(fd, "wb", buffering=0) as f:
+                out = _WritebackFile(f)
                 if expected is None:
-                    sink = DigestingWriter(f, alg)
+                    sink = DigestingWriter(out, alg)
                     while chunk := stream.read(CHUNK):
                         sink.write(chunk)
                     digest, written = sink.digest(), sink.size
@@ -175,18 +222,18 @@ class LayoutStore:
                     reader = stream if isinstance(stream, VerifyingReader) and stream.expected == expected \
                         else VerifyingReader(stream, expected, size)
                     while chunk := reader.read(CHUNK):
-                        f.write(chunk)
+                        out.write(chunk)
                     digest, written = expected, reader.size
                     if not reader.verified or (size is not None and size >= 0 and written != size):
                         raise SizeMismatch(expected, size if size is not None else -1, written)
-                f.flush()
-                os.fsync(f.fileno())
                 if expected is None and size is not None and size >= 0 and written != size:
                     raise SizeMismatch(digest, size, written)
+                out.finish()
                 os.fchmod(f.fileno(), 0o644)
-                # renamed while the temp file is still locked; the directory is fsynced before
-                # index.json names the blob (update_index)
+                # renamed while the temp file is still locked, without waiting for the disk: the
+                # blob and its directory are made durable before index.json names it (update_index)
                 os.replace(tmp, blob_dir / digest.hex)
+                durable.note(self.root, blob_dir / digest.hex)
             return digest, written
         except BaseException:
             _unlink(tmp)
@@ -201,8 +248,20 @@ class LayoutStore:
             if not path.parent.is_dir():
                 path.parent.mkdir(parents=True, exist_ok=True)
                 fsync_dir(path.parent.parent)
-            atomic_write(path, data)
+            _write_pending(self.root, path, data)
+        else:
+            durable.note(self.root, path)  # named by this writer's commit: durable before it
         return digest
+
+    def claim_blob(self, digest: Digest, size: int) -> bool:
+        """Whether the layout has this blob at this size; if so, it is made durable before the next commit.
+
+        Another writer's blob may not be on disk yet (it is fsynced at that writer's commit).
+        """
+        if self.blob_size(digest) != size:
+            return False
+        durable.note(self.root, self.blob_path(digest))
+        return True
 
     def delete_blob(self, digest: Digest) -> None:
         _unlink(self.blob_path(digest))
@@ -257,9 +316,12 @@ class LayoutStore:
             current = self.index()
             entries = list(change(list(current.manifests)))
             new = Index.build(media.OCI_INDEX, entries, current.annotations)
-            if new.raw != current.raw:
-                for blob_dir in self.blob_dirs():  # what the new index names is durable first
+            # what the index names is durable first: the blobs, then their directory entries (also when
+            # the index stays the same: a blob it names may have been written again, as a new file)
+            if durable.flush(self.root) or new.raw != current.raw:
+                for blob_dir in self.blob_dirs():
                     fsync_dir(blob_dir)
+            if new.raw != current.raw:
                 atomic_write(self.root / INDEX_FILE, new.raw, sync_dir=True)
             return new
 

@@ -136,7 +136,7 @@ class LayoutDestination(_Tagged, DestinationBase):
         store.sweep_temp_files()  # what killed writers left
 
     def try_reuse_blob(self, desc: Descriptor) -> bool:
-        return self.store.blob_size(desc.digest) == desc.size
+        return self.store.claim_blob(desc.digest, desc.size)
 
     def put_blob(self, stream: Readable, desc: Descriptor | None, *, is_config: bool = False) -> Descriptor:
         digest, size = self.store.put_blob(stream, desc.digest if desc else None, desc.size if desc else None)

@@ -76,3 +76,33 @@ def test_add_from_registries_and_layouts(plain_registry: Registry, local_store: 
     imagetool("copy", "-q", f"oci:{tmp_path}/one:v1", "localhost/single:1")
     single = imagetool("manifest", "inspect", "localhost/single:1", check=False)
     assert single.returncode != 0 and "not a manifest list" in one_line_error(single)
+
+
+def test_copy_all_copies_the_platforms_at_once(plain_registry: Registry, tmp_path: Path) -> None:
+    """Every instance of an index is copied, concurrently, and the index keeps its digest."""
+    from imagetool import media
+    from imagetool.descriptor import Descriptor, Platform
+    from imagetool.manifest import Index
+    from imagetool.store import refs
+    from imagetool.store.layout import LayoutStore
+
+    src = tmp_path / "src"
+    arches = ["amd64", "arm64", "ppc64le", "s390x"]
+    images = [random_image(src, None, n_layers=2, size=200_000, seed=400 + i) for i in range(len(arches))]
+    store = LayoutStore.open(src)
+    index = Index.build(media.OCI_INDEX, [d.with_(platform=Platform(a, "linux"), annotations={})
+                                          for d, a in zip(images, arches, strict=True)])
+    store.put_bytes(index.raw)
+    store.update_index(lambda _: [refs.named(Descriptor(media.OCI_INDEX, index.digest, len(index.raw)), "all")])
+    imagetool("copy", "-q", "--all", "--dest-tls-verify=false", f"oci:{src}:all", plain_registry.ref("plat/img:all"))
+    r = plain_registry.raw_get("/v2/plat/img/manifests/all", headers={"Accept": media.OCI_INDEX})
+    assert r.headers["Docker-Content-Digest"] == str(index.digest)
+    for desc in images:
+        assert plain_registry.raw_get(f"/v2/plat/img/manifests/{desc.digest}",
+                                      headers={"Accept": media.OCI_MANIFEST}).status_code == 200
+    # one after another, each instance's manifest would be written before the next instance's blobs
+    log = plain_registry.log()
+    first_manifest = min(log.find(f"PUT /v2/plat/img/manifests/{d.digest}") for d in images)
+    last_layers = json.loads(store.read_blob(images[-1].digest))["layers"]
+    assert any(0 <= log.find(layer["digest"]) < first_manifest for layer in last_layers), \
+        "the platforms were copied one after another"

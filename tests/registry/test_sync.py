@@ -104,3 +104,55 @@ def test_sync_yaml_credentials_and_cert_dir(tls_registry: Registry, plain_regist
               sync_file(str(src.password)), f"{dst.host}/yc")
     assert _tags(dst, "yc/app") == ["v1"]
     assert _digest(dst, "yc/app", "v1") == str(desc.digest)
+
+
+def _dir_images(tmp_path: Path, count: int, broken: int | None = None) -> Path:
+    """`count` dir: images under one root (synced in name order); image `broken` has a corrupt layer."""
+    root = tmp_path / "dirs"
+    for i in range(count):
+        random_image(tmp_path / f"src{i}", "v1", n_layers=2, seed=300 + i)
+        imagetool("copy", "-q", f"oci:{tmp_path}/src{i}:v1", f"dir:{root}/img{i:02d}:t")
+    if broken is not None:
+        manifest = json.loads((root / f"img{broken:02d}:t" / "manifest.json").read_text())
+        layer = root / f"img{broken:02d}:t" / manifest["layers"][0]["digest"].split(":")[1]
+        layer.write_bytes(b"not the layer")
+    return root
+
+
+def _ref_lines(stderr: str) -> list[str]:
+    return [line.split(":")[0].removeprefix("Copying image ref ") for line in stderr.splitlines()
+            if line.startswith("Copying image ref")]
+
+
+def test_sync_copies_images_at_once_and_reports_them_in_order(plain_registry: Registry, tmp_path: Path) -> None:
+    count = 8
+    root = _dir_images(tmp_path, count, broken=5)
+    proc = imagetool("sync", "--keep-going", "--max-parallel-images", "4", "--src", "dir", "--dest", "docker",
+                     "--dest-tls-verify=false", str(root), f"{plain_registry.host}/par", check=False)
+    assert proc.returncode != 0
+    assert _ref_lines(proc.stderr) == [f"{i}/{count}" for i in range(1, count + 1)]
+    lines = proc.stderr.splitlines()
+    failed_at = next(n for n, line in enumerate(lines) if line.startswith("imagetool: dir:"))
+    assert "img05" in lines[failed_at] and lines[failed_at - 1].startswith(f"Copying image ref 6/{count}")
+    assert f"Synced {count - 1} of {count} images" in proc.stderr
+    assert proc.stdout.count("Writing manifest to image destination") == count - 1
+    for i in range(count):
+        assert _tags(plain_registry, f"par/img{i:02d}") == ([] if i == 5 else ["t"])
+    # the registry saw the copies overlap: some image's manifest was written after a later image started
+    log = plain_registry.log()
+    firsts = [log.find(f"/v2/par/img{i:02d}/") for i in range(count) if i != 5]
+    assert all(f >= 0 for f in firsts)
+    manifest_puts = [log.find(f'"PUT /v2/par/img{i:02d}/manifests/t') for i in range(count) if i != 5]
+    assert any(put > first for put, first in zip(manifest_puts, firsts[1:], strict=False)), \
+        "each image finished before the next one started"
+
+
+def test_sync_without_keep_going_stops_at_the_first_failure(plain_registry: Registry, tmp_path: Path) -> None:
+    root = _dir_images(tmp_path, 6, broken=2)
+    proc = imagetool("sync", "--src", "dir", "--dest", "docker", "--dest-tls-verify=false", str(root),
+                     f"{plain_registry.host}/stop", check=False)
+    assert proc.returncode != 0
+    assert _ref_lines(proc.stderr) == ["1/6", "2/6", "3/6"]
+    assert "size mismatch" in proc.stderr.splitlines()[-1] and "Synced" not in proc.stderr
+    assert _tags(plain_registry, "stop/img00") == ["t"] and _tags(plain_registry, "stop/img01") == ["t"]
+    assert _tags(plain_registry, "stop/img02") == []

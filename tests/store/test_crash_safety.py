@@ -138,3 +138,42 @@ def test_directories_are_fsynced_before_index_json_names_their_entries(tmp_path:
         "blobs/sha256 is not fsynced between the last blob rename and the index.json rename"
     assert any(i > index_at and c == "fsync" and a.endswith(f"<{layout}>") for i, (c, a) in enumerate(calls)), \
         "the layout directory is not fsynced after index.json is replaced"
+
+
+@pytest.mark.parametrize("dest", ["oci", "local"])
+def test_blobs_are_fsynced_together_at_commit_not_one_by_one(tmp_path: Path, dest: str) -> None:
+    """No blob is fsynced while it is written; every blob index.json names is fsynced before it is replaced."""
+    random_image(tmp_path / "src", "v1", n_layers=3)
+    layout = tmp_path / "dst"
+    target = f"oci:{layout}:v1" if dest == "oci" else "localhost/app:v1"
+    calls = _trace([sys.executable, "-m", "imagetool", "--store", str(layout), "copy", "-q",
+                    f"oci:{tmp_path}/src:v1", target], tmp_path / "trace")
+    blobs = str(layout / "blobs" / "sha256")
+    index_at = max(i for i, (c, a) in enumerate(calls) if c.startswith("rename")
+                   and _renamed_to(a) == str(layout / "index.json"))
+    renamed = {_renamed_to(a) for c, a in calls if c.startswith("rename") and _renamed_to(a).startswith(blobs + "/")}
+    assert len(renamed) >= 5  # three layers, the config, the manifest
+    temp_syncs = [a for c, a in calls if c in ("fsync", "fdatasync") and f"{blobs}/{TEMP_PREFIX}" in a]
+    assert not temp_syncs, f"blobs fsynced one by one while written: {temp_syncs}"
+    fsynced = {re.search(r"<([^>]*)>", a).group(1) for c, a in calls[:index_at]  # type: ignore[union-attr]
+               if c == "fsync" and "<" in a}
+    assert renamed <= fsynced, f"named by index.json but never made durable: {renamed - fsynced}"
+
+
+def test_blobs_written_again_are_made_durable_even_when_index_json_stays(tmp_path: Path) -> None:
+    """A second copy that recompresses writes its layers again (new files under the same names) and
+    leaves index.json as it was: those files are fsynced all the same."""
+    random_image(tmp_path / "src", "v1", n_layers=2, compression=None)
+    layout = tmp_path / "dst"
+    argv = [sys.executable, "-m", "imagetool", "copy", "-q", "--dest-compress-format", "zstd",
+            f"oci:{tmp_path}/src:v1", f"oci:{layout}:v1"]
+    _trace(argv, tmp_path / "trace1")
+    calls = _trace(argv, tmp_path / "trace2")
+    blobs = str(layout / "blobs" / "sha256")
+    renamed = {_renamed_to(a) for c, a in calls if c.startswith("rename") and _renamed_to(a).startswith(blobs + "/")}
+    assert len(renamed) >= 2  # the recompressed layers at least
+    assert not any(c.startswith("rename") and _renamed_to(a) == str(layout / "index.json") for c, a in calls)
+    fsynced = {re.search(r"<([^>]*)>", a).group(1) for c, a in calls  # type: ignore[union-attr]
+               if c == "fsync" and "<" in a}
+    assert renamed <= fsynced, f"written again but never made durable: {renamed - fsynced}"
+    assert any(c == "fsync" and a.endswith(f"<{blobs}>") for c, a in calls)

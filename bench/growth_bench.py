@@ -1,0 +1,118 @@
+"""How push and pull cost grows with image size: wall time and peak RSS at several sizes.
+
+    python bench/growth_bench.py [--sizes 512,1024,2048,5120] [--layer-mib 100] [--repeat 1]
+
+Each size is an image of random 100 MiB layers (a 5 GiB image has 50), pushed from an oci:
+layout to a fresh loopback registry and pulled back into a fresh oci: layout, by imagetool and
+by skopeo in the same run. Prints a table; with matplotlib installed (the `bench` extra) it
+also draws bench/results/growth.png: time and peak RSS against size. Needs about three times
+the largest size in free space under $BENCH_TMP (default /var/tmp).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import Measure, random_layout, report, run  # noqa: E402
+
+IMAGETOOL = [sys.executable, "-m", "imagetool"]
+SKOPEO = ["skopeo", "--insecure-policy"]
+FLAGS = ["--src-tls-verify=false", "--dest-tls-verify=false"]
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def plot(results: dict[str, dict[int, Measure]], out: Path) -> bool:
+    """time and RSS against size, one line per (tool, operation); False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for label, by_size in sorted(results.items()):
+        sizes = sorted(by_size)
+        gib = [s / 1024 for s in sizes]
+        style = "-" if label.startswith("imagetool") else "--"
+        ax_t.plot(gib, [by_size[s].seconds for s in sizes], style, marker="o", label=label)
+        ax_m.plot(gib, [by_size[s].peak_rss_mib for s in sizes], style, marker="o", label=label)
+    ax_t.set(xlabel="image size (GiB)", ylabel="wall time (s)", title="time")
+    ax_m.set(xlabel="image size (GiB)", ylabel="peak RSS (MiB)", title="peak RSS")
+    ax_m.set_ylim(bottom=0)
+    for ax in (ax_t, ax_m):
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="512,1024,2048,5120", help="image sizes in MiB")
+    parser.add_argument("--layer-mib", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--no-skopeo", action="store_true")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    from tests.lib.registry import start_registry, stop_registry
+
+    results: dict[str, dict[int, Measure]] = {}
+    rows: list[tuple[str, Measure, Measure | None, str]] = []
+    with tempfile.TemporaryDirectory(prefix="growth-bench-", dir=os.environ.get("BENCH_TMP", "/var/tmp")) as tmp:
+        work = Path(tmp)
+        reg = start_registry(work / "reg", "g")
+        env = {"XDG_CACHE_HOME": str(work / "cache")}
+        try:
+            for mib in sizes:
+                src = work / "src"
+                random_layout(src, mib, max(1, mib // args.layer_mib))
+
+                def wipe() -> None:
+                    shutil.rmtree(reg.root, ignore_errors=True)
+                    shutil.rmtree(work / "cache", ignore_errors=True)
+
+                tools = [("imagetool", IMAGETOOL)] + ([] if args.no_skopeo else [("skopeo", SKOPEO)])
+                measured: dict[str, Measure] = {}
+                for tool, argv in tools:
+                    measured[f"{tool} push"] = run([*argv, "copy", "-q", *FLAGS, f"oci:{src}:v1",
+                                                    f"docker://{reg.host}/g/img:v1"], env=env, before=wipe,
+                                                   repeat=args.repeat)
+                # the image stays in the registry (pushed last) for the pulls
+                for tool, argv in tools:
+                    pulled = work / "pulled"
+                    measured[f"{tool} pull"] = run([*argv, "copy", "-q", *FLAGS, f"docker://{reg.host}/g/img:v1",
+                                                    f"oci:{pulled}:v1"], env=env,
+                                                   before=lambda p=pulled: shutil.rmtree(p, ignore_errors=True),
+                                                   repeat=args.repeat)
+                shutil.rmtree(work / "pulled", ignore_errors=True)
+                shutil.rmtree(src, ignore_errors=True)
+                for label, m in measured.items():
+                    results.setdefault(label, {})[mib] = m
+                for op in ("push", "pull"):
+                    rows.append((f"{op} {mib} MiB ({max(1, mib // args.layer_mib)} layers)",
+                                 measured[f"imagetool {op}"], measured.get(f"skopeo {op}"), "linear time, flat RSS"))
+        finally:
+            stop_registry(reg)
+    report(rows)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "growth.json").write_text(json.dumps(
+        {label: {str(k): vars(v) for k, v in by.items()} for label, by in results.items()}, indent=1))
+    if plot(results, RESULTS / "growth.png"):
+        print(f"plot: {RESULTS / 'growth.png'}")
+    else:
+        print("matplotlib is not installed (pip install '.[bench]'): no plot")
+
+
+if __name__ == "__main__":
+    main()

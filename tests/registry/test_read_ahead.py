@@ -1,0 +1,70 @@
+"""Chunked uploads read the next chunk while the current one is on the wire."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import pytest
+
+from imagetool.registry.upload import read_ahead
+
+
+class _Source(io.RawIOBase):
+    def __init__(self, data: bytes, fail_at: int | None = None) -> None:
+        self._data = io.BytesIO(data)
+        self.reads: list[tuple[float, int]] = []
+        self.fail_at = fail_at
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        pos = self._data.tell()
+        if self.fail_at is not None and pos >= self.fail_at:
+            raise OSError("source broke")
+        self.reads.append((time.monotonic(), pos))
+        return self._data.read(n)
+
+
+def test_chunks_come_whole_and_in_order() -> None:
+    data = bytes(range(256)) * 1000
+    assert b"".join(read_ahead(_Source(data), 4096)) == data
+    assert [len(c) for c in read_ahead(_Source(data), 100_000)] == [100_000, 100_000, 56_000]
+    assert list(read_ahead(_Source(b""), 10)) == []
+
+
+def test_the_next_chunk_is_read_while_this_one_is_sent() -> None:
+    src = _Source(b"x" * 30, None)
+    sent_at = []
+    for _chunk in read_ahead(src, 10):
+        start = time.monotonic()
+        time.sleep(0.2)  # the PATCH
+        sent_at.append(start)
+    # the read of bytes 10.. started while chunk 0 was still being "sent"
+    second_read = next(t for t, pos in src.reads if pos == 10)
+    assert sent_at[0] <= second_read < sent_at[0] + 0.2
+
+
+def test_a_source_error_surfaces_in_order_and_no_thread_is_left() -> None:
+    before = threading.active_count()
+    got = []
+    with pytest.raises(OSError, match="source broke"):
+        for chunk in read_ahead(_Source(b"y" * 50, fail_at=20), 10):
+            got.append(chunk)
+    assert got == [b"y" * 10, b"y" * 10]
+    assert threading.active_count() == before
+
+
+def test_a_failed_send_stops_the_reader() -> None:
+    before = threading.active_count()
+    src = _Source(b"z" * 1000)
+
+    def upload() -> None:
+        for _chunk in read_ahead(src, 10):
+            raise ConnectionResetError("PATCH failed")
+    with pytest.raises(ConnectionResetError):
+        upload()
+    assert threading.active_count() == before
+    assert len(src.reads) <= 2  # the chunk being sent and at most the one read ahead

@@ -1,0 +1,103 @@
+"""Parallel gzip and zstd: valid single streams whose bytes depend on the input alone."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import random
+import subprocess
+import zlib
+
+import pytest
+import zstandard
+
+from imagetool import compression, pgzip
+from imagetool.parallel_compress import ZSTD_JOB
+
+
+def _sample(size: int, seed: int = 1) -> bytes:
+    rnd = random.Random(seed)
+    noise = rnd.randbytes(size // 3)
+    text = b"".join(b"line %d of a layer\n" % rnd.randrange(1000) for _ in range(size // 10))
+    return (noise + text)[:size]
+
+
+def _gzip(data: bytes, *, max_pending: int, writes: list[int], block: int = pgzip.BLOCK) -> bytes:
+    out = io.BytesIO()
+    w = pgzip.ParallelGzipWriter(out, 2, block=block, max_pending=max_pending)
+    i = k = 0
+    while i < len(data):
+        step = writes[k % len(writes)]
+        w.write(data[i:i + step])
+        i, k = i + step, k + 1
+    w.close()
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("size", [0, 1, pgzip.BLOCK - 1, pgzip.BLOCK, pgzip.BLOCK + 1, 3 * pgzip.BLOCK + 12345])
+def test_pgzip_is_one_valid_member_with_stable_bytes(size: int) -> None:
+    data = _sample(size)
+    outs = {_gzip(data, max_pending=p, writes=w) for p, w in [(1, [1 << 20]), (2, [4096, 70000]), (9, [333])]}
+    assert len(outs) == 1, "output depends on write sizes or how many blocks are in flight"
+    out = outs.pop()
+    d = zlib.decompressobj(31)
+    assert d.decompress(out) == data
+    assert d.eof and not d.unused_data  # exactly one member, nothing after it
+    assert gzip.decompress(out) == data
+    # the system gzip agrees (crc32 and size in the trailer included)
+    assert subprocess.run(["gzip", "-t"], input=out).returncode == 0
+    assert out[:4] == b"\x1f\x8b\x08\x00" and out[4:8] == b"\0\0\0\0"  # no name, mtime 0
+
+
+def test_pgzip_blocks_are_compressed_with_the_previous_block_as_dictionary() -> None:
+    """A block repeating the one before costs almost nothing: the dictionary is there."""
+    block = 32 << 10  # the dictionary is the last 32 KiB: the whole previous block here
+    part = random.Random(3).randbytes(block)
+    out = _gzip(part * 4, max_pending=4, writes=[block], block=block)
+    assert gzip.decompress(out) == part * 4
+    assert len(out) < 2 * block
+
+
+def test_compressor_uses_several_threads_and_stays_deterministic() -> None:
+    data = _sample(6 << 20, seed=5)
+    results = {}
+    for algorithm in compression.ALGORITHMS:
+        outs = set()
+        for chunk in (1 << 20, 12345):
+            sink = io.BytesIO()
+            w = compression.compressor(sink, algorithm)
+            for i in range(0, len(data), chunk):
+                w.write(data[i:i + chunk])
+            w.close()
+            assert not sink.closed
+            outs.add(sink.getvalue())
+        assert len(outs) == 1, algorithm
+        results[algorithm] = outs.pop()
+    assert gzip.decompress(results["gzip"]) == data
+    assert zstandard.ZstdDecompressor().stream_reader(io.BytesIO(results["zstd"])).read() == data
+
+
+def test_zstd_bytes_do_not_depend_on_the_number_of_workers() -> None:
+    data = _sample(5 << 20, seed=9)
+    outs = set()
+    for threads in (1, 2, 3):
+        params = zstandard.ZstdCompressionParameters.from_level(3, threads=threads, job_size=ZSTD_JOB)
+        sink = io.BytesIO()
+        w = zstandard.ZstdCompressor(compression_params=params).stream_writer(sink, closefd=False)
+        w.write(data)
+        w.close()
+        outs.add(sink.getvalue())
+    assert len(outs) == 1
+
+
+def test_pgzip_thread_count_does_not_change_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _sample(3 << 20, seed=11)
+    first = _gzip(data, max_pending=4, writes=[1 << 20])
+    monkeypatch.setattr(pgzip, "_pool", pgzip.ThreadPoolExecutor(max_workers=1))
+    try:
+        assert _gzip(data, max_pending=4, writes=[1 << 20]) == first
+    finally:
+        pgzip._pool.shutdown()  # type: ignore[union-attr]
+        monkeypatch.setattr(pgzip, "_pool", None)
+    assert os.cpu_count()

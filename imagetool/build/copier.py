@@ -63,6 +63,11 @@ class Copier:
         """Create `path` (resolved inside the image) in the upperdir; returns the resolved path."""
         return self._dir(_norm(path), owner)[0]
 
+    def make_workdir(self, path: str, user: str) -> None:
+        """WORKDIR's directory with its missing parents, owned by `user` (USER's syntax), through links."""
+        self._dirs = {}
+        self.ensure_dir(path, resolve_owner(self.view, user) if user else (0, 0))
+
     def _dir(self, path: str, owner: tuple[int, int] | None) -> tuple[str, bool]:
         """(resolved path, fresh): `fresh` when the directory is new in the upperdir and hides nothing below.
 
@@ -193,21 +198,22 @@ class Copier:
         out = []
         for source in context.sources(list(patterns)):
             items = [_Item(e.rel, e.path, e.st) for e in context.walk(source)]
-            out.append((source.rel, items))
+            out.append((source.name or source.rel, items))  # a link copied keeps its own name
         return out
 
     def _from_view(self, view: RootView, patterns: tuple[str, ...]) -> list[tuple[str, list[_Item]]]:
         out = []
         for pattern in patterns:
             names = _glob(view, pattern) if is_glob(pattern) else [pattern]
-            if not names:
-                raise BuildError(f"{pattern}: no such file or directory in the source image")
             for name in names:
                 resolved = view.resolve(name)
                 found = view.locate(resolved)
                 if found is None:
                     raise BuildError(f"{name}: no such file or directory in the source image")
-                out.append((resolved, list(_walk_view(view, resolved, "", found))))
+                # the content is the link's target; the name stays the one the COPY gave
+                out.append((name, list(_walk_view(view, resolved, "", found))))
+        if patterns and not out:
+            raise BuildError(f"{' '.join(patterns)}: no such file or directory in the source image")
         return out
 
     def copy(self, work: CopyWork, context: BuildContext | None = None, source: RootView | None = None) -> None:

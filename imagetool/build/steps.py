@@ -44,6 +44,9 @@ class MountSpec:
     required: bool = False
     size: int | None = None
     from_context: str | None = None       # a --build-context directory
+    chown: bool = False                   # U: the content shows owned by the RUN step's user
+    overlay: bool = False                 # O: writable, the writes thrown away after the step
+    relabel: bool = False                 # z or Z: an SELinux label asked for
 
 
 @dataclass(frozen=True)
@@ -82,13 +85,22 @@ class CopyWork:
 
 
 @dataclass(frozen=True)
+class WorkdirWork:
+    """WORKDIR makes its directory (0755, owned by the USER of the moment, symlinks followed inside
+    the root), as Docker documents and BuildKit does; a layer only when something was made."""
+
+    path: str
+    user: str = ""
+
+
+@dataclass(frozen=True)
 class Step:
     stage: int
     number: int                           # 1-based within the stage, FROM being 1 (buildah's STEP n/N)
     total: int
     instruction: ins.AnyInstruction
     key: str
-    work: RunWork | CopyWork | None = None
+    work: RunWork | CopyWork | WorkdirWork | None = None
     #: created_by for the history entry (empty_layer when work is None)
     created_by: str = ""
 
@@ -119,7 +131,8 @@ class StageWalker:
         self.results = results or {}
         if stage.base_stage is not None:
             parent = self.results[stage.base_stage].state
-            self.state = ConfigState(_copy_json(parent.config), parent.author, parent.shell)
+            self.state = ConfigState(_copy_json(parent.config), parent.author, parent.shell,
+                                     shell_set=parent.shell_set)
         else:
             self.state = ConfigState.from_image(base_config)
         triggers = list(self.state.config.pop("OnBuild", None) or [])
@@ -153,7 +166,7 @@ class StageWalker:
             raise at_line(self.plan.dockerfile, i) from err
 
     def _evaluate(self, number: int, i: ins.AnyInstruction) -> Step:
-        work: RunWork | CopyWork | None = None
+        work: RunWork | CopyWork | WorkdirWork | None = None
         inputs: dict[str, Any] = {}
         if isinstance(i, ins.Run):
             work = self._run(i)
@@ -170,7 +183,10 @@ class StageWalker:
             before = (_copy_json(self.state.config), self.state.author, self.state.shell)
             apply(self.state, i, self.scope)
             after = (self.state.config, self.state.author, self.state.shell)
-            inputs = {"result": after if after != before else None, "args": dict(self.scope.args)}
+            if isinstance(i, ins.Workdir) and (self.state.config.get("WorkingDir") or "/") != "/":
+                work = WorkdirWork(self.state.config["WorkingDir"], self.state.config.get("User") or "")
+                inputs["mkdir"] = dict(work.__dict__)
+            inputs = {**inputs, "result": after if after != before else None, "args": dict(self.scope.args)}
             created_by = f"/bin/sh -c #(nop) {i.original}"
         self.key = step_key(self.key, i.original, inputs)
         return Step(self.stage.index, number, self.total, i, self.key, work, created_by)
@@ -223,12 +239,13 @@ class StageWalker:
             except ValueError:
                 raise DockerfileError(f"--mount {key}={opts[key]!r} is not a number", line) from None
 
-        readonly = m.type == "bind" and "rw" not in opts and "readwrite" not in opts
+        readonly = m.type == "bind" and "rw" not in opts and "readwrite" not in opts and "O" not in opts
         readonly = readonly or opts.get("ro", opts.get("readonly", "false")) == "true"
         return MountSpec(m.type, target, opts.get("source", ""), from_stage, from_image, readonly,
                          opts.get("id") or (target if m.type == "cache" else ""), opts.get("sharing", "shared"),
                          number("mode", 8), number("uid"), number("gid"), opts.get("required") == "true",
-                         _size(opts.get("size"), line), from_context)
+                         _size(opts.get("size"), line), from_context, "U" in opts, "O" in opts,
+                         "z" in opts or "Z" in opts)
 
     def _source(self, ref: str | None) -> tuple[int | None, str | None, str | None]:
         """(stage, image, named directory) that a --from names: a stage first, then --build-context names."""

@@ -201,7 +201,7 @@ def build(ctx: click.Context, context: str, dockerfile: str | None, tags: tuple[
             runtime=runtime, tmpdir=root.get("tmpdir"), etc=etc_settings(flags),
             capabilities=capabilities(cap_add, cap_drop, default_capabilities(
                 "private" if network in (None, "default") else network)) if cap_add or cap_drop else None,
-            rlimits=[parse_ulimit(u) for u in ulimits], volumes=[parse_volume(v) for v in volumes],
+            rlimits=[parse_ulimit(u) for u in ulimits], volumes=[parse_volume(v, build=True) for v in volumes],
             seccomp=security_options(security_opts),
             resources=resource_limits(flags)))
     destinations = [parse_image_name(d) for d in (*outputs, *pushes)]  # bad names fail before the build

@@ -291,3 +291,23 @@ def test_buildah_agrees_on_duplicate_stage_names(tmp_path: Path, local_store: Pa
     theirs = buildah.tree("both")
     assert ours["/which"][5] == b"second\n" and ours["/mid"][5] == b"first\n"
     assert ours == {p: e for p, e in theirs.items() if p not in BUILDAH_STUBS}
+
+
+def test_workdir_and_u_flag_owners_rootless(rootless_user) -> None:  # type: ignore[no-untyped-def]
+    """Rootless, the ids WORKDIR and U hand out are the container's own (its nobody), not the host's."""
+    user = rootless_user
+    work = user.mkdtemp()
+    layout, ctx = work / "base", work / "ctx"
+    busybox_image(layout, "latest")
+    (ctx / "d").mkdir(parents=True)
+    (ctx / "d" / "y").write_text("y\n")
+    (ctx / "Dockerfile").write_text(
+        f"FROM {BASE}\nUSER nobody\nWORKDIR /home/nobody/w\nRUN stat -c '%u:%g' . > wd\n"
+        "RUN --mount=type=bind,source=d,target=/m,U stat -c '%u:%g' /m/y > u\n")
+    user.give(work)
+    env = {"IMAGETOOL_STORE": str(work / "store")}
+    user.imagetool("copy", f"oci:{layout}:latest", BASE, env=env)
+    user.imagetool("build", "-t", "rl", str(ctx), env=env)
+    out = user.imagetool("run", "--rm", "rl", "cat", "wd", "u", env=env).stdout
+    assert out == "65534:65534\n65534:65534\n"
+    assert os.stat(ctx / "d" / "y").st_uid == user.uid

@@ -89,13 +89,16 @@ def test_copied_symlink_keeps_the_name_the_copy_gave(tmp_path: Path, local_store
 
 def test_workdir_is_a_directory_before_a_copy_into_it(tmp_path: Path, local_store: Path) -> None:
     """`COPY f /subdir` after `WORKDIR /subdir` copies into the directory: Docker makes WORKDIR's
-    directory at once, even FROM scratch (buildah 1.28 left a file /subdir here)."""
+    directory at once, even FROM scratch, and so does buildah."""
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     (ctx / "f").write_text("f\n")
     build(ctx, "FROM scratch\nWORKDIR /subdir\nCOPY f /subdir\n", "wd")
     tree = fs_tree(rootfs(local_store, "wd", tmp_path / "b"))
     assert tree["/subdir"][:2] == ("d", 0o755) and tree["/subdir/f"][5] == b"f\n"
+    buildah = Buildah(tmp_path / "buildah")
+    buildah.bud(ctx, ctx / "Dockerfile", "wd")
+    assert tree == buildah.tree("wd")
 
 
 def test_workdir_is_made_for_the_user_and_only_when_missing(tmp_path: Path, local_store: Path,
@@ -113,6 +116,9 @@ def test_workdir_is_made_for_the_user_and_only_when_missing(tmp_path: Path, loca
     assert layer_count(local_store, "wd") == 3
     config = config_of(local_store, "docker.io/library/wd:latest")
     assert [h.get("empty_layer", False) for h in config["history"]][-5:] == [True, True, False, False, True]
+    buildah = buildah_with_base(tmp_path, base)
+    buildah.bud(ctx, ctx / "Dockerfile", "wd")
+    assert tree == {p: e for p, e in buildah.tree("wd").items() if p not in BUILDAH_STUBS}
 
 
 def test_workdir_through_a_dangling_symlink(tmp_path: Path, local_store: Path, base: Path) -> None:

@@ -9,7 +9,10 @@ is a file given with --secret id=ID,src=PATH; tmpfs is just that.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,7 +95,11 @@ def resolve_mounts(specs: tuple[MountSpec, ...], *, context: BuildContext, store
                                  options={"mode": m.mode if m.mode is not None else 0o400, "uid": m.uid or 0,
                                           "gid": m.gid or 0}, data=src if isinstance(src, bytes) else None))
         elif m.type == "cache":
-            out.append(_cache(m, store_root, user_ids))
+            seed: tuple[Path, ...] = ()
+            if m.from_stage is not None or m.from_image is not None:
+                layers = stage_layers[m.from_stage] if m.from_stage is not None else image_layers[m.from_image or ""]
+                seed = tuple(reversed(layers))
+            out.append(_cache(m, store_root, user_ids, seed))
         elif m.from_stage is not None or m.from_image is not None:
             layers = stage_layers[m.from_stage] if m.from_stage is not None else image_layers[m.from_image or ""]
             out.append(HostMount("bind", m.target, m.readonly, layers=tuple(reversed(layers)),
@@ -119,10 +126,18 @@ def _context_bind(m: MountSpec, path: Path) -> HostMount:
                      options={"mode": st.st_mode & 0o7777, "uid": st.st_uid, "gid": st.st_gid})
 
 
-def _cache(m: MountSpec, store_root: Path, user_ids: tuple[int, int]) -> HostMount:
+def _cache(m: MountSpec, store_root: Path, user_ids: tuple[int, int], seed: tuple[Path, ...] = ()) -> HostMount:
+    """A cache directory kept in the store under its id; with from= it starts as a copy of that stage's or
+    image's `source` (BuildKit's "base of the cache mount"), and each such base has a cache of its own."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in (m.id or m.target)).strip(".") or "cache"
+    subpath = "/" + (m.source or "").strip("/")
+    if seed:
+        safe += "-" + hashlib.sha256("\0".join([subpath, *map(str, seed)]).encode()).hexdigest()[:16]
     path = store_root / CACHE_MOUNTS / safe
-    if not path.is_dir():
+    if not path.is_dir() and seed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        userns.call(_seed, path, seed, subpath)
+    elif not path.is_dir():
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, m.mode if m.mode is not None else 0o755)
         if os.geteuid() == 0:
@@ -132,6 +147,25 @@ def _cache(m: MountSpec, store_root: Path, user_ids: tuple[int, int]) -> HostMou
     if m.overlay:
         return HostMount("bind", m.target, False, layers=(path,), sharing=m.sharing)
     return HostMount("bind", m.target, m.readonly, path=path, sharing=m.sharing)
+
+
+def _seed(path: Path, layers: tuple[Path, ...], subpath: str) -> None:
+    """`subpath` of the layers (top first) copied to a new cache directory `path`, owners kept."""
+    from imagetool.build.copier import Copier
+    from imagetool.build.rootview import RootView
+    from imagetool.build.steps import CopyWork
+
+    view = RootView(list(layers))
+    top = view.lstat(view.resolve(subpath))
+    if top is None or not stat.S_ISDIR(top.st_mode):
+        raise BuildError(f"--mount type=cache from=: {subpath} is not a directory in its source")
+    work = path.with_name(path.name + ".new")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    Copier(work, []).copy(CopyWork((subpath,), "/", from_stage=0), source=view)
+    os.chmod(work, stat.S_IMODE(top.st_mode))
+    os.lchown(work, top.st_uid, top.st_gid)
+    os.rename(work, path)
 
 
 def chown_tree(path: Path, uid: int, gid: int) -> None:

@@ -317,3 +317,23 @@ def test_workdir_and_u_flag_owners_rootless(rootless_user) -> None:  # type: ign
     out = user.imagetool("run", "--rm", "rl", "cat", "wd", "u", env=env).stdout
     assert out == "65534:65534\n65534:65534\n"
     assert os.stat(ctx / "d" / "y").st_uid == user.uid
+
+
+# -- found by building buildah's test Dockerfiles with both tools
+
+
+def test_cache_mount_from_a_stage_starts_as_its_content(tmp_path: Path, local_store: Path, base: Path) -> None:
+    """BuildKit's `from` of a cache mount is the cache's base: the stage's `source` directory; a cache
+    of that base is kept apart from the plain cache of the same target."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    build(ctx, f"FROM {BASE} AS builder\nRUN mkdir -p /sub/deeper && echo one > /sub/one && echo two > /sub/deeper/two\n"
+               f"FROM {BASE}\nRUN --mount=type=cache,target=/test echo plain > /test/plain\n"
+               "RUN --mount=type=cache,from=builder,source=/sub,target=/test cat /test/one /test/deeper/two > /seen "
+               "&& touch /test/kept\n"
+               "RUN --mount=type=cache,from=builder,source=/sub,target=/test ls /test > /listing\n"
+               "RUN --mount=type=cache,target=/test ls /test > /plain-listing\n", "cachefrom")
+    root = rootfs(local_store, "cachefrom", tmp_path / "b")
+    assert (root / "seen").read_text() == "one\ntwo\n"
+    assert (root / "listing").read_text() == "deeper\nkept\none\n"
+    assert (root / "plain-listing").read_text() == "plain\n"

@@ -175,7 +175,7 @@ def _owned_copy(m: HostMount, scratch: Path) -> Path:
         if top is None:
             raise BuildError(f"RUN --mount target {m.target}: {m.subpath} is not in its source")
         Copier(owned, []).copy(CopyWork((m.subpath,), "/", from_stage=0, chown=f"{uid}:{gid}"), source=view)
-        if not os.path.isdir(owned) or not S_ISDIR(top.st_mode):
+        if not S_ISDIR(top.st_mode):  # a file: copied as owned/NAME
             return owned / os.listdir(owned)[0]
         os.chmod(owned, top.st_mode & 0o7777)
         os.lchown(owned, uid, gid)

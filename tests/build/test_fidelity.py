@@ -170,7 +170,7 @@ def test_shell_is_recorded_as_written(tmp_path: Path, local_store: Path, base: P
     ctx.mkdir()
     build(ctx, f'FROM {BASE}\nSHELL ["/bin/sh", "-c"]\n', "shell", "--format", "docker")
     assert config_of(local_store, "docker.io/library/shell:latest")["config"]["Shell"] == ["/bin/sh", "-c"]
-    build(ctx, f"FROM docker.io/library/shell:latest\nENV X=1\n", "child", "--format", "docker")
+    build(ctx, "FROM docker.io/library/shell:latest\nENV X=1\n", "child", "--format", "docker")
     assert config_of(local_store, "docker.io/library/child:latest")["config"]["Shell"] == ["/bin/sh", "-c"]
     build(ctx, f"FROM {BASE}\nENV X=1\n", "noshell", "--format", "docker")
     assert "Shell" not in config_of(local_store, "docker.io/library/noshell:latest")["config"]
@@ -248,7 +248,8 @@ def test_mount_flags(tmp_path: Path, local_store: Path, base: Path) -> None:
                   "RUN --mount=type=bind,source=d,target=/m,U,rw,z stat -c '%u:%g %n' /m /m/y > /seen/ctx "
                   "&& echo w > /m/w\n"
                   "RUN --mount=type=bind,from=src,source=/data,target=/m,U,Z stat -c '%u:%g' /m/s > /seen/stage\n"
-                  "RUN --mount=type=cache,target=/c,id=fidelity-u,U touch /c/mine && stat -c '%u' /c/mine > /seen/cache\n"
+                  "RUN --mount=type=cache,target=/c,id=fidelity-u,U touch /c/mine "
+                  "&& stat -c '%u' /c/mine > /seen/cache\n"
                   "USER root\n"
                   "RUN --mount=type=bind,source=d,target=/m,O echo o > /m/o && cat /m/y /m/o > /seen/overlay\n")
     build(ctx, dockerfile, "flags")
@@ -327,7 +328,8 @@ def test_cache_mount_from_a_stage_starts_as_its_content(tmp_path: Path, local_st
     of that base is kept apart from the plain cache of the same target."""
     ctx = tmp_path / "ctx"
     ctx.mkdir()
-    build(ctx, f"FROM {BASE} AS builder\nRUN mkdir -p /sub/deeper && echo one > /sub/one && echo two > /sub/deeper/two\n"
+    build(ctx, f"FROM {BASE} AS builder\n"
+               "RUN mkdir -p /sub/deeper && echo one > /sub/one && echo two > /sub/deeper/two\n"
                f"FROM {BASE}\nRUN --mount=type=cache,target=/test echo plain > /test/plain\n"
                "RUN --mount=type=cache,from=builder,source=/sub,target=/test cat /test/one /test/deeper/two > /seen "
                "&& touch /test/kept\n"

@@ -16,7 +16,7 @@ from typing import Any
 
 from imagetool.build import instructions as ins
 from imagetool.build.cache import step_key
-from imagetool.build.config import ConfigState, apply
+from imagetool.build.config import DEFAULT_PATH, ConfigState, apply
 from imagetool.build.context import BuildContext, NamedContexts
 from imagetool.build.dockerfile import parse_line
 from imagetool.build.expand import ExpansionError, expand_heredoc
@@ -135,6 +135,8 @@ class StageWalker:
                                      shell_set=parent.shell_set)
         else:
             self.state = ConfigState.from_image(base_config)
+            if "PATH" not in self.state.env():  # BuildKit sees to it that PATH is always set
+                self.state.set_env("PATH", DEFAULT_PATH)
         triggers = list(self.state.config.pop("OnBuild", None) or [])
         self.onbuild = tuple(_trigger(t, stage.from_.line) for t in triggers)
         self.scope = Scope(plan.global_args, plan.build_args, self.state.env(), escape)

@@ -339,3 +339,16 @@ def test_cache_mount_from_a_stage_starts_as_its_content(tmp_path: Path, local_st
     assert (root / "seen").read_text() == "one\ntwo\n"
     assert (root / "listing").read_text() == "deeper\nkept\none\n"
     assert (root / "plain-listing").read_text() == "plain\n"
+
+
+def test_a_base_without_path_gets_the_default_one(tmp_path: Path, local_store: Path) -> None:
+    """As BuildKit (and buildah) do: a stage whose base image sets no PATH has the default PATH."""
+    root = tmp_path / "rootfs"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "motd").write_text("hi\n")
+    imagetool("import", "-q", "-c", "ENV LANG=C.UTF-8", str(root), "localhost/nopath:1")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    build(ctx, "FROM localhost/nopath:1\nLABEL a=b\n", "withpath")
+    assert config_of(local_store, "docker.io/library/withpath:latest")["config"]["Env"] == [
+        "LANG=C.UTF-8", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]

@@ -19,8 +19,9 @@ from imagetool.errors import DockerfileError
 FLAGS: dict[str, dict[str, str]] = {
     "FROM": {"platform": "str"},
     "RUN": {"mount": "list", "network": "str", "security": "str"},
-    "COPY": {"from": "str", "chown": "str", "chmod": "str", "link": "bool"},
-    "ADD": {"chown": "str", "chmod": "str", "link": "bool", "checksum": "str", "keep-git-dir": "bool"},
+    "COPY": {"from": "str", "chown": "str", "chmod": "str", "link": "bool", "exclude": "list"},
+    "ADD": {"chown": "str", "chmod": "str", "link": "bool", "checksum": "str", "keep-git-dir": "bool",
+            "exclude": "list"},
     "HEALTHCHECK": {"interval": "str", "timeout": "str", "start-period": "str", "start-interval": "str",
                     "retries": "str"},
 }
@@ -252,7 +253,8 @@ def _copy(ctx: Ctx, flags: dict[str, object], rest: str) -> ins.Copy:
                         f"{'was' if len(items) == 1 else 'were'} provided; the destination could not "
                         f"be determined")
     common = {"sources": tuple(sources), "dest": items[-1], "chown": flags.get("chown"),
-              "chmod": flags.get("chmod"), "link": bool(flags.get("link", False)), "heredocs": ctx.heredocs}
+              "chmod": flags.get("chmod"), "link": bool(flags.get("link", False)), "heredocs": ctx.heredocs,
+              "excludes": tuple(flags.get("exclude", []))}  # type: ignore[call-overload]
     chmod = flags.get("chmod")
     if isinstance(chmod, str) and "$" not in chmod and not re.fullmatch(r"[0-7]{3,4}", chmod):
         raise ctx.error(f"invalid --chmod {chmod!r}: expected an octal mode such as 0755")

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from imagetool.build.context import BuildContext, is_glob
+from imagetool.build.dockerignore import Matcher
 from imagetool.build.rootview import RootView, resolve_owner
 from imagetool.build.steps import CopyWork
 from imagetool import compression
@@ -232,6 +233,8 @@ class Copier:
             groups = self._from_context(context, work.sources)
         else:
             groups = []
+        if work.excludes:
+            groups = _exclude(groups, work.excludes)
         single_dir = len(groups) == 1 and not work.files and stat.S_ISDIR(groups[0][1][0].st.st_mode)
         into_dir = work.dest_is_dir or single_dir or self.view.is_dir(work.dest)
         dest = work.dest.rstrip("/") or "/"
@@ -304,6 +307,19 @@ class Copier:
         os.chmod(target, mode)
         if self._chown:
             os.lchown(target, *owner)
+
+
+def _exclude(groups: list[tuple[str, list[_Item]]], patterns: tuple[str, ...]) -> list[tuple[str, list[_Item]]]:
+    """COPY --exclude: a source whose name matches is dropped, and so is anything under a copied
+    directory whose path below that directory matches (BuildKit's rule, .dockerignore's syntax)."""
+    matcher = Matcher.from_text("\n".join(patterns))
+    out = []
+    for name, items in groups:
+        if stat.S_ISDIR(items[0].st.st_mode):
+            out.append((name, [items[0], *(i for i in items[1:] if not matcher.excluded(i.rel))]))
+        elif not matcher.excluded(name.lstrip("/")) and not matcher.excluded(posixpath.basename(name)):
+            out.append((name, items))
+    return out
 
 
 def _norm(path: str) -> str:

@@ -78,6 +78,8 @@ class CopyWork:
     checksum: str | None = None
     link: bool = False
     from_context: str | None = None       # a --build-context directory instead of the main context
+    #: --exclude: sources and files under them these patterns match are left out
+    excludes: tuple[str, ...] = ()
 
     @property
     def dest_is_dir(self) -> bool:
@@ -290,7 +292,7 @@ class StageWalker:
         local = tuple(s for s in sources if s not in urls)
         return CopyWork(local, dest, from_stage, from_image, x(i.chown, i.line) if i.chown else None, chmod,
                         tuple(files), add, urls, i.checksum if add else None, i.link,  # type: ignore[attr-defined]
-                        from_context)
+                        from_context, tuple(x(e, i.line) for e in i.excludes))
 
     def _bound_key(self, m: MountSpec) -> str | None:
         """What a RUN sees through a bind mount: its stage's key, the image, or the context files' hash."""

@@ -352,3 +352,20 @@ def test_a_base_without_path_gets_the_default_one(tmp_path: Path, local_store: P
     build(ctx, "FROM localhost/nopath:1\nLABEL a=b\n", "withpath")
     assert config_of(local_store, "docker.io/library/withpath:latest")["config"]["Env"] == [
         "LANG=C.UTF-8", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+
+
+def test_copy_exclude(tmp_path: Path, local_store: Path, base: Path) -> None:
+    """BuildKit's COPY --exclude: patterns in .dockerignore syntax, relative to each copied source."""
+    ctx = tmp_path / "ctx"
+    (ctx / "dir" / "sub").mkdir(parents=True)
+    for name in ("home.txt", "home.md", "homer.sh", "dir/keep.sh", "dir/drop.txt", "dir/sub/drop.txt",
+                 "dir/sub/keep.md"):
+        (ctx / name).write_text(name)
+    build(ctx, f"FROM {BASE}\nCOPY --exclude=*.txt hom* /mydir/\n"
+               "COPY --exclude=**/*.txt --exclude=sub/*.md dir /d\n"
+               "ADD --exclude=*.sh dir /added\n", "excl")
+    tree = fs_tree(rootfs(local_store, "excl", tmp_path / "b"))
+    assert sorted(p for p in tree if p.startswith("/mydir/")) == ["/mydir/home.md", "/mydir/homer.sh"]
+    assert sorted(p for p in tree if p.startswith("/d/")) == ["/d/keep.sh", "/d/sub"]
+    assert sorted(p for p in tree if p.startswith("/added/")) == [
+        "/added/drop.txt", "/added/sub", "/added/sub/drop.txt", "/added/sub/keep.md"]

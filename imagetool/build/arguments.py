@@ -19,15 +19,19 @@ from imagetool.errors import DockerfileError
 FLAGS: dict[str, dict[str, str]] = {
     "FROM": {"platform": "str"},
     "RUN": {"mount": "list", "network": "str", "security": "str"},
-    "COPY": {"from": "str", "chown": "str", "chmod": "str", "link": "bool"},
-    "ADD": {"chown": "str", "chmod": "str", "link": "bool", "checksum": "str", "keep-git-dir": "bool"},
+    "COPY": {"from": "str", "chown": "str", "chmod": "str", "link": "bool", "exclude": "list"},
+    "ADD": {"chown": "str", "chmod": "str", "link": "bool", "checksum": "str", "keep-git-dir": "bool",
+            "exclude": "list"},
     "HEALTHCHECK": {"interval": "str", "timeout": "str", "start-period": "str", "start-interval": "str",
                     "retries": "str"},
 }
 MOUNT_TYPES = ("bind", "cache", "secret", "tmpfs")
+#: buildah's volume flags on --mount: z/Z SELinux labels, U chown to the RUN user, O overlay (writes thrown away)
+VOLUME_FLAGS = ("z", "Z", "U", "O")
 NETWORKS = ("default", "none", "host")
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
-_HEREDOC = re.compile(r"^<<(-?)(?:'([^']+)'|\"([^\"]+)\"|([^\s<>|;&'\"]+))$")
+#: `<<EOF`, `<<-EOF`, `<<"EOF"`, and with a file descriptor in front (`5<<EOF`), as BuildKit reads them
+_HEREDOC = re.compile(r"^\d*<<(-?)(?:'([^']+)'|\"([^\"]+)\"|([^\s<>|;&'\"]+))$")
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 
@@ -48,7 +52,7 @@ class Ctx:
 
 
 def heredoc_marker(word: str) -> tuple[str, bool, bool] | None:
-    """`<<EOF`, `<<-EOF`, `<<"EOF"` -> (name, expand, chomp); None when the word is no heredoc."""
+    """`<<EOF`, `<<-EOF`, `<<"EOF"`, `5<<EOF` -> (name, expand, chomp); None when the word is no heredoc."""
     m = _HEREDOC.match(word)
     if not m:
         return None
@@ -179,6 +183,9 @@ def mount(ctx: Ctx, text: str) -> ins.Mount:
     options: list[tuple[str, str]] = []
     mtype = "bind"
     for item in fields:
+        if item.strip() in VOLUME_FLAGS:
+            options.append((item.strip(), "true"))
+            continue
         key, _, value = item.strip().partition("=")
         key = key.lower()
         if key == "type":
@@ -246,7 +253,8 @@ def _copy(ctx: Ctx, flags: dict[str, object], rest: str) -> ins.Copy:
                         f"{'was' if len(items) == 1 else 'were'} provided; the destination could not "
                         f"be determined")
     common = {"sources": tuple(sources), "dest": items[-1], "chown": flags.get("chown"),
-              "chmod": flags.get("chmod"), "link": bool(flags.get("link", False)), "heredocs": ctx.heredocs}
+              "chmod": flags.get("chmod"), "link": bool(flags.get("link", False)), "heredocs": ctx.heredocs,
+              "excludes": tuple(flags.get("exclude", []))}  # type: ignore[call-overload, arg-type]
     chmod = flags.get("chmod")
     if isinstance(chmod, str) and "$" not in chmod and not re.fullmatch(r"[0-7]{3,4}", chmod):
         raise ctx.error(f"invalid --chmod {chmod!r}: expected an octal mode such as 0755")

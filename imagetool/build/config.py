@@ -31,13 +31,15 @@ class ConfigState:
     shell: tuple[str, ...] = DEFAULT_SHELL
     #: CMD set by this stage (an ENTRYPOINT then leaves it alone)
     cmd_set: bool = False
+    #: a SHELL was given (here or in the base): the config records it even when it is the default
+    shell_set: bool = False
 
     @classmethod
     def from_image(cls, doc: dict[str, Any] | None) -> ConfigState:
         doc = doc or {}
         cfg = dict(doc.get("config") or {})
-        shell = tuple(cfg.pop("Shell", None) or DEFAULT_SHELL)
-        return cls(cfg, str(doc.get("author", "") or ""), shell)
+        given = cfg.pop("Shell", None)
+        return cls(cfg, str(doc.get("author", "") or ""), tuple(given or DEFAULT_SHELL), shell_set=bool(given))
 
     def env(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -99,6 +101,7 @@ def apply(state: ConfigState, i: ins.AnyInstruction, scope: Scope) -> bool:
             cfg.pop("Cmd", None)
     elif isinstance(i, ins.Shell):
         state.shell = i.argv
+        state.shell_set = True
     elif isinstance(i, ins.Stopsignal):
         cfg["StopSignal"] = scope.expand(i.signal, i.line)
     elif isinstance(i, ins.Healthcheck):

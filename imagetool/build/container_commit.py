@@ -46,7 +46,7 @@ def commit_container(store: LayoutStore, container: str, name: str | None = None
     state = ConfigState.from_image(dict(image.config.doc))
     apply_changes(state, list(changes), Scope({}, {}, state.env()))
     config = dict(state.config)
-    if not oci and state.shell != DEFAULT_SHELL:
+    if not oci and (state.shell_set or state.shell != DEFAULT_SHELL):
         config["Shell"] = list(state.shell)
     lock = store.hold_shared()
     try:

@@ -36,6 +36,8 @@ class Source:
     rel: str
     path: Path
     is_dir: bool
+    #: the path as the COPY names it (a glob's match), before symlinks are resolved: a copied file keeps this name
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,10 @@ class BuildContext:
         return found
 
     def sources(self, patterns: list[str] | tuple[str, ...]) -> list[Source]:
-        """COPY/ADD source arguments -> existing, not-excluded sources (globs expanded, in order)."""
+        """COPY/ADD source arguments -> existing, not-excluded sources (globs expanded, in order).
+
+        A glob that matches nothing is passed over as long as another source matches (Docker's
+        and buildah's rule); a plain path that is missing is always an error."""
         out: list[Source] = []
         for pattern in patterns:
             names = self._glob(pattern) if is_glob(pattern) else [clean(pattern)]
@@ -137,11 +142,14 @@ class BuildContext:
                 if resolved != "." and self.ignore.excluded(resolved):
                     continue
                 path = self.root / resolved if resolved != "." else self.root
-                matched.append(Source(resolved, path, path.is_dir()))
-            if not matched:
+                matched.append(Source(resolved, path, path.is_dir(), name))
+            if not matched and not is_glob(pattern):
                 raise SourceNotFound(f"{pattern}: not found in the build context or excluded by "
                                      f".dockerignore")
             out.extend(matched)
+        if patterns and not out:
+            raise SourceNotFound(f"{' '.join(patterns)}: no source file matches in the build context "
+                                 f"(or .dockerignore excludes them)")
         return out
 
     # -- walking and hashing

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from imagetool.build.context import BuildContext, is_glob
+from imagetool.build.dockerignore import Matcher
 from imagetool.build.rootview import RootView, resolve_owner
 from imagetool.build.steps import CopyWork
 from imagetool import compression
@@ -62,6 +63,11 @@ class Copier:
     def ensure_dir(self, path: str, owner: tuple[int, int] | None) -> str:
         """Create `path` (resolved inside the image) in the upperdir; returns the resolved path."""
         return self._dir(_norm(path), owner)[0]
+
+    def make_workdir(self, path: str, user: str) -> None:
+        """WORKDIR's directory with its missing parents, owned by `user` (USER's syntax), through links."""
+        self._dirs = {}
+        self.ensure_dir(path, resolve_owner(self.view, user) if user else (0, 0))
 
     def _dir(self, path: str, owner: tuple[int, int] | None) -> tuple[str, bool]:
         """(resolved path, fresh): `fresh` when the directory is new in the upperdir and hides nothing below.
@@ -193,21 +199,22 @@ class Copier:
         out = []
         for source in context.sources(list(patterns)):
             items = [_Item(e.rel, e.path, e.st) for e in context.walk(source)]
-            out.append((source.rel, items))
+            out.append((source.name or source.rel, items))  # a link copied keeps its own name
         return out
 
     def _from_view(self, view: RootView, patterns: tuple[str, ...]) -> list[tuple[str, list[_Item]]]:
         out = []
         for pattern in patterns:
             names = _glob(view, pattern) if is_glob(pattern) else [pattern]
-            if not names:
-                raise BuildError(f"{pattern}: no such file or directory in the source image")
             for name in names:
                 resolved = view.resolve(name)
                 found = view.locate(resolved)
                 if found is None:
                     raise BuildError(f"{name}: no such file or directory in the source image")
-                out.append((resolved, list(_walk_view(view, resolved, "", found))))
+                # the content is the link's target; the name stays the one the COPY gave
+                out.append((name, list(_walk_view(view, resolved, "", found))))
+        if patterns and not out:
+            raise BuildError(f"{' '.join(patterns)}: no such file or directory in the source image")
         return out
 
     def copy(self, work: CopyWork, context: BuildContext | None = None, source: RootView | None = None) -> None:
@@ -226,6 +233,8 @@ class Copier:
             groups = self._from_context(context, work.sources)
         else:
             groups = []
+        if work.excludes:
+            groups = _exclude(groups, work.excludes)
         single_dir = len(groups) == 1 and not work.files and stat.S_ISDIR(groups[0][1][0].st.st_mode)
         into_dir = work.dest_is_dir or single_dir or self.view.is_dir(work.dest)
         dest = work.dest.rstrip("/") or "/"
@@ -298,6 +307,19 @@ class Copier:
         os.chmod(target, mode)
         if self._chown:
             os.lchown(target, *owner)
+
+
+def _exclude(groups: list[tuple[str, list[_Item]]], patterns: tuple[str, ...]) -> list[tuple[str, list[_Item]]]:
+    """COPY --exclude: a source whose name matches is dropped, and so is anything under a copied
+    directory whose path below that directory matches (BuildKit's rule, .dockerignore's syntax)."""
+    matcher = Matcher.from_text("\n".join(patterns))
+    out = []
+    for name, items in groups:
+        if stat.S_ISDIR(items[0].st.st_mode):
+            out.append((name, [items[0], *(i for i in items[1:] if not matcher.excluded(i.rel))]))
+        elif not matcher.excluded(name.lstrip("/")) and not matcher.excluded(posixpath.basename(name)):
+            out.append((name, items))
+    return out
 
 
 def _norm(path: str) -> str:

@@ -30,9 +30,9 @@ from imagetool.build.mounts import HostMount, resolve_mounts
 from imagetool.build.outputs import RootfsOutput, write_rootfs
 from imagetool.build.layerwriter import tar_view, write_layer
 from imagetool.build.remote_cache import RemoteCache, cache_repository
-from imagetool.build.rootview import RootView
+from imagetool.build.rootview import RootView, resolve_owner
 from imagetool.build.stages import BuildPlan, Stage, plan
-from imagetool.build.steps import CopyWork, RunWork, StageResult, StageWalker, Step, at_line
+from imagetool.build.steps import CopyWork, RunWork, StageResult, StageWalker, Step, WorkdirWork, at_line
 from imagetool.descriptor import Descriptor, Platform, host_platform
 from imagetool.digest import Digest
 from imagetool.errors import BuildError, DockerfileError, ImagetoolError, describe
@@ -174,6 +174,8 @@ class Executor:
         self.named = NamedContexts.parse(self.o.contexts)
         p = plan(df, self.o.build_args, self.o.target, target_platform=target, named=self.named.kinds(),
                  first_from=self.o.from_image)
+        for warning in p.warnings:
+            self.say(f"[Warning] {warning}")
         if p.unused_args:  # buildah's and docker's words, Go's list format
             self.say(f"[Warning] one or more build args were not consumed: [{' '.join(p.unused_args)}]")
         ignore = dockerignore.Matcher.from_text(self.o.ignorefile.read_text()) if self.o.ignorefile else None
@@ -266,6 +268,8 @@ class Executor:
 
     def _step(self, step: Step, state: _StageState, context: BuildContext) -> None:
         cached = None if self.o.no_cache else self.cache.get(step.key)
+        if isinstance(step.work, WorkdirWork) and self._workdir_exists(step.work, state, cached):
+            step = dataclasses.replace(step, work=None)  # nothing to make: no layer, as BuildKit
         if step.work is None:
             # cached too, so that a rebuild with nothing changed keeps every time stamp and the digest
             created = cached.created if cached is not None and cached.created else self.created
@@ -289,6 +293,9 @@ class Executor:
             if isinstance(step.work, RunWork):
                 runnable(state.platform)
                 self._run(step, lowers, fresh, context)
+            elif isinstance(step.work, WorkdirWork):
+                work = step.work
+                userns.call(lambda: Copier(fresh, lowers).make_workdir(work.path, work.user))
             else:
                 self._copy(step.work, lowers, fresh, context)
             layer, diff_id = write_layer(self.o.store, lambda out: self.o.differ(fresh, out, self.o.timestamp),
@@ -302,6 +309,12 @@ class Executor:
         state.layers.append((layer, diff_id))  # type: ignore[arg-type]
         state.dirs.append(upper)
         state.history.append(self._history(step.created_by, empty=False, created=created))
+
+    def _workdir_exists(self, work: WorkdirWork, state: _StageState, cached: CacheEntry | None) -> bool:
+        if cached is not None:
+            return cached.layer is None
+        view = RootView(list(reversed(self._dirs(state))))
+        return userns.call(view.is_dir, work.path)
 
     def _remote_get(self, key: str) -> CacheEntry | None:
         """A --cache-from hit (its layer now in the store, and remembered locally), or None. A repository
@@ -330,10 +343,17 @@ class Executor:
             stage_layers={n: self._dirs(s) for n, s in self.stages.items()},
             image_layers={m.from_image: self.resolver.resolve(m.from_image, None).dirs
                           for m in work.mounts if m.from_image},
-            secrets=self.o.secrets, named=self.named.dirs)
+            secrets=self.o.secrets, named=self.named.dirs, user_ids=self._user_ids(work, lowers))
         code = self.o.runner.run(work, lowers, upper, mounts, self.say)  # -q hides it, as buildah does
         if code != 0:
             raise BuildError(f"the command exited with status {code}")
+
+    @staticmethod
+    def _user_ids(work: RunWork, lowers: list[Path]) -> tuple[int, int]:
+        """The RUN user's ids (from the image's passwd), which a --mount with U hands its files to."""
+        if not work.user or not any(m.chown for m in work.mounts):
+            return (0, 0)
+        return userns.call(resolve_owner, RootView(lowers), work.user)
 
     def _copy(self, work: CopyWork, lowers: list[Path], upper: Path, context: BuildContext) -> None:
         source = None
@@ -389,7 +409,7 @@ class Executor:
         result = state.result
         assert result is not None
         config = dict(result.state.config)
-        if not self.o.oci and result.state.shell != DEFAULT_SHELL:
+        if not self.o.oci and (result.state.shell_set or result.state.shell != DEFAULT_SHELL):
             config["Shell"] = list(result.state.shell)  # only Docker's config format has a place for it
         if self.o.labels:
             config["Labels"] = {**(config.get("Labels") or {}), **self.o.labels}

@@ -89,6 +89,8 @@ class Copy(Instruction):
     chmod: str | None = None
     link: bool = False
     heredocs: tuple[Heredoc, ...] = ()
+    #: --exclude patterns (.dockerignore syntax), kept unexpanded
+    excludes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,14 @@ is a file given with --secret id=ID,src=PATH; tmpfs is just that.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imagetool import userns
 from imagetool.build.context import BuildContext
 from imagetool.build.steps import MountSpec
 from imagetool.errors import BuildError
@@ -36,6 +40,8 @@ class HostMount:
     options: dict[str, int] = field(default_factory=dict)
     #: a secret's content when it came from the environment rather than a file (`path` is then None)
     data: bytes | None = None
+    #: U: mount a private copy whose files are owned by these ids (the RUN step's user)
+    chown: tuple[int, int] | None = None
 
 
 def parse_secrets(values: list[str] | tuple[str, ...]) -> dict[str, Path | bytes]:
@@ -61,13 +67,22 @@ def parse_secrets(values: list[str] | tuple[str, ...]) -> dict[str, Path | bytes
     return out
 
 
+def selinux_enabled() -> bool:
+    return os.path.exists("/sys/fs/selinux/enforce")
+
+
 def resolve_mounts(specs: tuple[MountSpec, ...], *, context: BuildContext, store_root: Path,
                    stage_layers: dict[int, list[Path]], image_layers: dict[str, list[Path]],
-                   secrets: dict[str, Path | bytes], named: dict[str, BuildContext] | None = None) \
-        -> list[HostMount]:
-    """Host-side sources for a RUN's mounts; `*_layers` give directories bottom first."""
+                   secrets: dict[str, Path | bytes], named: dict[str, BuildContext] | None = None,
+                   user_ids: tuple[int, int] = (0, 0)) -> list[HostMount]:
+    """Host-side sources for a RUN's mounts; `*_layers` give directories bottom first; `user_ids` are
+    the RUN user's, for the U flag."""
     out: list[HostMount] = []
     for m in specs:
+        if m.relabel and selinux_enabled():
+            raise BuildError(f"--mount target={m.target}: SELinux relabeling (z, Z) is not supported here")
+        if m.type in ("tmpfs", "secret") and (m.chown or m.overlay):
+            raise BuildError(f"--mount type={m.type}: the U and O flags apply to bind and cache mounts")
         if m.type == "tmpfs":
             out.append(HostMount("tmpfs", m.target, size=m.size))
         elif m.type == "secret":
@@ -80,14 +95,22 @@ def resolve_mounts(specs: tuple[MountSpec, ...], *, context: BuildContext, store
                                  options={"mode": m.mode if m.mode is not None else 0o400, "uid": m.uid or 0,
                                           "gid": m.gid or 0}, data=src if isinstance(src, bytes) else None))
         elif m.type == "cache":
-            out.append(_cache(m, store_root))
+            seed: tuple[Path, ...] = ()
+            if m.from_stage is not None or m.from_image is not None:
+                layers = stage_layers[m.from_stage] if m.from_stage is not None else image_layers[m.from_image or ""]
+                seed = tuple(reversed(layers))
+            out.append(_cache(m, store_root, user_ids, seed))
         elif m.from_stage is not None or m.from_image is not None:
             layers = stage_layers[m.from_stage] if m.from_stage is not None else image_layers[m.from_image or ""]
             out.append(HostMount("bind", m.target, m.readonly, layers=tuple(reversed(layers)),
-                                 subpath="/" + (m.source or "").strip("/")))
+                                 subpath="/" + (m.source or "").strip("/"), chown=user_ids if m.chown else None))
         else:
             source = (named or {})[m.from_context] if m.from_context else context
             rel = source.resolve(m.source or ".")
+            if m.chown:  # a copy owned by the user: the context's own files are never chowned
+                out.append(HostMount("bind", m.target, m.readonly, layers=(source.root,),
+                                     subpath="/" + (rel if rel != "." else ""), chown=user_ids))
+                continue
             out.append(_context_bind(m, source.root / rel if rel != "." else source.root))
     return out
 
@@ -103,12 +126,51 @@ def _context_bind(m: MountSpec, path: Path) -> HostMount:
                      options={"mode": st.st_mode & 0o7777, "uid": st.st_uid, "gid": st.st_gid})
 
 
-def _cache(m: MountSpec, store_root: Path) -> HostMount:
+def _cache(m: MountSpec, store_root: Path, user_ids: tuple[int, int], seed: tuple[Path, ...] = ()) -> HostMount:
+    """A cache directory kept in the store under its id; with from= it starts as a copy of that stage's or
+    image's `source` (BuildKit's "base of the cache mount"), and each such base has a cache of its own."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in (m.id or m.target)).strip(".") or "cache"
+    subpath = "/" + (m.source or "").strip("/")
+    if seed:
+        safe += "-" + hashlib.sha256("\0".join([subpath, *map(str, seed)]).encode()).hexdigest()[:16]
     path = store_root / CACHE_MOUNTS / safe
-    if not path.is_dir():
+    if not path.is_dir() and seed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        userns.call(_seed, path, seed, subpath)
+    elif not path.is_dir():
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, m.mode if m.mode is not None else 0o755)
         if os.geteuid() == 0:
             os.chown(path, m.uid or 0, m.gid or 0)
+    if m.chown:  # the cache is the store's own directory: it is chowned in place, as buildah does
+        userns.call(chown_tree, path, *user_ids)
+    if m.overlay:
+        return HostMount("bind", m.target, False, layers=(path,), sharing=m.sharing)
     return HostMount("bind", m.target, m.readonly, path=path, sharing=m.sharing)
+
+
+def _seed(path: Path, layers: tuple[Path, ...], subpath: str) -> None:
+    """`subpath` of the layers (top first) copied to a new cache directory `path`, owners kept."""
+    from imagetool.build.copier import Copier
+    from imagetool.build.rootview import RootView
+    from imagetool.build.steps import CopyWork
+
+    view = RootView(list(layers))
+    top = view.lstat(view.resolve(subpath))
+    if top is None or not stat.S_ISDIR(top.st_mode):
+        raise BuildError(f"--mount type=cache from=: {subpath} is not a directory in its source")
+    work = path.with_name(path.name + ".new")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    Copier(work, []).copy(CopyWork((subpath,), "/", from_stage=0), source=view)
+    os.chmod(work, stat.S_IMODE(top.st_mode))
+    os.lchown(work, top.st_uid, top.st_gid)
+    os.rename(work, path)
+
+
+def chown_tree(path: Path, uid: int, gid: int) -> None:
+    """`chown -hR uid:gid path` (links themselves, never followed)."""
+    os.lchown(path, uid, gid)
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in [*dirnames, *filenames]:
+            os.lchown(os.path.join(dirpath, name), uid, gid)

@@ -12,13 +12,15 @@ import os
 import shutil
 import subprocess
 import tempfile
+from stat import S_ISDIR
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 from imagetool import userns
-from imagetool.build.mounts import HostMount
+from imagetool.build.mounts import HostMount, chown_tree
+from imagetool.build.rootview import RootView, resolve_owner
 from imagetool.build.steps import RunWork
 from imagetool.errors import BuildError
 from imagetool.runtime.container import Container
@@ -61,7 +63,7 @@ class ContainerStepRunner:
         try:
             with ExitStack() as stack:
                 spec_mounts = [self._mount(m, scratch / f"m{i}", stack) for i, m in enumerate(mounts)]
-                spec_mounts += self._files(work, scratch / "files") + self.volumes
+                spec_mounts += self._files(work, scratch / "files") + self._volumes(work, lowers, scratch)
                 spec_mounts.sort(key=lambda m: m["destination"].rstrip("/").count("/"))
                 options = RunOptions(args=list(work.argv), entrypoint=[], env=list(work.env),
                                      workdir=work.workdir or "/", user=work.user or "", hostname=HOSTNAME,
@@ -77,6 +79,26 @@ class ContainerStepRunner:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
+    def _volumes(self, work: RunWork, lowers: list[Path], scratch: Path) -> list[dict[str, Any]]:
+        """-v mounts for this step: U chowns the host directory to the step's user (buildah's and
+        podman's meaning, and their warning: it changes the host's files), O lays a throwaway upper on it."""
+        out = []
+        for n, volume in enumerate(self.volumes):
+            volume = dict(volume)
+            chown, overlay = volume.pop("chown", False), volume.pop("overlay", False)
+            if chown:
+                ids = userns.call(resolve_owner, RootView(lowers), work.user) if work.user else (0, 0)
+                userns.call(chown_tree, Path(volume["source"]), *ids)
+            if overlay:
+                layer = scratch / f"v{n}"
+                (layer / "upper").mkdir(parents=True)
+                (layer / "work").mkdir()
+                volume = {"destination": volume["destination"], "type": "overlay", "source": "overlay",
+                          "options": [f"lowerdir={volume['source']}", f"upperdir={layer / 'upper'}",
+                                      f"workdir={layer / 'work'}"]}
+            out.append(volume)
+        return out
+
     @staticmethod
     def _empty(scratch: Path) -> Path:
         empty = scratch / "empty"
@@ -87,6 +109,8 @@ class ContainerStepRunner:
         if m.type == "tmpfs":
             options = ["nosuid", "nodev"] + ([f"size={m.size}"] if m.size else [])
             return {"destination": m.target, "type": "tmpfs", "source": "tmpfs", "options": options}
+        if m.chown is not None:
+            return bind_mount(str(_owned_copy(m, scratch)), m.target, m.readonly)
         if m.path is not None or m.data is not None:
             source = m.path
             if m.options:  # a secret or an rw context file: a private copy with this mode and owner
@@ -135,6 +159,32 @@ class ContainerStepRunner:
             os.chmod(host, mode)
             out.append(bind_mount(str(host), path, readonly=True))
         return out
+
+
+def _owned_copy(m: HostMount, scratch: Path) -> Path:
+    """A mount's content copied for one step, every file owned by `m.chown` (the U flag): what the
+    step writes there, and the new owners, never reach the source."""
+    from imagetool.build.copier import Copier
+    from imagetool.build.rootview import RootView
+    from imagetool.build.steps import CopyWork
+
+    uid, gid = m.chown or (0, 0)
+    owned = scratch / "owned"
+    owned.mkdir(parents=True)
+
+    def make() -> Path:
+        view = RootView(list(m.layers))
+        top = view.lstat(view.resolve(m.subpath))
+        if top is None:
+            raise BuildError(f"RUN --mount target {m.target}: {m.subpath} is not in its source")
+        Copier(owned, []).copy(CopyWork((m.subpath,), "/", from_stage=0, chown=f"{uid}:{gid}"), source=view)
+        if not S_ISDIR(top.st_mode):  # a file: copied as owned/NAME
+            return owned / os.listdir(owned)[0]
+        os.chmod(owned, top.st_mode & 0o7777)
+        os.lchown(owned, uid, gid)
+        return owned
+
+    return userns.call(make)
 
 
 @contextmanager

@@ -126,6 +126,8 @@ class BuildPlan:
     #: --build-arg names no ARG (of a needed stage or the global scope) declares
     unused_args: tuple[str, ...] = ()
     dockerfile: str = "Dockerfile"
+    #: what BuildKit's checks would flag but still builds (a stage name used twice)
+    warnings: tuple[str, ...] = ()
 
     def stage(self, ref: str) -> Stage:
         return self.stages[find_stage(self.stages, ref, len(self.stages))]  # type: ignore[index]
@@ -138,7 +140,7 @@ def find_stage(stages: Iterable[Stage], ref: str, before: int) -> int | None:
         n = int(ref)
         return n if n < before else None
     lowered = ref.lower()
-    for st in stages[:before]:
+    for st in reversed(stages[:before]):  # a name given twice means its latest stage, as in BuildKit
         if st.name == lowered:
             return st.index
     return None
@@ -206,6 +208,7 @@ def _plan(df: Dockerfile, build_args: Mapping[str, str] | None, target: str | No
     global_args = dict(gscope.args)
     used = set(gscope.used)
     stages: list[Stage] = []
+    warnings: list[str] = []
     split = _split(df)
     all_names = [frm.name for frm, _ in split]
     for index, (frm, body) in enumerate(split):
@@ -214,8 +217,12 @@ def _plan(df: Dockerfile, build_args: Mapping[str, str] | None, target: str | No
             raise DockerfileError("FROM names an empty image (an ARG without a value?)", frm.line)
         platform = gscope.expand(frm.platform, frm.line) if frm.platform else None
         if frm.name and frm.name in {s.name for s in stages}:
-            raise DockerfileError(f"duplicate stage name {frm.name!r}", frm.line)
-        base_stage = find_stage(stages, base, index) if not base.isdigit() else None
+            warnings.append(f"{df.path}:{frm.line}: duplicate stage name {frm.name!r}: later references "
+                            f"mean this stage")
+        # FROM <number>: an earlier stage by its index (buildah's extension; Docker reads an image name)
+        base_stage = find_stage(stages, base, index)
+        if base_stage is None and base.isdigit():
+            raise DockerfileError(f"FROM {base}: refers to the current or a later build stage", frm.line)
         if base_stage is None and base in named:
             image = named[base]
             if image is None:
@@ -258,7 +265,7 @@ def _plan(df: Dockerfile, build_args: Mapping[str, str] | None, target: str | No
         tgt = len(stages) - 1
     needed = needed_stages(stages, tgt)
     unused = tuple(sorted(k for k in build_args if k not in used and k not in PROXY_ARGS))
-    return BuildPlan(tuple(stages), tgt, needed, global_args, build_args, unused, df.path)
+    return BuildPlan(tuple(stages), tgt, needed, global_args, build_args, unused, df.path, tuple(warnings))
 
 
 def needed_stages(stages: list[Stage] | tuple[Stage, ...], target: int) -> tuple[int, ...]:

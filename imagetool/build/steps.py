@@ -16,7 +16,7 @@ from typing import Any
 
 from imagetool.build import instructions as ins
 from imagetool.build.cache import step_key
-from imagetool.build.config import ConfigState, apply
+from imagetool.build.config import DEFAULT_PATH, ConfigState, apply
 from imagetool.build.context import BuildContext, NamedContexts
 from imagetool.build.dockerfile import parse_line
 from imagetool.build.expand import ExpansionError, expand_heredoc
@@ -44,6 +44,9 @@ class MountSpec:
     required: bool = False
     size: int | None = None
     from_context: str | None = None       # a --build-context directory
+    chown: bool = False                   # U: the content shows owned by the RUN step's user
+    overlay: bool = False                 # O: writable, the writes thrown away after the step
+    relabel: bool = False                 # z or Z: an SELinux label asked for
 
 
 @dataclass(frozen=True)
@@ -75,10 +78,21 @@ class CopyWork:
     checksum: str | None = None
     link: bool = False
     from_context: str | None = None       # a --build-context directory instead of the main context
+    #: --exclude: sources and files under them these patterns match are left out
+    excludes: tuple[str, ...] = ()
 
     @property
     def dest_is_dir(self) -> bool:
         return self.dest.endswith("/") or len(self.sources) + len(self.files) + len(self.urls) > 1
+
+
+@dataclass(frozen=True)
+class WorkdirWork:
+    """WORKDIR makes its directory (0755, owned by the USER of the moment, symlinks followed inside
+    the root), as Docker documents and BuildKit does; a layer only when something was made."""
+
+    path: str
+    user: str = ""
 
 
 @dataclass(frozen=True)
@@ -88,7 +102,7 @@ class Step:
     total: int
     instruction: ins.AnyInstruction
     key: str
-    work: RunWork | CopyWork | None = None
+    work: RunWork | CopyWork | WorkdirWork | None = None
     #: created_by for the history entry (empty_layer when work is None)
     created_by: str = ""
 
@@ -119,9 +133,12 @@ class StageWalker:
         self.results = results or {}
         if stage.base_stage is not None:
             parent = self.results[stage.base_stage].state
-            self.state = ConfigState(_copy_json(parent.config), parent.author, parent.shell)
+            self.state = ConfigState(_copy_json(parent.config), parent.author, parent.shell,
+                                     shell_set=parent.shell_set)
         else:
             self.state = ConfigState.from_image(base_config)
+            if "PATH" not in self.state.env():  # BuildKit sees to it that PATH is always set
+                self.state.set_env("PATH", DEFAULT_PATH)
         triggers = list(self.state.config.pop("OnBuild", None) or [])
         self.onbuild = tuple(_trigger(t, stage.from_.line) for t in triggers)
         self.scope = Scope(plan.global_args, plan.build_args, self.state.env(), escape)
@@ -153,7 +170,7 @@ class StageWalker:
             raise at_line(self.plan.dockerfile, i) from err
 
     def _evaluate(self, number: int, i: ins.AnyInstruction) -> Step:
-        work: RunWork | CopyWork | None = None
+        work: RunWork | CopyWork | WorkdirWork | None = None
         inputs: dict[str, Any] = {}
         if isinstance(i, ins.Run):
             work = self._run(i)
@@ -170,7 +187,10 @@ class StageWalker:
             before = (_copy_json(self.state.config), self.state.author, self.state.shell)
             apply(self.state, i, self.scope)
             after = (self.state.config, self.state.author, self.state.shell)
-            inputs = {"result": after if after != before else None, "args": dict(self.scope.args)}
+            if isinstance(i, ins.Workdir) and (self.state.config.get("WorkingDir") or "/") != "/":
+                work = WorkdirWork(self.state.config["WorkingDir"], self.state.config.get("User") or "")
+                inputs["mkdir"] = dict(work.__dict__)
+            inputs = {**inputs, "result": after if after != before else None, "args": dict(self.scope.args)}
             created_by = f"/bin/sh -c #(nop) {i.original}"
         self.key = step_key(self.key, i.original, inputs)
         return Step(self.stage.index, number, self.total, i, self.key, work, created_by)
@@ -223,12 +243,13 @@ class StageWalker:
             except ValueError:
                 raise DockerfileError(f"--mount {key}={opts[key]!r} is not a number", line) from None
 
-        readonly = m.type == "bind" and "rw" not in opts and "readwrite" not in opts
+        readonly = m.type == "bind" and "rw" not in opts and "readwrite" not in opts and "O" not in opts
         readonly = readonly or opts.get("ro", opts.get("readonly", "false")) == "true"
         return MountSpec(m.type, target, opts.get("source", ""), from_stage, from_image, readonly,
                          opts.get("id") or (target if m.type == "cache" else ""), opts.get("sharing", "shared"),
                          number("mode", 8), number("uid"), number("gid"), opts.get("required") == "true",
-                         _size(opts.get("size"), line), from_context)
+                         _size(opts.get("size"), line), from_context, "U" in opts, "O" in opts,
+                         "z" in opts or "Z" in opts)
 
     def _source(self, ref: str | None) -> tuple[int | None, str | None, str | None]:
         """(stage, image, named directory) that a --from names: a stage first, then --build-context names."""
@@ -271,7 +292,7 @@ class StageWalker:
         local = tuple(s for s in sources if s not in urls)
         return CopyWork(local, dest, from_stage, from_image, x(i.chown, i.line) if i.chown else None, chmod,
                         tuple(files), add, urls, i.checksum if add else None, i.link,  # type: ignore[attr-defined]
-                        from_context)
+                        from_context, tuple(x(e, i.line) for e in i.excludes))
 
     def _bound_key(self, m: MountSpec) -> str | None:
         """What a RUN sees through a bind mount: its stage's key, the image, or the context files' hash."""

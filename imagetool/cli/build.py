@@ -230,7 +230,7 @@ def build(ctx: click.Context, context: str, dockerfiles: tuple[str, ...], tags: 
             runtime=runtime, tmpdir=root.get("tmpdir"), etc=etc_settings(flags),
             capabilities=capabilities(cap_add, cap_drop, default_capabilities(
                 "private" if network in (None, "default") else network)) if cap_add or cap_drop else None,
-            rlimits=[parse_ulimit(u) for u in ulimits], volumes=[parse_volume(v) for v in volumes],
+            rlimits=[parse_ulimit(u) for u in ulimits], volumes=[parse_volume(v, build=True) for v in volumes],
             seccomp=security_options(security_opts), resources=resource_limits(flags),
             runtime_flags=[f"--{f.lstrip('-')}" for f in runtime_flags])
         sys_ctx = system_context(ctx, **flags)

@@ -90,20 +90,37 @@ def parse_add_host(value: str) -> tuple[str, str]:
         raise ContainerError(f"--add-host {value!r}: expected NAME:ADDRESS with an IP address") from None
 
 
-def parse_volume(value: str) -> dict[str, Any]:
-    """-v SRC:DST[:ro|rw] -> a bind mount entry (SRC must exist on the host)."""
+def parse_volume(value: str, build: bool = False) -> dict[str, Any]:
+    """-v SRC:DST[:OPTIONS] -> a bind mount entry (SRC must exist on the host).
+
+    OPTIONS, comma-separated: ro or rw; z or Z (SELinux labels: accepted, and nothing to do, where
+    SELinux is off); for build RUN steps also U (SRC is chowned to the step's user, as buildah does)
+    and O (an overlay: the step writes over SRC into a throwaway layer), kept as "chown"/"overlay"
+    keys that the build's step runner turns into mounts."""
     import os
 
     parts = value.split(":")
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-        raise ContainerError(f"volume {value!r}: expected SRC:DST[:ro]")
-    mode = parts[2] if len(parts) == 3 else "rw"
-    if mode not in ("ro", "rw"):
-        raise ContainerError(f"volume {value!r}: mode must be ro or rw")
+        raise ContainerError(f"volume {value!r}: expected SRC:DST[:OPTIONS]")
+    flags = parts[2].split(",") if len(parts) == 3 else []
+    allowed = {"ro", "rw", "z", "Z", *(("U", "O") if build else ())}
+    unknown = [f for f in flags if f not in allowed]
+    if unknown or ("ro" in flags and "rw" in flags):
+        raise ContainerError(f"volume {value!r}: options are {', '.join(sorted(allowed))} "
+                             f"(ro and rw exclusive)")
+    if ("z" in flags or "Z" in flags) and os.path.exists("/sys/fs/selinux/enforce"):
+        raise ContainerError(f"volume {value!r}: SELinux relabeling (z, Z) is not supported here")
     source = os.path.abspath(parts[0])
     if not os.path.exists(source):
         raise ContainerError(f"volume {value!r}: {source} does not exist")
-    return bind_mount(source, parts[1], mode == "ro")
+    if "O" in flags and not os.path.isdir(source):
+        raise ContainerError(f"volume {value!r}: an overlay (O) needs a directory")
+    mount = bind_mount(source, parts[1], "ro" in flags)
+    if "U" in flags:
+        mount["chown"] = True
+    if "O" in flags:
+        mount["overlay"] = True
+    return mount
 
 
 def security_options(values: Sequence[str]) -> str | dict[str, Any]:

@@ -95,7 +95,7 @@ def test_copy_from_an_image_or_an_expanded_stage_name() -> None:
 
 
 @pytest.mark.parametrize("text,target,line,message", [
-    ("FROM busybox AS a\nFROM busybox AS a\n", None, 2, "duplicate stage name 'a'"),
+    ("FROM busybox\nFROM 1\n", None, 2, "FROM 1: refers to the current or a later build stage"),
     ("FROM busybox\nCOPY --from=0 /a /a\n", None, 2, "refers to the current or a later build stage"),
     ("FROM busybox\nCOPY --from=5 /a /a\n", None, 2, "current or a later build stage"),
     ("FROM busybox\nCOPY --from=Not_An_Image! /a /a\n", None, 2, "neither a build stage nor a valid image"),
@@ -110,3 +110,20 @@ def test_stage_errors(text: str, target: str | None, line: int | None, message: 
     assert message in str(info.value)
     assert info.value.line == line
     assert str(info.value).startswith("Containerfile")
+
+
+def test_a_stage_name_given_twice_means_its_latest_stage() -> None:
+    """BuildKit builds such a file (its checks only warn): FROM, COPY --from and --target then mean
+    the latest stage of that name declared so far."""
+    text = ("FROM busybox AS x\nFROM busybox AS user1\nCOPY --from=x /a /a\n"
+            "FROM alpine AS x\nFROM x AS user2\nCOPY --from=x /b /b\n")
+    p = plan(parse(text))
+    assert p.stages[1].stage_deps == (0,) and p.stages[3].base_stage == 2 and p.stages[3].stage_deps == (2,)
+    assert any("duplicate stage name 'x'" in w for w in p.warnings)
+    assert plan(parse(text), target="x").target == 2
+
+
+def test_from_a_stage_number() -> None:
+    """buildah's extension: FROM <index> builds on that earlier stage."""
+    p = plan(parse("FROM busybox\nRUN true\nFROM 0\nRUN true\n"))
+    assert p.stages[1].base_stage == 0 and p.needed == (0, 1)

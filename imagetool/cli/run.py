@@ -12,7 +12,7 @@ import click
 
 from imagetool.cli.limits import resource_limits, resource_options
 from imagetool.cli.options import etc_options, etc_settings, registry_options
-from imagetool.errors import ContainerError, ImagetoolError
+from imagetool.errors import ContainerError, ImagetoolError, NotFound
 
 #: docker's and podman's status when `run` itself fails, before the command starts
 EXIT_RUN_FAILED = 125
@@ -134,7 +134,7 @@ def _run_failures_exit_125() -> Iterator[None]:
     try:
         yield
     except ImagetoolError as err:
-        if err.exit_code == 1:
+        if err.exit_code == 1 or isinstance(err, NotFound):  # skopeo's 2 for "not found": run has docker's 125
             err.exit_code = EXIT_RUN_FAILED
         raise
 

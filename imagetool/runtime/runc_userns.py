@@ -112,6 +112,28 @@ def state_dir(bundle: str) -> str:
     return path
 
 
+def sweep_stale(runc: str, state: str) -> None:
+    """Delete what runs of a killed imagetool left in `state`: containers whose init process is gone
+    (nothing deleted them: their `runc delete` was in the killed process). A live one is never touched."""
+    import json
+    import subprocess
+
+    try:
+        names = os.listdir(state)
+    except OSError:
+        return
+    for name in names:
+        try:
+            with open(os.path.join(state, name, "state.json"), encoding="utf-8") as f:
+                pid = int(json.load(f)["init_process_pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # being created, or not runc's: leave it
+        if pid > 0 and os.path.exists(f"/proc/{pid}"):
+            continue
+        subprocess.run([runc, "--root", state, "delete", "--force", name], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+
 def rootless_spec(spec: dict, gids: list[tuple[int, int, int]]) -> None:
     """What runc's own `spec --rootless` changes and still applies inside our user namespace.
 
@@ -149,6 +171,7 @@ def run_rootless(spec: dict[str, Any], bundle: str, overlay: dict[str, Any], run
 
     rootless_spec(spec, maps[1])
     state = state_dir(bundle)
+    sweep_stale(runc, state)
     args = [runc, "--root", state, *flags, "run", "--bundle", bundle, cid]
     with netstack.for_runc(spec, Path(bundle)) as network:  # its hook goes into the spec written below
         with open(os.path.join(bundle, MARSHAL), "wb") as f:

@@ -49,11 +49,11 @@ def build(ctx: Path, dockerfile: str, tag: str, *extra: str) -> str:
 
 
 def rootfs(store: Path, tag: str, where: Path) -> Path:
-    return umoci_unpack(store, f"docker.io/library/{tag}:latest", where) / "rootfs"
+    return umoci_unpack(store, f"localhost/{tag}:latest", where) / "rootfs"
 
 
 def layer_count(store: Path, tag: str) -> int:
-    return len(config_of(store, f"docker.io/library/{tag}:latest")["rootfs"]["diff_ids"])
+    return len(config_of(store, f"localhost/{tag}:latest")["rootfs"]["diff_ids"])
 
 
 # -- 1. a symlink named as a COPY source
@@ -114,7 +114,7 @@ def test_workdir_is_made_for_the_user_and_only_when_missing(tmp_path: Path, loca
     assert tree["/home/nobody/work/where"][5] == b"/home/nobody/work\n"
     # the base layer, the one WORKDIR that made something, the RUN: /tmp and / existed already
     assert layer_count(local_store, "wd") == 3
-    config = config_of(local_store, "docker.io/library/wd:latest")
+    config = config_of(local_store, "localhost/wd:latest")
     assert [h.get("empty_layer", False) for h in config["history"]][-5:] == [True, True, False, False, True]
     buildah = buildah_with_base(tmp_path, base)
     buildah.bud(ctx, ctx / "Dockerfile", "wd")
@@ -169,11 +169,11 @@ def test_shell_is_recorded_as_written(tmp_path: Path, local_store: Path, base: P
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     build(ctx, f'FROM {BASE}\nSHELL ["/bin/sh", "-c"]\n', "shell", "--format", "docker")
-    assert config_of(local_store, "docker.io/library/shell:latest")["config"]["Shell"] == ["/bin/sh", "-c"]
-    build(ctx, "FROM docker.io/library/shell:latest\nENV X=1\n", "child", "--format", "docker")
-    assert config_of(local_store, "docker.io/library/child:latest")["config"]["Shell"] == ["/bin/sh", "-c"]
+    assert config_of(local_store, "localhost/shell:latest")["config"]["Shell"] == ["/bin/sh", "-c"]
+    build(ctx, "FROM localhost/shell:latest\nENV X=1\n", "child", "--format", "docker")
+    assert config_of(local_store, "localhost/child:latest")["config"]["Shell"] == ["/bin/sh", "-c"]
     build(ctx, f"FROM {BASE}\nENV X=1\n", "noshell", "--format", "docker")
-    assert "Shell" not in config_of(local_store, "docker.io/library/noshell:latest")["config"]
+    assert "Shell" not in config_of(local_store, "localhost/noshell:latest")["config"]
     buildah = buildah_with_base(tmp_path, base)
     (ctx / "Dockerfile").write_text(f'FROM {BASE}\nSHELL ["/bin/sh", "-c"]\n')
     buildah.bud(ctx, ctx / "Dockerfile", "shell", "--format", "docker")
@@ -350,7 +350,7 @@ def test_a_base_without_path_gets_the_default_one(tmp_path: Path, local_store: P
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     build(ctx, "FROM localhost/nopath:1\nLABEL a=b\n", "withpath")
-    assert config_of(local_store, "docker.io/library/withpath:latest")["config"]["Env"] == [
+    assert config_of(local_store, "localhost/withpath:latest")["config"]["Env"] == [
         "LANG=C.UTF-8", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
 
 

@@ -94,6 +94,15 @@ def _assert_own_and_removed(out: str, before: set[Path], under: str = "") -> Non
     assert not left, f"cgroup directories left behind: {left}"
 
 
+def _rmdir_when_empty(cgroup: Path) -> None:
+    """rmdir once the last process has left (a container's slirp4netns ends a few ms after its command)."""
+    deadline = time.monotonic() + 10
+    while cgroup.exists() and _has_processes(cgroup) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if cgroup.exists():
+        cgroup.rmdir()
+
+
 def _has_processes(cgroup: Path) -> bool:
     try:
         return bool((cgroup / "cgroup.procs").read_text().strip())
@@ -321,9 +330,9 @@ def delegated_user(rootless_user: RootlessUser) -> Iterator[DelegatedUser]:
     finally:
         for where in reversed(made):
             for sub in sorted((d for d in where.rglob("*") if d.is_dir()), reverse=True):
-                sub.rmdir()
+                _rmdir_when_empty(sub)
             if where.exists():
-                where.rmdir()
+                _rmdir_when_empty(where)
 
 
 @pytest.mark.parametrize("way", ways(rootless=True))

@@ -163,8 +163,10 @@ def test_unlimited_pids_without_the_limit(way: Way, prober: Prober) -> None:
 
 
 #: busybox tail keeps a line in memory until its newline comes: 100 MB of zeros are one line
+#: the allocating pipeline runs in a subshell that asks to be the OOM killer's first choice (raising one's own
+#: oom_score_adj needs no privilege): the kernel may otherwise pick the probe's shell, and the whole step with it
 ALLOCATE = r"""
-{ head -c 100m /dev/zero | tail > /dev/null; } 2>/dev/null
+(echo 1000 > /proc/self/oom_score_adj; head -c 100m /dev/zero | tail > /dev/null) 2>/dev/null
 echo "status: $?"
 """
 

@@ -37,7 +37,6 @@ def prepare(work: Path) -> tuple[dict[str, str], Path, Path]:
     from imagetool.runtime.container import Container
     from imagetool.runtime.image import layer_dirs, load
     from imagetool.runtime.spec import RunOptions, build_spec
-    from imagetool.store import images
     from imagetool.store.layout import LayoutStore
     from imagetool.transports import parse_image_name
     from tests.lib.images import busybox_image
@@ -48,7 +47,7 @@ def prepare(work: Path) -> tuple[dict[str, str], Path, Path]:
     busybox_image(work / "layout", "latest")
     copy_image(parse_image_name(f"oci:{work / 'layout'}:latest"), parse_image_name("busybox"))
     store = LayoutStore.open(store_path)
-    image = load(store, images.resolve(store, parse_image_name("busybox").named))  # type: ignore[attr-defined]
+    image = load(store, parse_image_name("busybox").resolve(store))  # type: ignore[attr-defined]
     lowers = layer_dirs(store, image.layers)
     bundle = work / "bundle"
     (bundle / "rootfs").mkdir(parents=True)

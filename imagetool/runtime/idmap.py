@@ -14,22 +14,9 @@ import shutil
 import subprocess
 
 from imagetool.errors import ContainerError
+from imagetool.userns import subordinate  # one reading of /etc/subuid for the store and the containers
 
 IdMap = list[tuple[int, int, int]]   # (inside, outside, count)
-
-
-def subordinate(path: str, user: str, uid: int) -> tuple[int, int] | None:
-    """The first range /etc/subuid (or subgid) gives `user` (by name or number): (start, count)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        parts = line.strip().split(":")
-        if len(parts) == 3 and parts[0] in (user, str(uid)) and parts[1].isdigit() and parts[2].isdigit():
-            return int(parts[1]), int(parts[2])
-    return None
 
 
 def maps_for(uid: int, gid: int, subuid: str = "/etc/subuid", subgid: str = "/etc/subgid") -> tuple[IdMap, IdMap]:

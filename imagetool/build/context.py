@@ -17,11 +17,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imagetool import pathresolve
 from imagetool.build import dockerignore
 from imagetool.digest import CHUNK, Digest
 from imagetool.errors import BuildError, UnsafeContent
 
-_MAX_LINKS = 255
+_MAX_LINKS = pathresolve.SECUREJOIN_MAX_LINKS
 _GLOB = set("*?[")
 
 
@@ -80,30 +81,20 @@ class BuildContext:
 
     def resolve(self, rel: str) -> str:
         """Follow symlinks in `rel` without leaving the root; returns the resolved root-relative path."""
-        parts = [p for p in clean(rel).split("/") if p not in ("", ".")]
-        done: list[str] = []
-        links = 0
-        while parts:
-            part = parts.pop(0)
-            if part == "..":
-                if done:
-                    done.pop()
-                continue
-            candidate = self.root.joinpath(*done, part)
+        root = str(self.root)
+
+        def readlink(parts: tuple[str, ...]) -> str | None:
+            candidate = os.path.join(root, *parts)
             try:
                 st = os.lstat(candidate)
-            except FileNotFoundError:
-                raise SourceNotFound(f"{rel}: no such file or directory in the build context") from None
-            if stat.S_ISLNK(st.st_mode):
-                links += 1
-                if links > _MAX_LINKS:
-                    raise UnsafeContent(f"{rel}: too many levels of symbolic links")
-                target = os.readlink(candidate)
-                if target.startswith("/"):
-                    done = []
-                parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-                continue
-            done.append(part)
+            except (FileNotFoundError, NotADirectoryError) as err:
+                raise SourceNotFound(f"{rel}: no such file or directory in the build context") from err
+            return os.readlink(candidate) if stat.S_ISLNK(st.st_mode) else None
+
+        try:
+            done = pathresolve.resolve(readlink, clean(rel), max_links=_MAX_LINKS)
+        except pathresolve.SymlinkLoop as err:
+            raise UnsafeContent(f"{rel}: too many levels of symbolic links") from err
         return "/".join(done) or "."
 
     def _glob(self, pattern: str) -> list[str]:

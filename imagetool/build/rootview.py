@@ -14,10 +14,11 @@ import posixpath
 import stat
 from pathlib import Path
 
+from imagetool import pathresolve
 from imagetool.errors import BuildError, UnsafeContent
 
 _OPAQUE = ("trusted.overlay.opaque", "user.overlay.opaque")
-_MAX_LINKS = 255
+_MAX_LINKS = pathresolve.SECUREJOIN_MAX_LINKS
 
 
 def is_whiteout(st: os.stat_result) -> bool:
@@ -73,27 +74,15 @@ class RootView:
 
     def resolve(self, path: str, follow_last: bool = True) -> str:
         """`path` with symlinks resolved inside the root; components that do not exist are kept as given."""
-        pending = [p for p in posixpath.normpath("/" + path).split("/") if p]
-        done: list[str] = []
-        links = 0
-        while pending:
-            part = pending.pop(0)
-            if part == "..":
-                if done:
-                    done.pop()
-                continue
-            candidate = "/" + "/".join([*done, part])
-            found = self.locate(candidate)
-            if found and stat.S_ISLNK(found[1].st_mode) and (pending or follow_last):
-                links += 1
-                if links > _MAX_LINKS:
-                    raise UnsafeContent(f"{path}: too many levels of symbolic links")
-                target = os.readlink(found[0])
-                if target.startswith("/"):
-                    done = []
-                pending = [p for p in target.split("/") if p and p != "."] + pending
-                continue
-            done.append(part)
+        def readlink(parts: tuple[str, ...]) -> str | None:
+            found = self.locate("/" + "/".join(parts))
+            return os.readlink(found[0]) if found and stat.S_ISLNK(found[1].st_mode) else None
+
+        try:
+            done = pathresolve.resolve(readlink, posixpath.normpath("/" + path), follow_last=follow_last,
+                                       max_links=_MAX_LINKS)
+        except pathresolve.SymlinkLoop as err:
+            raise UnsafeContent(f"{path}: too many levels of symbolic links") from err
         return "/" + "/".join(done)
 
     def listdir(self, path: str) -> list[str]:

@@ -4,10 +4,11 @@ Two rules, in the manner of a chroot:
 - a member name is cleaned lexically first: a leading "/" is dropped (absolute names are
   relative to the root), "." and empty parts vanish, and a ".." that would climb above
   the root is refused (UnsafeContent), as GNU tar refuses such members;
-- the directories in front of the last part are then walked one at a time with lstat; a
-  symlink met on the way is followed as if the root were "/" (absolute targets restart at
-  the root, ".." stops at it), so a symlink planted by an earlier member can redirect a
-  later write only to somewhere else inside the root. The last part is never followed:
+- the directories in front of the last part are then walked one at a time with lstat
+  (imagetool.pathresolve); a symlink met on the way is followed as if the root were "/"
+  (absolute targets restart at the root, ".." stops at it), so a symlink planted by an
+  earlier member can redirect a later write only to somewhere else inside the root.
+  The last part is never followed:
   the unpacker creates it with O_NOFOLLOW / O_EXCL or replaces what is there.
 
 Resolved directories are cached by their lexical name; the unpacker calls forget()
@@ -19,9 +20,10 @@ from __future__ import annotations
 import os
 import stat
 
+from imagetool import pathresolve
 from imagetool.errors import LayerError, UnsafeContent
 
-MAX_SYMLINKS = 40  # as the kernel's ELOOP limit
+MAX_SYMLINKS = pathresolve.KERNEL_MAX_LINKS
 
 
 def clean(name: str) -> tuple[str, ...]:
@@ -83,37 +85,25 @@ class Resolver:
         return self.directory(parts[:-1], create) + "/" + parts[-1]
 
     def _walk(self, base: str, todo: list[str], parts: tuple[str, ...], create: bool) -> str:
-        # `current` is a list of real directory names below the root, `todo` a stack of parts to go
-        current = [] if base == self.root else base[len(self.root) + 1:].split("/")
-        todo.reverse()
-        links = 0
-        while todo:
-            part = todo.pop()
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if current:
-                    current.pop()
-                continue
-            candidate = self.root + "/" + "/".join(current + [part])
+        # `base` is a resolved directory (the root or a cached one), `todo` the parts still to walk from it
+        def readlink(done: tuple[str, ...]) -> str | None:
+            candidate = self.root + "/" + "/".join(done)
             try:
                 st = os.lstat(candidate)
-            except FileNotFoundError:
+            except FileNotFoundError as err:
                 if not create:
-                    raise LayerError(f"{'/'.join(parts)}: no such directory in the layer") from None
+                    raise LayerError(f"{'/'.join(parts)}: no such directory in the layer") from err
                 os.mkdir(candidate, self.dir_mode)
-                current.append(part)
-                continue
+                return None
             if stat.S_ISDIR(st.st_mode):
-                current.append(part)
-            elif stat.S_ISLNK(st.st_mode):
-                links += 1
-                if links > MAX_SYMLINKS:
-                    raise UnsafeContent(f"{'/'.join(parts)}: too many levels of symbolic links")
-                target = os.readlink(candidate)
-                if target.startswith("/"):
-                    current = []
-                todo.extend(reversed(target.split("/")))
-            else:
-                raise LayerError(f"{'/'.join(parts)}: {'/'.join(current + [part])} is not a directory")
+                return None
+            if stat.S_ISLNK(st.st_mode):
+                return os.readlink(candidate)
+            raise LayerError(f"{'/'.join(parts)}: {'/'.join(done)} is not a directory")
+
+        start = () if base == self.root else tuple(base[len(self.root) + 1:].split("/"))
+        try:
+            current = pathresolve.resolve(readlink, todo, max_links=MAX_SYMLINKS, start=start)
+        except pathresolve.SymlinkLoop as err:
+            raise UnsafeContent(f"{'/'.join(parts)}: too many levels of symbolic links") from err
         return self.root + "/" + "/".join(current) if current else self.root

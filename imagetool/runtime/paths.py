@@ -1,14 +1,17 @@
 """Join a container path onto a host root as the container would see it: symlinks resolve inside the root.
 
 Used before pivot_root, when an image symlink such as /etc/hosts -> /etc/shadow must
-not reach the host's files. Standard library only (the helper imports it).
+not reach the host's files. Standard library and imagetool.pathresolve only (the helper imports it).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 
-_MAX_LINKS = 255
+from imagetool import pathresolve
+
+_MAX_LINKS = pathresolve.SECUREJOIN_MAX_LINKS
 
 
 def secure_join(root: str, path: str) -> str:
@@ -17,31 +20,10 @@ def secure_join(root: str, path: str) -> str:
     Components that do not exist yet are appended as they are (the caller creates them).
     """
     root = os.path.abspath(root)
-    pending = [p for p in path.split("/") if p]
-    pending.reverse()
-    resolved: list[str] = []
-    links = 0
-    while pending:
-        part = pending.pop()
-        if part == ".":
-            continue
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        try:
-            target = os.readlink(candidate)
-        except OSError:
-            resolved.append(part)
-            continue
-        links += 1
-        if links > _MAX_LINKS:
-            raise OSError(40, f"too many levels of symbolic links in {path}")
-        if target.startswith("/"):
-            resolved = []
-        more = [p for p in target.split("/") if p]
-        pending.extend(reversed(more))
+    try:
+        resolved = pathresolve.resolve(pathresolve.disk_readlink(root), path, max_links=_MAX_LINKS)
+    except pathresolve.SymlinkLoop as err:
+        raise OSError(errno.ELOOP, f"too many levels of symbolic links in {path}") from err
     return os.path.join(root, *resolved)
 
 

@@ -42,8 +42,9 @@ def test_helper_imports_only_the_standard_library_and_its_own_modules() -> None:
     code = (f"import sys; sys.path.insert(0, {root!r}); import imagetool.runtime.helper; "
             "print(' '.join(sorted(m for m in sys.modules if m.startswith('imagetool'))))")
     out = subprocess.run([sys.executable, "-S", "-I", "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["imagetool", "imagetool.runtime", "imagetool.runtime.console",
-                                  "imagetool.runtime.helper", "imagetool.runtime.linux", "imagetool.runtime.paths",
+    assert out.stdout.split() == ["imagetool", "imagetool.pathresolve", "imagetool.runtime",
+                                  "imagetool.runtime.console", "imagetool.runtime.helper", "imagetool.runtime.linux",
+                                  "imagetool.runtime.paths",
                                   "imagetool.runtime.rootfs", "imagetool.runtime.users"]
 
 

@@ -18,6 +18,7 @@ ImagetoolError (exit 1)
   RegistryError            (registry/errors.py adds Unauthorized, Denied, TooManyRequests)
   SignatureError / PolicyRejected
   ContainerError / BuildError
+  ConfigError              a configuration file of the wrong shape (sync YAML)
 
 This module imports nothing from imagetool so that every layer can use it.
 """
@@ -150,3 +151,7 @@ class DockerfileError(BuildError):
 
 class LayerError(ImagetoolError):
     """A layer tar that cannot be unpacked: truncated, corrupt, or an entry that cannot be applied."""
+
+
+class ConfigError(ImagetoolError):
+    """A configuration file (skopeo's sync YAML) that does not parse or has a value of the wrong type."""

@@ -7,10 +7,7 @@ component>:<tag>, or DESTINATION/<full source name>:<tag> with --scoped.
 
 from __future__ import annotations
 
-import os
-import re
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -18,88 +15,7 @@ import click
 from imagetool.cli.options import (policy_from_flags, registry_options, signers_from_flags, signing_options,
                                    system_context)
 from imagetool.errors import UsageError
-from imagetool.transports.base import SystemContext
-
-
-@dataclass
-class Job:
-    source: str                 # a transport:reference string
-    name: str                   # repository path used to name the destination
-    tag: str                    # tag (or "@digest") the destination gets
-    ctx: SystemContext
-
-
-def _docker_jobs(spec: str, ctx: SystemContext) -> list[Job]:
-    from imagetool.reference import parse as parse_reference
-    from imagetool.transports.docker import make_client
-
-    ref = parse_reference(spec.removeprefix("docker://"))
-    if ref.digest:
-        return [Job(f"docker://{ref}", ref.name, f"@{ref.digest}", ctx)]
-    if ref.tag:
-        return [Job(f"docker://{ref}", ref.name, ref.tag, ctx)]
-    tags = make_client(ref, ctx).list_tags(ref.path)
-    return [Job(f"docker://{ref.name}:{t}", ref.name, t, ctx) for t in tags]
-
-
-def _dir_jobs(root: str, ctx: SystemContext) -> list[Job]:
-    jobs = []
-    for here, _dirs, files in sorted(os.walk(root)):
-        if "manifest.json" in files:
-            rel = os.path.relpath(here, root)
-            name, _, tag = (os.path.basename(root.rstrip("/")) if rel == "." else rel).partition(":")
-            jobs.append(Job(f"dir:{here}", name, tag or "latest", ctx))
-    if not jobs:
-        raise UsageError(f"no dir: images under {root}")
-    return jobs
-
-
-def _yaml_jobs(path: str, base: SystemContext) -> list[Job]:
-    import dataclasses
-
-    import yaml
-
-    from imagetool.reference import parse as parse_reference
-    from imagetool.transports.docker import make_client
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise UsageError(f"reading sync file {path}: {err}") from None
-    if not isinstance(doc, dict):
-        raise UsageError(f"{path}: expected a mapping of registries")
-    jobs: list[Job] = []
-    for registry, cfg in doc.items():
-        cfg = cfg or {}
-        creds = cfg.get("credentials") or {}
-        ctx = dataclasses.replace(
-            base,
-            tls_verify=cfg["tls-verify"] if "tls-verify" in cfg else base.tls_verify,
-            cert_dir=cfg.get("cert-dir") or base.cert_dir,
-            creds=(str(creds["username"]), str(creds.get("password", ""))) if creds.get("username") else base.creds,
-        )
-        for repo, tags in (cfg.get("images") or {}).items():
-            ref = parse_reference(f"{registry}/{repo}")
-            if not tags:
-                jobs.extend(_docker_jobs(ref.name, ctx))
-            for tag in tags or []:
-                sep = "@" if ":" in str(tag) and str(tag).startswith("sha") else ":"
-                jobs.extend(_docker_jobs(f"{ref.name}{sep}{tag}", ctx))
-        for repo, pattern in (cfg.get("images-by-tag-regex") or {}).items():
-            ref = parse_reference(f"{registry}/{repo}")
-            rx = re.compile(str(pattern))
-            tags = make_client(ref, ctx).list_tags(ref.path)
-            jobs.extend(Job(f"docker://{ref.name}:{t}", ref.name, t, ctx) for t in tags if rx.search(t))
-    return jobs
-
-
-def destination(job: Job, dest_kind: str, dest: str, scoped: bool) -> str:
-    name = job.name if scoped else job.name.rstrip("/").split("/")[-1]
-    tag = job.tag if job.tag.startswith("@") else f":{job.tag}"
-    if dest_kind == "docker":
-        return f"docker://{dest.removeprefix('docker://').rstrip('/')}/{name}{tag}"
-    return f"dir:{os.path.join(dest, name)}{tag}"
+from imagetool.sync.jobs import Job, destination
 
 
 def _go_quote(text: str) -> str:
@@ -156,14 +72,17 @@ def sync(ctx: click.Context, source: str, destination_: str, src_kind: str, dest
     from imagetool.copy.progress import Progress
     from imagetool.transports import parse_image_name
 
+    from imagetool.sync import config
+    from imagetool.sync.jobs import dir_jobs, docker_jobs, yaml_jobs
+
     src_ctx = system_context(ctx, "src_", **flags)
     dest_ctx = system_context(ctx, "dest_", **flags)
     if src_kind == "docker":
-        jobs = _docker_jobs(source, src_ctx)
+        jobs = docker_jobs(source, src_ctx)
     elif src_kind == "dir":
-        jobs = _dir_jobs(source, src_ctx)
+        jobs = dir_jobs(source, src_ctx)
     else:
-        jobs = _yaml_jobs(source, src_ctx)
+        jobs = yaml_jobs(config.load(source), src_ctx)
     if dry_run:
         _dry_run(jobs, dest_kind, destination_, scoped)
         return

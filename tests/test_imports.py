@@ -8,7 +8,8 @@ rank only where SAME_RANK says so:
     1  layer store registry runtime   (store -> layer, runtime -> store; runtime never imports registry)
     2  transports
     3  signature
-    4  copy inspect pull manifest_lists sync   (copy imports no concrete transport, only transports.base)
+    4  copy inspect pull manifest_lists sync local_images   (copy imports no concrete transport, only
+       transports.base)
     5  build
     6  cli
 
@@ -34,8 +35,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "imagetool"
 CORE = {"errors", "digest", "media", "descriptor", "manifest", "reference", "compression", "gojson", "gotemplate",
         "memory", "tmpdirs", "userns", "outputs", "pgzip", "parallel_compress", "pathresolve"}
 RANK = {**{name: 0 for name in CORE}, "layer": 1, "store": 1, "registry": 1, "runtime": 1, "transports": 2,
-        "signature": 3, "copy": 4, "inspect": 4, "pull": 4, "manifest_lists": 4, "sync": 4, "build": 5,
-        "cli": 6}
+        "signature": 3, "copy": 4, "inspect": 4, "pull": 4, "manifest_lists": 4, "sync": 4,
+        "local_images": 4, "build": 5, "cli": 6}
 #: (importer, imported) areas of one rank above core that may import each other, and why
 SAME_RANK = {
     ("store", "layer"): "snapshots are unpacked layers, and diffs of upper directories",

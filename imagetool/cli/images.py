@@ -43,16 +43,9 @@ def images(ctx: click.Context, image: str | None, quiet: bool, noheading: bool, 
            as_json: bool, format_: str | None, filters: tuple[str, ...]) -> None:
     """List images in the local store (IMAGE: only that one)."""
     from imagetool.gotemplate import render
-    from imagetool.store.images import filter_images, list_images
+    from imagetool.local_images import list_local
 
-    store = open_local_store(ctx, create=True)
-    records = filter_images(list_images(store), filters)
-    if image is not None:
-        from imagetool.transports.local import parse as parse_local
-
-        wanted = parse_local(image).resolve(store).digest
-        records = [r for r in records if r.digest == wanted]
-    records.sort(key=lambda r: r.created or "", reverse=True)
+    records = list_local(open_local_store(ctx, create=True), image, filters)
     short = (lambda d: d.hex) if no_trunc else (lambda d: d.hex[:12])
     if as_json or format_ == "json":
         click.echo(json.dumps([_json_record(r, short) for r in records], indent=4))
@@ -156,14 +149,9 @@ def _size(n: int) -> str:
 @click.pass_context
 def tag(ctx: click.Context, image: str, names: tuple[str, ...]) -> None:
     """Give IMAGE (a name or ID in the local store) the additional NAMES."""
-    from imagetool.reference import parse as parse_reference
-    from imagetool.store.images import add_names
-    from imagetool.transports.local import parse as parse_local
+    from imagetool.local_images import tag_image
 
-    store = open_local_store(ctx)
-    ref = parse_local(image)
-    desc = ref.resolve(store)
-    add_names(store, desc, [parse_local(n).write_name or parse_reference(n) for n in names])
+    tag_image(open_local_store(ctx), image, names)
 
 
 @click.command()
@@ -176,53 +164,26 @@ def tag(ctx: click.Context, image: str, names: tuple[str, ...]) -> None:
 def rmi(ctx: click.Context, images_: tuple[str, ...], force: bool, all_: bool, prune: bool) -> None:
     """Remove IMAGE names (or, by ID, whole images) from the local store, then unused blobs."""
     from imagetool.errors import UsageError
-    from imagetool.runtime.containers import remove_container, users_of_images
-    from imagetool.runtime.launch import containers_dir
-    from imagetool.store.gc import collect
-    from imagetool.store.images import remove_all, remove_image
-    from imagetool.transports.local import parse as parse_local
+    from imagetool.local_images import ImageRemoval
 
     if bool(images_) + all_ + prune != 1:
         raise UsageError("give IMAGE names, or --all, or --prune")
-    store = open_local_store(ctx)
-    root = containers_dir(store)
-    users = users_of_images(root)
-
-    def release(digest: object, what: str) -> None:
-        """An image about to leave the store: its containers go too with --force, else it stays."""
-        names = users.pop(str(digest), [])
-        if names and not force:
-            raise ImagetoolError(f"image {what} is used by the container(s) {', '.join(names)}: remove them "
-                                 "first, or use --force")
-        for name in names:
-            remove_container(root, name)
-
+    removal = ImageRemoval(open_local_store(ctx), force=force)
     if all_ or prune:
-        if all_:
-            for digest in list(users):
-                release(digest, digest)
-        for record in remove_all(store, dangling_only=prune, spare=users):
+        for record in removal.remove_all(dangling_only=prune):
             click.echo(record.id.hex)
-        collect(store)
+        removal.collect()
         return
-    failed: ImagetoolError | None = None
+    failed = False
     for text in images_:
         try:
-            ref = parse_local(text)
-            desc, found_as = ref.resolve_named(store)
-            by_name = found_as is not None and found_as.tag and not found_as.digest and desc.ref_name
-            names = {d.ref_name for d in store.index().manifests if d.digest == desc.digest and d.ref_name}
-            if not by_name and not force and len(names) > 1:
-                raise ImagetoolError(f"image {text} has several names: remove them by name or use --force")
-            if not by_name or len(names) == 1:  # the image leaves the store
-                release(desc.digest, text)
-            for removed in remove_image(store, desc, str(found_as) if by_name else None):
+            for removed in removal.remove(text):
                 click.echo(f"Untagged: {removed}")
         except ImagetoolError as err:
             click.echo(f"imagetool: {err}", err=True)
-            failed = err
-    collect(store)
-    if failed is not None:
+            failed = True
+    removal.collect()
+    if failed:
         raise click.exceptions.Exit(1)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from imagetool.descriptor import Descriptor, Platform
 from imagetool.errors import ContainerError
-from imagetool.runtime import containers
+from imagetool.runtime import binfmt, containers
 from imagetool.runtime.container import Container
 from imagetool.runtime.etcfiles import EtcSettings
 from imagetool.runtime.image import layer_dirs, load
@@ -56,6 +56,7 @@ def run_image(store: LayoutStore, desc: Descriptor, options: LaunchOptions) -> i
     registering = store.hold_shared()  # gc waits until the container is a root of what it uses
     try:
         image = load(store, desc, options.platform)
+        binfmt.require(image.config.doc, options.platform)  # a foreign image runs under its emulator
         lowers = layer_dirs(store, image.layers)
         spec = build_spec(image.run_config, options.run)
         cdir.parent.mkdir(parents=True, exist_ok=True)

@@ -8,9 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from imagetool import media
+from imagetool.descriptor import Descriptor, Platform
+from imagetool.manifest import Index
 from imagetool.runtime import binfmt
+from imagetool.store import refs
+from imagetool.store.layout import LayoutStore
 from tests.lib.cli import imagetool, one_line_error, skopeo
 from tests.lib.foreign import HOST_ARCH, busybox_platform_index
+from tests.lib.images import make_layer, write_image
 from tests.lib.registry import Registry
 from tests.lib.rootless import RootlessUser
 
@@ -59,6 +65,9 @@ def test_run_steps_of_each_platform(tmp_path: Path, base: Path, qemu_arm64: binf
         # the image's file says what the RUN step's kernel (or emulator) reported
         got = imagetool("run", "--rm", "--runtime", runtime, "--platform", plat, "multi", "cat", "/arch").stdout
         assert got == f"{machine}\n"
+    # --all-platforms: what the base offers (its arm64/v8 entry), the same images from the cache
+    imagetool("build", "--runtime", runtime, "--all-platforms", "--manifest", "all", str(ctx))
+    assert _instances("all") == found
     # `run --platform` picks the instance, and runs the arm64 busybox under the emulator
     assert imagetool("run", "--rm", "--runtime", runtime, "--platform", "linux/arm64", "multi",
                      "uname", "-m").stdout == "aarch64\n"
@@ -138,6 +147,7 @@ ARG TARGETVARIANT
 ARG BUILDOS
 COPY --from=build /out /out
 RUN echo "final=$(uname -m) arch=$TARGETARCH variant=$TARGETVARIANT buildos=$BUILDOS" >> /out
+RUN echo "undeclared=$TARGETOS$BUILDARCH" >> /out
 """)
     imagetool("build", "--platform", f"linux/{HOST_ARCH},linux/arm64/v8", "--manifest", "cross", str(ctx))
     found = _instances("cross")
@@ -146,7 +156,8 @@ RUN echo "final=$(uname -m) arch=$TARGETARCH variant=$TARGETVARIANT buildos=$BUI
                                                                                  "aarch64")):
         out = imagetool("run", "--rm", "--platform", plat, "cross", "cat", "/out").stdout
         assert out == (f"stage={HOST_MACHINE} for={arch} target={plat} build={host}/{HOST_ARCH}\n"
-                       f"final={machine} arch={arch} variant={variant} buildos=linux\n")
+                       f"final={machine} arch={arch} variant={variant} buildos=linux\n"
+                       "undeclared=\n")  # inside a stage only what ARG NAME declares
         assert _config(f"localhost/cross@{found[plat]}")["architecture"] == arch
 
 
@@ -192,3 +203,31 @@ def test_list_pushed_and_read_back(tmp_path: Path, base: Path, qemu_arm64: binfm
     again = json.loads(skopeo("inspect", "--raw", "--tls-verify=false",
                               f"docker://{plain_registry.host}/multi/p2:1").stdout)
     assert [m["digest"] for m in again["manifests"]] == [m["digest"] for m in raw["manifests"]]
+
+
+def test_arm_variants_fall_back_as_containerd(tmp_path: Path, local_store: Path) -> None:
+    """linux/arm/v7 builds on an index's arm/v6 entry when it has no v7 (then v5), never on v8 or arm64;
+    the result is labelled with the platform asked for. COPY only: no arm emulator needed."""
+    layout = tmp_path / "arm"
+    entries = []
+    for n, variant in enumerate(("v5", "v6", "v8")):
+        desc = write_image(layout, None, [make_layer({"variant": variant}, "gzip", True)],
+                           config={"Labels": {"base": variant}}, architecture="arm", create=n == 0)
+        entries.append(desc.with_(platform=Platform("arm", "linux", variant), annotations={}))
+    arm64 = write_image(layout, None, [make_layer({"variant": "arm64"}, "gzip", True)],
+                        config={"Labels": {"base": "arm64"}}, architecture="arm64", create=False)
+    entries.append(arm64.with_(platform=Platform("arm64", "linux"), annotations={}))
+    index = Index.build(media.OCI_INDEX, entries)
+    store = LayoutStore.open(layout)
+    store.put_bytes(index.raw)
+    store.update_index(lambda _: [refs.named(Descriptor(media.OCI_INDEX, index.digest, len(index.raw)), "latest")])
+    ctx = _context(tmp_path, f"FROM oci:{layout}:latest\nCOPY Dockerfile /\n")
+    for asked, base in (("linux/arm/v7", "v6"), ("linux/arm/v6", "v6"), ("linux/arm/v5", "v5"),
+                        ("linux/arm64/v8", "arm64"), ("linux/arm64", "arm64")):
+        imagetool("build", "--platform", asked, "-t", "arm-test", str(ctx))
+        cfg = _config("arm-test")
+        assert cfg["config"]["Labels"] == {"base": base}, asked
+        assert "/".join([cfg["os"], cfg["architecture"], *([cfg["variant"]] if cfg.get("variant") else [])]) \
+            == asked
+    bad = imagetool("build", "--platform", "linux/arm/v4", str(ctx), check=False)
+    assert 'architecture "arm", variant "v4"' in one_line_error(bad)  # v4 is older than any entry

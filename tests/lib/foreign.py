@@ -81,8 +81,14 @@ def unregistered_platform() -> str:
 def arm64_busybox(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """Debian's static busybox for arm64 (downloaded once per session)."""
     where = tmp_path_factory.mktemp("arm64-deb")
-    got = subprocess.run(["apt-get", "download", "busybox-static:arm64"], cwd=where, capture_output=True,
-                         text=True, timeout=300)
+    def download() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["apt-get", "download", "busybox-static:arm64"], cwd=where, capture_output=True,
+                              text=True, timeout=300)
+
+    got = download()
+    if got.returncode != 0:  # lists older than the mirror (the version moved on): read them again, once
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=600)
+        got = download()
     assert got.returncode == 0, f"apt-get download busybox-static:arm64 (scripts/install-deps adds arm64 " \
                                 f"to apt): {got.stderr[-1000:]}"
     [deb] = where.glob("*.deb")

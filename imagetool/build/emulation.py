@@ -8,6 +8,7 @@ would stop at its tenth step for want of an emulator stops at once, and tags not
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from imagetool import userns
@@ -51,12 +52,29 @@ def runnable(platform: Platform | None, lowers: list[Path] | None = None, work: 
         binfmt.emulator(platform)
     except ContainerError as err:
         raise BuildError(f"RUN for {err}") from None
-    if lowers is None or work is None or not work.argv or binfmt.native(platform):
-        return
-    program, arch = userns.call(_program_arch, lowers, work.argv[0], work.env)
+    if lowers is not None and work is not None and work.argv:
+        wrong = foreign_program(platform, lowers, work.argv[0], work.env)
+        if wrong:
+            raise BuildError(f"RUN for {platform}: {wrong}")
+
+
+def foreign_program(platform: Platform | None, lowers: list[Path], argv0: str, env: Sequence[str]) -> str | None:
+    """Why the program `argv0` (PATH searched, in the root of `lowers`, top first) must not start as
+    `platform`'s: it is this machine's (or a third architecture's) while the platform is foreign, and
+    the kernel would run it natively under the foreign label. None when it may start."""
+    if platform is None or binfmt.native(platform):
+        return None
+    program, arch = userns.call(_program_arch, lowers, argv0, tuple(env))
     if arch is not None and arch != normalized(platform).architecture:
-        raise BuildError(f"RUN for {platform}: {program} is a linux/{arch} program (the base image's files are "
-                         f"not {platform}'s)")
+        return f"{program} is a linux/{arch} program (the image's files are not {platform}'s)"
+    return None
+
+
+def check_run(platform: Platform | None, lowers: list[Path], argv: Sequence[str], env: Sequence[str]) -> None:
+    """`run`'s check (runtime/launch calls it as LaunchOptions.check_program): ContainerError, one line."""
+    wrong = foreign_program(platform, lowers, argv[0], env) if argv else None
+    if wrong:
+        raise ContainerError(wrong)
 
 
 def _program_arch(lowers: list[Path], argv0: str, env: tuple[str, ...]) -> tuple[str, str | None]:

@@ -31,6 +31,13 @@ def _platform(text: str | None) -> Any:
         raise UsageError(f"--platform: {err}") from None
 
 
+def _foreign_program(*args: Any) -> None:
+    """The builder's check that a foreign image's program is that platform's (loaded only for one)."""
+    from imagetool.build.emulation import check_run
+
+    check_run(*args)
+
+
 def _resolve(ctx: click.Context, image: str, pull: str | None, flags: dict[str, Any],
              platform: Any = None) -> tuple[Any, Any]:
     """(store, descriptor) of IMAGE in the local store, pulled first as the --pull policy says (default: a
@@ -146,7 +153,7 @@ def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bo
         store, desc = _resolve(ctx, image, pull, registry_flags, wanted)
         code = run_image(store, desc, LaunchOptions(options, remove=remove, name=name, runtime=runtime,
                                                     interactive=interactive, image_name=image, etc=etc,
-                                                    platform=wanted))
+                                                    platform=wanted, check_program=_foreign_program))
     ctx.exit(code)
 
 

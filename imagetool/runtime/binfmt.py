@@ -156,10 +156,10 @@ def emulator(platform: Platform, root: Path = BINFMT_MISC) -> Entry | None:
                          f"the F flag)")
 
 
-def require(config: Mapping[str, Any], asked: Platform | None = None) -> None:
+def require(config: Mapping[str, Any], asked: Platform | None = None) -> Platform | None:
     """An image (its config) can run here, as the platform asked for: refuse before the container starts
     an image of another platform than `asked`, or one whose programs need an emulator nobody registered.
-    An image that declares no platform is taken as `asked`, else as the host's."""
+    An image that declares no platform is taken as `asked`, else as the host's (None). Returns the platform."""
     arch, os_ = config.get("architecture"), config.get("os")
     platform = Platform(architecture=str(arch), os=str(os_ or "linux"), variant=str(config.get("variant") or "")) \
         if arch else asked
@@ -167,3 +167,4 @@ def require(config: Mapping[str, Any], asked: Platform | None = None) -> None:
         raise ContainerError(f"the image is {platform}'s, not {asked}'s")
     if platform is not None:
         emulator(platform)
+    return platform

@@ -128,6 +128,9 @@ def test_foreign_run_refused_copy_only_built(tmp_path: Path, local_store: Path, 
     imagetool("build", "--arch", FOREIGN, "-t", "copied", str(copies))
     cfg = _config(local_store, "copied")
     assert cfg["architecture"] == FOREIGN and cfg["config"]["Labels"] == {"arch": FOREIGN}
+    # `run` refuses to start it too, rather than run this machine's program labelled FOREIGN
+    bad = imagetool("run", "--rm", "copied", "uname", "-m", check=False)
+    assert bad.returncode == 125 and f"/bin/uname is a linux/{HOST_ARCH} program" in one_line_error(bad)
 
 
 def test_base_without_the_platform_is_refused(tmp_path: Path, local_store: Path, bases: dict[str, Path]) -> None:

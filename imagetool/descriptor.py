@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform as _platform
 from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
 from typing import Any, Mapping
 
 from imagetool.digest import Digest
@@ -70,15 +71,60 @@ def host_platform(os: str | None = None, arch: str | None = None, variant: str |
     )
 
 
-def platform_matches(want: Platform, have: Platform | None) -> bool:
-    """Whether an index entry's platform fits what we want; arm64 entries without a variant fit v8."""
+def normalized(p: Platform) -> Platform:
+    """containerd's normal form of a platform: arm64 v8 is arm64, arm is arm/v7, amd64 v1 is amd64."""
+    arch, variant = p.architecture.lower(), p.variant.lower()
+    arch = {"aarch64": "arm64", "x86_64": "amd64", "x86-64": "amd64", "i386": "386"}.get(arch, arch)
+    if arch == "arm64" and variant in ("8", "v8", "v8.0"):
+        variant = ""
+    elif arch == "amd64" and variant == "v1":
+        variant = ""
+    elif arch == "arm" and variant in ("", "5", "6", "7", "8"):
+        variant = f"v{variant or 7}"
+    elif arch == "386":
+        variant = ""
+    return replace(p, architecture=arch, variant=variant)
+
+
+def _fallbacks(want: Platform) -> list[str]:
+    """The variants an image for `want` may be, best first (containerd's platform vector within one
+    architecture: arm/v7 runs v7, v6, v5 programs; amd64/v3 runs v3, v2, v1)."""
+    low = {"arm": 5, "amd64": 1}.get(want.architecture)
+    level = want.variant[1:] if want.variant.startswith("v") else ""
+    if low is None or not level.isdigit():
+        return [want.variant]
+    return ["" if want.architecture == "amd64" and n == 1 else f"v{n}" for n in range(int(level), low - 1, -1)]
+
+
+def platform_rank(want: Platform, have: Platform | None) -> int | None:
+    """How well an image of platform `have` fits `want`: 0 is exact, larger is a fallback; None: it does not.
+
+    Variants as containerd's matcher compares them (normalized, then older variants of the same
+    architecture); an entry or a request without a variant fits any as a last resort, as
+    containers/image accepts it. Other architectures (386 for amd64, arm for arm64) are not taken: a
+    build would label their programs with a platform they are not."""
     if have is None:
-        return False
-    if have.os != want.os or have.architecture != want.architecture:
-        return False
+        return None
+    w, h = normalized(want), normalized(have)
+    if h.os != w.os or h.architecture != w.architecture:
+        return None
+    order = _fallbacks(w)
+    if h.variant in order:
+        return order.index(h.variant)
     if not want.variant or not have.variant:
-        return True
-    return want.variant == have.variant
+        return len(order)
+    return None
+
+
+def platform_matches(want: Platform, have: Platform | None) -> bool:
+    """Whether an index entry's platform fits what we want (see platform_rank)."""
+    return platform_rank(want, have) is not None
+
+
+def best_instance(want: Platform, entries: Iterable[Descriptor]) -> Descriptor | None:
+    """The entry that fits `want` best (the first of equally good ones), None if none fits."""
+    ranked = [(r, i, d) for i, d in enumerate(entries) if (r := platform_rank(want, d.platform)) is not None]
+    return min(ranked, key=lambda t: (t[0], t[1]))[2] if ranked else None
 
 
 def annotations_of(doc: Mapping[str, Any], what: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from imagetool import media
 from imagetool.copy import CopyOptions, copy_image
-from imagetool.descriptor import Descriptor, Platform, host_platform, platform_matches
+from imagetool.descriptor import Descriptor, Platform, best_instance, host_platform
 from imagetool.digest import Digest
 from imagetool.errors import ImagetoolError, ManifestError, NotFound, UsageError
 from imagetool.manifest import ImageConfig, Index, Manifest, parse
@@ -131,7 +131,7 @@ def _entries(store: LayoutStore, desc: Descriptor, all_instances: bool) -> list[
         return [Descriptor(doc.media_type, desc.digest, desc.size, platform=_platform_of(store, doc))]
     if all_instances:
         return [d for d in doc.manifests if store.has_blob(d.digest)]
-    chosen = next((d for d in doc.manifests if platform_matches(host_platform(), d.platform)), None)
+    chosen = best_instance(host_platform(), doc.manifests)
     if chosen is None:
         raise NotFound(f"the list has no instance for {host_platform()}: add them all with --all")
     return [chosen]

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins: list[str] = ["tests.lib.registry", "tests.lib.debian", "tests.lib.rootless", "tests.lib.probes"]
+pytest_plugins: list[str] = ["tests.lib.registry", "tests.lib.debian", "tests.lib.rootless", "tests.lib.probes",
+                             "tests.lib.foreign"]
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, Protocol
 from imagetool import compression, userns
 from imagetool.build.base import BaseResolver, Register, StoreResolver, Unpack, snapshot_register, snapshot_unpack
 from imagetool.copy.options import PolicyChecker
-from imagetool.build import dockerignore
+from imagetool.build import dockerignore, emulation
 from imagetool.build.cache import BuildCache, CacheEntry, base_key
 from imagetool.build.commit import ImageParts, commit, default_timestamp, rfc3339, store_name
 from imagetool.build.config import DEFAULT_PATH, DEFAULT_SHELL, ConfigState
@@ -33,7 +33,7 @@ from imagetool.build.remote_cache import RemoteCache, cache_repository
 from imagetool.build.rootview import RootView, resolve_owner
 from imagetool.build.stages import BuildPlan, Stage, plan
 from imagetool.build.steps import CopyWork, RunWork, StageResult, StageWalker, Step, WorkdirWork, at_line
-from imagetool.descriptor import Descriptor, Platform, host_platform
+from imagetool.descriptor import Descriptor, Platform
 from imagetool.digest import Digest
 from imagetool.errors import BuildError, DockerfileError, ImagetoolError, describe
 from imagetool.layer.diff import write_diff
@@ -174,6 +174,7 @@ class Executor:
         self.named = NamedContexts.parse(self.o.contexts)
         p = plan(df, self.o.build_args, self.o.target, target_platform=target, named=self.named.kinds(),
                  first_from=self.o.from_image)
+        emulation.check_plan(p, target)  # no emulator for a foreign RUN: fail before the first step
         for warning in p.warnings:
             self.say(f"[Warning] {warning}")
         if p.unused_args:  # buildah's and docker's words, Go's list format
@@ -291,7 +292,7 @@ class Executor:
             fresh.mkdir()
             lowers = list(reversed(self._dirs(state)))
             if isinstance(step.work, RunWork):
-                runnable(state.platform)
+                emulation.runnable(state.platform, lowers, step.work)
                 self._run(step, lowers, fresh, context)
             elif isinstance(step.work, WorkdirWork):
                 work = step.work
@@ -429,17 +430,6 @@ class Executor:
                            platform=Platform.parse(self.o.platform) if self.o.platform else None)
         self.say(f"COMMIT {', '.join(store_name(t) or '' for t in self.o.tags)}".rstrip())
         return commit(self.o.store, parts, self.o.tags, self.o.oci, self.o.annotations)
-
-
-def runnable(platform: Platform | None) -> None:
-    """Refuse a RUN step whose programs this machine cannot execute (another architecture's, which needs
-    an emulator imagetool does not provide yet); steps that only copy or configure need none."""
-    if platform is None:
-        return
-    host = host_platform()
-    if platform.os != host.os or platform.architecture != host.architecture:
-        raise BuildError(f"RUN for {platform} cannot be executed on this {host.os}/{host.architecture} machine "
-                         f"(emulating other architectures is not supported yet; COPY, ADD and config steps are)")
 
 
 def build(options: BuildOptions) -> BuildResult:

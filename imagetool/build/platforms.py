@@ -13,7 +13,7 @@ from typing import Any
 
 from imagetool.build.base import local_name
 from imagetool.build.stages import BuildPlan
-from imagetool.descriptor import Platform
+from imagetool.descriptor import Platform, normalized
 from imagetool.errors import BuildError, ImagetoolError
 from imagetool.manifest import ImageConfig, Index, parse
 from imagetool.transports import SystemContext
@@ -59,9 +59,18 @@ def all_platforms(p: BuildPlan, ctx: SystemContext, say: Callable[[str], None] |
         if st.base_stage is not None or st.is_scratch or st.platform:
             continue  # FROM a stage, FROM scratch, FROM --platform=...: no choice to make
         names = [str(pl) for pl in offered(st.base, ctx)]
-        common = names if common is None else [n for n in common if n in names]
+        same = {_key(n) for n in names}
+        common = names if common is None else [n for n in common if _key(n) in same]
     if common is None:
         raise BuildError("--all-platforms: the build has no base image to take platforms from")
     if not common:
         raise BuildError("--all-platforms: the base images have no platform in common")
     return list(dict.fromkeys(common))
+
+
+def _key(name: str) -> str:
+    """A platform's normal form (arm64/v8 is arm64, as containerd compares them)."""
+    try:
+        return str(normalized(Platform.parse(name)))
+    except ValueError:
+        return name

@@ -143,6 +143,8 @@ def _output(logfile: str | None) -> Callable[[str], None]:
               help="The image's platform (default: this machine's); several (repeated or comma-separated) build "
                    "one image each, gathered in a manifest list (--manifest or -t).")
 @click.option("--all-platforms", is_flag=True, help="Build for every platform all the base images offer.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Build up to N platforms at once (default: the number of CPUs).")
 @click.option("--os", "os_", metavar="OS", help="The image's OS (with the host's architecture unless --arch).")
 @click.option("--arch", metavar="ARCH", help="The image's architecture.")
 @click.option("--variant", metavar="VARIANT", help="The image's architecture variant.")
@@ -194,7 +196,7 @@ def build(ctx: click.Context, context: str, dockerfiles: tuple[str, ...], tags: 
           cap_drop: tuple[str, ...], ulimits: tuple[str, ...], volumes: tuple[str, ...],
           build_contexts: tuple[str, ...], manifest_list: str | None, cache_from: tuple[str, ...],
           cache_to: str | None, disable_compression: bool, from_image: str | None, omit_history: bool,
-          logfile: str | None, security_opts: tuple[str, ...], **flags: Any) -> None:
+          logfile: str | None, security_opts: tuple[str, ...], jobs: int | None, **flags: Any) -> None:
     """Build an image from a Dockerfile in CONTEXT (a directory, a git repository URL[#REF[:DIR]] or an
     http(s) tarball); it lands in the local store."""
     from imagetool.build.outputs import parse_output, platform_dir
@@ -259,11 +261,10 @@ def build(ctx: click.Context, context: str, dockerfiles: tuple[str, ...], tags: 
                 _add_to_list(store, manifest_list, [result.image_id.hex])
             image_id, source = result.image_id.hex, result.image_id.hex
         else:
-            built = []
-            for platform in wanted:
-                if not quiet:
-                    click.echo(f"[{platform}]")
-                built.append(run_build(options(platform, [], platform_dir(platform))).image_id.hex)
+            from imagetool.build.multiplatform import build_platforms
+
+            built = [r.image_id.hex for r in build_platforms(lambda p: options(p, [], platform_dir(p)), wanted,
+                                                             jobs, None if quiet else click.echo)]
             image_id = source = _gather(store, manifest_list, names, built)
     for dest in destinations:
         copy_image(parse_image_name(source), dest,

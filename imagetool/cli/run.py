@@ -18,9 +18,30 @@ from imagetool.errors import ContainerError, ImagetoolError, NotFound
 EXIT_RUN_FAILED = 125
 
 
-def _resolve(ctx: click.Context, image: str, pull: str | None, flags: dict[str, Any]) -> tuple[Any, Any]:
+def _platform(text: str | None) -> Any:
+    """--platform as a Platform (None: this machine's)."""
+    if not text:
+        return None
+    from imagetool.descriptor import Platform
+    from imagetool.errors import UsageError
+
+    try:
+        return Platform.parse(text)
+    except ValueError as err:
+        raise UsageError(f"--platform: {err}") from None
+
+
+def _foreign_program(*args: Any) -> None:
+    """The builder's check that a foreign image's program is that platform's (loaded only for one)."""
+    from imagetool.build.emulation import check_run
+
+    check_run(*args)
+
+
+def _resolve(ctx: click.Context, image: str, pull: str | None, flags: dict[str, Any],
+             platform: Any = None) -> tuple[Any, Any]:
     """(store, descriptor) of IMAGE in the local store, pulled first as the --pull policy says (default: a
-    bare name when it is missing, another transport's image every time)."""
+    bare name when it is missing, another transport's image every time), `platform`'s instance if given."""
     from imagetool.cli.options import system_context
     from imagetool.errors import NotFound
     from imagetool.store import images
@@ -30,6 +51,11 @@ def _resolve(ctx: click.Context, image: str, pull: str | None, flags: dict[str, 
     ref = parse_image_name(image)
     bare = ref if isinstance(ref, LocalReference) else None
     sys_ctx = system_context(ctx, **flags)
+    if platform is not None:
+        import dataclasses
+
+        sys_ctx = dataclasses.replace(sys_ctx, override_os=platform.os, override_arch=platform.architecture,
+                                      override_variant=platform.variant or None)
     if bare and bare.named is None:  # an image ID: the store's or nothing
         store = bare.store(sys_ctx, create=True)
         return store, images.resolve(store, None, bare.id_prefix)
@@ -84,6 +110,8 @@ def _resolve(ctx: click.Context, image: str, pull: str | None, flags: dict[str, 
 @click.option("--read-only", "read_only", is_flag=True, help="Mount the root filesystem read-only.")
 @click.option("--runtime", type=click.Choice(["embedded", "runc"]), default="embedded", show_default=True,
               help="Executor of the container.")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]",
+              help="Run the image for this platform (an index's instance; a foreign one runs under its emulator).")
 @click.option("--pull", type=click.Choice(["missing", "always", "never"]), default=None,
               help="When to pull IMAGE (default: a bare name when missing, other transports always).")
 @registry_options(retries=False)
@@ -95,7 +123,7 @@ def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bo
         name: str | None, entrypoint: str | None, read_only: bool, runtime: str,
         image: str, command: tuple[str, ...], env_files: tuple[str, ...], tmpfs: tuple[str, ...],
         cap_add: tuple[str, ...], cap_drop: tuple[str, ...], ulimits: tuple[str, ...], pull: str | None,
-        security_opts: tuple[str, ...], **registry_flags: Any) -> None:
+        security_opts: tuple[str, ...], platform: str | None, **registry_flags: Any) -> None:
     """Run COMMAND (default: the image's) in a new container from IMAGE."""
     if runtime == "embedded":  # the executor's start-up runs while the image is resolved and the spec made
         from imagetool.runtime import prestart
@@ -121,9 +149,11 @@ def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bo
             seccomp=security_options(security_opts),
             resources=resource_limits(registry_flags))
         etc = etc_settings(registry_flags)
-        store, desc = _resolve(ctx, image, pull, registry_flags)
+        wanted = _platform(platform)
+        store, desc = _resolve(ctx, image, pull, registry_flags, wanted)
         code = run_image(store, desc, LaunchOptions(options, remove=remove, name=name, runtime=runtime,
-                                                    interactive=interactive, image_name=image, etc=etc))
+                                                    interactive=interactive, image_name=image, etc=etc,
+                                                    platform=wanted, check_program=_foreign_program))
     ctx.exit(code)
 
 

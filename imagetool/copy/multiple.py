@@ -10,7 +10,7 @@ from imagetool import media
 from imagetool.copy.manifest import choose_type
 from imagetool.copy.options import CopyOptions
 from imagetool.copy.single import CopiedManifest, copy_signatures, copy_single
-from imagetool.descriptor import Descriptor, host_platform, platform_matches
+from imagetool.descriptor import Descriptor, best_instance, host_platform, platform_matches
 from imagetool.digest import Digest
 from imagetool.errors import DigestMismatch, NotFound, Unsupported
 from imagetool.manifest import Index
@@ -19,9 +19,9 @@ from imagetool.transports.base import ImageDestination, ImageReference, ImageSou
 
 def choose_instance(index: Index, ctx: SystemContext) -> Descriptor:
     want = host_platform(ctx.override_os, ctx.override_arch, ctx.override_variant)
-    for desc in index.manifests:
-        if media.is_manifest(desc.media_type) and platform_matches(want, desc.platform):
-            return desc
+    chosen = best_instance(want, [d for d in index.manifests if media.is_manifest(d.media_type)])
+    if chosen is not None:
+        return chosen
     offered = ", ".join(str(d.platform) for d in index.manifests if d.platform) or "none"
     # containers/image's words (scripts match them), then what the index offers; the image exists, so not exit 2
     kind = "image index" if index.media_type == media.OCI_INDEX else "manifest list"

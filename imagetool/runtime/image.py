@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from imagetool.descriptor import Descriptor, Platform, host_platform, platform_matches
+from imagetool.descriptor import Descriptor, Platform, best_instance, host_platform
 from imagetool.digest import Digest
 from imagetool.errors import ContainerError, ManifestError
 from imagetool.manifest import ImageConfig, Index, Manifest, parse
@@ -32,7 +32,7 @@ def load(store: LayoutStore, desc: Descriptor, platform: Platform | None = None)
     doc = parse(store.read_blob(desc.digest), desc.media_type or None)
     if isinstance(doc, Index):
         want = platform or host_platform()
-        chosen = next((d for d in doc.manifests if platform_matches(want, d.platform)), None)
+        chosen = best_instance(want, doc.manifests)
         if chosen is None:
             raise ContainerError(f"the image has no instance for {want}")
         doc = parse(store.read_blob(chosen.digest), chosen.media_type or None)

@@ -11,12 +11,13 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagetool.descriptor import Descriptor, Platform
 from imagetool.errors import ContainerError
-from imagetool.runtime import containers
+from imagetool.runtime import binfmt, containers
 from imagetool.runtime.container import Container
 from imagetool.runtime.etcfiles import EtcSettings
 from imagetool.runtime.image import layer_dirs, load
@@ -41,6 +42,9 @@ class LaunchOptions:
     image_name: str = ""
     #: /etc/hosts lines, DNS settings
     etc: EtcSettings = field(default_factory=EtcSettings)
+    #: for a foreign platform: (platform, lowerdirs top first, argv, env) -> raises when the program must not
+    #: start as that platform's (a host program would run natively under the foreign label)
+    check_program: Callable[[Platform | None, list[Path], list[str], list[str]], None] | None = None
 
 
 def containers_dir(store: LayoutStore) -> Path:
@@ -56,8 +60,11 @@ def run_image(store: LayoutStore, desc: Descriptor, options: LaunchOptions) -> i
     registering = store.hold_shared()  # gc waits until the container is a root of what it uses
     try:
         image = load(store, desc, options.platform)
+        platform = binfmt.require(image.config.doc, options.platform)  # a foreign image runs under its emulator
         lowers = layer_dirs(store, image.layers)
         spec = build_spec(image.run_config, options.run)
+        if options.check_program is not None and platform is not None and not binfmt.native(platform):
+            options.check_program(platform, lowers, spec["process"]["args"], spec["process"].get("env") or [])
         cdir.parent.mkdir(parents=True, exist_ok=True)
         try:
             cdir.mkdir()

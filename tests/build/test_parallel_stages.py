@@ -236,13 +236,15 @@ def test_same_image_whatever_the_jobs(tmp_path: Path, local_store: Path) -> None
                             "COPY --from=z /z /zl /made /z/\n"
                             "RUN find /x /y /z | sort > /listing\n")
     digests = []
-    for jobs in ("1", "4", "4"):
+    # the last build finds every step in the cache, the stages looking it up (and unpacking) at once
+    for jobs, cache in (("1", "--no-cache"), ("4", "--no-cache"), ("4", "--no-cache"), ("4", "--layers")):
         iid = tmp_path / f"iid-{len(digests)}"
-        imagetool("build", "--no-cache", "--timestamp", "1700000000", "--jobs", jobs, "--iidfile", str(iid),
-                  "-t", f"j{len(digests)}", str(ctx))
+        out = imagetool("build", cache, "--timestamp", "1700000000", "--jobs", jobs, "--iidfile", str(iid),
+                        "-t", f"j{len(digests)}", str(ctx)).stdout
         layout = LayoutStore.open(local_store)
         digests.append((iid.read_text(), refs.resolve(layout, f"localhost/j{len(digests)}:latest").digest))
-    assert digests[0] == digests[1] == digests[2]
+    assert out.count("--> Using cache") == 8 and "[x] --> Using cache" in out
+    assert digests[0] == digests[1] == digests[2] == digests[3]
 
 
 def test_target_builds_only_what_it_needs(tmp_path: Path, local_store: Path) -> None:
@@ -275,3 +277,26 @@ def test_parallel_build_rootless(rootless_user) -> None:  # type: ignore[no-unty
     out = user.imagetool("build", "--jobs", "2", "-o", str(work / "out"), "-t", "rl", str(ctx), env=env).stdout
     assert "[a] a-running" in out and "[b] b-running" in out and "[2] nobody" in out
     assert overlap(*intervals(work / "out").values()) > 0.5
+
+
+@pytest.mark.parametrize("runtime", ["embedded", "runc"])
+def test_failing_stage_cancels_a_running_one_rootless(runtime: str, rootless_user) -> None:  # type: ignore[no-untyped-def]
+    user = rootless_user
+    work = user.mkdtemp()
+    layout = work / "base"
+    busybox_image(layout, "latest")
+    marker = "357" if runtime == "embedded" else "358"
+    ctx = context(work, f"FROM {BASE} AS slow\nRUN sleep {marker}\n"
+                        f"FROM {BASE} AS bad\nRUN sleep 1 && false\n"
+                        f"FROM {BASE}\nCOPY --from=slow /etc/passwd /a\nCOPY --from=bad /etc/passwd /b\n")
+    temp = work / "temp"
+    temp.mkdir()
+    user.give(work)
+    env = {"IMAGETOOL_STORE": str(work / "store")}
+    user.imagetool("copy", f"oci:{layout}:latest", BASE, env=env)
+    proc = user.imagetool("--tmpdir", str(temp), "build", "--runtime", runtime, "--jobs", "2", "-t", "failed",
+                          str(ctx), env=env, check=False)
+    assert one_line_error(proc).endswith("Dockerfile:4: RUN sleep 1 && false: the command exited with status 1")
+    assert sleepers(marker) == []
+    assert os.listdir(temp) == []
+    assert "localhost/failed" not in user.imagetool("images", env=env).stdout

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from imagetool.build.mounts import HostMount, resolve_mounts
 from imagetool.build.outputs import RootfsOutput, write_rootfs
 from imagetool.build.layerwriter import tar_view, write_layer
 from imagetool.build.remote_cache import RemoteCache, cache_repository
+from imagetool.build.schedule import OneAtATime, StagePlan
 from imagetool.build.rootview import RootView, resolve_owner
 from imagetool.build.stages import BuildPlan, Stage, plan
 from imagetool.build.steps import CopyWork, RunWork, StageResult, StageWalker, Step, WorkdirWork, at_line
@@ -38,6 +40,7 @@ from imagetool.digest import Digest
 from imagetool.errors import BuildError, DockerfileError, ImagetoolError, describe
 from imagetool.layer.diff import write_diff
 from imagetool.layer.unpack import unpack_layer
+from imagetool.runtime import cancel
 from imagetool.store.layout import LayoutStore
 from imagetool.store.snapshots import chain_ids
 from imagetool.tmpdirs import big_temp_dir
@@ -113,6 +116,10 @@ class BuildOptions:
     #: -o/--output: the final root filesystem written to directories or tars (under `output_subdir`)
     rootfs_outputs: list[RootfsOutput] = field(default_factory=list)
     output_subdir: str | None = None
+    #: how many independent stages may run at once (default: the CPU count); 1 builds them in order
+    jobs: int | None = None
+    #: build only the stages the target needs (buildah's --skip-unused-stages); off: every stage up to it
+    skip_unused_stages: bool = True
 
 
 @dataclass
@@ -148,9 +155,12 @@ class Executor:
         self.ran = 0
         self.created = rfc3339(self.o.timestamp)
         self._upper_names = itertools.count()
-        self.resolver = options.resolver or StoreResolver(
+        #: stages may run on threads at once (schedule.py): what they share is changed under these locks
+        self._shared, self._unpacking, self._remote_lock = threading.Lock(), threading.Lock(), threading.Lock()
+        self._out = options.output
+        self.resolver = OneAtATime(options.resolver or StoreResolver(
             options.store, options.ctx or SystemContext(store=str(options.store.root)), options.unpack,
-            options.pull, options.policy, self.say)
+            options.pull, options.policy, self.say))
         #: every step of this build that has a layer, hit or run (what --cache-to records)
         self.layer_steps: dict[str, CacheEntry] = {}
         self.remote: RemoteCache | None = None
@@ -161,7 +171,7 @@ class Executor:
 
     def say(self, text: str) -> None:
         if not self.o.quiet:
-            self.o.output(text)
+            self._out(text)
 
     def build(self) -> BuildResult:
         for tag in self.o.tags:
@@ -187,9 +197,12 @@ class Executor:
             with userns.temporary_directory(prefix="imagetool-build-",
                                             dir=big_temp_dir(self.o.tmpdir, self.o.store.root)) as work:
                 self.work = Path(work)
-                for position, n in enumerate(p.needed, 1):
-                    prefix = f"[{position}/{len(p.needed)}] " if len(p.needed) > 1 else ""
-                    self._stage(p, p.stages[n], context, prefix)
+                stages = StagePlan(p, self.o.skip_unused_stages, self.o.jobs)
+                self._out = stages.output(self.o.output)
+                try:
+                    stages.run(lambda st, prefix: self._stage(p, st, context, prefix))
+                finally:
+                    self._out = self.o.output
                 desc = self._commit(p)
                 if self.o.rootfs_outputs:
                     write_rootfs(list(reversed(self._dirs(self.stages[p.target]))), self.o.rootfs_outputs,
@@ -253,10 +266,11 @@ class Executor:
                                           variant=str(base.config.get("variant") or ""))
             state.layers, state.dirs, state.history = list(base.layers), list(base.dirs), list(base.history)
             key = base_key(f"{st.base}|{salt}", base.digest)
-        results = {n: s.result for n, s in self.stages.items() if s.result is not None}
+        results = {n: s.result for n, s in list(self.stages.items()) if s.result is not None}
         walker = StageWalker(p, st, context, key, base_config, results, named=self.named)
         self.say(f"{prefix}STEP 1/{walker.total}: {st.from_.original}")
         for step in walker:
+            cancel.check()  # another stage failed meanwhile
             self.say(f"{prefix}{step.label}")
             try:
                 self._step(step, state, context)
@@ -280,9 +294,11 @@ class Executor:
             return
         created = self.created
         if (cached is None or cached.layer is None) and not self.o.no_cache:
-            cached = self._remote_get(step.key) or cached
+            with self._remote_lock:  # one registry conversation at a time, whichever stages run
+                cached = self._remote_get(step.key) or cached
         if cached is not None and cached.layer is not None:
-            self.hits += 1
+            with self._shared:
+                self.hits += 1
             self.say(f"--> Using cache {cached.layer.digest.hex[:12]}")
             upper: Path | CacheEntry = cached
             layer, diff_id = cached.layer, cached.diff_id
@@ -301,7 +317,8 @@ class Executor:
                 self._copy(step.work, lowers, fresh, context)
             layer, diff_id = write_layer(self.o.store, lambda out: self.o.differ(fresh, out, self.o.timestamp),
                                          self.o.compression, self.o.oci)
-            self.ran += 1
+            with self._shared:
+                self.ran += 1
             self.new_entries[step.key] = CacheEntry(layer, diff_id, self.created)
             if self.o.register is not None:
                 parent = chain_ids([d for _, d in state.layers])[-1] if state.layers else None
@@ -341,7 +358,7 @@ class Executor:
             work = dataclasses.replace(work, network=self.o.network)
         mounts = resolve_mounts(
             work.mounts, context=context, store_root=Path(self.o.store.root),
-            stage_layers={n: self._dirs(s) for n, s in self.stages.items()},
+            stage_layers={n: self._dirs(s) for n, s in list(self.stages.items())},
             image_layers={m.from_image: self.resolver.resolve(m.from_image, None).dirs
                           for m in work.mounts if m.from_image},
             secrets=self.o.secrets, named=self.named.dirs, user_ids=self._user_ids(work, lowers))
@@ -368,8 +385,10 @@ class Executor:
 
     def _dirs(self, state: _StageState) -> list[Path]:
         """The stage's layer directories, unpacking cached layers the first time they are needed."""
-        state.dirs = [d if isinstance(d, Path) else self._unpack_cached(state, i, d)
-                      for i, d in enumerate(state.dirs)]
+        if any(not isinstance(d, Path) for d in state.dirs):
+            with self._unpacking:  # a finished stage's may be asked for by two stages at once
+                state.dirs = [d if isinstance(d, Path) else self._unpack_cached(state, i, d)
+                              for i, d in enumerate(state.dirs)]
         return state.dirs  # type: ignore[return-value]
 
     def _unpack_cached(self, state: _StageState, index: int, entry: CacheEntry) -> Path:

@@ -109,6 +109,10 @@ def _output(logfile: str | None) -> Callable[[str], None]:
                    "oci:DIR:TAG, docker://...) the image is also written there; repeatable.")
 @click.option("--build-arg", "build_args", multiple=True, metavar="KEY=VALUE", help="Set a build argument.")
 @click.option("--target", metavar="STAGE", help="Build this stage (and what it needs) only.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, metavar="N",
+              help="How many independent stages, and platforms, to build at once (default: the CPU count).")
+@click.option("--skip-unused-stages/--no-skip-unused-stages", default=True, show_default=True,
+              help="Build only the stages the target needs; =false builds every stage up to the target.")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Add a label to the image.")
 @click.option("--annotation", "annotations", multiple=True, metavar="KEY=VALUE",
               help="Add an annotation to the image's manifest (OCI format).")
@@ -143,8 +147,6 @@ def _output(logfile: str | None) -> Callable[[str], None]:
               help="The image's platform (default: this machine's); several (repeated or comma-separated) build "
                    "one image each, gathered in a manifest list (--manifest or -t).")
 @click.option("--all-platforms", is_flag=True, help="Build for every platform all the base images offer.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Build up to N platforms at once (default: the number of CPUs).")
 @click.option("--os", "os_", metavar="OS", help="The image's OS (with the host's architecture unless --arch).")
 @click.option("--arch", metavar="ARCH", help="The image's architecture.")
 @click.option("--variant", metavar="VARIANT", help="The image's architecture variant.")
@@ -196,7 +198,8 @@ def build(ctx: click.Context, context: str, dockerfiles: tuple[str, ...], tags: 
           cap_drop: tuple[str, ...], ulimits: tuple[str, ...], volumes: tuple[str, ...],
           build_contexts: tuple[str, ...], manifest_list: str | None, cache_from: tuple[str, ...],
           cache_to: str | None, disable_compression: bool, from_image: str | None, omit_history: bool,
-          logfile: str | None, security_opts: tuple[str, ...], jobs: int | None, **flags: Any) -> None:
+          logfile: str | None, security_opts: tuple[str, ...], jobs: int | None, skip_unused_stages: bool,
+          **flags: Any) -> None:
     """Build an image from a Dockerfile in CONTEXT (a directory, a git repository URL[#REF[:DIR]] or an
     http(s) tarball); it lands in the local store."""
     from imagetool.build.outputs import parse_output, platform_dir
@@ -250,8 +253,8 @@ def build(ctx: click.Context, context: str, dockerfiles: tuple[str, ...], tags: 
                 omit_history=omit_history, squash=squash,
                 secrets=parse_secrets(secrets), pull={"true": "missing", "false": "never"}.get(pull, pull),
                 platform=platform, ignorefile=Path(ignorefile) if ignorefile else None, policy=_PolicyOnPull(ctx),
-                rootfs_outputs=rootfs_outputs, output_subdir=subdir,
-                runner=runner, ctx=sys_ctx)
+                rootfs_outputs=rootfs_outputs, output_subdir=subdir, jobs=jobs,
+                skip_unused_stages=skip_unused_stages, runner=runner, ctx=sys_ctx)
 
         if all_platforms:
             wanted = _all_platforms(options(None, [], None))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from imagetool.errors import ContainerError
-from imagetool.runtime import cgroups, netstack, overlay, prestart
+from imagetool.runtime import cancel, cgroups, netstack, overlay, prestart
 from imagetool.runtime.etcfiles import EtcSettings
 from imagetool.tmpdirs import small_temp_dir
 
@@ -184,7 +184,8 @@ class Container:
                     raise
             else:
                 helper.close_sync()
-            code = wait_forwarding(proc, output)
+            with cancel.killing(proc.kill):  # the helper's death takes PID 1 (and its namespace) with it
+                code = wait_forwarding(proc, output)
             message = errors.read().decode(errors="replace").strip()
         if message:
             error = ContainerError(message.splitlines()[-1])

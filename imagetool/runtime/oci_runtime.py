@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from imagetool.errors import ContainerError
-from imagetool.runtime import netstack, overlay, users
+from imagetool.runtime import cancel, netstack, overlay, users
 from imagetool.runtime.spec import ANNOTATION_INIT, ANNOTATION_USER
 
 
@@ -79,9 +79,18 @@ def run_runc(spec: dict[str, Any], bundle: Path, lowers: list[Path], upper: Path
             proc = subprocess.Popen([runc, *flags, "run", "--bundle", str(bundle), cid], stdin=stdin, stdout=stdout,
                                     stderr=stderr)
             network.attach(proc)
-            code = wait_forwarding(proc, output)
+            with cancel.killing(lambda: kill_container([runc, *flags], cid, proc)):
+                code = wait_forwarding(proc, output)
             network.check()
             return code
     finally:
         subprocess.run([runc, *flags, "delete", "--force", cid], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         overlay.unmount_on_host(rootfs)
+
+
+def kill_container(runc: list[str], cid: str, proc: subprocess.Popen[bytes]) -> None:
+    """End a container `runc run` is running (a cancelled build's): runc forwards no SIGKILL, so ask runc
+    to send it; a container not made yet is stopped by ending runc itself."""
+    done = subprocess.run([*runc, "kill", cid, "KILL"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if done.returncode != 0:
+        proc.kill()

@@ -166,7 +166,8 @@ def run_rootless(spec: dict[str, Any], bundle: str, overlay: dict[str, Any], run
     from pathlib import Path
 
     from imagetool.errors import ContainerError
-    from imagetool.runtime import idmap, netstack
+    from imagetool.runtime import cancel, idmap, netstack
+    from imagetool.runtime.oci_runtime import kill_container
     from imagetool.runtime.container import _sync_steps, wait_forwarding, wait_forwarding_quietly
 
     rootless_spec(spec, maps[1])
@@ -197,7 +198,8 @@ def run_rootless(spec: dict[str, Any], bundle: str, overlay: dict[str, Any], run
                     wait_forwarding_quietly(proc.pid)
                     raise
                 network.attach(proc)
-                code = wait_forwarding(proc, output)
+                with cancel.killing(lambda: kill_container([runc, "--root", state, *flags], cid, proc)):
+                    code = wait_forwarding(proc, output)
                 message = errors.read().decode(errors="replace").strip()
         finally:
             # a killed runc leaves its state (and maybe the container): remove both, as the owner of the namespace

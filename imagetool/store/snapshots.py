@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -46,6 +47,9 @@ TREE = "fs"
 INFO = "snapshot.json"
 #: rootless: the id mapping the snapshots were unpacked with
 IDS = "idmap"
+#: threads of one process (a build's stages) check the mapping one at a time: two finding it stale at once
+#: would each set aside the trees the other has just made
+_ids_lock = threading.Lock()
 
 
 def chain_id(parent: Digest | None, diff_id: Digest) -> Digest:
@@ -158,6 +162,10 @@ class SnapshotStore:
         m = userns.mapping()
         if m is None or self._ids_checked:
             return
+        with _ids_lock:
+            self._check_ids_held(m)
+
+    def _check_ids_held(self, m: userns.Mapping) -> None:
         want = m.text()
         marker = self.root / IDS
         try:

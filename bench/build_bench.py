@@ -18,9 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import report, run  # noqa: E402
+from bench.common import IMAGETOOL, report, run  # noqa: E402
 
-IMAGETOOL = [sys.executable, "-m", "imagetool"]
 BASE = "localhost/busybox:bench"
 
 TEN_STEPS = f"""FROM {BASE}

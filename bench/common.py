@@ -1,4 +1,8 @@
-"""Shared benchmark helpers: timing and peak memory of whole commands, ratios, a report table."""
+"""Shared benchmark helpers: timing and peak memory of whole commands, medians, ratios, the report tables.
+
+Every bench script imports this module (after putting the repository on sys.path) and nothing of another
+bench script.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,10 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
+
+IMAGETOOL = [sys.executable, "-m", "imagetool"]
+SKOPEO = ["skopeo", "--insecure-policy"]
 
 #: runs the command and reports its own wall time and peak RSS, so the probe's start-up is not counted
 _PROBE = ("import resource, subprocess, sys, time; t = time.perf_counter(); p = subprocess.run(sys.argv[1:]); "
@@ -23,7 +30,7 @@ class Measure:
     peak_rss_mib: float
 
 
-def run(argv: Sequence[str], env: dict[str, str] | None = None, before: Callable[[], None] | None = None,
+def run(argv: Sequence[str], env: dict[str, str] | None = None, before: Callable[[], object] | None = None,
         repeat: int = 3) -> Measure:
     """Median wall time, median CPU time (user+sys) and the largest peak RSS over `repeat` runs.
 
@@ -47,6 +54,36 @@ def run(argv: Sequence[str], env: dict[str, str] | None = None, before: Callable
     return Measure(statistics.median(walls), statistics.median(cpus), max(rss))
 
 
+def median(measures: Iterable[Measure]) -> Measure:
+    """Median wall and CPU times and the largest peak RSS of several runs of one case."""
+    ms = list(measures)
+    return Measure(statistics.median(m.seconds for m in ms), statistics.median(m.cpu_seconds for m in ms),
+                   max(m.peak_rss_mib for m in ms))
+
+
+def varied(make_argv: Callable[[int], list[str]], env: dict[str, str] | None = None,
+           before: Callable[[], object] | None = None, repeat: int = 3) -> Measure:
+    """Like run(), but each repetition gets its own argv (a new repository name, say)."""
+    return median(run(make_argv(i), env=env, before=before, repeat=1) for i in range(repeat))
+
+
+def interleaved(cases: Sequence[tuple[Sequence[str], dict[str, str] | None, Callable[[], object] | None]],
+                repeat: int) -> list[Measure]:
+    """(argv, env, before) cases run once per round, `repeat` rounds: a change of the machine's load hits every
+    case alike."""
+    runs: list[list[Measure]] = [[] for _ in cases]
+    for _ in range(repeat):
+        for i, (argv, env, before) in enumerate(cases):
+            runs[i].append(run(argv, env=env, before=before, repeat=1))
+    return [median(ms) for ms in runs]
+
+
+def compile_package() -> None:
+    """Byte-compile the package, as an installed one is: $PYTHONDONTWRITEBYTECODE would hide that cost here."""
+    package = Path(__file__).resolve().parent.parent / "imagetool"
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True)
+
+
 def report(rows: list[tuple[str, Measure, Measure | None, str]]) -> str:
     """Rows of (case, ours, theirs or None, target); returns the printed table."""
     lines = [f"{'case':44} {'ours s':>8} {'peer s':>8} {'ratio':>6} {'ours MiB':>9} {'peer MiB':>9}  target"]
@@ -57,6 +94,17 @@ def report(rows: list[tuple[str, Measure, Measure | None, str]]) -> str:
     text = "\n".join(lines)
     print(text)
     return text
+
+
+def report_cpu(rows: list[tuple[str, Measure, Measure | None, str]], peer: str = "peer") -> None:
+    """The CPU times (user+sys) of report()'s rows, and the load at the end: CPU time holds up under load, wall
+    time does not."""
+    for case, ours, theirs, _ in rows:
+        line = f"CPU {case:44} ours {ours.cpu_seconds:.3f} s"
+        if theirs is not None:
+            line += f"  {peer} {theirs.cpu_seconds:.3f} s  ratio {ours.cpu_seconds / theirs.cpu_seconds:.2f}"
+        print(line)
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
 
 def random_layout(layout: Path, mib: int, layers: int, name: str = "v1") -> None:

@@ -18,10 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Measure, random_layout, report, run  # noqa: E402
+from bench.common import IMAGETOOL, SKOPEO, Measure, random_layout, report, run  # noqa: E402
 
-IMAGETOOL = [sys.executable, "-m", "imagetool"]
-SKOPEO = ["skopeo", "--insecure-policy"]
 
 
 def make_dir_image(root: Path, mib: int, layers: int) -> None:

@@ -21,10 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Measure, random_layout, report, run  # noqa: E402
+from bench.common import IMAGETOOL, SKOPEO, Measure, random_layout, report, run  # noqa: E402
 
-IMAGETOOL = [sys.executable, "-m", "imagetool"]
-SKOPEO = ["skopeo", "--insecure-policy"]
 FLAGS = ["--src-tls-verify=false", "--dest-tls-verify=false"]
 RESULTS = Path(__file__).resolve().parent / "results"
 

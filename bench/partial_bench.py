@@ -32,15 +32,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Measure, report, run  # noqa: E402
+from bench.common import IMAGETOOL, SKOPEO, Measure, report, run  # noqa: E402
 from tests.lib.faultproxy import FaultProxy  # noqa: E402
 from tests.lib.images import Layer, tar_bytes, write_image  # noqa: E402
 from tests.lib.registry import start_registry, stop_registry  # noqa: E402
 
 from imagetool.digest import Digest  # noqa: E402
 
-IMAGETOOL = [sys.executable, "-m", "imagetool"]
-SKOPEO = ["skopeo", "--insecure-policy"]
 MIB = 1 << 20
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -20,22 +19,7 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Measure, random_layout, report, run  # noqa: E402
-
-IMAGETOOL = [sys.executable, "-m", "imagetool"]
-SKOPEO = ["skopeo", "--insecure-policy"]
-
-
-def varied(make_argv: Callable[[int], list[str]], env: dict[str, str] | None = None,
-           before: Callable[[], None] | None = None, repeat: int = 3) -> Measure:
-    """Like run(), but each repetition gets its own argv (a new repository name, say)."""
-    runs = []
-    for i in range(repeat):
-        if before:
-            before()
-        runs.append(run(make_argv(i), env=env, repeat=1))
-    return Measure(statistics.median(m.seconds for m in runs), statistics.median(m.cpu_seconds for m in runs),
-                   max(m.peak_rss_mib for m in runs))
+from bench.common import IMAGETOOL, SKOPEO, compile_package, random_layout, report, report_cpu, run, varied  # noqa: E402
 
 
 def main() -> None:
@@ -46,12 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     from tests.lib.registry import start_registry, stop_registry
 
-    # an installed package has its bytecode compiled; $PYTHONDONTWRITEBYTECODE would hide that cost here
-    import subprocess
-
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(__file__).resolve().parent.parent /
-                                                                  "imagetool")], check=True)
-
+    compile_package()
     with tempfile.TemporaryDirectory(prefix="registry-bench-", dir="/var/tmp") as tmp:
         work = Path(tmp)
         random_layout(work / "src", args.mib, args.layers)
@@ -110,11 +89,11 @@ def main() -> None:
             ours = run([*IMAGETOOL, "inspect", "--tls-verify=false", small], env=env, repeat=5)
             theirs = run([*SKOPEO, "inspect", "--tls-verify=false", small], repeat=5)
             rows.append(("inspect docker:// (small image)", ours, theirs, "<= 0.15 s CPU"))
-            print(f"inspect process (CPU) time: ours {ours.cpu_seconds:.3f} s, skopeo {theirs.cpu_seconds:.3f} s")
         finally:
             stop_registry(a)
             stop_registry(b)
         report(rows)
+        report_cpu(rows, "skopeo")
 
 
 if __name__ == "__main__":

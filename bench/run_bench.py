@@ -16,18 +16,14 @@ import json
 import marshal
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Measure, report, run  # noqa: E402
-
-IMAGETOOL = [sys.executable, "-m", "imagetool"]
+from bench.common import IMAGETOOL, compile_package, interleaved, report, report_cpu  # noqa: E402
 
 
 def prepare(work: Path) -> tuple[dict[str, str], Path, Path]:
@@ -79,24 +75,11 @@ def buildah_container(work: Path) -> list[str]:
     return [*buildah, "run", "--runtime", "runc", "bench", "true"]
 
 
-def interleaved(cases: list[tuple[list[str], dict[str, str] | None, Callable[[], object] | None]],
-                repeat: int) -> list[Measure]:
-    """Each case once per round, `repeat` rounds: a change of the machine's load hits every case alike."""
-    runs: list[list[Measure]] = [[] for _ in cases]
-    for _ in range(repeat):
-        for i, (argv, env, before) in enumerate(cases):
-            runs[i].append(run(argv, env=env, before=before, repeat=1))  # type: ignore[arg-type]
-    return [Measure(statistics.median(m.seconds for m in ms), statistics.median(m.cpu_seconds for m in ms),
-                    max(m.peak_rss_mib for m in ms)) for ms in runs]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=11)
     args = parser.parse_args()
-    # an installed package has its bytecode compiled; $PYTHONDONTWRITEBYTECODE would hide that cost here
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(__file__).resolve().parent.parent /
-                                                                  "imagetool")], check=True)
+    compile_package()
     work = Path(tempfile.mkdtemp(prefix="imagetool-run-bench-"))
     bundle = None
     try:
@@ -118,10 +101,7 @@ def main() -> None:
                 ("run --rm busybox true vs runc run", ours, theirs, "(reported)"),
                 ("executor only (helper) vs runc run", executor, theirs, "(breakdown)")]
         report(rows)
-        for case, mine, peer, _ in rows:  # CPU time holds up under load, wall time does not
-            print(f"CPU {case:44} ours {mine.cpu_seconds:.3f} s  peer {peer.cpu_seconds:.3f} s  "
-                  f"ratio {mine.cpu_seconds / peer.cpu_seconds:.2f}")
-        print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+        report_cpu(rows)
     finally:
         if bundle is not None:
             subprocess.run(["umount", "-l", str(bundle / "rootfs")], check=False)

@@ -11,15 +11,13 @@ times are printed too (they hold up under load, wall times do not).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import report, run  # noqa: E402
-from bench.registry_bench import IMAGETOOL, SKOPEO, varied  # noqa: E402
+from bench.common import IMAGETOOL, SKOPEO, compile_package, report, report_cpu, run, varied  # noqa: E402
 
 
 def main() -> None:
@@ -29,11 +27,7 @@ def main() -> None:
     from tests.lib.images import random_image
     from tests.lib.registry import start_registry, stop_registry
 
-    import subprocess
-
-    # an installed package has its bytecode compiled; $PYTHONDONTWRITEBYTECODE would hide that cost here
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(__file__).resolve().parent.parent /
-                                                                  "imagetool")], check=True)
+    compile_package()
     with tempfile.TemporaryDirectory(prefix="small-bench-", dir="/var/tmp") as tmp:
         work = Path(tmp)
         random_image(work / "small", "v1", n_layers=2, size=10_000)
@@ -63,9 +57,7 @@ def main() -> None:
         finally:
             stop_registry(reg)
         report(rows)
-        for case, ours, theirs, _ in rows:
-            print(f"CPU {case:44} ours {ours.cpu_seconds:.3f} s  skopeo {theirs.cpu_seconds:.3f} s")
-        print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+        report_cpu(rows, "skopeo")
 
 
 if __name__ == "__main__":

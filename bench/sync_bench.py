@@ -18,10 +18,8 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Measure, report, run  # noqa: E402
+from bench.common import IMAGETOOL, SKOPEO, Measure, report, run  # noqa: E402
 
-IMAGETOOL = [sys.executable, "-m", "imagetool"]
-SKOPEO = ["skopeo", "--insecure-policy"]
 FLAGS = ["--src-tls-verify=false", "--dest-tls-verify=false"]
 
 

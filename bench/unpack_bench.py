@@ -19,7 +19,6 @@ import gzip
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Measure, report, run  # noqa: E402
+from bench.common import interleaved, report  # noqa: E402
 from imagetool import media  # noqa: E402
 from imagetool.descriptor import Descriptor  # noqa: E402
 from imagetool.digest import Digest  # noqa: E402
@@ -88,11 +87,6 @@ def make_image(work: Path, layer_tar: Path) -> tuple[Path, Path]:
     return blob, layout
 
 
-def _median(measures: list[Measure]) -> Measure:
-    return Measure(statistics.median(x.seconds for x in measures), statistics.median(x.cpu_seconds for x in measures),
-                   max(x.peak_rss_mib for x in measures))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=20000)
@@ -131,12 +125,8 @@ def main() -> None:
             "umoci": (["umoci", "unpack", "--image", f"{layout}:bench", str(target)], fresh_bundle),
             "snap": ([PY, "-c", OURS_SNAPSHOT, str(layout)], fresh_snapshots),
         }
-        runs: dict[str, list[Measure]] = {k: [] for k in cases}
-        for _ in range(args.repeat):
-            for key, (argv, before) in cases.items():
-                runs[key].append(run(argv, before=before, repeat=1))
-        m = {k: _median(v) for k, v in runs.items()}
-        gnu_tar, ours_tar, gnu_gz, ours_gz, umoci, snap = (m[k] for k in cases)
+        gnu_tar, ours_tar, gnu_gz, ours_gz, umoci, snap = interleaved(
+            [(argv, None, before) for argv, before in cases.values()], args.repeat)
         report([
             (f"unpack {args.files}-file tar vs tar -x", ours_tar, gnu_tar, "<= 1.5x"),
             ("unpack gzip layer vs tar -xzf", ours_gz, gnu_gz, "<= 1.5x"),

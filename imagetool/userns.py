@@ -260,6 +260,30 @@ def call(fn: Callable[..., T], *args: Any) -> T:
     return Child(m, fn, args).wait()  # type: ignore[no-any-return]
 
 
+def _piped_child(m: Mapping, fn: Callable[[], Any], theirs: int, ours: int) -> Child:
+    """fn() in a Child that keeps `theirs`, one end of a pipe whose other end, `ours`, stays with us: each
+    side closes the end it does not use (and we both, when the child could not be started)."""
+    try:
+        child = Child(m, fn, (), child_closes=(ours,))
+    except BaseException:
+        os.close(ours)
+        os.close(theirs)
+        raise
+    os.close(theirs)
+    return child
+
+
+@contextlib.contextmanager
+def _killed_on_failure(child: Child) -> Iterator[None]:
+    """Kill and reap `child` when the block fails: nobody will stream to or from it any more."""
+    try:
+        yield
+    except BaseException:
+        os.kill(child.pid, signal.SIGKILL)
+        child._reap()
+        raise
+
+
 class _FramedWriter:
     """The child's side of produce(): each write() goes through the pipe as one length-prefixed frame."""
 
@@ -296,28 +320,17 @@ def produce(fn: Callable[[BinaryIO], None], out: BinaryIO) -> None:
         finally:
             os.close(w)
 
-    try:
-        child = Child(m, inside, (), child_closes=(r,))
-    except BaseException:
-        os.close(r)
-        os.close(w)
-        raise
-    os.close(w)
-    try:
-        with os.fdopen(r, "rb", buffering=_CHUNK) as pipe:
-            while True:
-                head = pipe.read(8)
-                if len(head) < 8:
-                    break  # the end, or the child failed: wait() says which
-                size = int.from_bytes(head, "big")
-                data = pipe.read(size)
-                if len(data) < size:
-                    break
-                out.write(data)
-    except BaseException:
-        os.kill(child.pid, 9)
-        child._reap()
-        raise
+    child = _piped_child(m, inside, theirs=w, ours=r)
+    with _killed_on_failure(child), os.fdopen(r, "rb", buffering=_CHUNK) as pipe:
+        while True:
+            head = pipe.read(8)
+            if len(head) < 8:
+                break  # the end, or the child failed: wait() says which
+            size = int.from_bytes(head, "big")
+            data = pipe.read(size)
+            if len(data) < size:
+                break
+            out.write(data)
     child.wait()
 
 
@@ -335,33 +348,24 @@ def consume(fn: Callable[[BinaryIO], T], source: BinaryIO) -> T:
                 pass
             return value
 
-    try:
-        child = Child(m, inside, (), child_closes=(w,))
-    except BaseException:
-        os.close(r)
-        os.close(w)
-        raise
-    os.close(r)
+    child = _piped_child(m, inside, theirs=r, ours=w)
     broken = False
-    try:
-        with os.fdopen(w, "wb", buffering=0) as pipe:
-            while True:
-                data = source.read(_CHUNK)
-                if not data:
-                    break
-                try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[pipe.write(view):]
-                except BrokenPipeError:
-                    broken = True  # the child stopped reading: its error says why
-                    break
-    except BrokenPipeError:
-        broken = True
-    except BaseException:
-        os.kill(child.pid, 9)
-        child._reap()
-        raise
+    with _killed_on_failure(child):
+        try:
+            with os.fdopen(w, "wb", buffering=0) as pipe:
+                while True:
+                    data = source.read(_CHUNK)
+                    if not data:
+                        break
+                    try:
+                        view = memoryview(data)
+                        while view:
+                            view = view[pipe.write(view):]
+                    except BrokenPipeError:
+                        broken = True  # the child stopped reading: its error says why
+                        break
+        except BrokenPipeError:
+            broken = True
     value = child.wait()
     if broken:
         raise ContainerError("the user namespace helper stopped reading")

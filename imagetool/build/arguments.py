@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Callable
 
+from imagetool import goduration
 from imagetool.build import instructions as ins
 from imagetool.build.expand import ExpansionError, split_words, unquote
 from imagetool.errors import DockerfileError
@@ -32,8 +33,6 @@ NETWORKS = ("default", "none", "host")
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
 #: `<<EOF`, `<<-EOF`, `<<"EOF"`, and with a file descriptor in front (`5<<EOF`), as BuildKit reads them
 _HEREDOC = re.compile(r"^\d*<<(-?)(?:'([^']+)'|\"([^\"]+)\"|([^\s<>|;&'\"]+))$")
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 
 
 class Ctx:
@@ -159,20 +158,16 @@ def name_values(ctx: Ctx, text: str, legacy: bool) -> tuple[tuple[str, str], ...
 
 
 def duration(ctx: Ctx, flag: str, text: str | None) -> int:
-    """A Go duration ("30s", "1m30s", "500ms") in nanoseconds; absent means 0 (the default)."""
-    if text is None or text == "0":
+    """A Go duration ("30s", "1m30s", "500ms") in nanoseconds, without a sign; absent means 0 (the default)."""
+    if text is None:
         return 0
-    pos, total = 0, 0.0
-    for m in _DURATION.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(text) or not text:
-        raise ctx.error(f"invalid duration for --{flag}: {text!r}")
+    try:
+        total = goduration.nanoseconds(text, signed=False)
+    except ValueError:
+        raise ctx.error(f"invalid duration for --{flag}: {text!r}") from None
     if 0 < total < 1_000_000:
         raise ctx.error(f"--{flag} cannot be less than 1ms")
-    return int(total)
+    return total
 
 
 def mount(ctx: Ctx, text: str) -> ins.Mount:

@@ -101,10 +101,11 @@ def cli(ctx: click.Context, **options: Any) -> None:
     ctx.obj = options
     _debug[0] = bool(options["debug"])
     if options.get("command_timeout"):
+        from imagetool import goduration
         from imagetool.cli import deadline
 
         try:
-            seconds = deadline.parse_go_duration(options["command_timeout"])
+            seconds = goduration.seconds(options["command_timeout"])
         except ValueError:
             raise click.BadParameter(f"{options['command_timeout']!r} is not a duration (30s, 1m30s, 500ms)",
                                      param_hint="--command-timeout") from None

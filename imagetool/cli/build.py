@@ -77,12 +77,11 @@ def _platform(platform: str | None, os_: str | None, arch: str | None, variant: 
 
 
 def _duration(text: str) -> float:
-    """buildah's durations: 2s, 500ms, 1m (a bare number is seconds)."""
-    for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
-        if text.endswith(suffix) and text[: -len(suffix)].replace(".", "", 1).isdigit():
-            return float(text[: -len(suffix)]) * scale
+    """buildah's durations: Go's (2s, 500ms, 1m30s), and a bare number is seconds."""
+    from imagetool import goduration
+
     try:
-        return float(text)
+        return goduration.seconds(text, signed=False, bare_unit="s")
     except ValueError:
         raise click.BadParameter(f"{text!r} is not a duration (2s, 500ms, 1m)") from None
 

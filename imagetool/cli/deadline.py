@@ -1,4 +1,4 @@
-"""skopeo's global --command-timeout: Go durations, and a deadline that ends the command in one line.
+"""skopeo's global --command-timeout: a deadline (a Go duration, goduration.py) that ends the command in one line.
 
 The deadline is a SIGALRM in the main thread: the CommandTimeout it raises unwinds the command
 (temp files are removed, locks released) and the CLI edge prints it. Should something swallow it,
@@ -8,36 +8,17 @@ a watchdog ends the process a few seconds later anyway.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import sys
 import threading
 
 from imagetool.errors import ImagetoolError
 
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 GRACE = 5.0
 
 
 class CommandTimeout(ImagetoolError):
     pass
-
-
-def parse_go_duration(text: str) -> float:
-    """Seconds in a Go duration ("30s", "1m30s", "1.5h", "300ms"); ValueError when it is not one."""
-    body = text[1:] if text[:1] in "+-" else text
-    if body == "0":
-        return 0.0
-    pos, total = 0, 0.0
-    for m in _PART.finditer(body):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if not body or pos != len(body):
-        raise ValueError(f"invalid duration {text!r}")
-    return -total if text.startswith("-") else total
 
 
 def format_duration(seconds: float) -> str:

@@ -203,12 +203,25 @@ def _sync_steps(ready: int, go: int, steps: list[tuple[bytes, Callable[[], objec
             try:
                 action()
             except ContainerError:
-                os.write(go, b"N")
+                _tell(go, b"N")
                 raise
-            os.write(go, b"G")
+            if not _tell(go, b"G"):
+                return
     finally:
         os.close(ready)
         os.close(go)
+
+
+def _tell(go: int, word: bytes) -> bool:
+    """Give the helper its word; False when nobody reads it any more. The helper writes N before it forks
+    PID 1, which reads the word only once its root is built: a PID 1 that failed before (a user outside
+    the id map) has gone, and the helper with it, while the network was being attached. Its status and
+    error pipe say why; the EPIPE would otherwise end `imagetool run` with click's silent status 1."""
+    try:
+        os.write(go, word)
+    except BrokenPipeError:
+        return False
+    return True
 
 
 def wait_forwarding_quietly(pid: int) -> None:

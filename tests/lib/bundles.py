@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -45,5 +46,5 @@ def runc_run(bundle: str | Path, args: Sequence[str] | None = None, timeout: flo
     config_path.write_text(json.dumps(config))
     state = bundle.parent / f"runc-state-{uuid.uuid4().hex[:8]}"
     proc = tool(["runc", "--root", str(state), "run", f"it-{uuid.uuid4().hex[:12]}"], timeout=timeout,
-                cwd=str(bundle))
+                cwd=str(bundle), stdin=subprocess.DEVNULL)
     return proc.stdout

@@ -47,13 +47,17 @@ class RootlessUser:
         """The user's default local store."""
         return self.home / ".local" / "share" / "imagetool" / "store"
 
+    def argv(self, argv: list[str], env: dict[str, str] | None = None) -> list[str]:
+        """What runs `argv` as this user (no root left: runuser drops every id and capability), with only the
+        user's environment and `env`."""
+        return ["runuser", "-u", self.name, "--", "env", "-i",
+                *[f"{k}={v}" for k, v in {**self.env(), **(env or {})}.items()], *argv]
+
     def run(self, argv: list[str], *, check: bool = True, timeout: float = 300, env: dict[str, str] | None = None,
             cwd: Path | None = None, input: str | None = None) -> subprocess.CompletedProcess[str]:
-        """`argv` as this user (no root left: runuser drops every id and capability)."""
-        full = ["runuser", "-u", self.name, "--", "env", "-i",
-                *[f"{k}={v}" for k, v in {**self.env(), **(env or {})}.items()], *argv]
-        proc = subprocess.run(full, capture_output=True, text=True, timeout=timeout, cwd=cwd or self.home,
-                              input=input)
+        """`argv` as this user."""
+        proc = subprocess.run(self.argv(argv, env), capture_output=True, text=True, timeout=timeout,
+                              cwd=cwd or self.home, input=input)
         if check and proc.returncode != 0:
             raise AssertionError(f"as {self.name}: {' '.join(argv)} exited {proc.returncode}:\n"
                                  f"{proc.stdout}\n{proc.stderr}")

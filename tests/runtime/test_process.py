@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import pty
-import select
 import signal
 import subprocess
 import sys
@@ -14,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.lib.cli import imagetool, one_line_error
+from tests.lib.processes import in_terminal, start
 
 
 def run(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
@@ -44,8 +43,7 @@ def test_missing_command_is_one_line_and_127(busybox: str) -> None:
 
 
 def _start(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "imagetool", "run", "--rm", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return start([sys.executable, "-m", "imagetool", "run", "--rm", *args])
 
 
 def _wait_for(proc: subprocess.Popen[str], text: str) -> None:
@@ -149,14 +147,10 @@ def test_volumes(busybox: str, tmp_path: Path) -> None:
 
 
 def test_terminal_with_t(busybox: str) -> None:
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execvpe(sys.executable, [sys.executable, "-m", "imagetool", "run", "--rm", "-t", busybox, "sh", "-c",
-                                    "test -t 0 && test -t 1 && echo TTY-$(tty | cut -c1-8); exit 5"], os.environ)
-    out = _read_terminal(fd, 30)
-    _, status = os.waitpid(pid, 0)
+    out, code = in_terminal([sys.executable, "-m", "imagetool", "run", "--rm", "-t", busybox, "sh", "-c",
+                             "test -t 0 && test -t 1 && echo TTY-$(tty | cut -c1-8); exit 5"])
     assert b"TTY-/dev/pts" in out
-    assert os.waitstatus_to_exitcode(status) == 5
+    assert code == 5
 
 
 def test_image_from_another_transport_is_copied_in(tmp_path: Path, local_store: Path) -> None:
@@ -178,26 +172,9 @@ def test_image_from_another_transport_is_copied_in(tmp_path: Path, local_store: 
 
 @pytest.mark.parametrize("runtime", ["embedded", "runc"])
 def test_interactive_terminal_reads_what_we_type(busybox: str, runtime: str) -> None:
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execvpe(sys.executable, [sys.executable, "-m", "imagetool", "run", "--rm", "-it", "--runtime", runtime,
-                                    busybox, "sh", "-c", "read x; echo got-$x; tty; exit 3"], os.environ)
-    os.write(fd, b"typed\r")  # typed at once: input that arrives before the container starts is kept
-    out = _read_terminal(fd, 10)
-    _, status = os.waitpid(pid, 0)
+    # typed at once: input that arrives before the container starts is kept
+    out, code = in_terminal([sys.executable, "-m", "imagetool", "run", "--rm", "-it", "--runtime", runtime, busybox,
+                             "sh", "-c", "read x; echo got-$x; tty; exit 3"], typed=b"typed\r", quiet=10)
     assert b"got-typed\r\n/dev/pts/0" in out
-    assert os.waitstatus_to_exitcode(status) == 3
+    assert code == 3
 
-
-def _read_terminal(fd: int, seconds: float) -> bytes:
-    """What a pty's other side wrote until it closed (EIO) or went quiet for `seconds`."""
-    out = b""
-    while select.select([fd], [], [], seconds)[0]:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    return out

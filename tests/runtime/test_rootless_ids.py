@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from imagetool.userns import subordinate
+from tests.lib.bundles import runc_run, umoci_unpack, write_tree
 from tests.lib.cli import imagetool, one_line_error, skopeo, tool
 from tests.lib.images import busybox_files
 from tests.lib.probes import Prober, Way, ways
@@ -57,17 +58,9 @@ STAT = "stat -c '%n %u:%g %a' " + " ".join(line.split()[0] for line in OWNERS)
 
 def _rootfs(where: Path) -> Path:
     """A small root filesystem directory (busybox, /etc/motd to be deleted, setfattr and setcap)."""
-    root = where / "rootfs"
-    for name, content in sorted(busybox_files().items()):
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if content is None:
-            path.mkdir(exist_ok=True)
-        elif isinstance(content, str) and content.startswith("->"):
-            os.symlink(content[2:], path)
-        else:
-            path.write_bytes(content if isinstance(content, bytes) else content.encode())
-            path.chmod(0o755 if name.startswith("bin/") else 0o644)
+    files = busybox_files()
+    root = write_tree(where / "rootfs", {n: c for n, c in files.items() if not n.startswith("bin/")}, mode=0o644)
+    write_tree(root, {n: c for n, c in files.items() if n.startswith("bin/")}, mode=0o755)
     (root / "etc" / "motd").write_text("welcome\n")
     (root / "opt" / "old").mkdir(parents=True)
     (root / "opt" / "old" / "gone").write_text("replaced by a RUN step\n")
@@ -189,8 +182,7 @@ def test_other_tools_read_the_rootless_image(built: dict[str, object], tmp_path:
     user.imagetool("copy", "-q", "out", f"oci:{out}/layout:out")
     info = json.loads(skopeo("inspect", f"oci:{out}/layout:out").stdout)
     assert len(info["Layers"]) == 5
-    bundle = tmp_path / "bundle"
-    tool(["umoci", "unpack", "--image", f"{out}/layout:out", str(bundle)])
+    bundle = umoci_unpack(out / "layout", "out", tmp_path / "bundle")
     rootfs = bundle / "rootfs"
     for line in OWNERS:
         path, owner, mode = line.split()
@@ -200,15 +192,12 @@ def test_other_tools_read_the_rootless_image(built: dict[str, object], tmp_path:
     assert os.getxattr(rootfs / "data" / "a", "user.note") == b"hello"
     assert "cap_net_raw=ep" in tool(["getcap", str(rootfs / "data" / "ping")]).stdout
     config = json.loads((bundle / "config.json").read_text())
-    config["process"]["args"] = ["sh", "-c", STAT]
-    config["process"]["terminal"] = False
     config["process"]["user"] = {"uid": 0, "gid": 0}
     caps = config["process"].setdefault("capabilities", {})
     for kind in ("bounding", "effective", "permitted"):
         caps[kind] = sorted(set(caps.get(kind) or []) | {"CAP_DAC_OVERRIDE"})  # root reads /home/app (0750)
     (bundle / "config.json").write_text(json.dumps(config))
-    proc = tool(["runc", "run", "--bundle", str(bundle), f"rootless-ids-{os.getpid()}"], stdin=subprocess.DEVNULL)
-    assert proc.stdout.splitlines() == OWNERS
+    assert runc_run(bundle, ["sh", "-c", STAT]).splitlines() == OWNERS
 
 
 def test_unshare_runs_in_the_store_namespace(rootless_user: RootlessUser, tmp_path: Path) -> None:

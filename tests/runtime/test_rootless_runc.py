@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import pty
-import select
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 
 import pytest
 
 from tests.lib.probes import Prober, Way, ways
+from tests.lib.processes import in_terminal, pids, start, wait_until
 from tests.lib.rootless import PYTHON, RootlessUser
 from tests.runtime.test_runc import PROBES
 
@@ -51,35 +49,7 @@ def test_rootless_runc_agrees_with_embedded(prober: Prober, way: Way, flags: lis
 
 def _spawn(user: RootlessUser, *args: str) -> subprocess.Popen[str]:
     """`imagetool ARGS` as `user`, in the background."""
-    env = [f"{k}={v}" for k, v in user.env().items()]
-    return subprocess.Popen(["runuser", "-u", user.name, "--", "env", "-i", *env, str(PYTHON), "-m", "imagetool",
-                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=user.home)
-
-
-def _pids(uid: int, needle: bytes) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read()
-            owner = os.stat(f"/proc/{entry}").st_uid
-        except OSError:
-            continue
-        if needle in cmdline and owner == uid:
-            found.append(int(entry))
-    return found
-
-
-def _wait_for(what: Callable[[], list[int]], timeout: float = 30) -> list[int]:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        found = what()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("timed out")
+    return start(user.argv([str(PYTHON), "-m", "imagetool", *args]), cwd=user.home)
 
 
 def _runc_state(user: RootlessUser) -> list[str]:
@@ -104,9 +74,9 @@ def test_signal_reaches_the_command_and_nothing_is_left(way: Way, rootless_busyb
                   f"trap 'echo got TERM; exit 7' TERM; echo {marker} >/dev/null; echo ready; "
                   "while :; do sleep 0.1; done")
     try:
-        _wait_for(lambda: _pids(user.uid, marker.encode()) if _runc_state(user) else [])
+        wait_until(lambda: pids(marker.encode(), user.uid) if _runc_state(user) else [])
         time.sleep(0.5)  # the trap is set once the shell runs its loop
-        imagetool_pid = _wait_for(lambda: _pids(user.uid, b"-m\0imagetool\0run\0"))[0]
+        imagetool_pid = wait_until(lambda: pids(b"-m\0imagetool\0run\0", user.uid))[0]
         os.kill(imagetool_pid, signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -114,7 +84,7 @@ def test_signal_reaches_the_command_and_nothing_is_left(way: Way, rootless_busyb
             proc.kill()
     assert (proc.returncode, out) == (7, "ready\ngot TERM\n"), err
     assert set(_runc_state(user)) <= before
-    assert not _pids(user.uid, marker.encode())
+    assert not pids(marker.encode(), user.uid)
     with open("/proc/self/mounts") as f:
         assert "imagetool-bundle-" not in f.read()
 
@@ -126,7 +96,7 @@ def test_killed_command_exits_128_plus_signal(way: Way, rootless_busybox: Rootle
     before = set(_runc_state(user))
     proc = _spawn(user, "run", "--rm", "--runtime", "runc", "busybox", "sleep", seconds)
     try:
-        pid = _wait_for(lambda: _pids(user.uid, b"sleep\0" + seconds.encode() + b"\0"))[0]
+        pid = wait_until(lambda: pids(b"sleep\0" + seconds.encode() + b"\0", user.uid))[0]
         os.kill(pid, signal.SIGKILL)
         _out, err = proc.communicate(timeout=60)
     finally:
@@ -152,25 +122,11 @@ def test_volumes_rootless(rootless_busybox: RootlessUser, runtime: str) -> None:
 
 def test_terminal_rootless_runc(rootless_busybox: RootlessUser) -> None:
     user = rootless_busybox
-    env = [f"{k}={v}" for k, v in user.env(TERM="xterm").items()]
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execvp("runuser", ["runuser", "-u", user.name, "--", "env", "-i", *env, str(PYTHON), "-m", "imagetool",
-                              "run", "--rm", "-it", "--runtime", "runc", "busybox", "sh", "-c",
-                              "read x; echo got-$x; tty; exit 3"])
-    os.write(fd, b"typed\r")
-    out = b""
-    while select.select([fd], [], [], 20)[0]:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    _, status = os.waitpid(pid, 0)
+    out, code = in_terminal(user.argv([str(PYTHON), "-m", "imagetool", "run", "--rm", "-it", "--runtime", "runc",
+                                       "busybox", "sh", "-c", "read x; echo got-$x; tty; exit 3"],
+                                      env={"TERM": "xterm"}), typed=b"typed\r", quiet=20)
     assert b"got-typed\r\n/dev/pts/0" in out, out
-    assert os.waitstatus_to_exitcode(status) == 3
+    assert code == 3
 
 
 def test_run_mounts_in_a_rootless_runc_build(rootless_busybox: RootlessUser) -> None:

@@ -3,7 +3,9 @@
 Ranks, lowest first. A module may import its own area, any area of a lower rank, and an area of its own
 rank only where SAME_RANK says so:
 
-        "goduration", "memory", "tmpdirs", "userns", "outputs", "pgzip", "parallel_compress", "pathresolve"}
+    0  core: errors digest media descriptor manifest reference compression gojson gotemplate goduration
+       memory tmpdirs userns outputs pathresolve (one-module areas that import one another freely; errors
+       imports nothing)
     1  layer store registry runtime   (store -> layer, runtime -> store; runtime never imports registry)
     2  transports
     3  signature

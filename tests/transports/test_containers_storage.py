@@ -27,6 +27,7 @@ from imagetool.transports.containers_storage.store import big_data_name
 from tests.lib.cli import imagetool, one_line_error, skopeo, tool
 from tests.lib.images import Layer, busybox_files, busybox_image, make_layer, write_image
 from tests.lib.registry import Registry
+from tests.lib.rootless import RootlessUser
 
 pytestmark = pytest.mark.usefixtures("registry_env")
 
@@ -314,3 +315,34 @@ def test_inspect_of_a_missing_image(cs: Store, tmp_path: Path) -> None:
     assert f'reference "[overlay@{cs.graph}+{cs.run}]localhost/nope:1" does not resolve to an image ID' in line
     theirs = skopeo("inspect", cs.ref("localhost/nope:1"), check=False)
     assert "does not resolve to an image ID" in theirs.stderr
+
+
+def test_rootless_default_store_is_shared_with_skopeo(rootless_user: RootlessUser) -> None:
+    """An unprivileged user's default store ($XDG_DATA_HOME/containers/storage) in both directions, with
+    the owners and whiteouts a rootless podman keeps (ids through the user's subordinate range)."""
+    user = rootless_user
+    work = user.mkdtemp()
+    base = make_layer(busybox_files())
+    write_image(work / "src", "1", [base, _whiteout_layer()])
+    conf = user.home / ".config" / "containers" / "storage.conf"
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text('[storage]\ndriver = "overlay"\n')  # (without it, skopeo 1.9 picks vfs here)
+    user.give(work)
+    user.give(user.home / ".config")
+    graph = user.home / ".local" / "share" / "containers" / "storage"
+    try:
+        user.imagetool("copy", "-q", f"oci:{work}/src:1", "containers-storage:localhost/rl:1", timeout=60)
+        layers = json.loads((graph / "overlay-layers" / "layers.json").read_text())
+        top = next(e for e in layers if e.get("parent"))
+        owned = os.lstat(graph / "overlay" / str(top["id"]) / "diff" / "opt" / "owned")
+        assert (owned.st_uid, owned.st_gid) == (100000 + 1233, 100000 + 5677)  # container 1234 -> subordinate id
+        info = json.loads(user.run(["skopeo", "inspect", "containers-storage:localhost/rl:1"]).stdout)
+        assert len(info["Layers"]) == 2
+        user.run(["skopeo", "copy", "containers-storage:localhost/rl:1", f"oci:{work}/by-skopeo:1"])
+        assert _layout_layers(work / "by-skopeo", "1")[1] == _layout_layers(work / "src", "1")[1]
+        # the reverse: skopeo writes, imagetool reads and copies out
+        user.run(["skopeo", "copy", f"oci:{work}/src:1", "containers-storage:localhost/rl:2"])
+        user.imagetool("copy", "-q", "containers-storage:localhost/rl:2", f"oci:{work}/ours:1")
+        assert _layout_layers(work / "ours", "1")[1] == _layout_layers(work / "src", "1")[1]
+    finally:
+        user.run(["podman", "system", "reset", "-f"], check=False)

@@ -10,6 +10,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,10 +58,13 @@ class Store:
     def unmount(self) -> None:
         """containers/storage leaves its graphroot's overlay directory bind-mounted: undo that."""
         roots = (str(self.graph) + "/", str(self.run) + "/")
-        with open("/proc/self/mountinfo") as f:
-            points = [line.split()[4] for line in f]
-        for point in sorted((p for p in points if (p + "/").startswith(roots)), reverse=True):
-            subprocess.run(["umount", "-l", point], check=False)
+        for _ in range(16):  # writers racing each mount it again: one umount per layer of the stack
+            with open("/proc/self/mountinfo") as f:
+                points = [p for p in (line.split()[4] for line in f) if (p + "/").startswith(roots)]
+            if not points:
+                return
+            for point in sorted(points, reverse=True):
+                subprocess.run(["umount", "-l", point], check=False, capture_output=True)
 
     def diff_dirs(self) -> set[str]:
         root = self.graph / "overlay"
@@ -218,6 +222,32 @@ def test_layers_are_shared_with_podman_tools(cs: Store, tmp_path: Path) -> None:
     assert proc.returncode == 2 and "does not resolve to an image ID" in one_line_error(proc)
 
 
+def test_imagetool_and_skopeo_write_one_store_at_once(cs: Store, tmp_path: Path) -> None:
+    """Both take containers/storage's locks: writers racing on shared layers leave one consistent store."""
+    base = make_layer(busybox_files())
+    for i in range(4):
+        write_image(tmp_path / f"img{i}", "1", [base, make_layer({f"srv{i}/": None, f"srv{i}/f": b"%d" % i})])
+    cs.graph.mkdir(parents=True)
+    procs = []
+    for i in range(4):
+        for who in ("imagetool", "skopeo"):
+            argv = ([sys.executable, "-m", "imagetool", "copy", "-q"] if who == "imagetool"
+                    else ["skopeo", "--insecure-policy", "copy", "-q"])
+            procs.append(subprocess.Popen([*argv, f"oci:{tmp_path}/img{i}:1", cs.ref(f"localhost/{who}:{i}")],
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    ids = [str(e["id"]) for e in cs.layers()]
+    assert len(ids) == len(set(ids)) == 5 and len(cs.diff_dirs()) == 5
+    assert len(cs.images()) == 4
+    names = sorted(cs.buildah("images", "--format", "{{.Name}}:{{.Tag}}").stdout.split())
+    assert names == sorted(f"localhost/{who}:{i}" for i in range(4) for who in ("imagetool", "skopeo"))
+    for i in range(4):
+        skopeo("copy", cs.ref(f"localhost/imagetool:{i}"), f"oci:{tmp_path}/out{i}:1")
+        imagetool("copy", "-q", cs.ref(f"localhost/skopeo:{i}"), f"oci:{tmp_path}/ours{i}:1")
+
+
 def test_a_name_moves_to_the_newer_image(cs: Store, tmp_path: Path) -> None:
     write_image(tmp_path / "a", "1", [make_layer({"a": b"a"})])
     write_image(tmp_path / "b", "1", [make_layer({"b": b"b"})])
@@ -300,7 +330,7 @@ def test_a_hostile_layer_adds_nothing(cs: Store, tmp_path: Path) -> None:
     proc = imagetool("copy", "-q", f"oci:{tmp_path}/src:1", cs.ref("localhost/evil:1"), check=False)
     assert "points at a directory" in one_line_error(proc)
     assert cs.layers() == [] and cs.images() == [] and cs.diff_dirs() == set()
-    assert list((cs.graph / "imagetool-staging").iterdir()) == []
+    assert list((cs.graph / "overlay" / ".imagetool-staging").iterdir()) == []
     assert list((tmp_path / "outside").iterdir()) == []
     skopeo("inspect", f"oci:{tmp_path}/src:1")  # the store is still one containers/storage opens
     assert cs.buildah("images", "-q").stdout == ""

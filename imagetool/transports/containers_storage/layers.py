@@ -100,6 +100,13 @@ def stage(store: Store, stream: Readable, expected: Digest | None = None, size: 
         raise
 
 
+def _copy_into(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    shutil.copyfile(src, tmp)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, dst)
+
+
 def find(layers: list[dict[str, Any]], layer: str) -> dict[str, Any] | None:
     return next((entry for entry in layers if entry.get("id") == layer), None)
 
@@ -127,7 +134,7 @@ def install(store: Store, layers: list[dict[str, Any]], staged: Staged, new_id: 
         (home / "lower").write_text(":".join(x for x in lowers if x))
     else:
         (home / "empty").mkdir(mode=0o700)
-    os.rename(staged.tarsplit, store.tarsplit_path(new_id))
+    _copy_into(staged.tarsplit, store.tarsplit_path(new_id))  # overlay-layers/ may be on another mount
     record: dict[str, Any] = {"id": new_id}
     if parent:
         record["parent"] = parent

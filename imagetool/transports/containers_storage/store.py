@@ -139,8 +139,10 @@ class Store:
         staging.mkdir(mode=0o700, exist_ok=True)
 
     def staging_root(self) -> Path:
-        """Where layers are unpacked before they are named: the same file system, out of c/storage's way."""
-        return self.root / "imagetool-staging"
+        """Where layers are unpacked before they are named. Inside overlay/, which containers/storage
+        bind-mounts onto itself (a rename into it from elsewhere in the graphroot crosses mounts); it has
+        no diff/ of its own, so containers/storage never takes it for a layer."""
+        return self.overlay / ".imagetool-staging"
 
     # -- locks
 

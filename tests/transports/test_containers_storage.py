@@ -376,3 +376,37 @@ def test_rootless_default_store_is_shared_with_skopeo(rootless_user: RootlessUse
         assert _layout_layers(work / "ours", "1")[1] == _layout_layers(work / "src", "1")[1]
     finally:
         user.run(["podman", "system", "reset", "-f"], check=False)
+
+
+def test_signatures_are_kept_as_skopeo_keeps_them(cs: Store, tmp_path: Path) -> None:
+    """skopeo and imagetool store one signed image into two stores: the same records and signature bytes;
+    each reads the other's signatures (and so refuses to copy out with changed layers without
+    --remove-signatures, as containers/image does)."""
+    write_image(tmp_path / "src", "v1", [make_layer({"a": b"a"})])
+    (tmp_path / "pw").write_text("secret\n")
+    imagetool("generate-key", "--output-prefix", str(tmp_path / "k"), "--passphrase-file", str(tmp_path / "pw"))
+    imagetool("--insecure-policy", "copy", "-q", "--sign-by-sigstore-private-key", str(tmp_path / "k.private"),
+              "--sign-passphrase-file", str(tmp_path / "pw"), "--sign-identity", "example.com/app:v1",
+              f"oci:{tmp_path}/src:v1", f"dir:{tmp_path}/signed")
+    theirs = Store(tmp_path, "theirs")
+    try:
+        skopeo("copy", f"dir:{tmp_path}/signed", theirs.ref("localhost/s:1"))
+        imagetool("--insecure-policy", "copy", "-q", f"dir:{tmp_path}/signed", cs.ref("localhost/s:1"))
+        [mine], [their] = cs.images(), theirs.images()
+        for key in ("id", "digest", "metadata", "big-data-sizes", "big-data-digests"):
+            assert mine[key] == their[key], key
+        assert sorted(map(str, mine["big-data-names"])) == sorted(map(str, their["big-data-names"]))
+        sig = (tmp_path / "signed" / "signature-1").read_bytes()
+        assert json.loads(str(mine["metadata"])) == {"signature-sizes": [len(sig)],
+                                                     "signatures-sizes": {mine["digest"]: [len(sig)]}}
+        image_dir = cs.graph / "overlay-images" / str(mine["id"])
+        assert (image_dir / "signatures").read_bytes() == sig
+        for store in (cs, theirs):
+            proc = imagetool("--insecure-policy", "copy", store.ref("localhost/s:1"), f"dir:{tmp_path}/o", check=False)
+            assert "invalidate its signatures" in one_line_error(proc)
+            assert "Would invalidate signatures" in skopeo("copy", store.ref("localhost/s:1"), f"dir:{tmp_path}/o",
+                                                           check=False).stderr
+        imagetool("--insecure-policy", "copy", "-q", "--remove-signatures", cs.ref("localhost/s:1"),
+                  f"dir:{tmp_path}/plain")
+    finally:
+        theirs.unmount()

@@ -9,7 +9,8 @@ before commit leaves only staging directories, which are removed on close.
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, Sequence
 
 from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest, Readable
@@ -20,7 +21,7 @@ from imagetool.transports.containers_storage import images as recs
 from imagetool.transports.containers_storage import layers as lay
 from imagetool.transports.containers_storage.store import Store
 
-TRAITS = DestinationTraits(layer_compression="preserve", supports_index=False)
+TRAITS = DestinationTraits(layer_compression="preserve", supports_index=False, supports_signatures=True)
 
 
 class StorageDestination(DestinationBase):
@@ -35,6 +36,7 @@ class StorageDestination(DestinationBase):
         self._staged: dict[Digest, lay.Staged] = {}   # by blob digest
         self._configs: dict[Digest, bytes] = {}
         self._manifest: tuple[bytes, str] | None = None
+        self._signatures: list[bytes] = []
         self.image_id: str | None = None
 
     def try_reuse_blob(self, desc: Descriptor) -> bool:
@@ -67,6 +69,13 @@ class StorageDestination(DestinationBase):
         if instance is not None:
             raise UnsupportedManifest("containers-storage: stores one image, not a list (use a platform)")
         self._manifest = (raw, media_type)
+
+    def put_signatures(self, signatures: Sequence[bytes], instance: Digest | None = None) -> None:
+        """Kept as containers/image keeps them: the envelopes end to end in the "signatures" and
+        "signature-<manifest digest>" big data, their sizes in the image's metadata."""
+        if instance is not None:
+            raise UnsupportedManifest("containers-storage: stores one image, not a list (use a platform)")
+        self._signatures = list(signatures)
 
     # -- commit
 
@@ -128,7 +137,15 @@ class StorageDestination(DestinationBase):
                    recs.MANIFEST_KEY: raw}
             named = self.named
             names = [str(named)] if named is not None and named.digest is None else []
+            if self._signatures:
+                blob = b"".join(self._signatures)
+                big["signatures"] = big[recs.signature_key(manifest_digest)] = blob
             img = recs.put_image(self.store, images, image_id, parent, big, manifest_digest, config.created, names)
+            if self._signatures:
+                sizes = [len(sig) for sig in self._signatures]
+                img["metadata"] = json.dumps({"signature-sizes": sizes,
+                                              "signatures-sizes": {str(manifest_digest): sizes}},
+                                             separators=(",", ":"))
             if img.get("layer") != parent and parent:
                 img["layer"] = parent
             self.store.save_images(images)

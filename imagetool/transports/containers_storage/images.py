@@ -7,6 +7,7 @@ under its digest, the manifest under "manifest" and "manifest-<digest>".
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -21,6 +22,38 @@ MANIFEST_KEY = "manifest"
 
 def manifest_key(digest: Digest) -> str:
     return f"{MANIFEST_KEY}-{digest}"
+
+
+def signature_key(digest: Digest) -> str:
+    return f"signature-{digest.hex}"  # containers/image: the encoded part only
+
+
+def signatures(store: Store, img: dict[str, Any], manifest_digest: Digest | None) -> list[bytes]:
+    """The image's signature envelopes: those of `manifest_digest` when kept per manifest, else the
+    image's own; cut apart with the sizes the metadata lists."""
+    try:
+        meta = json.loads(img.get("metadata") or "{}")
+    except ValueError:
+        return []
+    if not isinstance(meta, dict):
+        return []
+    sizes, blob = None, None
+    per = meta.get("signatures-sizes")
+    if manifest_digest is not None and isinstance(per, dict) and str(manifest_digest) in per:
+        sizes = per[str(manifest_digest)]
+        blob = store.read_big_data(str(img["id"]), signature_key(manifest_digest))
+    if blob is None:
+        sizes = meta.get("signature-sizes")
+        blob = store.read_big_data(str(img["id"]), "signatures")
+    if blob is None or not isinstance(sizes, list) or not all(isinstance(n, int) and n >= 0 for n in sizes):
+        return []
+    if sum(sizes) != len(blob):
+        raise ManifestUnknown(f"containers-storage: image {img['id']}: its signatures do not match their sizes")
+    out, pos = [], 0
+    for n in sizes:
+        out.append(blob[pos:pos + n])
+        pos += n
+    return out
 
 
 def find_by_id(images: list[dict[str, Any]], image_id: str) -> dict[str, Any] | None:

@@ -47,6 +47,10 @@ class StorageSource(SourceBase):
                 return raw, guess_media_type(raw)
         raise ManifestUnknown(f"containers-storage: image {self.image_id} has no manifest")
 
+    def get_signatures(self, instance: Digest | None = None) -> list[bytes]:
+        raw, _ = self.get_manifest(instance)
+        return recs.signatures(self.store, self.image, Digest.of(raw))
+
     def layers_for_copy(self, manifest: Manifest) -> list[Descriptor] | None:
         """The stored layers as uncompressed tars, in the manifest's order."""
         if len(manifest.layers) != len(self.chain):

@@ -159,11 +159,18 @@ def test_skopeo_and_buildah_read_what_imagetool_wrote(cs: Store, plain_registry:
     mount = Path(cs.buildah("mount", container).stdout.strip())
     assert (mount / "bin" / "busybox").read_bytes() == Path("/bin/busybox").read_bytes()
     cs.buildah("umount", container)
-    ran = cs.buildah("run", "--isolation", "chroot", container, "--", "/bin/busybox", "echo", "ran-in-buildah")
+    ran = cs.buildah("run", container, "--", "/bin/busybox", "sh", "-c", "echo ran-in-buildah | tee /made-by-run")
     assert ran.stdout.strip() == "ran-in-buildah"
     # an image in use by a container is not deleted from under it
     assert "in use" in one_line_error(imagetool("delete", cs.ref("localhost/x:1"), check=False))
+    # buildah commits a layer of its own on ours; imagetool copies that image out
+    cs.buildah("commit", "-q", container, "localhost/x:2")
     cs.buildah("rm", container)
+    imagetool("copy", "-q", cs.ref("localhost/x:2"), f"oci:{tmp_path}/committed:2")
+    committed_layers, committed_diff_ids = _layout_layers(tmp_path / "committed", "2")
+    assert committed_diff_ids[0] == diff_ids[0] and len(committed_diff_ids) == 2
+    tool(["umoci", "unpack", "--image", f"{tmp_path}/committed:2", str(tmp_path / "bundle")])
+    assert (tmp_path / "bundle" / "rootfs" / "made-by-run").read_text() == "ran-in-buildah\n"
 
 
 def test_imagetool_reads_what_skopeo_wrote(cs: Store, plain_registry: Registry, tmp_path: Path) -> None:

@@ -417,3 +417,17 @@ def test_signatures_are_kept_as_skopeo_keeps_them(cs: Store, tmp_path: Path) -> 
                   f"dir:{tmp_path}/plain")
     finally:
         theirs.unmount()
+
+
+def test_a_layer_without_its_tar_split_is_not_passed_off(cs: Store, tmp_path: Path) -> None:
+    """Without the tar-split the layer's tar is made from its diff directory and checked against its
+    diff-digest: a mismatch fails the copy (as it does skopeo's) and leaves no image behind."""
+    write_image(tmp_path / "src", "1", [make_layer({"d/": None, "d/f": b"f\n"})])
+    imagetool("copy", "-q", f"oci:{tmp_path}/src:1", cs.ref("localhost/t:1"))
+    [layer] = cs.layers()
+    (cs.graph / "overlay-layers" / f"{layer['id']}.tar-split.gz").unlink()
+    proc = imagetool("copy", "-q", cs.ref("localhost/t:1"), f"oci:{tmp_path}/out:1", check=False)
+    assert "has no tar-split, and the tar of its diff directory is not the layer it was" in one_line_error(proc)
+    assert not (tmp_path / "out" / "index.json").exists() or "manifests\":[]" in \
+        (tmp_path / "out" / "index.json").read_text().replace(" ", "")
+    assert skopeo("copy", cs.ref("localhost/t:1"), f"oci:{tmp_path}/theirs:1", check=False).returncode != 0

@@ -22,7 +22,7 @@ from typing import Any, Iterator
 
 from imagetool import compression, userns
 from imagetool.digest import CHUNK, Digest, DigestingReader, Readable, VerifyingReader
-from imagetool.errors import BlobUnknown, LayerError
+from imagetool.errors import BlobUnknown, IntegrityError, LayerError
 from imagetool.layer.chunked_tar import rfc3339
 from imagetool.transports.containers_storage import tarsplit
 from imagetool.transports.containers_storage.store import Store
@@ -203,7 +203,30 @@ def open_diff(store: Store, entry: dict[str, Any]) -> Readable:
     if isinstance(expected, str) and expected:
         size = entry.get("diff-size")
         stream = VerifyingReader(stream, Digest.parse(expected), size if isinstance(size, int) and size > 0 else None)
-    return stream
+    return stream if tsplit.exists() else _Explained(stream, layer)
+
+
+class _Explained:
+    """A layer rebuilt without its tar-split: a mismatch says why it could happen."""
+
+    def __init__(self, inner: Readable, layer: str) -> None:
+        self._inner = inner
+        self._layer = layer
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._inner.read(n)
+        except IntegrityError as err:
+            raise LayerError(f"containers-storage: layer {self._layer} has no tar-split, and the tar of its "
+                             f"diff directory is not the layer it was ({err})") from None
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if close is not None:
+            close()
 
 
 def _naive_diff(diff: Path) -> Iterator[bytes]:

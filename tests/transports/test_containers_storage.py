@@ -213,6 +213,9 @@ def test_layers_are_shared_with_podman_tools(cs: Store, tmp_path: Path) -> None:
     assert len(cs.diff_dirs()) == 3 and ids <= {str(e["id"]) for e in cs.layers()}
     c_top = next(e for e in cs.layers() if str(e["id"]) not in ids)
     assert c_top["parent"] == base.diff_id.hex
+    # diff directories get the mode containers/storage gives them (these tars have no "./" member)
+    modes = {d: stat.S_IMODE(os.stat(cs.graph / "overlay" / d / "diff").st_mode) for d in cs.diff_dirs()}
+    assert set(modes.values()) == {0o555}, modes
     # and the same image written again by skopeo is the same image: nothing new
     skopeo("copy", f"oci:{tmp_path}/b:1", cs.ref("localhost/b:again"))
     assert len(cs.diff_dirs()) == 3 and len(cs.images()) == 3
@@ -360,7 +363,14 @@ def test_rootless_default_store_is_shared_with_skopeo(rootless_user: RootlessUse
     user = rootless_user
     work = user.mkdtemp()
     base = make_layer(busybox_files())
-    write_image(work / "src", "1", [base, _whiteout_layer()])
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:  # a layer naming its root: another owner, mode 0750
+        root = tarfile.TarInfo("./")
+        root.type, root.mode, root.uid, root.gid = tarfile.DIRTYPE, 0o750, 1000, 1000
+        tar.addfile(root)
+        tar.addfile(tarfile.TarInfo("./x"), io.BytesIO(b""))
+    own_root = Layer(buf.getvalue(), Digest.of(buf.getvalue()), "application/vnd.oci.image.layer.v1.tar")
+    write_image(work / "src", "1", [base, _whiteout_layer(), own_root])
     conf = user.home / ".config" / "containers" / "storage.conf"
     conf.parent.mkdir(parents=True, exist_ok=True)
     conf.write_text('[storage]\ndriver = "overlay"\n')  # (without it, skopeo 1.9 picks vfs here)
@@ -370,11 +380,13 @@ def test_rootless_default_store_is_shared_with_skopeo(rootless_user: RootlessUse
     try:
         user.imagetool("copy", "-q", f"oci:{work}/src:1", "containers-storage:localhost/rl:1", timeout=60)
         layers = json.loads((graph / "overlay-layers" / "layers.json").read_text())
-        top = next(e for e in layers if e.get("parent"))
-        owned = os.lstat(graph / "overlay" / str(top["id"]) / "diff" / "opt" / "owned")
+        middle, top = [e for e in layers if e.get("parent")]
+        owned = os.lstat(graph / "overlay" / str(middle["id"]) / "diff" / "opt" / "owned")
         assert (owned.st_uid, owned.st_gid) == (100000 + 1233, 100000 + 5677)  # container 1234 -> subordinate id
+        root_st = os.stat(graph / "overlay" / str(top["id"]) / "diff")
+        assert (stat.S_IMODE(root_st.st_mode), root_st.st_uid) == (0o750, 100000 + 999)
         info = json.loads(user.run(["skopeo", "inspect", "containers-storage:localhost/rl:1"]).stdout)
-        assert len(info["Layers"]) == 2
+        assert len(info["Layers"]) == 3
         user.run(["skopeo", "copy", "containers-storage:localhost/rl:1", f"oci:{work}/by-skopeo:1"])
         assert _layout_layers(work / "by-skopeo", "1")[1] == _layout_layers(work / "src", "1")[1]
         # the reverse: skopeo writes, imagetool reads and copies out

@@ -12,9 +12,12 @@ above one, so podman finds our layers and we find its.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import shutil
+import stat
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,10 @@ from imagetool.layer.chunked_tar import rfc3339
 from imagetool.transports.containers_storage import tarsplit
 from imagetool.transports.containers_storage.store import Store
 
+DIFF_MODE = 0o555
+#: rootless, one layer at a time goes through the user namespace helper: a helper forked while another's
+#: pipe is open would hold that pipe's write end too, and the other would never see the end of its tar
+_UNPACKING = threading.Lock()
 #: archive.Compression values containers/storage records
 _COMPRESSION = {None: 0, "bzip2": 1, "gzip": 2, "xz": 3, "zstd": 4}
 
@@ -54,6 +61,8 @@ class Staged:
     compression: str | None
     uids: list[int]
     gids: list[int]
+    has_root: bool = False
+    root_owner: tuple[int, int] = (0, 0)
 
     @property
     def diff(self) -> Path:
@@ -90,14 +99,20 @@ def stage(store: Store, stream: Readable, expected: Digest | None = None, size: 
             pass
         ids = tarsplit.record(str(tar_path), str(work / "tar-split.gz"))
         (work / "diff").mkdir(mode=0o755)
-        with open(tar_path, "rb") as tar:
+        with open(tar_path, "rb") as tar, _UNPACKING if userns.mapping() is not None else contextlib.nullcontext():
             userns.consume(lambda pipe: unpack(pipe, work / "diff", UnpackOptions(whiteouts="overlay")), tar)
         os.unlink(tar_path)
         return Staged(work, counted.digest(), counted.size, hashed.digest(), diff_size, algorithm,
-                      sorted(ids.uids), sorted(ids.gids))
+                      sorted(ids.uids), sorted(ids.gids), ids.has_root, ids.root_owner)
     except BaseException:
         userns.remove_tree(work)
         raise
+
+
+def _own_root(path: str, owner: tuple[int, int], mode: int) -> None:
+    if os.geteuid() == 0:  # root, or root of the store's user namespace (as the unpacker decides)
+        os.chown(path, *owner)
+    os.chmod(path, mode)
 
 
 def _copy_into(src: Path, dst: Path) -> None:
@@ -118,7 +133,19 @@ def install(store: Store, layers: list[dict[str, Any]], staged: Staged, new_id: 
     if home.exists():  # a directory without a record: what a killed writer left
         userns.remove_tree(home)
     home.mkdir(mode=0o700)
+    # containers/storage makes a diff 0555, or with its parent's diff's mode; a tar's "./" member overrides it
+    if staged.has_root:
+        mode = stat.S_IMODE(os.stat(staged.diff).st_mode)
+    else:
+        mode = stat.S_IMODE(os.stat(store.diff_dir(parent)).st_mode) if parent else DIFF_MODE
+    os.chmod(staged.diff, mode | stat.S_IWUSR)  # moving a directory needs write permission on it (rootless)
     os.rename(staged.diff, home / "diff")
+    if staged.has_root:
+        # the unpacker leaves the root's owner alone; containers/storage gives it the tar's (in the store's
+        # user namespace, rootless)
+        userns.call(_own_root, str(home / "diff"), staged.root_owner, mode)
+    else:
+        os.chmod(home / "diff", mode)
     link = _short_id()
     os.symlink(f"../{new_id}/diff", store.overlay / "l" / link)
     (home / "link").write_text(link)

@@ -87,11 +87,14 @@ class _Packer:
 
 
 class Ids:
-    """The owners a layer's members name: containers/storage lists them as the layer's uidset/gidset."""
+    """The owners a layer's members name (containers/storage lists them as the layer's uidset/gidset), and
+    whether the tar has a member for the root directory itself (else the diff keeps the mode it was made with)."""
 
     def __init__(self) -> None:
         self.uids: set[int] = set()
         self.gids: set[int] = set()
+        self.has_root = False
+        self.root_owner = (0, 0)
 
 
 def _cstring(field: bytes) -> bytes:
@@ -165,9 +168,13 @@ def _record(fd: int, packer: _Packer, ids: Ids) -> None:
             name = pax["path"]
         if "size" in pax:
             size = tr._decimal(pax["size"], "size")
-        ids.uids.add(tr._decimal(pax["uid"], "uid") if "uid" in pax else tr._number(block[108:116], "uid"))
-        ids.gids.add(tr._decimal(pax["gid"], "gid") if "gid" in pax else tr._number(block[116:124], "gid"))
+        uid = tr._decimal(pax["uid"], "uid") if "uid" in pax else tr._number(block[108:116], "uid")
+        gid = tr._decimal(pax["gid"], "gid") if "gid" in pax else tr._number(block[116:124], "gid")
+        ids.uids.add(uid)
+        ids.gids.add(gid)
         pax, longname = {}, None
+        if not clean(name.decode("utf-8", "surrogateescape")):
+            ids.has_root, ids.root_owner = True, (uid, gid)
         if kind in _HEADER_ONLY and size:
             raise LayerError(f"tar member {name.decode('utf-8', 'replace')!r} is a {kind!r} entry with a size")
         packer.segment(bytes(raw))

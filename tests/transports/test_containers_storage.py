@@ -258,6 +258,23 @@ def test_imagetool_and_skopeo_write_one_store_at_once(cs: Store, tmp_path: Path)
         imagetool("copy", "-q", cs.ref(f"localhost/skopeo:{i}"), f"oci:{tmp_path}/ours{i}:1")
 
 
+def test_a_stored_layer_on_another_parent_is_rebuilt_not_fetched(cs: Store, tmp_path: Path) -> None:
+    """The blob is in the store, but above another parent: the copy skips fetching it and commit makes
+    the layer with the right id from the stored layer's exact tar (its tar-split)."""
+    top = make_layer({"app/": None, "app/bin": b"\x7fELF" * 1000})
+    write_image(tmp_path / "stacked", "1", [make_layer({"base": b"b"}), top])
+    write_image(tmp_path / "alone", "1", [top])
+    imagetool("copy", "-q", f"oci:{tmp_path}/stacked:1", cs.ref("localhost/stacked:1"))
+    proc = imagetool("copy", f"oci:{tmp_path}/alone:1", cs.ref("localhost/alone:1"))
+    out = proc.stdout + proc.stderr
+    assert f"Copying blob {top.digest.hex[:12]} skipped: already exists" in out
+    alone = next(e for e in cs.layers() if e["id"] == top.diff_id.hex)
+    assert "parent" not in alone and alone["compressed-diff-digest"] == str(top.digest)
+    assert len(cs.diff_dirs()) == 3
+    skopeo("copy", cs.ref("localhost/alone:1"), f"oci:{tmp_path}/out:1")
+    assert _layout_layers(tmp_path / "out", "1")[1] == [str(top.diff_id)]
+
+
 def test_a_name_moves_to_the_newer_image(cs: Store, tmp_path: Path) -> None:
     write_image(tmp_path / "a", "1", [make_layer({"a": b"a"})])
     write_image(tmp_path / "b", "1", [make_layer({"b": b"b"})])

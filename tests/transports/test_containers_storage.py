@@ -460,3 +460,19 @@ def test_a_layer_without_its_tar_split_is_not_passed_off(cs: Store, tmp_path: Pa
     assert not (tmp_path / "out" / "index.json").exists() or "manifests\":[]" in \
         (tmp_path / "out" / "index.json").read_text().replace(" ", "")
     assert skopeo("copy", cs.ref("localhost/t:1"), f"oci:{tmp_path}/theirs:1", check=False).returncode != 0
+
+
+def test_a_layer_left_incomplete_is_made_again(cs: Store, tmp_path: Path) -> None:
+    """A layer flagged incomplete (a containers/storage writer killed mid-layer) is not taken as present."""
+    write_image(tmp_path / "src", "1", [make_layer({"a": b"a" * 5000})])
+    imagetool("copy", "-q", f"oci:{tmp_path}/src:1", cs.ref("localhost/a:1"))
+    [layer] = cs.layers()
+    layer["flags"] = {"incomplete": True}
+    (cs.graph / "overlay-layers" / "layers.json").write_text(json.dumps([layer]))
+    (cs.graph / "overlay-images" / "images.json").write_text("[]")
+    victim = cs.graph / "overlay" / str(layer["id"]) / "diff" / "a"
+    victim.write_bytes(b"half")  # what the killed writer got to
+    imagetool("copy", "-q", f"oci:{tmp_path}/src:1", cs.ref("localhost/a:1"))
+    [again] = cs.layers()
+    assert "flags" not in again and victim.read_bytes() == b"a" * 5000
+    skopeo("copy", cs.ref("localhost/a:1"), f"oci:{tmp_path}/out:1")

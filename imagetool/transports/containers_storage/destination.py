@@ -44,7 +44,8 @@ class StorageDestination(DestinationBase):
         on another parent if it has to."""
         with self.store.read():
             text = str(desc.digest)
-            return any(text in (e.get("compressed-diff-digest"), e.get("diff-digest")) for e in self.store.layers())
+            return any(text in (e.get("compressed-diff-digest"), e.get("diff-digest")) and not lay.incomplete(e)
+                       for e in self.store.layers())
 
     def put_blob(self, stream: Readable, desc: Descriptor | None, *, is_config: bool = False) -> Descriptor:
         if is_config:
@@ -115,6 +116,7 @@ class StorageDestination(DestinationBase):
         manifest_digest = Digest.of(raw)
         with self.store.write():
             layers = self.store.layers()
+            lay.drop_incomplete(self.store, layers)
             parent: str | None = None
             for i, desc in enumerate(manifest.layers):
                 diff_id = self._diff_id_of(desc, diff_ids[i] if i < len(diff_ids) else None, layers)

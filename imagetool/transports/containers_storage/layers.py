@@ -122,6 +122,18 @@ def _copy_into(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
+def drop_incomplete(store: Store, layers: list[dict[str, Any]]) -> None:
+    """Layers a killed containers/storage writer left flagged incomplete go, as containers/storage itself
+    removes them when it next loads the store (the caller holds the write locks)."""
+    for entry in [e for e in layers if incomplete(e)]:
+        remove(store, layers, str(entry["id"]))
+
+
+def incomplete(entry: dict[str, Any]) -> bool:
+    flags = entry.get("flags")
+    return isinstance(flags, dict) and bool(flags.get("incomplete"))
+
+
 def find(layers: list[dict[str, Any]], layer: str) -> dict[str, Any] | None:
     return next((entry for entry in layers if entry.get("id") == layer), None)
 

@@ -48,8 +48,8 @@ from imagetool.errors import UsageError
 @daemon_host_option("dest")
 @click.pass_context
 def copy(ctx: click.Context, source: str, destination: str, **flags: Any) -> None:
-    """Copy an image from SOURCE to DESTINATION (oci:, oci-archive:, docker-archive:, dir:, docker://, or
-    a local store name)."""
+    """Copy an image from SOURCE to DESTINATION (oci:, oci-archive:, docker-archive:, dir:, docker://,
+    containers-storage:, or a local store name)."""
     from imagetool.copy import CopyOptions, copy_image
     from imagetool.copy.progress import Progress
     from imagetool.reference import parse as parse_reference

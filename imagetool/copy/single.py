@@ -79,6 +79,10 @@ def copy_single(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference
         -> CopiedManifest:
     """Copy the image whose manifest is `raw`; `instance` is its digest when it sits in an index."""
     manifest = parse_manifest(raw, mt)
+    # a source that keeps layers otherwise than as the manifest's blobs (containers-storage) offers them anew
+    offered = getattr(src, "layers_for_copy", None)
+    if offered is not None:
+        manifest = manifest.with_layers(offered(manifest))
     config = read_config(src, manifest)
     plans = layer_plans(manifest.layers, config.diff_ids if config else [], dst.traits, options)
     needs_oci = any(p.rewrites and p.compression in ("zstd", "zstd:chunked") for p in plans)

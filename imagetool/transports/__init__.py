@@ -29,10 +29,11 @@ TRANSPORTS = {
     "dir": "imagetool.transports.dir",
     "docker": "imagetool.transports.docker",
     "local": "imagetool.transports.local",
+    "containers-storage": "imagetool.transports.containers_storage",
 }
 
 #: transports skopeo knows that imagetool does not have: their prefix is refused, never read as a name
-UNSUPPORTED = ("containers-storage", "docker-daemon", "sif", "ostree", "tarball")
+UNSUPPORTED = ("docker-daemon", "sif", "ostree", "tarball")
 
 
 def transport(name: str) -> Any:

@@ -150,12 +150,14 @@ def _unshare() -> None:
 class Child:
     """fn(*args) in a forked child inside a new user namespace with `m`; `wait()` returns what it returned.
 
-    The child inherits every descriptor, so a caller can stream through pipes it made
-    before (closing its own ends on each side); the result or error comes back pickled.
+    The child inherits every descriptor but pipes: it keeps only the pipe ends named in
+    `child_keeps` (and 0-2), so a caller can stream through a pipe it made before, while a pipe
+    another thread made for its own child is never held open here (its reader would wait for
+    an end-of-file that comes only when this child exits). The result comes back pickled.
     """
 
     def __init__(self, m: Mapping, fn: Callable[..., Any], args: tuple[Any, ...],
-                 child_closes: tuple[int, ...] = ()) -> None:
+                 child_keeps: tuple[int, ...] = ()) -> None:
         import ctypes  # noqa: F401 - loaded before the fork: the child imports nothing
         import pickle  # noqa: F401
 
@@ -167,7 +169,7 @@ class Child:
         sys.stderr.flush()
         self.pid = os.fork()
         if self.pid == 0:  # the child: never returns
-            _child(ready_w, go_r, result_w, (ready_r, go_w, self._result_r, *child_closes), fn, args)
+            _child(ready_w, go_r, result_w, child_keeps, fn, args)
         for fd in (ready_w, go_r, result_w):
             os.close(fd)
         try:
@@ -210,15 +212,26 @@ class Child:
         raise value
 
 
-def _child(ready_w: int, go_r: int, result_w: int, closes: tuple[int, ...], fn: Callable[..., Any],
+def _close_other_pipes(keep: set[int]) -> None:
+    """Close every pipe end above stderr but `keep`: ours to the parent, and the ones of other threads."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                if stat.S_ISFIFO(os.fstat(fd).st_mode):
+                    os.close(fd)
+            except OSError:
+                pass  # the directory listing's own descriptor, gone by now
+
+
+def _child(ready_w: int, go_r: int, result_w: int, keeps: tuple[int, ...], fn: Callable[..., Any],
            args: tuple[Any, ...]) -> None:
     global _inside
     import pickle
 
     code = 0
     try:
-        for fd in closes:
-            os.close(fd)
+        _close_other_pipes({ready_w, go_r, result_w, *keeps})
         try:
             _unshare()
             os.write(ready_w, b"R")
@@ -264,7 +277,7 @@ def _piped_child(m: Mapping, fn: Callable[[], Any], theirs: int, ours: int) -> C
     """fn() in a Child that keeps `theirs`, one end of a pipe whose other end, `ours`, stays with us: each
     side closes the end it does not use (and we both, when the child could not be started)."""
     try:
-        child = Child(m, fn, (), child_closes=(ours,))
+        child = Child(m, fn, (), child_keeps=(theirs,))
     except BaseException:
         os.close(ours)
         os.close(theirs)

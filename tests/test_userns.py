@@ -77,3 +77,55 @@ def test_consume_reads_the_whole_stream_and_reports_the_childs_error(monkeypatch
 
     with pytest.raises(LayerError, match="stopped early"):
         userns.consume(reject, io.BytesIO(data))
+
+
+def _open_in_child(fds: tuple[int, ...]) -> list[bool]:
+    opened = []
+    for fd in fds:
+        try:
+            os.fstat(fd)
+            opened.append(True)
+        except OSError:
+            opened.append(False)
+    return opened
+
+
+def test_the_child_holds_no_pipe_of_another_thread(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A pipe made for another child must not stay open here, or its reader waits for this child to exit."""
+    other_r, other_w = os.pipe()
+    with open(tmp_path / "file", "w") as regular:
+        try:
+            opened = userns.Child(userns.own_ids(), _open_in_child, ((other_r, other_w, regular.fileno()),)).wait()
+        finally:
+            os.close(other_r)
+            os.close(other_w)
+    assert opened == [False, False, True]
+
+
+def test_streams_in_threads_side_by_side_all_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several produce/consume children at once, as parallel stages and copies start them: each sees its EOF."""
+    import threading
+
+    monkeypatch.setattr(userns, "_host_mapping", userns.own_ids)
+    data = os.urandom(1 << 20)
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def one(i: int) -> None:
+        try:
+            if i % 2:
+                results.append(userns.consume(lambda r: len(r.read()), io.BytesIO(data)))
+            else:
+                out = io.BytesIO()
+                userns.produce(lambda sink: sink.write(data), out)
+                results.append(len(out.getvalue()))
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and not any(t.is_alive() for t in threads)
+    assert results == [len(data)] * 8

@@ -52,6 +52,34 @@ class CopiedBlob:
     reused: bool = False
 
 
+class _InFlight:
+    """Blobs being written right now, per destination blob namespace (`dst.blob_scope`).
+
+    The platforms of an index (and the images of a sync) often share layers and are copied at
+    once: the second copy of a blob waits for the first instead of finding it absent and
+    uploading it again beside it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[tuple[object, Digest], threading.Event] = {}
+
+    def claim(self, scope: object, digest: Digest) -> threading.Event | None:
+        """None: the caller writes the blob (and must `release` it); else an event set when the writer ends."""
+        with self._lock:
+            running = self._running.get((scope, digest))
+            if running is None:
+                self._running[(scope, digest)] = threading.Event()
+            return running
+
+    def release(self, scope: object, digest: Digest) -> None:
+        with self._lock:
+            self._running.pop((scope, digest)).set()
+
+
+_IN_FLIGHT = _InFlight()
+
+
 class ProducerReader:
     """The output of `produce(sink)`, run in its own thread, as a readable stream.
 
@@ -100,6 +128,19 @@ def _pump(src: BinaryIO, sink: BinaryIO) -> None:
 
 def copy_blob(src: ImageSource, dst: ImageDestination, desc: Descriptor, plan: BlobPlan = KEEP, *,
               kind: str = "blob", progress: Progress | None = None, is_config: bool = False) -> CopiedBlob:
+    scope = None if plan.rewrites else getattr(dst, "blob_scope", None)
+    if scope is None:
+        return _copy_blob(src, dst, desc, plan, kind, progress, is_config)
+    while (running := _IN_FLIGHT.claim(scope, desc.digest)) is not None:
+        running.wait()  # then the destination has it (try_reuse_blob says so), or that copy failed: try again
+    try:
+        return _copy_blob(src, dst, desc, plan, kind, progress, is_config)
+    finally:
+        _IN_FLIGHT.release(scope, desc.digest)
+
+
+def _copy_blob(src: ImageSource, dst: ImageDestination, desc: Descriptor, plan: BlobPlan, kind: str,
+               progress: Progress | None, is_config: bool) -> CopiedBlob:
     task = progress.blob(kind, desc) if progress else None
     # -- step: reuse what the destination already has
     if not plan.rewrites and dst.try_reuse_blob(desc):

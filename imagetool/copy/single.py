@@ -107,16 +107,18 @@ def copy_single(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference
         diff_ids, chains = partial_chains(manifest, config)
         futures = [pool.submit(_copy_layer, src, dst, layer, plan, diff_ids[i], chains[i], progress)
                    for i, (layer, plan) in enumerate(zip(manifest.layers, plans, strict=True))]
+        # -- step: config, queued behind the layers (one worker: after them, as before; several: beside them,
+        # so the manifest waits for the slowest layer and not for a config copied after it)
+        if not dst.traits.needs_config_first:
+            futures.append(pool.submit(copy_blob, src, dst, manifest.config, kind="config", progress=progress,
+                                       is_config=True))
         try:
-            layers = [f.result().desc for f in futures]
+            results = [f.result() for f in futures]
         except BaseException:
             for f in futures:
                 f.cancel()
             raise
-
-    # -- step: config
-    if not dst.traits.needs_config_first:
-        copy_blob(src, dst, manifest.config, kind="config", progress=progress, is_config=True)
+    layers = [r.desc for r in results[:len(manifest.layers)]]
 
     # -- step: manifest (the source bytes when nothing changed)
     out = manifest if layers == list(manifest.layers) else manifest.with_layers(layers)

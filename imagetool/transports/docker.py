@@ -158,6 +158,11 @@ class DockerDestination(_Repository, DestinationBase):
         self.precompute = ctx.docker_precompute_digests
         self.temp_dir = ctx.temp_dir if self.precompute else None
 
+    @property
+    def blob_scope(self) -> object:
+        """Copies of one blob into this registry wait for each other (copy/blob.py): a later one mounts it."""
+        return ("docker", self.client.host)
+
     def try_reuse_blob(self, desc: Descriptor) -> bool:
         host, digest = self.client.host, str(desc.digest)
         cache = locations.shared()

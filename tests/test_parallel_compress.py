@@ -101,3 +101,27 @@ def test_pgzip_thread_count_does_not_change_bytes(monkeypatch: pytest.MonkeyPatc
         pgzip._pool.shutdown()  # type: ignore[union-attr]
         monkeypatch.setattr(pgzip, "_pool", None)
     assert os.cpu_count()
+
+
+def test_zstd_streams_written_side_by_side_share_the_cpus_from_the_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first of several layers rewritten at once does not take every CPU for its own workers."""
+    from imagetool import parallel_compress
+
+    monkeypatch.setattr(pgzip, "threads", lambda: 4)
+
+    def workers_of_streams(n: int) -> list[int]:
+        writers = [parallel_compress._ZstdWriter(io.BytesIO(), None) for _ in range(n)]
+        try:
+            return [w.workers for w in writers]
+        finally:
+            for w in writers:
+                w.close()
+
+    assert workers_of_streams(2) == [4, 2]  # unannounced: each new stream divides what is left
+    with parallel_compress.side_by_side(2):
+        assert workers_of_streams(2) == [2, 2]
+        with parallel_compress.side_by_side(2):  # another copy beside this one (copy --all)
+            assert workers_of_streams(1) == [1]
+    with parallel_compress.side_by_side(8):
+        assert workers_of_streams(1) == [1]  # never fewer than one: the bytes are those of nbWorkers >= 1
+    assert workers_of_streams(1) == [4]  # the announcements ended with their copies

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from imagetool.copy.multiple import choose_instance, get_instance
-from imagetool.copy.single import read_config
+from imagetool.copy.instances import choose_instance, get_instance, read_config
 from imagetool.digest import Digest
 from imagetool.errors import ManifestError, NotFound
 from imagetool.gotemplate import NIL_MAP, NIL_POINTER, NIL_SLICE, GoTime, Struct

@@ -18,7 +18,6 @@ from imagetool.reference import DockerReference, policy_namespaces
 from imagetool.reference import parse as parse_reference
 from imagetool.registry import locations
 from imagetool.registry.client import Client, ClientOptions
-from imagetool.registry.upload import BlobUploader
 from imagetool.transports import signatures as envelopes
 from imagetool.transports.base import (
     DestinationBase,
@@ -185,6 +184,8 @@ class DockerDestination(_Repository, DestinationBase):
     def put_blob(self, stream: Readable, desc: Descriptor | None, *, is_config: bool = False) -> Descriptor:
         if desc is None and self.precompute:
             return self._put_precomputed(stream)
+        from imagetool.registry.upload import BlobUploader  # with its thread pool: not for inspect and reads
+
         uploader = BlobUploader(self.client, self.repo)
         digest, size = uploader.upload(stream, desc.digest if desc else None, desc.size if desc else None)
         locations.shared().record(self.client.host, self.repo, str(digest))

@@ -38,7 +38,8 @@ def _gzip(data: bytes, *, max_pending: int, writes: list[int], block: int = pgzi
 @pytest.mark.parametrize("size", [0, 1, pgzip.BLOCK - 1, pgzip.BLOCK, pgzip.BLOCK + 1, 3 * pgzip.BLOCK + 12345])
 def test_pgzip_is_one_valid_member_with_stable_bytes(size: int) -> None:
     data = _sample(size)
-    outs = {_gzip(data, max_pending=p, writes=w) for p, w in [(1, [1 << 20]), (2, [4096, 70000]), (9, [333])]}
+    outs = {_gzip(data, max_pending=p, writes=w) for p, w in [(1, [1 << 20]), (2, [4096, 70000]), (9, [333]),
+                                                              (3, [5 * pgzip.BLOCK // 2, pgzip.BLOCK])]}
     assert len(outs) == 1, "output depends on write sizes or how many blocks are in flight"
     out = outs.pop()
     d = zlib.decompressobj(31)

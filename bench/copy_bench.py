@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Measure, random_layout, report, run  # noqa: E402
+from bench.common import compile_package, Measure, random_layout, report, run  # noqa: E402
 
 IMAGETOOL = [sys.executable, "-m", "imagetool"]
 SKOPEO = ["skopeo", "--insecure-policy"]
@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    compile_package()
     root = Path(tempfile.mkdtemp(prefix="imagetool-bench-", dir=os.environ.get("BENCH_TMP", "/var/tmp")))
     try:
         make_dir_image(root, args.mib, args.layers)

@@ -18,7 +18,7 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Measure, report, run  # noqa: E402
+from bench.common import compile_package, Measure, report, run  # noqa: E402
 
 IMAGETOOL = [sys.executable, "-m", "imagetool"]
 SKOPEO = ["skopeo", "--insecure-policy"]
@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--platforms", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    compile_package()
     from tests.lib.registry import start_registry, stop_registry
 
     with tempfile.TemporaryDirectory(prefix="sync-bench-", dir="/var/tmp") as tmp:

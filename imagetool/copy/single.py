@@ -1,4 +1,4 @@
-"""Copy one image: its layers in a bounded pool, then the config, the manifest and signatures."""
+"""Copy one image: its layers and its config in a bounded pool, then the manifest and signatures."""
 
 from __future__ import annotations
 

@@ -165,16 +165,23 @@ class DockerDestination(_Repository, DestinationBase):
     def try_reuse_blob(self, desc: Descriptor) -> bool:
         host, digest = self.client.host, str(desc.digest)
         cache = locations.shared()
+        known = cache.candidates(host, digest)
+        others = [repo for repo in known if repo != self.repo]
+        # seen only in other repositories of this registry (a same-registry copy, a sync's second image):
+        # mounted straight away, where a HEAD first would only find it missing
+        if others and self.repo not in known and self._mount(desc, others):
+            return True
         size = self.client.head_blob(self.repo, desc.digest)
         if size is not None and (size < 0 or size == desc.size):
             cache.record(host, self.repo, digest)
             return True
-        for other in cache.candidates(host, digest):
-            if other == self.repo:
-                continue
+        return self.repo in known and self._mount(desc, others)
+
+    def _mount(self, desc: Descriptor, repos: list[str]) -> bool:
+        for other in repos:
             try:
                 if self.client.mount_blob(self.repo, desc.digest, other):
-                    cache.record(host, self.repo, digest)
+                    locations.shared().record(self.client.host, self.repo, str(desc.digest))
                     self.mounted += 1
                     return True
             except RegistryError:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import IMAGETOOL, report, run  # noqa: E402
+from bench.common import IMAGETOOL, compile_package, report, run  # noqa: E402
 
 BASE = "localhost/busybox:bench"
 
@@ -66,6 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--storage-driver", default="overlay", help="buildah's storage driver")
     args = parser.parse_args()
+    compile_package()
     with tempfile.TemporaryDirectory(prefix="build-bench-", dir="/var/tmp") as tmp:
         work = Path(tmp)
         buildah = ["buildah", "--root", str(work / "root"), "--runroot", str(work / "runroot"),

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import IMAGETOOL, SKOPEO, Measure, random_layout, report, run  # noqa: E402
+from bench.common import IMAGETOOL, SKOPEO, Measure, compile_package, random_layout, report, run  # noqa: E402
 
 
 
@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    compile_package()
     root = Path(tempfile.mkdtemp(prefix="imagetool-bench-", dir=os.environ.get("BENCH_TMP", "/var/tmp")))
     try:
         make_dir_image(root, args.mib, args.layers)

@@ -3,8 +3,9 @@
     python bench/sync_bench.py [--images 24] [--tags 200] [--platforms 4] [--repeat 3]
 
 Cases: a repository of `--images` distinct small images (two layers of 20 KB each), a repository
-of `--tags` tags, and `copy --all` of a `--platforms`-platform index of 5 MiB images; each into a
-fresh destination registry every run. skopeo copies sync's images one after another.
+of `--tags` tags, and `copy --all` of a `--platforms`-platform index of images of two 5 MiB layers
+(distinct, then with the first layer the same in every platform); each into a fresh destination
+registry every run. skopeo copies sync's images (and an index's platforms) one after another.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import IMAGETOOL, SKOPEO, Measure, report, run  # noqa: E402
+from bench.common import IMAGETOOL, SKOPEO, Measure, compile_package, report, run  # noqa: E402
 
 FLAGS = ["--src-tls-verify=false", "--dest-tls-verify=false"]
 
@@ -44,23 +45,31 @@ def _push_images(layout: Path, host: str, repo: str, count: int, layer_size: int
                err=io.StringIO(), error_prefix=lambda i: "")
 
 
-def _push_index(layout: Path, host: str, platforms: int, layer_size: int) -> None:
+def _push_index(layout: Path, host: str, platforms: int, layer_size: int, shared: bool = False,
+                repo: str = "multi/img") -> None:
+    """An index of `platforms` images of two layers each; with `shared`, the first layer is the same in all
+    (an arch-independent base, as multi-platform images often have)."""
     from imagetool import media
     from imagetool.descriptor import Descriptor, Platform
     from imagetool.manifest import Index
     from imagetool.store import refs
     from imagetool.store.layout import LayoutStore
-    from tests.lib.images import random_image
+    from tests.lib.images import random_image, random_layer, write_image
 
     arches = ["amd64", "arm64", "ppc64le", "s390x", "386", "riscv64", "mips64le", "arm"][:platforms]
-    images = [random_image(layout, None, n_layers=2, size=layer_size, seed=900 + i) for i in range(len(arches))]
+    if shared:
+        base = random_layer(layer_size, 950)
+        images = [write_image(layout, None, [base, random_layer(layer_size, 960 + i)], architecture=a, create=i == 0)
+                  for i, a in enumerate(arches)]
+    else:
+        images = [random_image(layout, None, n_layers=2, size=layer_size, seed=900 + i) for i in range(len(arches))]
     store = LayoutStore.open(layout)
     index = Index.build(media.OCI_INDEX, [d.with_(platform=Platform(a, "linux"), annotations={})
                                           for d, a in zip(images, arches, strict=True)])
     store.put_bytes(index.raw)
     store.update_index(lambda _: [refs.named(Descriptor(media.OCI_INDEX, index.digest, len(index.raw)), "all")])
     run([*IMAGETOOL, "copy", "-q", "--all", "--dest-tls-verify=false", f"oci:{layout}:all",
-         f"docker://{host}/multi/img:all"], repeat=1)
+         f"docker://{host}/{repo}:all"], repeat=1)
 
 
 def main() -> None:
@@ -70,6 +79,7 @@ def main() -> None:
     parser.add_argument("--platforms", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    compile_package()
     from tests.lib.registry import start_registry, stop_registry
 
     with tempfile.TemporaryDirectory(prefix="sync-bench-", dir="/var/tmp") as tmp:
@@ -87,6 +97,7 @@ def main() -> None:
             _push_images(work / "many", a.host, "many/app", args.images, 20_000, 1000)
             _push_images(work / "tags", a.host, "tags/app", args.tags, 2_000, 5000)
             _push_index(work / "index", a.host, args.platforms, 5 << 20)
+            _push_index(work / "shared", a.host, args.platforms, 5 << 20, shared=True, repo="shared/img")
 
             def pair(case: str, ours_argv: list[str], theirs_argv: list[str], target: str,
                      before: Callable[[], None] = fresh_b) -> None:
@@ -102,6 +113,9 @@ def main() -> None:
             copy_all = ["copy", "-q", "--all", *FLAGS, f"docker://{a.host}/multi/img:all",
                         f"docker://{b.host}/multi/img:all"]
             pair(f"copy --all {args.platforms}-platform index", copy_all, copy_all, "<= 0.4x, RSS <= 120 MiB")
+            copy_shared = ["copy", "-q", "--all", *FLAGS, f"docker://{a.host}/shared/img:all",
+                           f"docker://{b.host}/shared/img:all"]
+            pair(f"copy --all {args.platforms} platforms, one layer shared", copy_shared, copy_shared, "(reported)")
         finally:
             stop_registry(a)
             stop_registry(b)

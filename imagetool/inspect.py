@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 
-from imagetool.copy.multiple import choose_instance, get_instance
-from imagetool.copy.single import read_config
+from imagetool.copy.instances import choose_instance, get_instance, read_config
 from imagetool.digest import Digest
 from imagetool.errors import ManifestError, NotFound
 from imagetool.gotemplate import NIL_MAP, NIL_POINTER, NIL_SLICE, GoTime, Struct
@@ -59,13 +58,40 @@ def image_config(ref: ImageReference, ctx: SystemContext) -> bytes:
         return config.raw
 
 
+def _tags_beside(src: Any) -> Callable[[], list[str]]:
+    """List the repository's tags on a thread of their own while the config (and an index's instance) is
+    read: one round trip less. Started once the manifest was read, so the registry is known to answer (an
+    unreachable one is not retried from two threads); a failure is raised where the tags are wanted."""
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def list_tags() -> None:
+        try:
+            box["tags"] = list(src.repo_tags())
+        except BaseException as err:  # noqa: BLE001 - raised in the caller's thread
+            box["error"] = err
+
+    thread = threading.Thread(target=list_tags, name="repo-tags", daemon=True)
+    thread.start()
+
+    def result() -> list[str]:
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["tags"]  # type: ignore[no-any-return]
+
+    return result
+
+
 def inspect_image(ref: ImageReference, ctx: SystemContext, *, tags: bool = True) -> dict[str, Any]:
     """skopeo inspect's fields, in its order (LayersData as newer skopeo versions add it)."""
     with _open(ref, ctx) as src:
         raw, mt = src.get_manifest()
+        listed = _tags_beside(src) if tags and hasattr(src, "repo_tags") else lambda: []
         manifest = _image_manifest(src, raw, mt, ctx)
         config = read_config(src, manifest)
-        repo_tags = list(src.repo_tags()) if tags and hasattr(src, "repo_tags") else []
+        repo_tags = listed()
     doc = config.doc if config else {}
     cfg = config.config if config else {}
     info: dict[str, Any] = {}

@@ -7,7 +7,8 @@ same bytes for any number of workers, so a layer's digest does not depend on the
 from __future__ import annotations
 
 import threading
-from typing import BinaryIO
+from contextlib import contextmanager
+from typing import BinaryIO, Iterator
 
 from imagetool import pgzip
 
@@ -17,7 +18,26 @@ from imagetool import pgzip
 ZSTD_JOB = 512 << 10
 
 _active = 0
+#: zstd streams that copies running now will write side by side (they say so before they start)
+_expected = 0
 _active_lock = threading.Lock()
+
+
+@contextmanager
+def side_by_side(streams: int) -> Iterator[None]:
+    """While a copy rewrites `streams` layers at once, each zstd stream gets a share of the CPUs from the first.
+
+    Without it the first stream took every CPU for its workers before the others had started,
+    and its workers then competed with theirs (and with the decompressing and hashing threads).
+    """
+    global _expected
+    with _active_lock:
+        _expected += streams
+    try:
+        yield
+    finally:
+        with _active_lock:
+            _expected -= streams
 
 
 class _ZstdWriter:
@@ -31,8 +51,9 @@ class _ZstdWriter:
 
         global _active
         with _active_lock:
-            workers = max(1, pgzip.threads() // (_active + 1))
+            workers = max(1, pgzip.threads() // max(_active + 1, _expected))
             _active += 1
+        self.workers = workers
         self._open = True
         params = zstandard.ZstdCompressionParameters.from_level(3 if level is None else level,
                                                                 threads=workers, job_size=ZSTD_JOB)

@@ -73,9 +73,19 @@ class ParallelGzipWriter:
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         n = len(data)
-        self._buf += data
+        start = 0
+        if not self._buf and isinstance(data, bytes):
+            # whole blocks straight from the caller's (immutable) bytes: the block the stream usually
+            # writes is passed on as it is, a larger write is cut with one copy per block
+            while n - start >= self._block:
+                self._submit(data if n == self._block else data[start:start + self._block], last=False)
+                start += self._block
+            if start == n:
+                return n
+        self._buf += data[start:] if start else data
         while len(self._buf) >= self._block:
-            block = bytes(self._buf[: self._block])
+            with memoryview(self._buf) as view:
+                block = bytes(view[: self._block])  # one copy (a bytearray slice would be a second)
             del self._buf[: self._block]
             self._submit(block, last=False)
         return n

@@ -218,3 +218,54 @@ def test_template_errors_exit_1_and_are_never_printed_as_text(images: Path, conf
         theirs = skopeo("inspect", *flags, "--format", template, ref, check=False)
         assert ours.returncode == theirs.returncode == 1, template
         assert ours.stdout == "" and words in one_line_error(ours), template
+
+
+def test_tags_are_listed_while_the_config_is_read(tmp_path: Path) -> None:
+    """The tag listing is not one more round trip after the config: it runs beside the config read, and its
+    failure is still the command's."""
+    import threading
+
+    from imagetool.errors import RegistryError
+    from imagetool.inspect import inspect_image
+    from imagetool.transports import parse_image_name
+    from imagetool.transports.base import SystemContext
+
+    random_image(tmp_path / "lay", "v1", n_layers=1)
+    layout = parse_image_name(f"oci:{tmp_path}/lay:v1")
+    listing = threading.Event()
+
+    class Source:
+        def __init__(self, fail: bool) -> None:
+            self.inner = layout.open_source(SystemContext())
+            self.fail = fail
+
+        def get_manifest(self, instance: object = None) -> tuple[bytes, str]:
+            return self.inner.get_manifest(instance)  # type: ignore[arg-type]
+
+        def get_blob(self, desc: object) -> object:
+            assert listing.wait(10), "the config was read before the tags were asked for"
+            return self.inner.get_blob(desc)  # type: ignore[arg-type]
+
+        def repo_tags(self) -> list[str]:
+            listing.set()
+            if self.fail:
+                raise RegistryError("listing tags: denied")
+            return ["v1", "v2"]
+
+        def close(self) -> None:
+            self.inner.close()
+
+    class Ref:
+        def __init__(self, fail: bool) -> None:
+            self.fail = fail
+
+        def open_source(self, ctx: SystemContext) -> Source:
+            return Source(self.fail)
+
+        def docker_reference(self) -> None:
+            return None
+
+    assert inspect_image(Ref(False), SystemContext())["RepoTags"] == ["v1", "v2"]  # type: ignore[arg-type]
+    listing.clear()
+    with pytest.raises(RegistryError, match="denied"):
+        inspect_image(Ref(True), SystemContext())  # type: ignore[arg-type]

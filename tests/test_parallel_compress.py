@@ -38,7 +38,8 @@ def _gzip(data: bytes, *, max_pending: int, writes: list[int], block: int = pgzi
 @pytest.mark.parametrize("size", [0, 1, pgzip.BLOCK - 1, pgzip.BLOCK, pgzip.BLOCK + 1, 3 * pgzip.BLOCK + 12345])
 def test_pgzip_is_one_valid_member_with_stable_bytes(size: int) -> None:
     data = _sample(size)
-    outs = {_gzip(data, max_pending=p, writes=w) for p, w in [(1, [1 << 20]), (2, [4096, 70000]), (9, [333])]}
+    outs = {_gzip(data, max_pending=p, writes=w) for p, w in [(1, [1 << 20]), (2, [4096, 70000]), (9, [333]),
+                                                              (3, [5 * pgzip.BLOCK // 2, pgzip.BLOCK])]}
     assert len(outs) == 1, "output depends on write sizes or how many blocks are in flight"
     out = outs.pop()
     d = zlib.decompressobj(31)
@@ -101,3 +102,27 @@ def test_pgzip_thread_count_does_not_change_bytes(monkeypatch: pytest.MonkeyPatc
         pgzip._pool.shutdown()  # type: ignore[union-attr]
         monkeypatch.setattr(pgzip, "_pool", None)
     assert os.cpu_count()
+
+
+def test_zstd_streams_written_side_by_side_share_the_cpus_from_the_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first of several layers rewritten at once does not take every CPU for its own workers."""
+    from imagetool import parallel_compress
+
+    monkeypatch.setattr(pgzip, "threads", lambda: 4)
+
+    def workers_of_streams(n: int) -> list[int]:
+        writers = [parallel_compress._ZstdWriter(io.BytesIO(), None) for _ in range(n)]
+        try:
+            return [w.workers for w in writers]
+        finally:
+            for w in writers:
+                w.close()
+
+    assert workers_of_streams(2) == [4, 2]  # unannounced: each new stream divides what is left
+    with parallel_compress.side_by_side(2):
+        assert workers_of_streams(2) == [2, 2]
+        with parallel_compress.side_by_side(2):  # another copy beside this one (copy --all)
+            assert workers_of_streams(1) == [1]
+    with parallel_compress.side_by_side(8):
+        assert workers_of_streams(1) == [1]  # never fewer than one: the bytes are those of nbWorkers >= 1
+    assert workers_of_streams(1) == [4]  # the announcements ended with their copies

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from imagetool.copy import CopyOptions, copy_image
-from imagetool.copy.multiple import choose_instance, get_instance
+from imagetool.copy.instances import choose_instance, get_instance
 from imagetool.copy.options import PolicyChecker
 from imagetool.descriptor import Descriptor, Platform, platform_matches
 from imagetool.digest import Digest

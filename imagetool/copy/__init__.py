@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from imagetool.copy.multiple import choose_instance, copy_index, get_instance
 from imagetool.copy.options import ACCEPT_ANYTHING, CopyOptions, CopyResult, PolicyChecker
-from imagetool.copy.single import copy_single
 from imagetool.manifest import Index, parse
 from imagetool.errors import PolicyRejected
 from imagetool.transports.base import ImageReference
@@ -27,6 +25,12 @@ def copy_image(src_ref: ImageReference, dst_ref: ImageReference, options: CopyOp
     destination is opened, so a rejected image is written nowhere; the destination is
     committed only after every blob and manifest it names is stored.
     """
+    # the pipeline (blob chain, thread pools) is loaded here: importing the package for its instance
+    # choice and config reading (inspect, build) leaves it alone
+    from imagetool.copy.instances import choose_instance, get_instance
+    from imagetool.copy.multiple import copy_index
+    from imagetool.copy.single import copy_single
+
     options = options or CopyOptions()
     progress = options.progress
     policy = options.policy if options.policy is not None else _default_policy()

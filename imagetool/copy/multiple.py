@@ -3,39 +3,20 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from imagetool import media
+from imagetool.copy.instances import choose_instance, get_instance
 from imagetool.copy.manifest import choose_type
 from imagetool.copy.options import CopyOptions
 from imagetool.copy.single import CopiedManifest, copy_signatures, copy_single
-from imagetool.descriptor import Descriptor, best_instance, host_platform, platform_matches
+from imagetool.descriptor import Descriptor, platform_matches
 from imagetool.digest import Digest
-from imagetool.errors import DigestMismatch, NotFound, Unsupported
+from imagetool.errors import Unsupported
 from imagetool.manifest import Index
-from imagetool.transports.base import ImageDestination, ImageReference, ImageSource, SystemContext
+from imagetool.transports.base import ImageDestination, ImageReference, ImageSource
 
-
-def choose_instance(index: Index, ctx: SystemContext) -> Descriptor:
-    want = host_platform(ctx.override_os, ctx.override_arch, ctx.override_variant)
-    chosen = best_instance(want, [d for d in index.manifests if media.is_manifest(d.media_type)])
-    if chosen is not None:
-        return chosen
-    offered = ", ".join(str(d.platform) for d in index.manifests if d.platform) or "none"
-    # containers/image's words (scripts match them), then what the index offers; the image exists, so not exit 2
-    kind = "image index" if index.media_type == media.OCI_INDEX else "manifest list"
-    raise NotFound(f'no image found in {kind} for architecture "{want.architecture}", variant '
-                   f'"{want.variant or ""}", OS "{want.os}" (it has: {offered})')
-
-
-def get_instance(src: ImageSource, desc: Descriptor) -> tuple[bytes, str]:
-    """An instance manifest, checked against the digest the index gives for it."""
-    raw, mt = src.get_manifest(desc.digest)
-    actual = Digest.of(raw, desc.digest.algorithm)
-    if actual != desc.digest:
-        raise DigestMismatch(desc.digest, actual)
-    return raw, desc.media_type or mt
+__all__ = ["choose_instance", "copy_index", "get_instance"]
 
 
 def copy_index(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference, index: Index,
@@ -86,6 +67,8 @@ def _each(fn: Callable[[Descriptor], Descriptor], items: list[Descriptor], worke
     """fn over items in a pool of `workers`, results in item order; the first failure (in order) is raised."""
     if workers <= 1:
         return [fn(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor  # with logging: not loaded by what imports choose_instance
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="instance") as pool:
         futures = [pool.submit(fn, item) for item in items]
         try:

@@ -1,22 +1,24 @@
-"""Copy one image: its layers in a bounded pool, then the config, the manifest and signatures."""
+"""Copy one image: its layers and its config in a bounded pool, then the manifest and signatures."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
 
 from imagetool import media
 from imagetool.copy.blob import BlobPlan, CopiedBlob, copy_blob
+from imagetool.copy.instances import CONFIG_MAX as CONFIG_MAX  # re-exported: it was defined here
+from imagetool.copy.instances import read_config
 from imagetool.copy.manifest import choose_type, layer_plans
 from imagetool.copy.options import CopyOptions
 from imagetool.copy.progress import Progress
 from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest
-from imagetool.errors import DigestMismatch, ImagetoolError, SignatureError, Unsupported, UnsupportedManifest
+from imagetool.errors import ImagetoolError, SignatureError, Unsupported, UnsupportedManifest
 from imagetool.manifest import ImageConfig, Manifest, parse_manifest
 from imagetool.memory import tune_for_streaming
 from imagetool.transports.base import ImageDestination, ImageReference, ImageSource
-
-CONFIG_MAX = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -34,18 +36,6 @@ class CopiedManifest:
         if like is not None:
             desc = desc.with_(platform=like.platform, annotations=like.annotations)
         return desc
-
-
-def read_config(src: ImageSource, manifest: Manifest) -> ImageConfig | None:
-    """The verified image config, or None for artifacts whose config is not an image config."""
-    if not media.is_config(manifest.config.media_type) or manifest.config.size > CONFIG_MAX:
-        return None
-    with src.get_blob(manifest.config) as f:
-        raw = f.read(manifest.config.size + 1)
-    if Digest.of(raw, manifest.config.digest.algorithm) != manifest.config.digest or \
-            len(raw) != manifest.config.size:
-        raise DigestMismatch(manifest.config.digest, Digest.of(raw))
-    return ImageConfig.parse(raw)
 
 
 def partial_chains(manifest: Manifest, config: ImageConfig | None) \
@@ -72,6 +62,17 @@ def _copy_layer(src: ImageSource, dst: ImageDestination, layer: Descriptor, plan
 
         return partial.copy_layer(src, dst, layer, plan, diff_id, parent, progress)  # type: ignore[no-any-return]
     return copy_blob(src, dst, layer, plan, progress=progress)
+
+
+def _rewrites_side_by_side(plans: list[BlobPlan], workers: int) -> contextlib.AbstractContextManager[None]:
+    """Layers recompressed to zstd at once share the CPUs among their compressor threads from the start."""
+    streams = min(sum(p.rewrites and p.compression == "zstd" for p in plans), workers,
+                  len(os.sched_getaffinity(0)))  # the rewrite slots of copy/blob.py
+    if streams < 2:
+        return contextlib.nullcontext()
+    from imagetool.parallel_compress import side_by_side
+
+    return side_by_side(streams)
 
 
 def copy_single(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference, raw: bytes, mt: str,
@@ -107,20 +108,22 @@ def copy_single(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference
 
     workers = max(1, options.max_parallel if dst.traits.thread_safe_put_blob else 1)
     tune_for_streaming()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with _rewrites_side_by_side(plans, workers), ThreadPoolExecutor(max_workers=workers) as pool:
         diff_ids, chains = partial_chains(manifest, config)
         futures = [pool.submit(_copy_layer, src, dst, layer, plan, diff_ids[i], chains[i], progress)
                    for i, (layer, plan) in enumerate(zip(manifest.layers, plans, strict=True))]
+        # -- step: config, queued behind the layers (one worker: after them, as before; several: beside them,
+        # so the manifest waits for the slowest layer and not for a config copied after it)
+        if not dst.traits.needs_config_first:
+            futures.append(pool.submit(copy_blob, src, dst, manifest.config, kind="config", progress=progress,
+                                       is_config=True))
         try:
-            layers = [f.result().desc for f in futures]
+            results = [f.result() for f in futures]
         except BaseException:
             for f in futures:
                 f.cancel()
             raise
-
-    # -- step: config
-    if not dst.traits.needs_config_first:
-        copy_blob(src, dst, manifest.config, kind="config", progress=progress, is_config=True)
+    layers = [r.desc for r in results[:len(manifest.layers)]]
 
     # -- step: manifest (the source bytes when nothing changed)
     out = manifest if layers == list(manifest.layers) else manifest.with_layers(layers)

@@ -181,6 +181,7 @@ class _Pool:
             conn = http.client.HTTPSConnection(netloc, timeout=timeout[0], context=self.ctx)
         else:
             conn = http.client.HTTPConnection(netloc, timeout=timeout[0])
+        conn._create_connection = _create_connection  # type: ignore[attr-defined]
         try:
             conn.connect()
         except BaseException:
@@ -189,6 +190,13 @@ class _Pool:
         assert conn.sock is not None
         conn.sock.settimeout(timeout[1])
         return conn
+
+
+def _create_connection(address: tuple[str, int], *args: Any) -> socket.socket:
+    """socket.create_connection with an ASCII host passed as bytes: getaddrinfo then skips the IDNA codec,
+    whose import (unicodedata, stringprep) costs a small command more than the connection does."""
+    host, port = address
+    return socket.create_connection((host.encode() if host.isascii() else host, port), *args)  # type: ignore[arg-type]
 
 
 def _dropped(sock: Any) -> bool:

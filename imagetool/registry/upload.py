@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import urllib.parse
-from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 from imagetool.digest import Digest, Readable
@@ -43,6 +42,8 @@ def read_ahead(stream: Readable, size: int) -> Iterator[bytes]:
     The source keeps streaming while a PATCH is on the wire, instead of stalling once per chunk
     for a round trip; at most two chunks are held.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as reader:
         pending = reader.submit(read_full, stream, size)
         try:

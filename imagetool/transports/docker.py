@@ -18,7 +18,6 @@ from imagetool.reference import DockerReference, policy_namespaces
 from imagetool.reference import parse as parse_reference
 from imagetool.registry import locations
 from imagetool.registry.client import Client, ClientOptions
-from imagetool.registry.upload import BlobUploader
 from imagetool.transports import signatures as envelopes
 from imagetool.transports.base import (
     DestinationBase,
@@ -158,19 +157,31 @@ class DockerDestination(_Repository, DestinationBase):
         self.precompute = ctx.docker_precompute_digests
         self.temp_dir = ctx.temp_dir if self.precompute else None
 
+    @property
+    def blob_scope(self) -> object:
+        """Copies of one blob into this registry wait for each other (copy/blob.py): a later one mounts it."""
+        return ("docker", self.client.host)
+
     def try_reuse_blob(self, desc: Descriptor) -> bool:
         host, digest = self.client.host, str(desc.digest)
         cache = locations.shared()
+        known = cache.candidates(host, digest)
+        others = [repo for repo in known if repo != self.repo]
+        # seen only in other repositories of this registry (a same-registry copy, a sync's second image):
+        # mounted straight away, where a HEAD first would only find it missing
+        if others and self.repo not in known and self._mount(desc, others):
+            return True
         size = self.client.head_blob(self.repo, desc.digest)
         if size is not None and (size < 0 or size == desc.size):
             cache.record(host, self.repo, digest)
             return True
-        for other in cache.candidates(host, digest):
-            if other == self.repo:
-                continue
+        return self.repo in known and self._mount(desc, others)
+
+    def _mount(self, desc: Descriptor, repos: list[str]) -> bool:
+        for other in repos:
             try:
                 if self.client.mount_blob(self.repo, desc.digest, other):
-                    cache.record(host, self.repo, digest)
+                    locations.shared().record(self.client.host, self.repo, str(desc.digest))
                     self.mounted += 1
                     return True
             except RegistryError:
@@ -180,6 +191,8 @@ class DockerDestination(_Repository, DestinationBase):
     def put_blob(self, stream: Readable, desc: Descriptor | None, *, is_config: bool = False) -> Descriptor:
         if desc is None and self.precompute:
             return self._put_precomputed(stream)
+        from imagetool.registry.upload import BlobUploader  # with its thread pool: not for inspect and reads
+
         uploader = BlobUploader(self.client, self.repo)
         digest, size = uploader.upload(stream, desc.digest if desc else None, desc.size if desc else None)
         locations.shared().record(self.client.host, self.repo, str(digest))

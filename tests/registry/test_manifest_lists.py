@@ -106,3 +106,31 @@ def test_copy_all_copies_the_platforms_at_once(plain_registry: Registry, tmp_pat
     last_layers = json.loads(store.read_blob(images[-1].digest))["layers"]
     assert any(0 <= log.find(layer["digest"]) < first_manifest for layer in last_layers), \
         "the platforms were copied one after another"
+
+
+def test_copy_all_uploads_a_layer_the_platforms_share_once(plain_registry: Registry, tmp_path: Path) -> None:
+    """Platforms copied at once that share a layer: one upload of it, the others wait and find it there."""
+    from imagetool import media
+    from imagetool.descriptor import Descriptor, Platform
+    from imagetool.manifest import Index
+    from imagetool.store import refs
+    from imagetool.store.layout import LayoutStore
+    from tests.lib.images import random_layer, write_image
+
+    src = tmp_path / "src"
+    shared = random_layer(3_000_000, 77)
+    arches = ["amd64", "arm64", "ppc64le", "s390x"]
+    images = [write_image(src, None, [shared, random_layer(100_000, 500 + i)], architecture=a, create=i == 0)
+              for i, a in enumerate(arches)]
+    store = LayoutStore.open(src)
+    index = Index.build(media.OCI_INDEX, [d.with_(platform=Platform(a, "linux"), annotations={})
+                                          for d, a in zip(images, arches, strict=True)])
+    store.put_bytes(index.raw)
+    store.update_index(lambda _: [refs.named(Descriptor(media.OCI_INDEX, index.digest, len(index.raw)), "all")])
+    imagetool("copy", "-q", "--all", "--dest-tls-verify=false", f"oci:{src}:all", plain_registry.ref("share/img:all"))
+    r = plain_registry.raw_get("/v2/share/img/manifests/all", headers={"Accept": media.OCI_INDEX})
+    assert r.headers["Docker-Content-Digest"] == str(index.digest)
+    assert plain_registry.raw_get(f"/v2/share/img/blobs/{shared.digest}").content == shared.blob
+    completed = [line for line in plain_registry.log().splitlines()
+                 if '"PUT /v2/share/img/blobs/uploads/' in line and f"digest=sha256%3A{shared.digest.hex}" in line]
+    assert len(completed) == 1, completed

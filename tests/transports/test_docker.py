@@ -86,6 +86,8 @@ def test_same_registry_copy_to_a_new_repository_mounts_every_blob(plain_registry
         assert proxy.uploaded_bytes() == 0
         mounts = [r for r in proxy.records if r.method == "POST" and "mount=" in r.path and r.status == 201]
         assert len(mounts) == 4  # three layers and the config
+        # the cache knew the blobs only in mount/src: mounted without asking mount/other first
+        assert not [r for r in proxy.records if r.method == "HEAD" and "/mount/other/blobs/" in r.path]
         # a later copy in a new process finds the blobs through the persistent location cache
         proxy.clear()
         imagetool("copy", "-q", "--dest-tls-verify=false", f"oci:{tmp_path}/src:v1", proxy.ref("mount/third:v1"))

@@ -326,7 +326,12 @@ def _clean_runc(way: Way, user: RootlessUser | None, tmp: Path, mark: str) -> No
         bundle = Path(state["bundle"])
         if bundle.is_relative_to(tmp):
             _runc(way, user, "delete", "--force", state["id"])
-            subprocess.run(["umount", "-l", str(bundle / "rootfs")], capture_output=True)
+    # killed before runc recorded its state, the rootfs imagetool mounted for it is known by its place alone
+    with open("/proc/mounts") as mounts:
+        points = [line.split()[1] for line in mounts]
+    for point in reversed(points):
+        if Path(point).is_relative_to(tmp):
+            subprocess.run(["umount", "-l", point], capture_output=True)
 
 
 @pytest.mark.parametrize("runtime", ["embedded", "runc"])

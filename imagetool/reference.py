@@ -104,7 +104,7 @@ def parse(text: str, *, normalise: bool = True) -> DockerReference:
         try:
             digest = Digest.parse(dtext)
         except InvalidDigest as err:
-            raise InvalidReference(f"invalid reference {text!r}: {err}") from None
+            raise InvalidReference(f"invalid reference {text!r}: {err}") from err
     tag = None
     slash = rest.rfind("/")
     colon = rest.rfind(":")

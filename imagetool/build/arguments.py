@@ -87,7 +87,7 @@ def split_flags(ctx: Ctx, text: str) -> tuple[dict[str, object], str]:
         try:
             name, has_value, value = unquote(word[2:], ctx.escape).partition("=")
         except ExpansionError as err:
-            raise ctx.error(str(err)) from None
+            raise ctx.error(str(err)) from err
         kind = spec.get(name)
         if kind is None:
             raise ctx.error(f"unknown flag --{name} for {ctx.keyword}")
@@ -136,7 +136,7 @@ def name_values(ctx: Ctx, text: str, legacy: bool) -> tuple[tuple[str, str], ...
     try:
         words = split_words(text, ctx.escape)
     except ExpansionError as err:
-        raise ctx.error(str(err)) from None
+        raise ctx.error(str(err)) from err
     if not words:
         raise ctx.error(f"{ctx.keyword} requires at least one argument")
     if "=" not in words[0]:
@@ -178,8 +178,8 @@ def duration(ctx: Ctx, flag: str, text: str | None) -> int:
 def mount(ctx: Ctx, text: str) -> ins.Mount:
     try:
         fields = next(csv.reader([text]))
-    except (csv.Error, StopIteration):
-        raise ctx.error(f"invalid --mount {text!r}") from None
+    except (csv.Error, StopIteration) as err:
+        raise ctx.error(f"invalid --mount {text!r}") from err
     options: list[tuple[str, str]] = []
     mtype = "bind"
     for item in fields:
@@ -268,7 +268,7 @@ def _arg(ctx: Ctx, flags: dict[str, object], rest: str) -> ins.Arg:
     try:
         words = split_words(rest, ctx.escape)
     except ExpansionError as err:
-        raise ctx.error(str(err)) from None
+        raise ctx.error(str(err)) from err
     if not words:
         raise ctx.error("ARG requires at least one argument")
     pairs = []
@@ -310,8 +310,8 @@ def _healthcheck(ctx: Ctx, flags: dict[str, object], rest: str) -> ins.Healthche
     retries_text = flags.get("retries")
     try:
         retries = int(str(retries_text)) if retries_text is not None else 0
-    except ValueError:
-        raise ctx.error(f"invalid --retries {retries_text!r}") from None
+    except ValueError as err:
+        raise ctx.error(f"invalid --retries {retries_text!r}") from err
     if retries < 0:
         raise ctx.error("--retries cannot be negative")
     g = flags.get

@@ -36,7 +36,8 @@ def commit_container(store: LayoutStore, container: str, name: str | None = None
     try:
         base = images.by_digest(store, Digest.parse(str(record.get("image", ""))))
     except ImagetoolError as err:
-        raise ContainerError(f"container {container!r}: its image is no longer in the local store") from err
+        raise ContainerError(f"container {container!r}: its image is no longer in the local store") \
+            .citing_cause() from err
     image = load(store, base)
     upper = cdir / "upper"
     mountpoints = [m.get("destination", "") for m in spec.get("mounts") or []] + list(ETC_FILES)

@@ -92,8 +92,8 @@ class BuildContext:
             candidate = self.root.joinpath(*done, part)
             try:
                 st = os.lstat(candidate)
-            except FileNotFoundError:
-                raise SourceNotFound(f"{rel}: no such file or directory in the build context") from None
+            except FileNotFoundError as err:
+                raise SourceNotFound(f"{rel}: no such file or directory in the build context") from err
             if stat.S_ISLNK(st.st_mode):
                 links += 1
                 if links > _MAX_LINKS:
@@ -171,7 +171,7 @@ class BuildContext:
         try:
             names = sorted(os.listdir(directory))
         except OSError as err:
-            raise BuildError(f"reading {directory}: {err.strerror}") from None
+            raise BuildError(f"reading {directory}: {err.strerror}") from err
         for name in names:
             path = directory / name
             child_ctx = name if ctx_rel in (".", "") else f"{ctx_rel}/{name}"

@@ -285,7 +285,7 @@ class Copier:
                             h.update(chunk)
                 modified = resp.headers.get("Last-Modified")
         except requests.RequestException as err:
-            raise BuildError(f"ADD {url}: {err}") from None
+            raise BuildError(f"ADD {url}: {err}") from err
         if want is not None and h is not None and h.hexdigest() != want.hex:
             target.unlink()
             raise DigestMismatch(want, f"{want.algorithm}:{h.hexdigest()}")

@@ -170,7 +170,7 @@ class Executor:
         try:
             target = Platform.parse(self.o.platform) if self.o.platform else None
         except ValueError as err:
-            raise BuildError(f"--platform: {err}") from None
+            raise BuildError(f"--platform: {err}") from err
         self.named = NamedContexts.parse(self.o.contexts)
         p = plan(df, self.o.build_args, self.o.target, target_platform=target, named=self.named.kinds(),
                  first_from=self.o.from_image)
@@ -217,9 +217,9 @@ class Executor:
             try:
                 texts.append(Path(path).read_text(encoding="utf-8"))
             except OSError as err:
-                raise DockerfileError(err.strerror or "cannot be read", file=str(path)) from None
+                raise DockerfileError(err.strerror or "cannot be read", file=str(path)) from err
             except UnicodeDecodeError as err:
-                raise DockerfileError(f"not UTF-8 text ({err.reason} at byte {err.start})", file=str(path)) from None
+                raise DockerfileError(f"not UTF-8 text ({err.reason} at byte {err.start})", file=str(path)) from err
         return parse("".join(t if t.endswith("\n") or not t else t + "\n" for t in texts),
                      " + ".join(str(p) for p in [self.o.dockerfile, *self.o.more_dockerfiles]))
 

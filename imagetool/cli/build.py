@@ -83,8 +83,8 @@ def _duration(text: str) -> float:
             return float(text[: -len(suffix)]) * scale
     try:
         return float(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a duration (2s, 500ms, 1m)") from None
+    except ValueError as err:
+        raise click.BadParameter(f"{text!r} is not a duration (2s, 500ms, 1m)") from err
 
 
 def _output(logfile: str | None) -> Callable[[str], None]:

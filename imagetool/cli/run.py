@@ -50,7 +50,8 @@ def _resolve(ctx: click.Context, image: str, pull: str | None, flags: dict[str, 
                               policy)
     except ImagetoolError as err:
         if bare and policy != "never":
-            raise NotFound(f"{bare.named} is not in the local store, and pulling {source} failed") from err
+            raise NotFound(f"{bare.named} is not in the local store, and pulling {source} failed") \
+                .citing_cause() from err
         raise
     return pulled.store, pulled.descriptor
 

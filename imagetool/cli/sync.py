@@ -66,7 +66,7 @@ def _yaml_jobs(path: str, base: SystemContext) -> list[Job]:
         with open(path, encoding="utf-8") as f:
             doc = yaml.safe_load(f) or {}
     except (OSError, yaml.YAMLError) as err:
-        raise UsageError(f"reading sync file {path}: {err}") from None
+        raise UsageError(f"reading sync file {path}: {err}") from err
     if not isinstance(doc, dict):
         raise UsageError(f"{path}: expected a mapping of registries")
     jobs: list[Job] = []

@@ -98,9 +98,9 @@ class Resolver:
             candidate = self.root + "/" + "/".join(current + [part])
             try:
                 st = os.lstat(candidate)
-            except FileNotFoundError:
+            except FileNotFoundError as err:
                 if not create:
-                    raise LayerError(f"{'/'.join(parts)}: no such directory in the layer") from None
+                    raise LayerError(f"{'/'.join(parts)}: no such directory in the layer") from err
                 os.mkdir(candidate, self.dir_mode)
                 current.append(part)
                 continue

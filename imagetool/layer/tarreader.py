@@ -89,8 +89,8 @@ def _number(field: bytes, what: str) -> int:
         if not text.isdigit():  # int() alone would take signs, underscores and other white space
             raise ValueError
         value = int(text, 8)
-    except ValueError:
-        raise LayerError(f"corrupt tar header: {what} field {bytes(field)!r} is not a number") from None
+    except ValueError as err:
+        raise LayerError(f"corrupt tar header: {what} field {bytes(field)!r} is not a number") from err
     if len(_NUMBERS) < _NUMBERS_KEPT:
         _NUMBERS[bytes(field)] = value
     return value
@@ -99,8 +99,8 @@ def _number(field: bytes, what: str) -> int:
 def _decimal(value: bytes, key: str) -> int:
     try:
         number = int(value)
-    except ValueError:
-        raise LayerError(f"corrupt PAX header: {key}={value!r} is not a number") from None
+    except ValueError as err:
+        raise LayerError(f"corrupt PAX header: {key}={value!r} is not a number") from err
     if number < 0:
         raise LayerError(f"corrupt PAX header: negative {key}")
     return number
@@ -115,8 +115,8 @@ def _time_ns(value: bytes) -> int:
         negative = whole.startswith(b"-")
         seconds = int(whole or b"0")
         nanos = int((frac[:9] or b"0").ljust(9, b"0")) if frac else 0
-    except ValueError:
-        raise LayerError(f"corrupt PAX header: mtime={value!r}") from None
+    except ValueError as err:
+        raise LayerError(f"corrupt PAX header: mtime={value!r}") from err
     return seconds * 1_000_000_000 + (-nanos if negative else nanos)
 
 
@@ -134,8 +134,8 @@ def parse_pax(data: bytes) -> dict[str, bytes]:
             raise LayerError("corrupt PAX header: record without a length")
         try:
             length = int(data[pos:space])
-        except ValueError:
-            raise LayerError("corrupt PAX header: bad record length") from None
+        except ValueError as err:
+            raise LayerError("corrupt PAX header: bad record length") from err
         stop = pos + length
         if length <= space - pos + 1 or stop > end or data[stop - 1] != 0x0A:
             raise LayerError("corrupt PAX header: record length out of range")

@@ -61,8 +61,8 @@ def run_image(store: LayoutStore, desc: Descriptor, options: LaunchOptions) -> i
         cdir.parent.mkdir(parents=True, exist_ok=True)
         try:
             cdir.mkdir()
-        except FileExistsError:
-            raise ContainerError(f"the container name {name!r} is already in use") from None
+        except FileExistsError as err:
+            raise ContainerError(f"the container name {name!r} is already in use") from err
         try:
             (cdir / containers.CONFIG).write_text(json.dumps({
                 roots.IMAGE_KEY: str(desc.digest), "image_name": options.image_name, "created": time.time(),

@@ -60,7 +60,7 @@ def _joins_userns(pid: int) -> bool:
     try:
         return os.readlink(f"/proc/{pid}/ns/user") != os.readlink("/proc/self/ns/user")
     except OSError as err:
-        raise NetStackError(f"--network private: the container's process is gone ({err.strerror})") from None
+        raise NetStackError(f"--network private: the container's process is gone ({err.strerror})") from err
 
 
 class NetStack:
@@ -111,7 +111,7 @@ def start(pid: int) -> NetStack:
         except OSError as err:
             os.close(ready_r)
             os.close(exit_w)
-            raise NetStackError(f"--network private: starting slirp4netns: {err.strerror}") from None
+            raise NetStackError(f"--network private: starting slirp4netns: {err.strerror}") from err
         finally:
             os.close(ready_w)
             os.close(exit_r)

@@ -171,7 +171,7 @@ def eval_sigstore_signed(req: p.SigstoreSigned, image: _Image) -> str:
     try:
         trust = TrustRoot.of(req)
     except SignatureError as err:
-        raise PolicyRejected(f"{what}: {err}") from None
+        raise PolicyRejected(f"{what}: {err}") from err
 
     def check(sig: object) -> str:
         if isinstance(sig, SignatureError):
@@ -238,7 +238,8 @@ class PolicyContext:
             try:
                 verdicts.append(EVALUATORS[type(req)](req, image))
             except PolicyRejected as err:
-                raise _rejection(err, f"{reference} rejected by policy scope {scope}: {err}") from None
+                raise _rejection(err, f"{reference} rejected by policy scope {scope}: {err}") from err
             except ImagetoolError as err:
-                raise _rejection(err, f"{reference} rejected by policy scope {scope}: {req.kind}: {err}") from err
+                raise _rejection(err, f"{reference} rejected by policy scope {scope}: {req.kind}: {err}") \
+                    .citing_cause() from err
         return f"accepted by policy scope {scope}: " + "; ".join(verdicts)

@@ -36,7 +36,6 @@ from imagetool.errors import ContainerError, ImagetoolError
 T = TypeVar("T")
 IdMap = list[tuple[int, int, int]]   # (inside, outside, count), as /proc/PID/uid_map
 CLONE_NEWUSER = 0x10000000
-OVERFLOW_ID = 65534
 _CHUNK = 1 << 20
 _inside = False
 

@@ -259,8 +259,9 @@ def _copy(ctx: Ctx, flags: dict[str, object], rest: str) -> ins.Copy:
     if isinstance(chmod, str) and "$" not in chmod and not re.fullmatch(r"[0-7]{3,4}", chmod):
         raise ctx.error(f"invalid --chmod {chmod!r}: expected an octal mode such as 0755")
     if ctx.keyword == "ADD":
-        return ins.Add(ctx.line, ctx.original, checksum=flags.get("checksum"),  # type: ignore[arg-type]
-                       keep_git_dir=bool(flags.get("keep-git-dir", False)), **common)  # type: ignore[arg-type]
+        if flags.get("keep-git-dir"):  # ADD fetches http(s) URLs as files; it never clones a repository
+            raise ctx.error("--keep-git-dir: ADD of a git repository is not supported")
+        return ins.Add(ctx.line, ctx.original, checksum=flags.get("checksum"), **common)  # type: ignore[arg-type]
     return ins.Copy(ctx.line, ctx.original, from_=flags.get("from"), **common)  # type: ignore[arg-type]
 
 

@@ -40,10 +40,6 @@ def parse_go_duration(text: str) -> float:
     return -total if text.startswith("-") else total
 
 
-def format_duration(seconds: float) -> str:
-    return f"{seconds:g}s"
-
-
 def arm(seconds: float, text: str) -> None:
     """End the command with CommandTimeout after `seconds` (nothing when not positive)."""
     if seconds <= 0:

@@ -40,7 +40,7 @@ _adler32 = zlib.adler32
 _FRACTION_SCALE: list[int] = [10 ** (9 - n) for n in range(10)]
 
 REG, AREG, LNK, SYM, CHR, BLK, DIR, FIFO, CONT = b"0", b"\0", b"1", b"2", b"3", b"4", b"5", b"6", b"7"
-GNU_LONGNAME, GNU_LONGLINK, PAX, PAX_GLOBAL, GNU_SPARSE, GNU_VOLHDR = b"L", b"K", b"x", b"g", b"S", b"V"
+GNU_LONGNAME, GNU_LONGLINK, PAX, PAX_GLOBAL, GNU_SPARSE = b"L", b"K", b"x", b"g", b"S"
 _META = (GNU_LONGNAME, GNU_LONGLINK, PAX, PAX_GLOBAL)
 _HEADER_ONLY = (LNK, SYM, CHR, BLK, DIR, FIFO)
 
@@ -194,11 +194,6 @@ class TarReader:
             n -= len(view)
         return b"".join(parts)
 
-    def _block_or_eof(self) -> bytes | None:
-        if self._pos >= len(self._buf) and not self._fill():
-            return None
-        return self._exact(BLOCK)
-
     # -- member data
 
     def chunks(self) -> Iterator[memoryview]:
@@ -207,14 +202,6 @@ class TarReader:
             view = self._take(self._remaining)
             self._remaining -= len(view)
             yield view
-
-    def read_all(self, limit: int) -> bytes:
-        """The current member's data whole: only for small members (link targets, metadata)."""
-        if self._remaining > limit:
-            raise UnsafeContent(f"tar member of {self._remaining} bytes where at most {limit} are expected")
-        data = self._exact(self._remaining)
-        self._remaining = 0
-        return data
 
     def write_to(self, fd: int) -> None:
         """Write the current member's data to the file descriptor `fd`, straight from the buffer."""

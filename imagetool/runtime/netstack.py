@@ -33,9 +33,7 @@ from typing import Any, Iterator
 
 from imagetool.errors import ContainerError
 
-#: the addresses slirp4netns gives the namespace (its default 10.0.2.0/24)
-ADDRESS = "10.0.2.100"
-GATEWAY = "10.0.2.2"
+#: the resolver slirp4netns offers the namespace (its default 10.0.2.0/24: the namespace is .100, the gateway .2)
 RESOLVER = "10.0.2.3"
 #: slirp's maximum, as podman sets it: fewer, larger packets through the user-mode stack
 MTU = 65520

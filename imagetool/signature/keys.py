@@ -133,28 +133,6 @@ def load_private_key(data: bytes, passphrase: str | None) -> ec.EllipticCurvePri
     return key
 
 
-def load_public_keys(data: bytes) -> list[ec.EllipticCurvePublicKey]:
-    """Every ECDSA public key in a PEM file (policy files may hold more than one)."""
-    try:
-        blocks = _pem_blocks(data.decode("ascii"))
-    except UnicodeDecodeError as err:
-        raise SignatureError("public key is not a PEM file") from err
-    keys: list[ec.EllipticCurvePublicKey] = []
-    for kind, der in blocks:
-        if kind != "PUBLIC KEY":
-            continue
-        try:
-            key = serialization.load_der_public_key(der)
-        except (ValueError, UnsupportedAlgorithm) as err:
-            raise SignatureError(f"cannot read public key: {err}") from err
-        if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise SignatureError("only ECDSA public keys are supported for sigstore verification")
-        keys.append(key)
-    if not keys:
-        raise SignatureError("no PUBLIC KEY block in the public key data")
-    return keys
-
-
 def public_pem(key: ec.EllipticCurvePublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 

@@ -19,7 +19,7 @@ from imagetool import compression
 from imagetool.digest import CHUNK
 from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest
-from imagetool.errors import ImagetoolError, LayoutError, ManifestUnknown, NotFound, UnsafeContent
+from imagetool.errors import LayoutError, ManifestUnknown, NotFound, UnsafeContent
 from imagetool.store import refs
 from imagetool.outputs import OutputFile
 from imagetool.store.layout import INDEX_FILE, OCI_LAYOUT_FILE, TEMP_PREFIX, LayoutStore
@@ -230,15 +230,3 @@ class OCIArchiveReference(PathReference):
 def parse(text: str) -> OCIArchiveReference:
     path, name = split_path_and_ref(text, TRANSPORT_NAME)
     return OCIArchiveReference(path, name)
-
-
-def open_readable(path: str) -> BinaryIO:
-    """Open an archive for reading with the errors a user can act on."""
-    try:
-        return open(path, "rb")
-    except FileNotFoundError as err:
-        raise LayoutError(f"{path}: no such file") from err
-    except IsADirectoryError as err:
-        raise LayoutError(f"{path}: is a directory, not an archive") from err
-    except OSError as err:
-        raise ImagetoolError(f"{path}: {err.strerror}") from err

@@ -21,7 +21,7 @@ from imagetool.build.base import BaseResolver, Register, StoreResolver, Unpack, 
 from imagetool.copy.options import PolicyChecker
 from imagetool.build import dockerignore
 from imagetool.build.cache import BuildCache, CacheEntry, base_key
-from imagetool.build.commit import ImageParts, commit, default_timestamp, rfc3339, store_name
+from imagetool.build.imagewriter import ImageParts, commit, default_timestamp, rfc3339, store_name
 from imagetool.build.config import DEFAULT_PATH, DEFAULT_SHELL, ConfigState
 from imagetool.build.context import BuildContext, NamedContexts
 from imagetool.build.copier import Copier
@@ -32,7 +32,7 @@ from imagetool.build.layerwriter import tar_view, write_layer
 from imagetool.build.remote_cache import RemoteCache, cache_repository
 from imagetool.build.rootview import RootView, resolve_owner
 from imagetool.build.stages import BuildPlan, Stage, plan
-from imagetool.build.steps import CopyWork, RunWork, StageResult, StageWalker, Step, WorkdirWork, at_line
+from imagetool.build.stagewalker import CopyWork, RunWork, StageResult, StageWalker, Step, WorkdirWork, at_line
 from imagetool.descriptor import Descriptor, Platform, host_platform
 from imagetool.digest import Digest
 from imagetool.errors import BuildError, DockerfileError, ImagetoolError, describe

@@ -346,7 +346,7 @@ def _gather(store: LayoutStore, manifest_list: str | None, names: list[str], bui
     import os
 
     from imagetool import manifest_lists
-    from imagetool.build.commit import store_name
+    from imagetool.build.imagewriter import store_name
     from imagetool.store import refs
 
     holder = manifest_list or f"localhost/imagetool-build-{os.getpid()}:{os.urandom(4).hex()}"

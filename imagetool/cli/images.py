@@ -176,7 +176,7 @@ def tag(ctx: click.Context, image: str, names: tuple[str, ...]) -> None:
 def rmi(ctx: click.Context, images_: tuple[str, ...], force: bool, all_: bool, prune: bool) -> None:
     """Remove IMAGE names (or, by ID, whole images) from the local store, then unused blobs."""
     from imagetool.errors import UsageError
-    from imagetool.runtime.containers import remove_container, users_of_images
+    from imagetool.runtime.kept_containers import remove_container, users_of_images
     from imagetool.runtime.launch import containers_dir
     from imagetool.store.gc import collect
     from imagetool.store.images import remove_all, remove_image

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from imagetool.descriptor import Descriptor, Platform
 from imagetool.errors import ContainerError
-from imagetool.runtime import containers
+from imagetool.runtime import kept_containers
 from imagetool.runtime.container import Container
 from imagetool.runtime.etcfiles import EtcSettings
 from imagetool.runtime.image import layer_dirs, load
@@ -64,11 +64,11 @@ def run_image(store: LayoutStore, desc: Descriptor, options: LaunchOptions) -> i
         except FileExistsError as err:
             raise ContainerError(f"the container name {name!r} is already in use") from err
         try:
-            (cdir / containers.CONFIG).write_text(json.dumps({
+            (cdir / kept_containers.CONFIG).write_text(json.dumps({
                 roots.IMAGE_KEY: str(desc.digest), "image_name": options.image_name, "created": time.time(),
                 "spec": spec}))
         except BaseException:
-            containers.remove_dir(cdir)
+            kept_containers.remove_dir(cdir)
             raise
     finally:
         registering.release()
@@ -77,12 +77,12 @@ def run_image(store: LayoutStore, desc: Descriptor, options: LaunchOptions) -> i
             (cdir / "empty").mkdir()
             lowers = [cdir / "empty"]
         stdin = None if options.interactive else subprocess.DEVNULL
-        with containers.Running(cdir):
+        with kept_containers.Running(cdir):
             container = Container(spec, lowers, cdir / "upper", runtime=options.runtime, etc=options.etc)
             code = container.run(stdin=stdin)
             if not options.remove:
-                containers.record_exit(cdir, code)
+                kept_containers.record_exit(cdir, code)
         return code
     finally:
         if options.remove:
-            containers.remove_dir(cdir)
+            kept_containers.remove_dir(cdir)

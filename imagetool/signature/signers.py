@@ -10,7 +10,7 @@ from imagetool.errors import SignatureError
 from imagetool.reference import DockerReference
 from imagetool.signature import keys as keyfiles
 from imagetool.signature import simple, sigstore
-from imagetool.transports import signatures as envelopes
+from imagetool.transports import envelopes
 
 
 @dataclass

@@ -18,7 +18,7 @@ from imagetool.digest import Digest
 from imagetool.errors import SignatureError
 from imagetool.reference import DockerReference
 from imagetool.signature import payload as payloads
-from imagetool.transports.signatures import (
+from imagetool.transports.envelopes import (
     SIGSTORE_PAYLOAD_TYPE,
     SIGSTORE_SIGNATURE_ANNOTATION,
     SigstoreSignature,

@@ -22,7 +22,7 @@ from imagetool.signature import rejections as why
 from imagetool.signature import sigstore
 from imagetool.signature.fulcio import FulcioRoot
 from imagetool.signature.pki import PKIRoot
-from imagetool.transports.signatures import SIGSTORE_SIGNATURE_ANNOTATION, SigstoreSignature
+from imagetool.transports.envelopes import SIGSTORE_SIGNATURE_ANNOTATION, SigstoreSignature
 
 
 def public_keys(blob: bytes, what: str) -> list[sigstore.PublicKey]:

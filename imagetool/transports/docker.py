@@ -19,7 +19,7 @@ from imagetool.reference import parse as parse_reference
 from imagetool.registry import locations
 from imagetool.registry.client import Client, ClientOptions
 from imagetool.registry.upload import BlobUploader
-from imagetool.transports import signatures as envelopes
+from imagetool.transports import envelopes
 from imagetool.transports.base import (
     DestinationBase,
     DestinationTraits,

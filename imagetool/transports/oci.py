@@ -23,7 +23,7 @@ from imagetool.errors import (
 from imagetool.manifest import guess_media_type
 from imagetool.store import refs
 from imagetool.store.layout import BLOBS, INDEX_FILE, OCI_LAYOUT_FILE, LayoutStore
-from imagetool.transports import signatures as envelopes
+from imagetool.transports import envelopes
 from imagetool.transports.base import (
     DestinationBase,
     DestinationTraits,

@@ -7,10 +7,10 @@ zstd through zstandard; both release the GIL, so blob copies run in parallel thr
 from __future__ import annotations
 
 import io
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from imagetool.digest import Readable, close_quietly
-from imagetool.errors import ImagetoolError, LayoutError, Unsupported
+from imagetool.errors import LayoutError, Unsupported
 
 GZIP = "gzip"
 ZSTD = "zstd"
@@ -94,24 +94,58 @@ def sniff_archive(stream: Readable) -> tuple[str | None, BinaryIO]:
     return detect_archive(head), PeekReader(head, stream)  # type: ignore[return-value]
 
 
-class _Decompressed(io.RawIOBase):
-    """Wraps a decompressor so format errors surface as LayoutError, not a zoo of exceptions."""
+class _Source(io.RawIOBase):
+    """The compressed stream as a decompressor reads it, noting whether the stream itself failed: a disk
+    or network error under a decompressor is that error, not a corrupt stream."""
 
-    def __init__(self, inner: BinaryIO, algorithm: str) -> None:
+    def __init__(self, raw: BinaryIO) -> None:
         super().__init__()
-        self._inner = inner
-        self._algorithm = algorithm
+        self._raw = raw
+        self.failed = False
 
     def readable(self) -> bool:
         return True
 
     def read(self, n: int = -1) -> bytes:
         try:
-            return self._inner.read(_BLOCK if n is None or n < 0 else n)
-        except ImagetoolError:
+            return self._raw.read(n)
+        except BaseException:
+            self.failed = True
             raise
-        except Exception as err:  # zlib, isal and zstd each raise their own kinds
-            raise LayoutError(f"corrupt {self._algorithm} stream: {err}") from None
+
+    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _Decompressed(io.RawIOBase):
+    """Wraps a decompressor so its complaints about the data surface as LayoutError ("corrupt gzip
+    stream"), not a zoo of exceptions; what the compressed stream raised itself passes through as it is."""
+
+    def __init__(self, inner: BinaryIO, source: _Source, algorithm: str,
+                 corruption: tuple[type[BaseException], ...]) -> None:
+        super().__init__()
+        self._inner = inner
+        self._source = source
+        self._algorithm = algorithm
+        self._corruption = corruption
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        self._source.failed = False
+        try:
+            return self._inner.read(_BLOCK if n is None or n < 0 else n)
+        except Exception as err:
+            if self._source.failed or not isinstance(err, self._corruption):
+                raise
+            raise LayoutError(f"corrupt {self._algorithm} stream: {err}") from err
 
     def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
         data = self.read(len(buf))
@@ -127,24 +161,35 @@ def decompressor(stream: BinaryIO, algorithm: str | None) -> BinaryIO:
     """A reader of the uncompressed bytes of `stream`."""
     if algorithm is None:
         return stream
+    source = _Source(stream)
+    raw = cast(BinaryIO, source)
+    inner: object
+    bad: tuple[object, ...]
     if algorithm == GZIP:
-        from isal import igzip
+        import zlib
 
-        return _Decompressed(igzip.IGzipFile(fileobj=stream, mode="rb"), GZIP)  # type: ignore[arg-type,return-value]
-    if algorithm == ZSTD:
+        from isal import igzip, isal_zlib
+
+        inner, bad = igzip.IGzipFile(fileobj=raw, mode="rb"), (isal_zlib.error, zlib.error)
+    elif algorithm == ZSTD:
         import zstandard
 
-        reader = zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True, closefd=True)
-        return _Decompressed(reader, ZSTD)  # type: ignore[arg-type,return-value]
-    if algorithm == XZ:
+        inner = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
+        bad = (zstandard.ZstdError,)
+    elif algorithm == XZ:
         import lzma
 
-        return _Decompressed(lzma.LZMAFile(stream), XZ)  # type: ignore[arg-type,return-value]
-    if algorithm == BZIP2:
+        inner, bad = lzma.LZMAFile(raw), (lzma.LZMAError,)
+    elif algorithm == BZIP2:
         import bz2
 
-        return _Decompressed(bz2.BZ2File(stream), BZIP2)  # type: ignore[arg-type,return-value]
-    raise Unsupported(f"unsupported compression {algorithm!r}")
+        inner, bad = bz2.BZ2File(raw), ()
+    else:
+        raise Unsupported(f"unsupported compression {algorithm!r}")
+    # every decompressor also raises EOFError for truncated data, and OSError for some bad data (gzip's
+    # BadGzipFile, bz2's "Invalid data stream")
+    corruption = cast(tuple[type[BaseException], ...], (EOFError, OSError, *bad))
+    return cast(BinaryIO, _Decompressed(cast(BinaryIO, inner), source, algorithm, corruption))
 
 
 def auto_decompressor(stream: BinaryIO) -> tuple[str | None, BinaryIO]:

@@ -153,9 +153,9 @@ class Descriptor:
             digest = Digest.parse(d["digest"])
             size = d["size"]
         except KeyError as err:
-            raise ManifestError(f"descriptor without {err.args[0]}") from None
+            raise ManifestError(f"descriptor without {err.args[0]}") from None  # the KeyError is the lookup
         except InvalidDigest as err:
-            raise ManifestError(f"descriptor digest: {err}") from None
+            raise ManifestError(f"descriptor digest: {err}") from err
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ManifestError(f"descriptor {digest} has invalid size {size!r}")
         plat = d.get("platform")

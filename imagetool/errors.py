@@ -25,6 +25,8 @@ This module imports nothing from imagetool so that every layer can use it.
 
 from __future__ import annotations
 
+from typing import Self
+
 
 class ImagetoolError(Exception):
     """Root of every error imagetool raises on purpose."""
@@ -32,6 +34,15 @@ class ImagetoolError(Exception):
     exit_code = 1
     #: whether retrying the same operation may succeed (drives retry loops)
     temporary = False
+    #: whether the one-line message goes on with the explicit cause's (see citing_cause)
+    cites_cause = False
+
+    def citing_cause(self) -> Self:
+        """This error, its one-line message going on with its cause's:
+        `raise BuildError("pulling it failed").citing_cause() from err` reads "pulling it failed: <why>".
+        Without it the cause stays in __cause__ for --debug tracebacks and library callers only."""
+        self.cites_cause = True
+        return self
 
 
 class InvalidReference(ImagetoolError):
@@ -134,8 +145,27 @@ def describe(err: BaseException) -> str:
         text = " ".join(text.split())
         if not parts or text not in parts[-1]:
             parts.append(text)
-        cur = cur.__cause__ or (None if cur.__suppress_context__ else cur.__context__)
+        cur = _behind(cur)
     return ": ".join(parts)
+
+
+def _behind(err: BaseException) -> BaseException | None:
+    """The error describe() goes on with. An implicit context (an error while handling another) always;
+    an explicit cause when the error cites it (ImagetoolError.citing_cause) or another library raised
+    the error (its message may lean on the cause). imagetool's own `raise X(...) from err` says all in
+    X's message and keeps err for tracebacks."""
+    cause = err.__cause__
+    if cause is None:
+        return None if err.__suppress_context__ else err.__context__
+    if getattr(err, "cites_cause", False):
+        return cause
+    tb = err.__traceback__
+    if tb is None:
+        return cause
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    module = str(tb.tb_frame.f_globals.get("__name__", ""))
+    return None if module.partition(".")[0] == "imagetool" else cause
 
 
 class DockerfileError(BuildError):

@@ -24,4 +24,4 @@ def loads(raw: bytes | str, what: str = "JSON") -> Any:
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
-        raise ValueError(f"invalid {what}: {err}") from None
+        raise ValueError(f"invalid {what}: {err}") from err

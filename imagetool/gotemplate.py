@@ -182,8 +182,8 @@ def _compare(op: Callable[[Any, Any], bool]) -> Callable[..., bool]:
     def fn(a: Any, b: Any) -> bool:
         try:
             return op(a, b)
-        except TypeError:
-            raise TemplateError(f"template: incompatible types for comparison: {go_str(a)}, {go_str(b)}") from None
+        except TypeError as err:
+            raise TemplateError(f"template: incompatible types for comparison: {go_str(a)}, {go_str(b)}") from err
     return fn
 
 
@@ -319,8 +319,8 @@ class _Scope:
         if toks[0] in FUNCS:
             try:
                 return FUNCS[toks[0]](*args)
-            except TypeError:
-                raise TemplateError(f"template: wrong number of arguments for {toks[0]}") from None
+            except TypeError as err:
+                raise TemplateError(f"template: wrong number of arguments for {toks[0]}") from err
         if len(args) != 1:
             raise TemplateError(f"template: {toks[0]!r} is not a function and takes no arguments")
         return args[0]

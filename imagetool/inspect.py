@@ -41,7 +41,7 @@ def _image_manifest(src: ImageSource, raw: bytes, mt: str, ctx: SystemContext) -
         try:
             chosen = choose_instance(parsed, ctx)
         except NotFound as err:
-            raise NotFound(f"parsing manifest for image: choosing image instance: {err}") from None  # skopeo's words
+            raise NotFound(f"parsing manifest for image: choosing image instance: {err}") from err  # skopeo's words
         raw_i, mt_i = get_instance(src, chosen)
         return parse_manifest(raw_i, mt_i)
     return parsed

@@ -21,7 +21,7 @@ from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest
 from imagetool.errors import ImagetoolError
 from imagetool.reference import parse as parse_reference
-from imagetool.runtime.containers import remove_container, users_of_images
+from imagetool.runtime.kept_containers import remove_container, users_of_images
 from imagetool.store import gc
 from imagetool.store import images as store_images
 from imagetool.store.images import ImageRecord

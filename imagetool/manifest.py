@@ -128,7 +128,7 @@ def _as_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
         doc = gojson.loads(raw, what)
     except ValueError as err:
-        raise ManifestError(str(err)) from None
+        raise ManifestError(str(err)) from err
     if not isinstance(doc, dict):
         raise ManifestError(f"{what} is not a JSON object")
     return doc
@@ -251,7 +251,7 @@ class ImageConfig:
         try:
             return [Digest.parse(d) for d in rootfs.get("diff_ids") or []]
         except Exception as err:
-            raise ManifestError(f"image config diff_ids: {err}") from None
+            raise ManifestError(f"image config diff_ids: {err}") from err
 
     @property
     def history(self) -> list[dict[str, Any]]:

@@ -62,8 +62,8 @@ def load(store: LayoutStore, name: str) -> tuple[Descriptor, Index]:
     full = list_name(name)
     try:
         desc = refs.resolve(store, full)
-    except NotFound:
-        raise NotFound(f"no manifest list named {full} in the local store") from None
+    except NotFound as err:
+        raise NotFound(f"no manifest list named {full} in the local store") from err
     doc = parse(store.read_blob(desc.digest), desc.media_type or None)
     if not isinstance(doc, Index):
         raise ManifestError(f"{full} is an image, not a manifest list")

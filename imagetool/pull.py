@@ -53,9 +53,9 @@ def pull_image(source: ImageReference, options: CopyOptions, policy: str = "miss
         store = local.store(options.dest_ctx, create=True)
         try:
             found = images.resolve(store, local.named, local.id_prefix) if policy != "always" else None
-        except NotFound:
+        except NotFound as err:
             if policy == "never":
-                raise NotFound(f"{local} is not in the local store (pull policy never)") from None
+                raise NotFound(f"{local} is not in the local store (pull policy never)") from err
             found = None
         if found is None:
             copy_image(src, local, options)

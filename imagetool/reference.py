@@ -63,14 +63,6 @@ class DockerReference:
         """A name with neither tag nor digest means :latest, as docker and skopeo read it."""
         return replace(self, tag=DEFAULT_TAG) if self.is_name_only else self
 
-    def with_tag(self, tag: str) -> DockerReference:
-        if not _TAG.match(tag):
-            raise InvalidReference(f"invalid tag {tag!r}")
-        return replace(self, tag=tag, digest=None)
-
-    def with_digest(self, digest: Digest) -> DockerReference:
-        return replace(self, tag=None, digest=digest)
-
     def repository(self) -> DockerReference:
         return DockerReference(self.domain, self.path)
 
@@ -104,7 +96,7 @@ def parse(text: str, *, normalise: bool = True) -> DockerReference:
         try:
             digest = Digest.parse(dtext)
         except InvalidDigest as err:
-            raise InvalidReference(f"invalid reference {text!r}: {err}") from None
+            raise InvalidReference(f"invalid reference {text!r}: {err}") from err
     tag = None
     slash = rest.rfind("/")
     colon = rest.rfind(":")
@@ -144,11 +136,6 @@ def local_candidates(text: str) -> list[DockerReference]:
     """The names a local-store lookup of `text` tries, in order (:latest by default)."""
     named = parse(text).with_default_tag()
     return [parse(f"localhost/{text}").with_default_tag(), named] if is_short(text) else [named]
-
-
-def parse_tagged(text: str) -> DockerReference:
-    """Parse and default the tag to latest."""
-    return parse(text).with_default_tag()
 
 
 def policy_namespaces(ref: DockerReference) -> list[str]:

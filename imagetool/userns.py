@@ -36,7 +36,6 @@ from imagetool.errors import ContainerError, ImagetoolError
 T = TypeVar("T")
 IdMap = list[tuple[int, int, int]]   # (inside, outside, count), as /proc/PID/uid_map
 CLONE_NEWUSER = 0x10000000
-OVERFLOW_ID = 65534
 _CHUNK = 1 << 20
 _inside = False
 
@@ -126,14 +125,14 @@ def write_maps(pid: int, m: Mapping) -> None:
                 with open(f"/proc/{pid}/{name}", "w", encoding="ascii") as f:
                     f.write(text)
         except OSError as err:
-            raise ContainerError(f"writing the user namespace id maps: {err}") from None
+            raise ContainerError(f"writing the user namespace id maps: {err}") from err
         return
     for tool, idmap in (("newuidmap", m.uids), ("newgidmap", m.gids)):
         args = [str(v) for entry in idmap for v in entry]
         try:
             proc = subprocess.run([tool, str(pid), *args], capture_output=True, text=True)
         except OSError as err:
-            raise ContainerError(f"{tool}: {err}") from None
+            raise ContainerError(f"{tool}: {err}") from err
         if proc.returncode != 0:
             raise ContainerError(f"{tool}: {proc.stderr.strip() or 'failed'}")
 
@@ -437,7 +436,7 @@ def run_command(argv: list[str], env: dict[str, str]) -> int:
         try:
             proc = subprocess.run(argv, env=env)
         except OSError as err:
-            raise _exec_error(argv[0], err) from None
+            raise _exec_error(argv[0], err) from err
         return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
     child = Child(m, os.execvpe, (argv[0], argv, env))
     previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGQUIT)}

@@ -86,7 +86,7 @@ def split_flags(ctx: Ctx, text: str) -> tuple[dict[str, object], str]:
         try:
             name, has_value, value = unquote(word[2:], ctx.escape).partition("=")
         except ExpansionError as err:
-            raise ctx.error(str(err)) from None
+            raise ctx.error(str(err)) from err
         kind = spec.get(name)
         if kind is None:
             raise ctx.error(f"unknown flag --{name} for {ctx.keyword}")
@@ -135,7 +135,7 @@ def name_values(ctx: Ctx, text: str, legacy: bool) -> tuple[tuple[str, str], ...
     try:
         words = split_words(text, ctx.escape)
     except ExpansionError as err:
-        raise ctx.error(str(err)) from None
+        raise ctx.error(str(err)) from err
     if not words:
         raise ctx.error(f"{ctx.keyword} requires at least one argument")
     if "=" not in words[0]:
@@ -163,8 +163,8 @@ def duration(ctx: Ctx, flag: str, text: str | None) -> int:
         return 0
     try:
         total = goduration.nanoseconds(text, signed=False)
-    except ValueError:
-        raise ctx.error(f"invalid duration for --{flag}: {text!r}") from None
+    except ValueError as err:
+        raise ctx.error(f"invalid duration for --{flag}: {text!r}") from err
     if 0 < total < 1_000_000:
         raise ctx.error(f"--{flag} cannot be less than 1ms")
     return total
@@ -173,8 +173,8 @@ def duration(ctx: Ctx, flag: str, text: str | None) -> int:
 def mount(ctx: Ctx, text: str) -> ins.Mount:
     try:
         fields = next(csv.reader([text]))
-    except (csv.Error, StopIteration):
-        raise ctx.error(f"invalid --mount {text!r}") from None
+    except (csv.Error, StopIteration) as err:
+        raise ctx.error(f"invalid --mount {text!r}") from err
     options: list[tuple[str, str]] = []
     mtype = "bind"
     for item in fields:
@@ -254,8 +254,9 @@ def _copy(ctx: Ctx, flags: dict[str, object], rest: str) -> ins.Copy:
     if isinstance(chmod, str) and "$" not in chmod and not re.fullmatch(r"[0-7]{3,4}", chmod):
         raise ctx.error(f"invalid --chmod {chmod!r}: expected an octal mode such as 0755")
     if ctx.keyword == "ADD":
-        return ins.Add(ctx.line, ctx.original, checksum=flags.get("checksum"),  # type: ignore[arg-type]
-                       keep_git_dir=bool(flags.get("keep-git-dir", False)), **common)  # type: ignore[arg-type]
+        if flags.get("keep-git-dir"):  # ADD fetches http(s) URLs as files; it never clones a repository
+            raise ctx.error("--keep-git-dir: ADD of a git repository is not supported")
+        return ins.Add(ctx.line, ctx.original, checksum=flags.get("checksum"), **common)  # type: ignore[arg-type]
     return ins.Copy(ctx.line, ctx.original, from_=flags.get("from"), **common)  # type: ignore[arg-type]
 
 
@@ -263,7 +264,7 @@ def _arg(ctx: Ctx, flags: dict[str, object], rest: str) -> ins.Arg:
     try:
         words = split_words(rest, ctx.escape)
     except ExpansionError as err:
-        raise ctx.error(str(err)) from None
+        raise ctx.error(str(err)) from err
     if not words:
         raise ctx.error("ARG requires at least one argument")
     pairs = []
@@ -305,8 +306,8 @@ def _healthcheck(ctx: Ctx, flags: dict[str, object], rest: str) -> ins.Healthche
     retries_text = flags.get("retries")
     try:
         retries = int(str(retries_text)) if retries_text is not None else 0
-    except ValueError:
-        raise ctx.error(f"invalid --retries {retries_text!r}") from None
+    except ValueError as err:
+        raise ctx.error(f"invalid --retries {retries_text!r}") from err
     if retries < 0:
         raise ctx.error("--retries cannot be negative")
     g = flags.get

@@ -185,7 +185,8 @@ class StoreResolver:
         try:
             copy_image(source, ref, CopyOptions(src_ctx=ctx, dest_ctx=ctx, policy=self.policy))
         except ImagetoolError as err:
-            raise BuildError(f"base image {image!r} is not in the local store and pulling it failed") from err
-        except ImportError:
+            raise BuildError(f"base image {image!r} is not in the local store and pulling it failed").citing_cause() \
+                from err
+        except ImportError as err:
             raise BuildError(f"base image {image!r} is not in the local store, and this imagetool cannot "
-                             f"pull from registries") from None
+                             f"pull from registries") from err

@@ -117,7 +117,7 @@ def apply(state: ConfigState, i: ins.AnyInstruction, scope: Scope) -> bool:
         try:
             state.author = unquote(i.author)
         except ExpansionError as err:
-            raise DockerfileError(str(err), i.line) from None
+            raise DockerfileError(str(err), i.line) from err
     else:
         return False
     return True

@@ -10,7 +10,7 @@ import shlex
 from collections.abc import Sequence
 
 from imagetool import compression
-from imagetool.build.commit import ImageParts, commit, default_timestamp, rfc3339, store_name
+from imagetool.build.imagewriter import ImageParts, commit, default_timestamp, rfc3339, store_name
 from imagetool.build.config import DEFAULT_SHELL, ConfigState, apply_changes
 from imagetool.build.layerwriter import write_layer
 from imagetool.build.stages import Scope
@@ -18,7 +18,7 @@ from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest
 from imagetool.errors import ContainerError, ImagetoolError
 from imagetool.layer.diff import write_diff
-from imagetool.runtime import containers, overlay
+from imagetool.runtime import kept_containers, overlay
 from imagetool.runtime.etcfiles import ETC_FILES
 from imagetool.runtime.image import layer_dirs, load
 from imagetool.runtime.launch import containers_dir
@@ -31,12 +31,13 @@ def commit_container(store: LayoutStore, container: str, name: str | None = None
                      layer_compression: str | None = compression.GZIP, oci: bool = True) -> Descriptor:
     """Commit the stopped container `container` as an image named `name` (unnamed without one)."""
     store_name(name)  # a bad name fails before anything is written
-    cdir, record = containers.stopped(containers_dir(store), container)
+    cdir, record = kept_containers.stopped(containers_dir(store), container)
     spec = record.get("spec") or {}
     try:
         base = images.by_digest(store, Digest.parse(str(record.get("image", ""))))
     except ImagetoolError as err:
-        raise ContainerError(f"container {container!r}: its image is no longer in the local store") from err
+        raise ContainerError(f"container {container!r}: its image is no longer in the local store") \
+            .citing_cause() from err
     image = load(store, base)
     upper = cdir / "upper"
     mountpoints = [m.get("destination", "") for m in spec.get("mounts") or []] + list(ETC_FILES)

@@ -162,7 +162,7 @@ class BuildContext:
         try:
             names = sorted(os.listdir(directory))
         except OSError as err:
-            raise BuildError(f"reading {directory}: {err.strerror}") from None
+            raise BuildError(f"reading {directory}: {err.strerror}") from err
         for name in names:
             path = directory / name
             child_ctx = name if ctx_rel in (".", "") else f"{ctx_rel}/{name}"

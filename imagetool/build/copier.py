@@ -30,7 +30,7 @@ from typing import BinaryIO
 from imagetool.build.context import BuildContext, is_glob
 from imagetool.build.dockerignore import Matcher
 from imagetool.build.rootview import RootView, resolve_owner
-from imagetool.build.steps import CopyWork
+from imagetool.build.stagewalker import CopyWork
 from imagetool import compression
 from imagetool.digest import CHUNK, Digest
 from imagetool.errors import BuildError, DigestMismatch, ImagetoolError, UnsafeContent
@@ -285,7 +285,7 @@ class Copier:
                             h.update(chunk)
                 modified = resp.headers.get("Last-Modified")
         except requests.RequestException as err:
-            raise BuildError(f"ADD {url}: {err}") from None
+            raise BuildError(f"ADD {url}: {err}") from err
         if want is not None and h is not None and h.hexdigest() != want.hex:
             target.unlink()
             raise DigestMismatch(want, f"{want.algorithm}:{h.hexdigest()}")

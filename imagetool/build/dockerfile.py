@@ -129,7 +129,7 @@ def parse(text: str, path: str = "Dockerfile") -> Dockerfile:
         return _parse(text, path)
     except DockerfileError as err:
         if err.file != path:
-            raise DockerfileError(err.reason, err.line, path) from None
+            raise DockerfileError(err.reason, err.line, path) from err
         raise
 
 
@@ -191,10 +191,10 @@ def parse_file(path: str | Path) -> Dockerfile:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DockerfileError("no such file", file=str(path)) from None
+    except FileNotFoundError as err:
+        raise DockerfileError("no such file", file=str(path)) from err
     except UnicodeDecodeError as err:
-        raise DockerfileError(f"not UTF-8 text ({err.reason} at byte {err.start})", file=str(path)) from None
+        raise DockerfileError(f"not UTF-8 text ({err.reason} at byte {err.start})", file=str(path)) from err
     return parse(text, str(path))
 
 
@@ -206,4 +206,4 @@ def parse_line(text: str, line: int = 1, escape: str = "\\") -> ins.AnyInstructi
     try:
         return parse_instruction(keyword, rest, line, text.strip(), escape)
     except DockerfileError as err:
-        raise DockerfileError(err.reason, None, file=f"change {text.strip()!r}") from None
+        raise DockerfileError(err.reason, None, file=f"change {text.strip()!r}") from err

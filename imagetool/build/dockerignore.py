@@ -96,7 +96,6 @@ class Matcher:
 
     def __init__(self, patterns: Iterable[Pattern]) -> None:
         self.patterns = list(patterns)
-        self.has_exceptions = any(p.exclusion for p in self.patterns)
 
     @classmethod
     def from_text(cls, text: str) -> Matcher:

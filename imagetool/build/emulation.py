@@ -16,7 +16,7 @@ from imagetool.build import instructions as ins
 from imagetool.build.config import DEFAULT_PATH
 from imagetool.build.rootview import RootView
 from imagetool.build.stages import BuildPlan
-from imagetool.build.steps import RunWork
+from imagetool.build.stagewalker import RunWork
 from imagetool.descriptor import Platform, normalized
 from imagetool.errors import BuildError, ContainerError
 from imagetool.runtime import binfmt
@@ -29,7 +29,7 @@ def stage_platform(p: BuildPlan, index: int, target: Platform | None) -> Platfor
         try:
             return Platform.parse(st.platform)
         except ValueError as err:
-            raise BuildError(f"FROM --platform: {err}") from None
+            raise BuildError(f"FROM --platform: {err}") from err
     if st.base_stage is not None:
         return stage_platform(p, st.base_stage, target)
     return target
@@ -51,7 +51,7 @@ def runnable(platform: Platform | None, lowers: list[Path] | None = None, work: 
     try:
         binfmt.emulator(platform)
     except ContainerError as err:
-        raise BuildError(f"RUN for {err}") from None
+        raise BuildError(f"RUN for {err}") from err
     if lowers is not None and work is not None and work.argv:
         wrong = foreign_program(platform, lowers, work.argv[0], work.env)
         if wrong:

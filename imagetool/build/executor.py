@@ -22,7 +22,7 @@ from imagetool.build.base import BaseResolver, Register, StoreResolver, Unpack, 
 from imagetool.copy.options import PolicyChecker
 from imagetool.build import dockerignore, emulation
 from imagetool.build.cache import BuildCache, CacheEntry, base_key
-from imagetool.build.commit import ImageParts, commit, default_timestamp, rfc3339, store_name
+from imagetool.build.imagewriter import ImageParts, commit, default_timestamp, rfc3339, store_name
 from imagetool.build.config import DEFAULT_PATH, DEFAULT_SHELL, ConfigState
 from imagetool.build.context import BuildContext, NamedContexts
 from imagetool.build.copier import Copier
@@ -34,7 +34,7 @@ from imagetool.build.remote_cache import RemoteCache, cache_repository
 from imagetool.build.schedule import OneAtATime, StagePlan
 from imagetool.build.rootview import RootView, resolve_owner
 from imagetool.build.stages import BuildPlan, Stage, plan
-from imagetool.build.steps import CopyWork, RunWork, StageResult, StageWalker, Step, WorkdirWork, at_line
+from imagetool.build.stagewalker import CopyWork, RunWork, StageResult, StageWalker, Step, WorkdirWork, at_line
 from imagetool.descriptor import Descriptor, Platform
 from imagetool.digest import Digest
 from imagetool.errors import BuildError, DockerfileError, ImagetoolError, describe
@@ -180,7 +180,7 @@ class Executor:
         try:
             target = Platform.parse(self.o.platform) if self.o.platform else None
         except ValueError as err:
-            raise BuildError(f"--platform: {err}") from None
+            raise BuildError(f"--platform: {err}") from err
         self.named = NamedContexts.parse(self.o.contexts)
         p = plan(df, self.o.build_args, self.o.target, target_platform=target, named=self.named.kinds(),
                  first_from=self.o.from_image)
@@ -231,9 +231,9 @@ class Executor:
             try:
                 texts.append(Path(path).read_text(encoding="utf-8"))
             except OSError as err:
-                raise DockerfileError(err.strerror or "cannot be read", file=str(path)) from None
+                raise DockerfileError(err.strerror or "cannot be read", file=str(path)) from err
             except UnicodeDecodeError as err:
-                raise DockerfileError(f"not UTF-8 text ({err.reason} at byte {err.start})", file=str(path)) from None
+                raise DockerfileError(f"not UTF-8 text ({err.reason} at byte {err.start})", file=str(path)) from err
         return parse("".join(t if t.endswith("\n") or not t else t + "\n" for t in texts),
                      " + ".join(str(p) for p in [self.o.dockerfile, *self.o.more_dockerfiles]))
 

@@ -189,8 +189,3 @@ def split_words(text: str, escape: str = "\\") -> list[str]:
     if in_word:
         words.append("".join(cur))
     return words
-
-
-def split_whitespace(text: str) -> list[str]:
-    """Docker's plain white-space split (FROM, COPY, EXPOSE, VOLUME in their non-JSON forms)."""
-    return text.split()

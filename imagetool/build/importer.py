@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from imagetool import compression, userns
-from imagetool.build.commit import ImageParts, commit, default_timestamp, rfc3339, store_name
+from imagetool.build.imagewriter import ImageParts, commit, default_timestamp, rfc3339, store_name
 from imagetool.build.config import ConfigState, apply_changes
 from imagetool.build.layerwriter import Producer, copy_tar, tar_directory, write_layer
 from imagetool.build.stages import Scope

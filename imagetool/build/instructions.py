@@ -96,7 +96,6 @@ class Copy(Instruction):
 @dataclass(frozen=True)
 class Add(Copy):
     checksum: str | None = None
-    keep_git_dir: bool = False
 
 
 @dataclass(frozen=True)
@@ -181,8 +180,3 @@ class Maintainer(Instruction):
 
 AnyInstruction = (From | Run | Copy | Add | Env | Arg | Label | Workdir | User | Expose | Entrypoint | Cmd
                   | Volume | Shell | Stopsignal | Healthcheck | Onbuild | Maintainer)
-
-#: instructions whose arguments Docker expands with ARG/ENV values (RUN, CMD, ENTRYPOINT,
-#: SHELL and HEALTHCHECK are left to the shell in the container)
-EXPANDS = frozenset({"ADD", "ARG", "COPY", "ENV", "EXPOSE", "FROM", "LABEL", "STOPSIGNAL", "USER",
-                     "VOLUME", "WORKDIR", "ONBUILD"})

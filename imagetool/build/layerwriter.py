@@ -56,7 +56,7 @@ class _PipeReader:
             if err is not None:
                 if isinstance(err, ImagetoolError):
                     raise err
-                raise BuildError(f"writing layer: {err}") from err
+                raise BuildError(f"writing layer: {err}").citing_cause() from err
         return data
 
 
@@ -164,7 +164,7 @@ def copy_tar(source: BinaryIO, out: BinaryIO) -> None:
             for _member in tar:
                 pass
     except tarfile.TarError as err:
-        raise BuildError(f"not a valid tar archive: {err}") from None
+        raise BuildError(f"not a valid tar archive: {err}") from err
     while tee.read(CHUNK):  # the end-of-archive padding
         pass
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from imagetool import userns
 from imagetool.build.context import BuildContext
-from imagetool.build.steps import MountSpec
+from imagetool.build.stagewalker import MountSpec
 from imagetool.errors import BuildError
 
 CACHE_MOUNTS = "build-mounts"
@@ -153,7 +153,7 @@ def _seed(path: Path, layers: tuple[Path, ...], subpath: str) -> None:
     """`subpath` of the layers (top first) copied to a new cache directory `path`, owners kept."""
     from imagetool.build.copier import Copier
     from imagetool.build.rootview import RootView
-    from imagetool.build.steps import CopyWork
+    from imagetool.build.stagewalker import CopyWork
 
     view = RootView(list(layers))
     top = view.lstat(view.resolve(subpath))

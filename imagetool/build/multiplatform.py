@@ -37,7 +37,7 @@ def check(options: BuildOptions) -> None:
     try:
         target = Platform.parse(options.platform) if options.platform else None
     except ValueError as err:
-        raise BuildError(f"--platform: {err}") from None
+        raise BuildError(f"--platform: {err}") from err
     p = plan(_dockerfile(options), options.build_args, options.target, target_platform=target,
              named=NamedContexts.parse(options.contexts).kinds(), first_from=options.from_image)
     check_plan(p, target)

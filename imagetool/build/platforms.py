@@ -28,7 +28,7 @@ def offered(image: str, ctx: SystemContext) -> list[Platform]:
             return _platforms_of(where, ctx)
         except ImagetoolError as err:
             last = err
-    raise BuildError(f"--all-platforms: cannot read the base image {image!r}") from last
+    raise BuildError(f"--all-platforms: cannot read the base image {image!r}").citing_cause() from last
 
 
 def _platforms_of(ref: Any, ctx: SystemContext) -> list[Platform]:

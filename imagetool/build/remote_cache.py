@@ -62,7 +62,7 @@ class RemoteCache:
                 record = json.loads(_read_small(client, repo, manifest.config))
                 diff_id = Digest.parse(record["diff_id"])
             except (ValueError, KeyError, TypeError, ImagetoolError) as err:
-                raise BuildError(f"build cache {repo.name}:{key[:12]}: unusable record ({err})") from None
+                raise BuildError(f"build cache {repo.name}:{key[:12]}: unusable record ({err})") from err
             layer = manifest.layers[0]
             if not self.store.has_blob(layer.digest):
                 with client.get_blob(repo.path, layer.digest, layer.size) as reader:

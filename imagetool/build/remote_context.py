@@ -68,10 +68,10 @@ def _git_run(args: list[str], cwd: Path, what: str) -> None:
     try:
         done = subprocess.run(["git", "-c", "protocol.file.allow=never", *args], cwd=cwd, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=_TIMEOUT)
-    except FileNotFoundError:
-        raise BuildError("git is not installed (needed for a git build context)") from None
-    except subprocess.TimeoutExpired:
-        raise BuildError(f"{what}: git took longer than {_TIMEOUT}s") from None
+    except FileNotFoundError as err:
+        raise BuildError("git is not installed (needed for a git build context)") from err
+    except subprocess.TimeoutExpired as err:
+        raise BuildError(f"{what}: git took longer than {_TIMEOUT}s") from err
     if done.returncode != 0:
         lines = done.stderr.decode(errors="replace").strip().splitlines()
         raise BuildError(f"{what}: {lines[-1] if lines else f'git exited with status {done.returncode}'}")
@@ -123,7 +123,7 @@ def _http(url: str, into: Path) -> Path:
                 for chunk in resp.iter_content(1 << 20):
                     body.write(chunk)
         except requests.RequestException as err:
-            raise BuildError(f"fetching the build context {url}: {err}") from None
+            raise BuildError(f"fetching the build context {url}: {err}") from err
         body.seek(0)
         try:
             archive = tarfile.open(fileobj=body, mode="r:*")
@@ -139,5 +139,5 @@ def _http(url: str, into: Path) -> Path:
                 # the "data" filter: no absolute names, no escapes, no devices, no set-id bits
                 archive.extractall(context, filter="data")
             except (tarfile.TarError, OSError) as err:
-                raise BuildError(f"unpacking the build context {url}: {err}") from None
+                raise BuildError(f"unpacking the build context {url}: {err}") from err
     return context

@@ -21,7 +21,7 @@ from typing import Any
 from imagetool import userns
 from imagetool.build.mounts import HostMount, chown_tree
 from imagetool.build.rootview import RootView, resolve_owner
-from imagetool.build.steps import RunWork
+from imagetool.build.stagewalker import RunWork
 from imagetool.errors import BuildError
 from imagetool.runtime.container import Container
 from imagetool.runtime.etcfiles import EtcSettings
@@ -166,7 +166,7 @@ def _owned_copy(m: HostMount, scratch: Path) -> Path:
     step writes there, and the new owners, never reach the source."""
     from imagetool.build.copier import Copier
     from imagetool.build.rootview import RootView
-    from imagetool.build.steps import CopyWork
+    from imagetool.build.stagewalker import CopyWork
 
     uid, gid = m.chown or (0, 0)
     owned = scratch / "owned"

@@ -184,7 +184,7 @@ def run_concurrently(deps: Mapping[int, Sequence[int]], jobs: int, run: Callable
             if isinstance(err, _Stopped):
                 stopped = BuildError(f"build stopped by {signal.Signals(err.number).name}")
                 stopped.exit_code = 128 + err.number
-                raise stopped from None
+                raise stopped from None  # the signal marker is how it stopped, said in the message
             raise
     if failure:
         raise failure[0]

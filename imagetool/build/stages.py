@@ -57,7 +57,7 @@ class Scope:
         try:
             return expand(word, self.vars(), self.escape)
         except ExpansionError as err:
-            raise DockerfileError(str(err), line) from None
+            raise DockerfileError(str(err), line) from err
 
     def declare(self, arg: ins.Arg) -> None:
         for name, default in arg.pairs:
@@ -77,7 +77,7 @@ class Scope:
         try:
             pairs = [(expand(k, before, self.escape), expand(v, before, self.escape)) for k, v in env.pairs]
         except ExpansionError as err:
-            raise DockerfileError(str(err), env.line) from None
+            raise DockerfileError(str(err), env.line) from err
         self.env.update(pairs)
         return pairs
 
@@ -178,9 +178,9 @@ def _image_or_stage(value: str, stages: list[Stage], index: int, line: int, what
         raise DockerfileError(f"{what} {value!r} refers to the current or a later build stage", line)
     try:
         parse_reference(value)
-    except InvalidReference:
+    except InvalidReference as err:
         raise DockerfileError(f"{what} {value!r} is neither a build stage nor a valid image name", line) \
-            from None
+            from err
     return value
 
 
@@ -195,7 +195,7 @@ def plan(df: Dockerfile, build_args: Mapping[str, str] | None = None, target: st
         return _plan(df, build_args, target, build_platform, target_platform, named or {}, first_from)
     except DockerfileError as err:
         if err.file != df.path:
-            raise DockerfileError(err.reason, err.line, df.path) from None
+            raise DockerfileError(err.reason, err.line, df.path) from err
         raise
 
 
@@ -232,7 +232,7 @@ def _plan(df: Dockerfile, build_args: Mapping[str, str] | None, target: str | No
             try:
                 parse_image_name(base)  # a name, or TRANSPORT:REF (oci:DIR:TAG, docker://...) as buildah takes
             except InvalidReference as err:
-                raise DockerfileError(f"invalid base image {base!r}: {err}", frm.line) from None
+                raise DockerfileError(f"invalid base image {base!r}: {err}", frm.line) from err
         scope = Scope(global_args, build_args, escape=df.escape)
         deps: list[int] = []
         images: list[str] = []

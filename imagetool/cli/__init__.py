@@ -106,9 +106,9 @@ def cli(ctx: click.Context, **options: Any) -> None:
 
         try:
             seconds = goduration.seconds(options["command_timeout"])
-        except ValueError:
+        except ValueError as err:
             raise click.BadParameter(f"{options['command_timeout']!r} is not a duration (30s, 1m30s, 500ms)",
-                                     param_hint="--command-timeout") from None
+                                     param_hint="--command-timeout") from err
         deadline.arm(seconds, options["command_timeout"])
 
 

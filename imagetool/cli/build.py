@@ -82,8 +82,8 @@ def _duration(text: str) -> float:
 
     try:
         return goduration.seconds(text, signed=False, bare_unit="s")
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a duration (2s, 500ms, 1m)") from None
+    except ValueError as err:
+        raise click.BadParameter(f"{text!r} is not a duration (2s, 500ms, 1m)") from err
 
 
 def _output(logfile: str | None) -> Callable[[str], None]:
@@ -349,7 +349,7 @@ def _gather(store: LayoutStore, manifest_list: str | None, names: list[str], bui
     import os
 
     from imagetool import manifest_lists
-    from imagetool.build.commit import store_name
+    from imagetool.build.imagewriter import store_name
     from imagetool.store import refs
 
     holder = manifest_list or f"localhost/imagetool-build-{os.getpid()}:{os.urandom(4).hex()}"

@@ -25,7 +25,7 @@ def commit(ctx: click.Context, container: str, image: str | None, changes: tuple
     """Make an image of what the stopped CONTAINER changed on top of its image; print the image ID."""
     from imagetool.build.container_commit import commit_container
     from imagetool.cli.images import open_local_store
-    from imagetool.runtime.containers import remove_container
+    from imagetool.runtime.kept_containers import remove_container
     from imagetool.runtime.launch import containers_dir
     from imagetool.store.images import image_id
 

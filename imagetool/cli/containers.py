@@ -23,7 +23,7 @@ from imagetool.cli.images import open_local_store, ago, print_table
 @click.pass_context
 def ps(ctx: click.Context, all_: bool, quiet: bool, noheading: bool, as_json: bool, format_: str | None) -> None:
     """List the containers kept in the local store."""
-    from imagetool.runtime.containers import list_containers
+    from imagetool.runtime.kept_containers import list_containers
     from imagetool.runtime.launch import containers_dir
     from imagetool.store.images import shown_name
 
@@ -83,7 +83,7 @@ def _doc(store: Any, c: Any) -> dict[str, Any]:
 def rm(ctx: click.Context, all_: bool, names: tuple[str, ...]) -> None:
     """Remove containers (their changed files and records) from the local store."""
     from imagetool.errors import UsageError
-    from imagetool.runtime.containers import list_containers, remove_container
+    from imagetool.runtime.kept_containers import list_containers, remove_container
     from imagetool.runtime.launch import containers_dir
 
     root = containers_dir(open_local_store(ctx, create=True))

@@ -21,10 +21,6 @@ class CommandTimeout(ImagetoolError):
     pass
 
 
-def format_duration(seconds: float) -> str:
-    return f"{seconds:g}s"
-
-
 def arm(seconds: float, text: str) -> None:
     """End the command with CommandTimeout after `seconds` (nothing when not positive)."""
     if seconds <= 0:

@@ -91,7 +91,7 @@ def platform_parts(platform: str | None, os_: str | None, arch: str | None,
     try:
         parsed = Platform.parse(platform)
     except ValueError as err:
-        raise UsageError(f"--platform: {err}") from None
+        raise UsageError(f"--platform: {err}") from err
     return parsed.os, parsed.architecture, parsed.variant or None
 
 
@@ -117,8 +117,8 @@ def etc_settings(flags: dict[str, Any]) -> Any:
     for server in dns:
         try:
             ipaddress.ip_address(server)
-        except ValueError:
-            raise UsageError(f"--dns {server!r}: expected an IP address") from None
+        except ValueError as err:
+            raise UsageError(f"--dns {server!r}: expected an IP address") from err
     return EtcSettings([parse_add_host(h) for h in flags.pop("add_hosts", ())], dns,
                        list(flags.pop("dns_search", ())), list(flags.pop("dns_option", ())),
                        bool(flags.pop("no_hosts", False)))

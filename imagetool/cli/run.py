@@ -28,7 +28,7 @@ def _platform(text: str | None) -> Any:
     try:
         return Platform.parse(text)
     except ValueError as err:
-        raise UsageError(f"--platform: {err}") from None
+        raise UsageError(f"--platform: {err}") from err
 
 
 def _foreign_program(*args: Any) -> None:
@@ -76,7 +76,8 @@ def _resolve(ctx: click.Context, image: str, pull: str | None, flags: dict[str, 
                               policy)
     except ImagetoolError as err:
         if bare and policy != "never":
-            raise NotFound(f"{bare.named} is not in the local store, and pulling {source} failed") from err
+            raise NotFound(f"{bare.named} is not in the local store, and pulling {source} failed") \
+                .citing_cause() from err
         raise
     return pulled.store, pulled.descriptor
 

@@ -74,12 +74,12 @@ def standalone_sign(manifest: str, docker_reference: str, fingerprint: str, outp
         with open(manifest, "rb") as f:
             raw = f.read()
     except OSError as err:
-        raise SignatureError(f"reading manifest {manifest}: {err.strerror or err}") from None
+        raise SignatureError(f"reading manifest {manifest}: {err.strerror or err}") from err
     blob = simple.sign(raw, docker_reference, fingerprint, simple.read_passphrase(passphrase_file))
     try:
         write_output(output, blob)
     except OSError as err:
-        raise SignatureError(f"writing signature {output}: {err.strerror or err}") from None
+        raise SignatureError(f"writing signature {output}: {err.strerror or err}") from err
 
 
 @click.command("standalone-verify")
@@ -98,6 +98,6 @@ def standalone_verify(manifest: str, docker_reference: str, fingerprint: str, si
         with open(signature, "rb") as f:
             blob = f.read()
     except OSError as err:
-        raise SignatureError(f"reading {err.filename}: {err.strerror or err}") from None
+        raise SignatureError(f"reading {err.filename}: {err.strerror or err}") from err
     fp, digest = standalone.verify_manifest_signature(blob, raw, docker_reference, fingerprint)
     sys.stdout.write(f"Signature verified, digest {digest}\n")

@@ -43,7 +43,7 @@ def copy_image(src_ref: ImageReference, dst_ref: ImageReference, options: CopyOp
         except PolicyRejected as err:
             if getattr(err, "headline", None) is None:
                 raise
-            raise PolicyRejected(f"Source image rejected: {err}") from None  # skopeo's words: scripts match them
+            raise PolicyRejected(f"Source image rejected: {err}") from err  # skopeo's words: scripts match them
         if progress:
             progress.line("Getting image source signatures")
         dst = dst_ref.open_destination(options.dest_ctx)

@@ -21,7 +21,6 @@ from imagetool.layer import chunked
 from imagetool.transports.base import ImageDestination, ImageSource
 
 PRESERVE = "preserve"
-DECOMPRESS = "decompress"
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,6 @@ from imagetool.digest import Digest
 from imagetool.reference import DockerReference
 from imagetool.transports.base import ImageReference, ImageSource, SystemContext
 
-MULTI_ARCH = ("system", "all", "index-only")
-FORMATS = {"oci": "oci", "v2s2": "v2s2", "docker": "v2s2"}
 
 
 class Signer(Protocol):

@@ -260,7 +260,7 @@ class _Fetcher:
                     h.update(block)
                     out.write(block)
         except zstandard.ZstdError as err:
-            raise TOCError(f"zstd:chunked: the range of {f.name[:80]!r} is not zstd: {err}") from None
+            raise TOCError(f"zstd:chunked: the range of {f.name[:80]!r} is not zstd: {err}") from err
         while raw.read(1 << 20):  # what a decompressor left of the range
             pass
         if total != f.size or h.hexdigest() != f.digest.hex:
@@ -310,7 +310,7 @@ def pull_layer(src: Any, store: LayoutStore, desc: Descriptor, diff_id: Digest, 
                     return open(fetcher.path(f), "rb")
                 except OSError as err:
                     raise LayerError(f"zstd:chunked: the content of {f.name[:80]!r} is gone: {err.strerror}") \
-                        from None
+                        from err
 
             contents = json.dumps({str(f.digest): chunked_toc.clean(f.name) for f in toc.files.values()})
             tar = chunked_toc.RebuiltTar(chunked_toc.rebuild(spool, toc, content))

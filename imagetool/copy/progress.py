@@ -127,5 +127,3 @@ class Progress:
             self.out.write(f"{label} [{bar:<30}] {_size(done)} / {_size(total)}\n")
         self._drawn = len(rows)
 
-
-QUIET = Progress(quiet=True)

@@ -161,7 +161,7 @@ def copy_signatures(src: ImageSource, dst: ImageDestination, dst_ref: ImageRefer
             except ImagetoolError:
                 raise
             except Exception as err:  # noqa: BLE001 - signer back-ends raise their own kinds
-                raise SignatureError(f"signing failed: {err}") from err
+                raise SignatureError(f"signing failed: {err}").citing_cause() from err
     if existing or new:
         if options.progress:
             options.progress.line("Storing signatures")

@@ -87,8 +87,8 @@ class Header:
         try:
             self.name = name.decode("utf-8")
             self.linkname = link.decode("utf-8")
-        except UnicodeDecodeError:
-            raise Unsupported(f"zstd:chunked: tar member name {name!r} is not UTF-8") from None
+        except UnicodeDecodeError as err:
+            raise Unsupported(f"zstd:chunked: tar member name {name!r} is not UTF-8") from err
         if kind == tr.AREG and self.name.endswith("/"):
             kind = tr.DIR
         if kind not in _TYPES:

@@ -102,7 +102,7 @@ def layout(annotations: dict[str, str] | None, blob_size: int) -> Layout:
     try:
         digest = Digest.parse(ann.get(chunked.TOC_CHECKSUM, ""))
     except InvalidDigest as err:
-        raise TOCError(f"zstd:chunked: bad TOC digest annotation: {err}") from None
+        raise TOCError(f"zstd:chunked: bad TOC digest annotation: {err}") from err
     t_off, t_len, t_raw, kind = _ints(ann.get(chunked.TOC_POSITION), 4, "manifest-position")
     if chunked.TARSPLIT_POSITION not in ann:
         raise NotRebuildable()
@@ -143,7 +143,7 @@ def _decompress(data: bytes, raw_length: int, what: str) -> bytes:
         out = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True).read(
             raw_length + 1)
     except zstandard.ZstdError as err:
-        raise TOCError(f"zstd:chunked: corrupt {what}: {err}") from None
+        raise TOCError(f"zstd:chunked: corrupt {what}: {err}") from err
     if len(out) != raw_length:
         raise TOCError(f"zstd:chunked: the {what} is not the size its position says")
     return out
@@ -168,16 +168,16 @@ def parse_toc(data: bytes, lay: Layout) -> TOC:
     _check_digest(data, lay.toc_digest, "TOC")
     try:
         doc = json.loads(_decompress(data, lay.toc.raw_length, "TOC"))
-    except ValueError:
-        raise TOCError("zstd:chunked: the TOC is not JSON") from None
+    except ValueError as err:
+        raise TOCError("zstd:chunked: the TOC is not JSON") from err
     if not isinstance(doc, dict) or doc.get("version") != 1 or not isinstance(doc.get("entries"), list):
         raise TOCError("zstd:chunked: the TOC is not a version 1 TOC")
     ts_digest = None
     if doc.get("tarSplitDigest"):
         try:
             ts_digest = Digest.parse(doc["tarSplitDigest"])
-        except InvalidDigest:
-            raise TOCError("zstd:chunked: the TOC's tarSplitDigest is malformed") from None
+        except InvalidDigest as err:
+            raise TOCError("zstd:chunked: the TOC's tarSplitDigest is malformed") from err
     files: dict[str, FileRange] = {}
     names: dict[str, str] = {}
     current: dict[str, object] | None = None   # the regular file chunk entries belong to
@@ -213,8 +213,8 @@ def parse_toc(data: bytes, lay: Layout) -> TOC:
                 raise TOCError(f"zstd:chunked: the range of {name[:80]!r} lies outside the blob's content")
             try:
                 digest = Digest.parse(str(e.get("digest", "")))
-            except InvalidDigest:
-                raise TOCError(f"zstd:chunked: TOC entry {name[:80]!r} has no valid digest") from None
+            except InvalidDigest as err:
+                raise TOCError(f"zstd:chunked: TOC entry {name[:80]!r} has no valid digest") from err
             files[key] = FileRange(name, size, digest, offset, end)
             current, last_chunk = e, offset
     ranges = sorted(files.values(), key=lambda f: f.offset)
@@ -236,8 +236,8 @@ def open_tarsplit(data: bytes, lay: Layout, toc: TOC, annotations: dict[str, str
             raise NotRebuildable()
         try:
             digest = Digest.parse((annotations or {})[chunked.TARSPLIT_CHECKSUM])
-        except InvalidDigest:
-            raise TOCError("zstd:chunked: no digest authenticates the tar-split") from None
+        except InvalidDigest as err:
+            raise TOCError("zstd:chunked: no digest authenticates the tar-split") from err
     if len(data) != lay.tarsplit.length:
         raise TOCError("zstd:chunked: short tar-split")
     _check_digest(data, digest, "tar-split")
@@ -254,7 +254,7 @@ def open_tarsplit(data: bytes, lay: Layout, toc: TOC, annotations: dict[str, str
             raise TOCError("zstd:chunked: the tar-split is not the size its position says")
     except zstandard.ZstdError as err:
         spool.close()
-        raise TOCError(f"zstd:chunked: corrupt tar-split: {err}") from None
+        raise TOCError(f"zstd:chunked: corrupt tar-split: {err}") from err
     except BaseException:
         spool.close()
         raise
@@ -268,8 +268,8 @@ def _entries(spool: BinaryIO) -> Iterator[dict[str, object]]:
             raise TOCError("zstd:chunked: a tar-split entry is too large")
         try:
             e = json.loads(line)
-        except ValueError:
-            raise TOCError("zstd:chunked: the tar-split is not JSON lines") from None
+        except ValueError as err:
+            raise TOCError("zstd:chunked: the tar-split is not JSON lines") from err
         if not isinstance(e, dict) or e.get("position") != n or e.get("type") not in (1, 2):
             raise TOCError("zstd:chunked: a tar-split entry is malformed or out of place")
         yield e
@@ -278,8 +278,8 @@ def _entries(spool: BinaryIO) -> Iterator[dict[str, object]]:
 def _b64(value: object, what: str) -> bytes:
     try:
         return base64.b64decode(str(value), validate=True)
-    except (binascii.Error, ValueError):
-        raise TOCError(f"zstd:chunked: bad base64 in the tar-split ({what})") from None
+    except (binascii.Error, ValueError) as err:
+        raise TOCError(f"zstd:chunked: bad base64 in the tar-split ({what})") from err
 
 
 def rebuild(spool: BinaryIO, toc: TOC, content: Callable[[FileRange], Readable]) -> Iterator[bytes]:

@@ -39,7 +39,7 @@ def _xattrs(path: str) -> dict[str, bytes] | None:
     except OSError as err:
         if err.errno in _NO_XATTRS:
             return None
-        raise LayerError(f"reading the xattrs of {path}: {err.strerror}") from None
+        raise LayerError(f"reading the xattrs of {path}: {err.strerror}") from err
     found = {}
     for name in names:
         if wh.is_overlay_xattr(name):
@@ -49,7 +49,7 @@ def _xattrs(path: str) -> dict[str, bytes] | None:
         except OSError as err:
             if err.errno in _NO_XATTRS:
                 continue
-            raise LayerError(f"reading xattr {name} of {path}: {err.strerror}") from None
+            raise LayerError(f"reading xattr {name} of {path}: {err.strerror}") from err
     return found or None
 
 

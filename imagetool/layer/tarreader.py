@@ -40,7 +40,7 @@ _adler32 = zlib.adler32
 _FRACTION_SCALE: list[int] = [10 ** (9 - n) for n in range(10)]
 
 REG, AREG, LNK, SYM, CHR, BLK, DIR, FIFO, CONT = b"0", b"\0", b"1", b"2", b"3", b"4", b"5", b"6", b"7"
-GNU_LONGNAME, GNU_LONGLINK, PAX, PAX_GLOBAL, GNU_SPARSE, GNU_VOLHDR = b"L", b"K", b"x", b"g", b"S", b"V"
+GNU_LONGNAME, GNU_LONGLINK, PAX, PAX_GLOBAL, GNU_SPARSE = b"L", b"K", b"x", b"g", b"S"
 _META = (GNU_LONGNAME, GNU_LONGLINK, PAX, PAX_GLOBAL)
 _HEADER_ONLY = (LNK, SYM, CHR, BLK, DIR, FIFO)
 
@@ -89,8 +89,8 @@ def _number(field: bytes, what: str) -> int:
         if not text.isdigit():  # int() alone would take signs, underscores and other white space
             raise ValueError
         value = int(text, 8)
-    except ValueError:
-        raise LayerError(f"corrupt tar header: {what} field {bytes(field)!r} is not a number") from None
+    except ValueError as err:
+        raise LayerError(f"corrupt tar header: {what} field {bytes(field)!r} is not a number") from err
     if len(_NUMBERS) < _NUMBERS_KEPT:
         _NUMBERS[bytes(field)] = value
     return value
@@ -99,8 +99,8 @@ def _number(field: bytes, what: str) -> int:
 def _decimal(value: bytes, key: str) -> int:
     try:
         number = int(value)
-    except ValueError:
-        raise LayerError(f"corrupt PAX header: {key}={value!r} is not a number") from None
+    except ValueError as err:
+        raise LayerError(f"corrupt PAX header: {key}={value!r} is not a number") from err
     if number < 0:
         raise LayerError(f"corrupt PAX header: negative {key}")
     return number
@@ -115,8 +115,8 @@ def _time_ns(value: bytes) -> int:
         negative = whole.startswith(b"-")
         seconds = int(whole or b"0")
         nanos = int((frac[:9] or b"0").ljust(9, b"0")) if frac else 0
-    except ValueError:
-        raise LayerError(f"corrupt PAX header: mtime={value!r}") from None
+    except ValueError as err:
+        raise LayerError(f"corrupt PAX header: mtime={value!r}") from err
     return seconds * 1_000_000_000 + (-nanos if negative else nanos)
 
 
@@ -134,8 +134,8 @@ def parse_pax(data: bytes) -> dict[str, bytes]:
             raise LayerError("corrupt PAX header: record without a length")
         try:
             length = int(data[pos:space])
-        except ValueError:
-            raise LayerError("corrupt PAX header: bad record length") from None
+        except ValueError as err:
+            raise LayerError("corrupt PAX header: bad record length") from err
         stop = pos + length
         if length <= space - pos + 1 or stop > end or data[stop - 1] != 0x0A:
             raise LayerError("corrupt PAX header: record length out of range")
@@ -194,11 +194,6 @@ class TarReader:
             n -= len(view)
         return b"".join(parts)
 
-    def _block_or_eof(self) -> bytes | None:
-        if self._pos >= len(self._buf) and not self._fill():
-            return None
-        return self._exact(BLOCK)
-
     # -- member data
 
     def chunks(self) -> Iterator[memoryview]:
@@ -207,14 +202,6 @@ class TarReader:
             view = self._take(self._remaining)
             self._remaining -= len(view)
             yield view
-
-    def read_all(self, limit: int) -> bytes:
-        """The current member's data whole: only for small members (link targets, metadata)."""
-        if self._remaining > limit:
-            raise UnsafeContent(f"tar member of {self._remaining} bytes where at most {limit} are expected")
-        data = self._exact(self._remaining)
-        self._remaining = 0
-        return data
 
     def write_to(self, fd: int) -> None:
         """Write the current member's data to the file descriptor `fd`, straight from the buffer."""

@@ -93,7 +93,7 @@ class Unpacker:
                 if isinstance(err, OSError) and err.errno == errno.EINVAL and self.chown and not userns.initial():
                     detail = (f"owner {entry.uid}:{entry.gid} is not mapped in the user namespace "
                               "(not enough ids in /etc/subuid and /etc/subgid?)")
-                raise LayerError(f"unpacking {entry.name!r}: {detail}") from None
+                raise LayerError(f"unpacking {entry.name!r}: {detail}") from err
         self._finish_dirs()
         reader.drain()
         return self.stats
@@ -202,8 +202,8 @@ class Unpacker:
         target = self.resolver.path(target_parts, create=False)
         try:
             st = os.lstat(target)
-        except FileNotFoundError:
-            raise LayerError(f"hardlink {e.name!r} -> {e.linkname!r}: the target is not in the layer") from None
+        except FileNotFoundError as err:
+            raise LayerError(f"hardlink {e.name!r} -> {e.linkname!r}: the target is not in the layer") from err
         if stat.S_ISDIR(st.st_mode):
             raise UnsafeContent(f"hardlink {e.name!r} -> {e.linkname!r} points at a directory")
         if target == path:
@@ -237,8 +237,8 @@ class Unpacker:
                 pass
             try:
                 wh.make_whiteout(path)  # 0/0 devices are allowed without CAP_MKNOD (Linux >= 5.8)
-            except PermissionError:
-                raise LayerError(f"whiteout {e.name!r}: this process may not create overlay whiteouts") from None
+            except PermissionError as err:
+                raise LayerError(f"whiteout {e.name!r}: this process may not create overlay whiteouts") from err
             self._meta(path, e)
         elif self._mine is not None and victim not in self._mine:
             if wh.remove_any(path):

@@ -186,7 +186,7 @@ class Authenticator:
         except TransportError as err:
             from imagetool.registry.errors import RegistryUnreachable
 
-            raise RegistryUnreachable(f"getting a token from {realm}: {err}", temporary=not err.permanent) from None
+            raise RegistryUnreachable(f"getting a token from {realm}: {err}", temporary=not err.permanent) from err
         if resp.status_code in (401, 403):
             raise Unauthorized(f"authenticating to {self.host}: the token server rejected the credentials "
                                f"(HTTP {resp.status_code})")

@@ -32,7 +32,7 @@ class BlobReader:
         self._resp = None
         if self.resumes >= max(self.client.retry.times, 1) * 2:
             raise RegistryUnreachable(f"reading blob {self.digest.short}: connection lost at byte "
-                                      f"{self.offset}: {short_reason(err)}") from None
+                                      f"{self.offset}: {short_reason(err)}") from err
         self.resumes += 1
         time.sleep(self.client.retry.wait_for(self.resumes - 1, err))
         resp = self.client.open_blob_response(self.repo, self.digest, self.offset)

@@ -136,20 +136,20 @@ class Client:
                 if not isinstance(err, RegistryUnreachable):
                     raise
                 if not err.temporary:  # no other scheme helps against an unknown host or a silent one
-                    raise RegistryUnreachable(f"pinging registry {self.host}: {err}", temporary=False) from None
+                    raise RegistryUnreachable(f"pinging registry {self.host}: {err}", temporary=False) from err
                 last = err
         raise RegistryUnreachable(f"pinging registry {self.host}: {last}",
-                                  temporary=isinstance(last, RegistryUnreachable)) from None
+                                  temporary=isinstance(last, RegistryUnreachable)) from last
 
     def _ping_once(self, base: str) -> Response:
         try:
             resp = self.session.get(base + "/v2/", timeout=TIMEOUT)
         except TLSFailure as err:
             if self.tls.insecure:
-                raise _NotTLS(str(err)) from None
-            raise RegistryError(f"TLS handshake with {self.host} failed: {err}") from None
+                raise _NotTLS(str(err)) from err
+            raise RegistryError(f"TLS handshake with {self.host} failed: {err}") from err
         except TransportError as err:
-            raise RegistryUnreachable(str(err), temporary=not err.permanent) from None
+            raise RegistryUnreachable(str(err), temporary=not err.permanent) from err
         resp.close()
         if resp.status_code in (200, 401):
             return resp
@@ -181,7 +181,7 @@ class Client:
                                             timeout=TIMEOUT)
             except TransportError as err:
                 raise RegistryUnreachable(f"{method} {_strip_query(url)}: {err}", temporary=not err.permanent) \
-                    from None
+                    from err
             if resp.status_code in (301, 302, 303, 307, 308) and method in ("GET", "HEAD") \
                     and resp.headers.get("Location"):
                 resp.close()
@@ -282,7 +282,7 @@ class Client:
                              ok=(200, 202), what=f"deleting manifest {digest} in {self.domain}/{repo}")
         except RegistryError as err:
             if "HTTP 405" in str(err):
-                raise Unsupported(f"{self.domain} does not allow deleting images: {err}") from None
+                raise Unsupported(f"{self.domain} does not allow deleting images: {err}") from err
             raise
         resp.close()
 
@@ -338,8 +338,8 @@ class Client:
             resp = self.send("GET", next_path, scopes={scope}, params=params, what=what)
             try:
                 doc = resp.json()
-            except ValueError:
-                raise RegistryError(f"{what}: malformed JSON") from None
+            except ValueError as err:
+                raise RegistryError(f"{what}: malformed JSON") from err
             for item in doc.get(key) or []:
                 yield str(item)
             seen += 1

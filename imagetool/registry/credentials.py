@@ -50,7 +50,7 @@ def _load(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as err:
-        raise RegistryError(f"reading auth file {path}: {err}") from None
+        raise RegistryError(f"reading auth file {path}: {err}") from err
     return doc if isinstance(doc, dict) else {}
 
 
@@ -69,8 +69,8 @@ def _decode(entry: dict[str, Any]) -> tuple[str, str] | None:
     if entry.get("auth"):
         try:
             user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            raise RegistryError("auth file entry has a malformed \"auth\" field") from None
+        except (ValueError, UnicodeDecodeError) as err:
+            raise RegistryError("auth file entry has a malformed \"auth\" field") from err
         return user, password
     if entry.get("username"):
         return str(entry["username"]), str(entry.get("password", ""))
@@ -85,8 +85,8 @@ def helper_get(helper: str, host: str) -> tuple[str, str] | None:
     try:
         proc = subprocess.run([f"docker-credential-{helper}", "get"], input=host, capture_output=True,
                               text=True, timeout=30)
-    except FileNotFoundError:
-        raise CredentialHelperError(f"credential helper docker-credential-{helper} not found") from None
+    except FileNotFoundError as err:
+        raise CredentialHelperError(f"credential helper docker-credential-{helper} not found") from err
     if proc.returncode != 0:
         if "credentials not found" in (proc.stdout + proc.stderr).lower():
             return None
@@ -94,8 +94,8 @@ def helper_get(helper: str, host: str) -> tuple[str, str] | None:
     try:
         doc = json.loads(proc.stdout)
         return str(doc["Username"]), str(doc["Secret"])
-    except (ValueError, KeyError, TypeError):
-        raise CredentialHelperError(f"docker-credential-{helper} returned malformed output") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise CredentialHelperError(f"docker-credential-{helper} returned malformed output") from err
 
 
 def _helper_call(helper: str, action: str, payload: str) -> None:
@@ -104,8 +104,8 @@ def _helper_call(helper: str, action: str, payload: str) -> None:
     try:
         proc = subprocess.run([f"docker-credential-{helper}", action], input=payload, capture_output=True,
                               text=True, timeout=30)
-    except FileNotFoundError:
-        raise CredentialHelperError(f"credential helper docker-credential-{helper} not found") from None
+    except FileNotFoundError as err:
+        raise CredentialHelperError(f"credential helper docker-credential-{helper} not found") from err
     if proc.returncode != 0 and not (action == "erase" and "not found" in proc.stdout + proc.stderr):
         raise CredentialHelperError(f"docker-credential-{helper} {action} failed: {proc.stderr.strip()[:200]}")
 
@@ -147,7 +147,7 @@ def _write(path: Path, doc: dict[str, Any]) -> None:
     try:
         write_output(path, data, 0o600)
     except OSError as err:
-        raise RegistryError(f"writing auth file {path}: {err.strerror or err}") from None
+        raise RegistryError(f"writing auth file {path}: {err.strerror or err}") from err
 
 
 @contextmanager
@@ -162,7 +162,7 @@ def _locked(path: Path) -> Iterator[None]:
     try:
         fd = os.open(f"{os.path.realpath(path)}.lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
     except OSError as err:
-        raise RegistryError(f"locking auth file {path}: {err.strerror or err}") from None
+        raise RegistryError(f"locking auth file {path}: {err.strerror or err}") from err
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

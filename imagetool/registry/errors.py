@@ -47,10 +47,6 @@ class NameUnknown(NotFound):
     exit_code = 2
 
 
-class TagUnknown(ManifestUnknown):
-    pass
-
-
 class UploadUnknown(RegistryError):
     pass
 

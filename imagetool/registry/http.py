@@ -99,7 +99,7 @@ def _context(tls: TLSConfig, host: str) -> ssl.SSLContext:
             if data.strip():
                 ctx.load_verify_locations(cadata=data)
         except (ssl.SSLError, OSError, ValueError) as err:
-            raise RegistryError(f"loading CA certificates {path} for {host}: {short_reason(err)}") from None
+            raise RegistryError(f"loading CA certificates {path} for {host}: {short_reason(err)}") from err
     return ctx
 
 
@@ -220,7 +220,7 @@ class _Body:
             data = self._resp.read() if n is None or n < 0 else self._resp.read(n)
         except (http.client.HTTPException, OSError) as err:
             self.close()
-            raise TransportError(short_reason(err)) from None
+            raise TransportError(short_reason(err)) from err
         if self._resp.isclosed():
             self._finish()
         return data
@@ -287,7 +287,7 @@ class Session:
             try:
                 ctx.load_cert_chain(tls.cert[0], tls.cert[1])
             except (ssl.SSLError, OSError) as err:
-                raise RegistryError(f"loading client certificate {tls.cert[0]}: {short_reason(err)}") from None
+                raise RegistryError(f"loading client certificate {tls.cert[0]}: {short_reason(err)}") from err
         self.pool = _Pool(ctx, _proxy_for(host))
         self.user_agent = user_agent
 
@@ -326,7 +326,7 @@ class Session:
         except (http.client.HTTPException, OSError) as err:
             if conn is not None:
                 conn.close()
-            raise _transport_error(err, netloc, timeout, connected) from None
+            raise _transport_error(err, netloc, timeout, connected) from err
         assert conn is not None
         kept = conn
 

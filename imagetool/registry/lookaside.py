@@ -94,7 +94,7 @@ class RegistriesD:
             try:
                 doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
             except (OSError, yaml.YAMLError, UnicodeDecodeError) as err:
-                raise SignatureError(f"reading {path}: {err}") from None
+                raise SignatureError(f"reading {path}: {err}") from err
             if not isinstance(doc, dict):
                 raise SignatureError(f"{path}: expected a mapping at the top level")
             if "default-docker" in doc:
@@ -137,7 +137,7 @@ def _read_file(path: Path) -> bytes | None:
     except FileNotFoundError:
         return None
     except OSError as err:
-        raise SignatureError(f"reading signature {path}: {err.strerror or err}") from None
+        raise SignatureError(f"reading signature {path}: {err.strerror or err}") from err
     if len(data) > MAX_SIGNATURE:
         raise SignatureError(f"signature {path} is larger than {MAX_SIGNATURE} bytes")
     return data
@@ -159,7 +159,7 @@ def _read_http(url: str) -> bytes | None:
                     raise SignatureError(f"signature {url} is larger than {MAX_SIGNATURE} bytes")
             return data
     except requests.RequestException as err:
-        raise RegistryError(f"reading signature {url}: {err}") from None
+        raise RegistryError(f"reading signature {url}: {err}") from err
 
 
 def read_signatures(base: str, ref: DockerReference, digest: Digest) -> list[bytes]:
@@ -192,7 +192,7 @@ def write_signatures(base: str, ref: DockerReference, digest: Digest, signatures
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         except OSError as err:
-            raise SignatureError(f"writing signature {path}: {err.strerror or err}") from None
+            raise SignatureError(f"writing signature {path}: {err.strerror or err}") from err
     # later signatures from an earlier, longer list would otherwise be read as ours
     for index in range(len(signatures), MAX_SIGNATURES):
         path = _file_path(signature_url(base, ref, digest, index))
@@ -201,4 +201,4 @@ def write_signatures(base: str, ref: DockerReference, digest: Digest, signatures
         except FileNotFoundError:
             break
         except OSError as err:
-            raise SignatureError(f"removing stale signature {path}: {err.strerror or err}") from None
+            raise SignatureError(f"removing stale signature {path}: {err.strerror or err}") from err

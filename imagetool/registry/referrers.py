@@ -79,7 +79,7 @@ def add_to_tag_index(client: Client, repo: str, subject: Digest, desc: Descripto
     except (ManifestUnknown, NotFound):
         pass
     except (ValueError, AttributeError) as err:
-        raise ManifestError(f"referrers index {tag} in {repo} is not a JSON index: {err}") from None
+        raise ManifestError(f"referrers index {tag} in {repo} is not a JSON index: {err}") from err
     if any(m.get("digest") == str(desc.digest) for m in manifests if isinstance(m, dict)):
         return
     manifests.append(_descriptor_dict(desc))
@@ -120,7 +120,7 @@ def read_layers(client: Client, repo: str, desc: Descriptor, limit: int) -> list
     try:
         layers = [Descriptor.from_dict(x) for x in json.loads(raw).get("layers") or []]
     except (ValueError, AttributeError) as err:
-        raise ManifestError(f"referrer {desc.digest.short} is not a manifest: {err}") from None
+        raise ManifestError(f"referrer {desc.digest.short} is not a manifest: {err}") from err
     out = []
     for layer in layers:
         if layer.size > limit:
@@ -149,7 +149,7 @@ def copy_referrers(src: Client, src_repo: str, dst: Client, dst_repo: str, subje
             blobs = [Descriptor.from_dict(doc["config"])] if isinstance(doc.get("config"), dict) else []
             blobs += [Descriptor.from_dict(x) for x in doc.get("layers") or doc.get("blobs") or []]
         except (ValueError, AttributeError, KeyError) as err:
-            raise ManifestError(f"referrer {desc.digest.short} is not a manifest: {err}") from None
+            raise ManifestError(f"referrer {desc.digest.short} is not a manifest: {err}") from err
         for blob in blobs:
             if dst.head_blob(dst_repo, blob.digest) == blob.size:
                 continue

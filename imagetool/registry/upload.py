@@ -132,7 +132,7 @@ class BlobUploader:
                 done = self._status() - offset
                 if done < 0 or done > len(chunk):
                     raise RegistryError(f"upload to {self.repo} lost its place (registry at byte "
-                                        f"{done + offset}, chunk at {offset})") from err
+                                        f"{done + offset}, chunk at {offset})").citing_cause() from err
                 if done == len(chunk):
                     return
                 sent = done

@@ -141,7 +141,7 @@ class Cgroup:
                 self._write_v1(resources)
         except OSError as err:
             self.remove()
-            raise _error(f"setting cgroup limits: {err.strerror}: {err.filename}") from None
+            raise _error(f"setting cgroup limits: {err.strerror}: {err.filename}") from err
 
     def _mkdirs(self, hierarchy: Hierarchy, base: str, target: str) -> None:
         rel = os.path.relpath(target, base)
@@ -155,7 +155,7 @@ class Cgroup:
             except FileExistsError:
                 pass
             except OSError as err:
-                raise _error(f"creating cgroup {here}: {err.strerror}") from None
+                raise _error(f"creating cgroup {here}: {err.strerror}") from err
             if "cpuset" in hierarchy.subsystems:
                 _copy_cpuset(parent, here)
 
@@ -388,7 +388,7 @@ def _write(directory: str, name: str, value: object) -> None:
     try:
         os.write(fd, str(value).encode())
     except OSError as err:
-        raise OSError(err.errno, err.strerror, path) from None
+        raise OSError(err.errno, err.strerror, path) from err
     finally:
         os.close(fd)
 

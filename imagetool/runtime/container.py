@@ -180,7 +180,7 @@ class Container:
                     if message:
                         failed = ContainerError(message.splitlines()[-1])
                         failed.exit_code = EXIT_SETUP
-                        raise failed from err
+                        raise failed.citing_cause() from err
                     raise
             else:
                 helper.close_sync()

@@ -86,8 +86,8 @@ def parse_add_host(value: str) -> tuple[str, str]:
         if not name or not sep or any(c.isspace() for c in name):
             raise ValueError
         return name, str(ipaddress.ip_address(address.strip("[]")))
-    except ValueError:
-        raise ContainerError(f"--add-host {value!r}: expected NAME:ADDRESS with an IP address") from None
+    except ValueError as err:
+        raise ContainerError(f"--add-host {value!r}: expected NAME:ADDRESS with an IP address") from err
 
 
 def parse_volume(value: str, build: bool = False) -> dict[str, Any]:

@@ -167,12 +167,12 @@ def execute(args: list[str], env: dict[str, str], errfd: int) -> None:
         signal.signal(sig, signal.SIG_DFL)
     try:
         os.execvpe(args[0], args, env)
-    except FileNotFoundError:
-        raise ExecFailed(f'exec: "{args[0]}": executable file not found in $PATH', 127) from None
-    except PermissionError:
-        raise ExecFailed(f'exec: "{args[0]}": permission denied', 126) from None
+    except FileNotFoundError as err:
+        raise ExecFailed(f'exec: "{args[0]}": executable file not found in $PATH', 127) from err
+    except PermissionError as err:
+        raise ExecFailed(f'exec: "{args[0]}": permission denied', 126) from err
     except OSError as err:
-        raise ExecFailed(f'exec: "{args[0]}": {err.strerror}', 126) from None
+        raise ExecFailed(f'exec: "{args[0]}": {err.strerror}', 126) from err
 
 
 def run_init(args: list[str], env: dict[str, str], errfd: int) -> None:

@@ -57,7 +57,7 @@ def apply(pid: int, uids: IdMap, gids: IdMap) -> None:
         with open(f"/proc/{pid}/gid_map", "w") as f:
             f.write(_text(gids))
     except OSError as err:
-        raise ContainerError(f"writing the user namespace id maps: {err}") from None
+        raise ContainerError(f"writing the user namespace id maps: {err}") from err
 
 
 #: said once a process: a build runs many containers

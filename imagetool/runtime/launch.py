@@ -17,7 +17,7 @@ from pathlib import Path
 
 from imagetool.descriptor import Descriptor, Platform
 from imagetool.errors import ContainerError
-from imagetool.runtime import binfmt, containers
+from imagetool.runtime import binfmt, kept_containers
 from imagetool.runtime.container import Container
 from imagetool.runtime.etcfiles import EtcSettings
 from imagetool.runtime.image import layer_dirs, load
@@ -68,14 +68,14 @@ def run_image(store: LayoutStore, desc: Descriptor, options: LaunchOptions) -> i
         cdir.parent.mkdir(parents=True, exist_ok=True)
         try:
             cdir.mkdir()
-        except FileExistsError:
-            raise ContainerError(f"the container name {name!r} is already in use") from None
+        except FileExistsError as err:
+            raise ContainerError(f"the container name {name!r} is already in use") from err
         try:
-            (cdir / containers.CONFIG).write_text(json.dumps({
+            (cdir / kept_containers.CONFIG).write_text(json.dumps({
                 roots.IMAGE_KEY: str(desc.digest), "image_name": options.image_name, "created": time.time(),
                 "spec": spec}))
         except BaseException:
-            containers.remove_dir(cdir)
+            kept_containers.remove_dir(cdir)
             raise
     finally:
         registering.release()
@@ -84,12 +84,12 @@ def run_image(store: LayoutStore, desc: Descriptor, options: LaunchOptions) -> i
             (cdir / "empty").mkdir()
             lowers = [cdir / "empty"]
         stdin = None if options.interactive else subprocess.DEVNULL
-        with containers.Running(cdir):
+        with kept_containers.Running(cdir):
             container = Container(spec, lowers, cdir / "upper", runtime=options.runtime, etc=options.etc)
             code = container.run(stdin=stdin)
             if not options.remove:
-                containers.record_exit(cdir, code)
+                kept_containers.record_exit(cdir, code)
         return code
     finally:
         if options.remove:
-            containers.remove_dir(cdir)
+            kept_containers.remove_dir(cdir)

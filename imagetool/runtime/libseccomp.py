@@ -28,9 +28,9 @@ class Library:
     def __init__(self, path: str) -> None:
         try:
             lib = ctypes.CDLL(path, use_errno=True)
-        except OSError:
+        except OSError as err:
             raise ContainerError("seccomp: libseccomp is not installed (it compiles the seccomp profile; "
-                                 "--security-opt seccomp=unconfined runs without one)") from None
+                                 "--security-opt seccomp=unconfined runs without one)") from err
         lib.seccomp_init.restype = ctypes.c_void_p
         lib.seccomp_init.argtypes = [ctypes.c_uint32]
         lib.seccomp_release.argtypes = [ctypes.c_void_p]

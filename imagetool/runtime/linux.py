@@ -34,9 +34,7 @@ MS_DIRSYNC = 0x80
 MS_NOATIME = 0x400
 MS_NODIRATIME = 0x800
 MS_BIND = 0x1000
-MS_MOVE = 0x2000
 MS_REC = 0x4000
-MS_SILENT = 0x8000
 MS_UNBINDABLE = 1 << 17
 MS_PRIVATE = 1 << 18
 MS_SLAVE = 1 << 19
@@ -251,7 +249,7 @@ def join_session_keyring(name: str) -> None:
     except OSError as err:
         if err.errno == _ENOSYS:
             return
-        raise OSError(err.errno, f"joining a session keyring: {err.strerror}") from None
+        raise OSError(err.errno, f"joining a session keyring: {err.strerror}") from err
     # searchable by its owner after the ids change, as runc makes it: "type;uid;gid;perm;description"
     buf = ctypes.create_string_buffer(256)
     _keyctl(ctypes.c_int(_KEYCTL_DESCRIBE), ctypes.c_int(serial), buf, ctypes.c_size_t(len(buf)))
@@ -340,6 +338,6 @@ def mount_overlay_fs(target: str, lowers: list[str], upper: str | None, work: st
         finally:
             os.close(mnt)
     except OSError as err:
-        raise OSError(err.errno, f"mount overlay of {len(lowers)} layers on {target}: {err.strerror}") from None
+        raise OSError(err.errno, f"mount overlay of {len(lowers)} layers on {target}: {err.strerror}") from err
     finally:
         os.close(fs)

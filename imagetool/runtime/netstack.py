@@ -33,9 +33,7 @@ from typing import Any, Iterator
 
 from imagetool.errors import ContainerError
 
-#: the addresses slirp4netns gives the namespace (its default 10.0.2.0/24)
-ADDRESS = "10.0.2.100"
-GATEWAY = "10.0.2.2"
+#: the resolver slirp4netns offers the namespace (its default 10.0.2.0/24: the namespace is .100, the gateway .2)
 RESOLVER = "10.0.2.3"
 #: slirp's maximum, as podman sets it: fewer, larger packets through the user-mode stack
 MTU = 65520
@@ -60,7 +58,7 @@ def _joins_userns(pid: int) -> bool:
     try:
         return os.readlink(f"/proc/{pid}/ns/user") != os.readlink("/proc/self/ns/user")
     except OSError as err:
-        raise NetStackError(f"--network private: the container's process is gone ({err.strerror})") from None
+        raise NetStackError(f"--network private: the container's process is gone ({err.strerror})") from err
 
 
 class NetStack:
@@ -111,7 +109,7 @@ def start(pid: int) -> NetStack:
         except OSError as err:
             os.close(ready_r)
             os.close(exit_w)
-            raise NetStackError(f"--network private: starting slirp4netns: {err.strerror}") from None
+            raise NetStackError(f"--network private: starting slirp4netns: {err.strerror}") from err
         finally:
             os.close(ready_w)
             os.close(exit_r)

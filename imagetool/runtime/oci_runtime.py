@@ -45,7 +45,7 @@ def resolve_user(spec: dict[str, Any], rootfs: Path) -> None:
     try:
         user = users.resolve(name, str(rootfs))
     except users.UserError as err:
-        raise _setup_error(str(err)) from None
+        raise _setup_error(str(err)) from err
     process["user"] = {"uid": user.uid, "gid": user.gid,
                        **({"additionalGids": user.groups} if user.groups else {})}
     if not any(e.startswith("HOME=") for e in process["env"]):

@@ -36,7 +36,7 @@ def mount_on_host(target: Path, lowers: list[Path], upper: Path | None, work: Pa
         mount_overlay(str(target), d["lower"], d["upper"], d["work"], linux.MS_NODEV,  # type: ignore[arg-type]
                       volatile=volatile)
     except OSError as err:
-        raise ContainerError(f"mounting the root filesystem: {err}") from None
+        raise ContainerError(f"mounting the root filesystem: {err}") from err
 
 
 def unmount_on_host(target: Path) -> None:

@@ -54,7 +54,7 @@ def check_layers(store: LayoutStore, layers: list[tuple[Descriptor, Digest]]) ->
             try:
                 found = foreign_owner(stream)
             except tarfile.TarError as err:
-                raise ContainerError(f"layer {desc.digest.short}: {err}") from None
+                raise ContainerError(f"layer {desc.digest.short}: {err}") from err
         if found is not None:
             name, kind, number = found
             reason = idmap.single_id_reason(uid) or "no subordinate ids"

@@ -83,8 +83,8 @@ class Limits:
                 raise ContainerError("--cpus and --cpu-period/--cpu-quota cannot both be given")
             try:
                 amount = float(self.cpus)
-            except ValueError:
-                raise ContainerError(f"--cpus {self.cpus!r}: expected a number of CPUs such as 1.5") from None
+            except ValueError as err:
+                raise ContainerError(f"--cpus {self.cpus!r}: expected a number of CPUs such as 1.5") from err
             if amount < 0.01:
                 raise ContainerError(f"--cpus {self.cpus!r}: the minimum is 0.01")
             cpu.update(quota=int(amount * CPU_PERIOD), period=CPU_PERIOD)

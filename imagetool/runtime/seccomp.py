@@ -45,13 +45,13 @@ def load_profile(path: str) -> dict[str, Any]:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except OSError as err:
-        raise ProfileError(f"seccomp profile {path}: {err.strerror}") from None
+        raise ProfileError(f"seccomp profile {path}: {err.strerror}") from err
     except (ValueError, UnicodeDecodeError) as err:
-        raise ProfileError(f"seccomp profile {path}: not valid JSON: {err}") from None
+        raise ProfileError(f"seccomp profile {path}: not valid JSON: {err}") from err
     try:
         check_profile(data)
     except ValueError as err:
-        raise ProfileError(f"seccomp profile {path}: {err}") from None
+        raise ProfileError(f"seccomp profile {path}: {err}") from err
     return data  # type: ignore[no-any-return]
 
 
@@ -126,8 +126,8 @@ def _kernel_version(text: Any, what: str = "kernel version") -> tuple[int, int]:
     try:
         major, _, minor = str(text).partition(".")
         return int(major), int(minor.partition(".")[0].partition("-")[0] or 0)
-    except ValueError:
-        raise ValueError(f"{what}: {text!r} is not a kernel version like 4.8") from None
+    except ValueError as err:
+        raise ValueError(f"{what}: {text!r} is not a kernel version like 4.8") from err
 
 
 def machine() -> str:

@@ -39,8 +39,8 @@ def der_string(value: bytes) -> str:
         raise SignatureError("invalid ASN.1 in the OIDC issuer v2 extension (trailing data)")
     try:
         return value[start:].decode("utf-8")
-    except UnicodeDecodeError:
-        raise SignatureError("the OIDC issuer v2 extension is not valid UTF-8") from None
+    except UnicodeDecodeError as err:
+        raise SignatureError("the OIDC issuer v2 extension is not valid UTF-8") from err
 
 
 def oidc_issuer(cert: x509.Certificate) -> str:
@@ -73,7 +73,7 @@ def chain_intermediates(chain_pem: bytes | None) -> list[x509.Certificate]:
     try:
         chain = pem.certificates(chain_pem, "the certificate chain")
     except SignatureError as err:
-        raise SignatureError(why.invalid_certificate("certificate chain", str(err))) from None
+        raise SignatureError(why.invalid_certificate("certificate chain", str(err))) from err
     return chain[:-1]
 
 
@@ -91,7 +91,7 @@ class FulcioRoot:
         try:
             verify_path(leaf, intermediates, self.roots, at)
         except SignatureError as err:
-            raise SignatureError(why.untrusted_certificate(str(err))) from None
+            raise SignatureError(why.untrusted_certificate(str(err))) from err
         issuer = oidc_issuer(leaf)
         if issuer != self.oidc_issuer:
             raise SignatureError(why.wrong_issuer(issuer, self.oidc_issuer))

@@ -48,8 +48,8 @@ def _pem_blocks(text: str) -> list[tuple[str, bytes]]:
             raise SignatureError(f"unterminated PEM block {kind}")
         try:
             blocks.append((kind, base64.b64decode("".join(body), validate=True)))
-        except ValueError:
-            raise SignatureError(f"PEM block {kind} is not valid base64") from None
+        except ValueError as err:
+            raise SignatureError(f"PEM block {kind} is not valid base64") from err
     return blocks
 
 
@@ -94,20 +94,20 @@ def _decrypt(blob: bytes, passphrase: bytes) -> bytes:
         sealed = base64.b64decode(doc["ciphertext"])
         n, r, p = int(params["N"]), int(params["r"]), int(params["p"])
     except (ValueError, KeyError, TypeError) as err:
-        raise SignatureError(f"malformed encrypted private key: {err}") from None
+        raise SignatureError(f"malformed encrypted private key: {err}") from err
     secret = _derive(passphrase, salt, n, r, p)
     try:
         return nacl.secret.SecretBox(secret).decrypt(sealed, nonce)
-    except (nacl.exceptions.CryptoError, ValueError):
-        raise SignatureError("cannot decrypt the private key: wrong passphrase or damaged key") from None
+    except (nacl.exceptions.CryptoError, ValueError) as err:
+        raise SignatureError("cannot decrypt the private key: wrong passphrase or damaged key") from err
 
 
 def load_private_key(data: bytes, passphrase: str | None) -> ec.EllipticCurvePrivateKey:
     """An ECDSA private key from a cosign-encrypted PEM or an unencrypted (PKCS#8/SEC1) PEM."""
     try:
         blocks = _pem_blocks(data.decode("ascii"))
-    except UnicodeDecodeError:
-        raise SignatureError("private key is not a PEM file") from None
+    except UnicodeDecodeError as err:
+        raise SignatureError("private key is not a PEM file") from err
     if not blocks:
         raise SignatureError("no PEM block in the private key file")
     kind, der = blocks[0]
@@ -115,8 +115,8 @@ def load_private_key(data: bytes, passphrase: str | None) -> ec.EllipticCurvePri
         if passphrase is None:
             try:  # keys made with an empty passphrase need none
                 der = _decrypt(der, b"")
-            except SignatureError:
-                raise SignatureError("the private key is encrypted: a passphrase is required") from None
+            except SignatureError as err:
+                raise SignatureError("the private key is encrypted: a passphrase is required") from err
         else:
             der = _decrypt(der, passphrase.encode())
         loader = serialization.load_der_private_key
@@ -127,32 +127,10 @@ def load_private_key(data: bytes, passphrase: str | None) -> ec.EllipticCurvePri
     try:
         key = loader(source, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as err:
-        raise SignatureError(f"cannot read the private key: {err}") from None
+        raise SignatureError(f"cannot read the private key: {err}") from err
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise SignatureError("only ECDSA P-256 private keys are supported for sigstore signing")
     return key
-
-
-def load_public_keys(data: bytes) -> list[ec.EllipticCurvePublicKey]:
-    """Every ECDSA public key in a PEM file (policy files may hold more than one)."""
-    try:
-        blocks = _pem_blocks(data.decode("ascii"))
-    except UnicodeDecodeError:
-        raise SignatureError("public key is not a PEM file") from None
-    keys: list[ec.EllipticCurvePublicKey] = []
-    for kind, der in blocks:
-        if kind != "PUBLIC KEY":
-            continue
-        try:
-            key = serialization.load_der_public_key(der)
-        except (ValueError, UnsupportedAlgorithm) as err:
-            raise SignatureError(f"cannot read public key: {err}") from None
-        if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise SignatureError("only ECDSA public keys are supported for sigstore verification")
-        keys.append(key)
-    if not keys:
-        raise SignatureError("no PUBLIC KEY block in the public key data")
-    return keys
 
 
 def public_pem(key: ec.EllipticCurvePublicKey) -> bytes:
@@ -180,4 +158,4 @@ def _write_new(path: str, data: bytes, mode: int) -> None:
     try:
         write_new_output(path, data, mode)
     except OSError as err:
-        raise SignatureError(f"writing {path}: {err.strerror or err}") from None
+        raise SignatureError(f"writing {path}: {err.strerror or err}") from err

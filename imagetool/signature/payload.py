@@ -35,7 +35,7 @@ class Payload:
             return parse_reference(self.docker_reference)
         except ImagetoolError as err:
             raise SignatureError(f"signature claims an invalid docker reference "
-                                 f"{self.docker_reference!r}: {err}") from None
+                                 f"{self.docker_reference!r}: {err}") from err
 
 
 def make(manifest_digest: Digest, identity: DockerReference | str, kind: str) -> bytes:
@@ -64,7 +64,7 @@ def parse(data: bytes, kind: str) -> Payload:
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as err:
-        raise SignatureError(f"signature payload is not JSON: {err}") from None
+        raise SignatureError(f"signature payload is not JSON: {err}") from err
     if not isinstance(doc, dict) or "critical" not in doc or not set(doc) <= {"critical", "optional"}:
         raise SignatureError("signature payload must be an object with critical and optional fields only")
     critical = _only_keys(doc["critical"], "critical", {"identity", "image", "type"})
@@ -78,7 +78,7 @@ def parse(data: bytes, kind: str) -> Payload:
     try:
         digest = Digest.parse(digest_text)
     except ImagetoolError as err:
-        raise SignatureError(f"signature payload: invalid manifest digest: {err}") from None
+        raise SignatureError(f"signature payload: invalid manifest digest: {err}") from err
     optional = doc.get("optional")
     if optional is not None and not isinstance(optional, dict):
         raise SignatureError("signature payload: optional is not a JSON object")

@@ -20,8 +20,8 @@ def blocks(data: bytes, what: str) -> list[tuple[str, bytes]]:
         body = b"".join(line.strip() for line in m.group(2).splitlines() if b":" not in line)
         try:
             out.append((m.group(1).decode(), base64.b64decode(body, validate=True)))
-        except (binascii.Error, ValueError):
-            raise SignatureError(f"{what}: PEM block {m.group(1).decode()} is not valid base64") from None
+        except (binascii.Error, ValueError) as err:
+            raise SignatureError(f"{what}: PEM block {m.group(1).decode()} is not valid base64") from err
     return out
 
 
@@ -47,7 +47,7 @@ def certificates(data: bytes, what: str) -> list[x509.Certificate]:
         try:
             certs.append(x509.load_der_x509_certificate(der))
         except ValueError as err:
-            raise SignatureError(f"{what}: {err}") from None
+            raise SignatureError(f"{what}: {err}") from err
     return certs
 
 

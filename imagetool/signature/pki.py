@@ -71,5 +71,5 @@ class PKIRoot:
         try:
             verify_path(leaf, intermediates, self.roots, now or datetime.datetime.now(datetime.timezone.utc))
         except SignatureError as err:
-            raise SignatureError(why.untrusted_certificate(str(err))) from None
+            raise SignatureError(why.untrusted_certificate(str(err))) from err
         return leaf

@@ -156,7 +156,7 @@ def _ref(text: Any, where: str) -> DockerReference:
     try:
         return parse_reference(text)
     except ImagetoolError as err:
-        raise PolicyError(f"{where}: {err}") from None
+        raise PolicyError(f"{where}: {err}") from err
 
 
 def parse_identity(obj: Any, where: str) -> Identity:
@@ -199,8 +199,8 @@ def _key_blobs(f: dict[str, Any], where: str, base_dir: str, allow_paths: bool) 
     if "keyData" in f:
         try:
             return (base64.b64decode(f["keyData"], validate=True),), "keyData"
-        except (binascii.Error, TypeError, ValueError):
-            raise PolicyError(f"{where}: keyData is not valid base64") from None
+        except (binascii.Error, TypeError, ValueError) as err:
+            raise PolicyError(f"{where}: keyData is not valid base64") from err
     paths = [f["keyPath"]] if "keyPath" in f else f["keyPaths"]
     if not isinstance(paths, list) or not paths or not all(isinstance(p, str) and p for p in paths):
         raise PolicyError(f"{where}: invalid key path")
@@ -211,7 +211,7 @@ def _key_blobs(f: dict[str, Any], where: str, base_dir: str, allow_paths: bool) 
             with open(full, "rb") as fh:
                 blobs.append(fh.read())
         except OSError as err:
-            raise PolicyError(f"{where}: reading key {full}: {err.strerror or err}") from None
+            raise PolicyError(f"{where}: reading key {full}: {err.strerror or err}") from err
     return tuple(blobs), ", ".join(paths)
 
 
@@ -254,7 +254,7 @@ def parse(data: bytes, path: str = "") -> Policy:
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as err:
-        raise PolicyError(f"invalid policy {path or 'JSON'}: {err}") from None
+        raise PolicyError(f"invalid policy {path or 'JSON'}: {err}") from err
     where = path or "policy"
     f = _fields(doc, where, {"default"}, {"transports"})
     base_dir = os.path.dirname(os.path.abspath(path)) if path else ""
@@ -275,5 +275,5 @@ def load(path: str) -> Policy:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as err:
-        raise PolicyError(f"reading trust policy {path}: {err.strerror or err}") from None
+        raise PolicyError(f"reading trust policy {path}: {err.strerror or err}") from err
     return parse(data, path)

@@ -3,7 +3,7 @@
 The image is judged from its manifest bytes and signatures alone (no layer is read):
 simple signatures come from `source.get_signatures()` (and, for registries, the lookaside
 storage registries.d names); sigstore signatures from those envelopes and from the
-`sha256-<hex>.sig` attachment the source can read (`transports.signatures.source_attachments`).
+`sha256-<hex>.sig` attachment the source can read (`transports.envelopes.source_attachments`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from imagetool.reference import DockerReference
 from imagetool.signature import identity as idmatch
 from imagetool.signature import policy as p
 from imagetool.signature.payload import Payload, manifest_matches
-from imagetool.transports import signatures as envelopes
+from imagetool.transports import envelopes
 from imagetool.transports.base import ImageReference, ImageSource
 
 SYSTEM_POLICY = "/etc/containers/policy.json"
@@ -171,7 +171,7 @@ def eval_sigstore_signed(req: p.SigstoreSigned, image: _Image) -> str:
     try:
         trust = TrustRoot.of(req)
     except SignatureError as err:
-        raise PolicyRejected(f"{what}: {err}") from None
+        raise PolicyRejected(f"{what}: {err}") from err
 
     def check(sig: object) -> str:
         if isinstance(sig, SignatureError):
@@ -238,7 +238,8 @@ class PolicyContext:
             try:
                 verdicts.append(EVALUATORS[type(req)](req, image))
             except PolicyRejected as err:
-                raise _rejection(err, f"{reference} rejected by policy scope {scope}: {err}") from None
+                raise _rejection(err, f"{reference} rejected by policy scope {scope}: {err}") from err
             except ImagetoolError as err:
-                raise _rejection(err, f"{reference} rejected by policy scope {scope}: {req.kind}: {err}") from err
+                raise _rejection(err, f"{reference} rejected by policy scope {scope}: {req.kind}: {err}") \
+                    .citing_cause() from err
         return f"accepted by policy scope {scope}: " + "; ".join(verdicts)

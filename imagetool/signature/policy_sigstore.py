@@ -28,7 +28,7 @@ def _read(path: Any, where: str, base_dir: str, what: str) -> bytes:
         with open(full, "rb") as fh:
             return fh.read()
     except OSError as err:
-        raise p.PolicyError(f"{where}: reading {what} {full}: {err.strerror or err}") from None
+        raise p.PolicyError(f"{where}: reading {what} {full}: {err.strerror or err}") from err
 
 
 def _data(text: Any, where: str, what: str) -> bytes:
@@ -36,8 +36,8 @@ def _data(text: Any, where: str, what: str) -> bytes:
         raise p.PolicyError(f"{where}: {what} must be a base64 string")
     try:
         return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise p.PolicyError(f"{where}: {what} is not valid base64") from None
+    except (binascii.Error, ValueError) as err:
+        raise p.PolicyError(f"{where}: {what} is not valid base64") from err
 
 
 def _list(value: Any, where: str, what: str) -> list[Any]:

@@ -39,7 +39,7 @@ def _loads(data: bytes | str, what: str) -> Any:
         return json.loads(data, object_pairs_hook=_strict, parse_float=_no_float,
                           parse_constant=_no_float)
     except (ValueError, UnicodeDecodeError, RecursionError) as err:
-        raise SignatureError(why.invalid_set(f"{what}: {err}")) from None
+        raise SignatureError(why.invalid_set(f"{what}: {err}")) from err
 
 
 def _no_float(text: str) -> Any:
@@ -67,8 +67,8 @@ def b64decode(text: Any, what: str) -> bytes:
         raise SignatureError(f"{what} is not a base64 string")
     try:
         return base64.b64decode(text.replace("\n", "").replace("\r", ""), validate=True)
-    except (binascii.Error, ValueError):
-        raise SignatureError(f"{what} is not valid base64") from None
+    except (binascii.Error, ValueError) as err:
+        raise SignatureError(f"{what} is not valid base64") from err
 
 
 def canonical(obj: Any) -> bytes:

@@ -10,7 +10,7 @@ from imagetool.errors import SignatureError
 from imagetool.reference import DockerReference
 from imagetool.signature import keys as keyfiles
 from imagetool.signature import simple, sigstore
-from imagetool.transports import signatures as envelopes
+from imagetool.transports import envelopes
 
 
 @dataclass
@@ -46,7 +46,7 @@ def load_sigstore_signer(key_path: str, passphrase: str | None) -> SigstoreSigne
         with open(key_path, "rb") as f:
             data = f.read()
     except OSError as err:
-        raise SignatureError(f"reading private key {key_path}: {err.strerror or err}") from None
+        raise SignatureError(f"reading private key {key_path}: {err.strerror or err}") from err
     return SigstoreSigner(keyfiles.load_private_key(data, passphrase))
 
 

@@ -18,7 +18,7 @@ from imagetool.digest import Digest
 from imagetool.errors import SignatureError
 from imagetool.reference import DockerReference
 from imagetool.signature import payload as payloads
-from imagetool.transports.signatures import (
+from imagetool.transports.envelopes import (
     SIGSTORE_PAYLOAD_TYPE,
     SIGSTORE_SIGNATURE_ANNOTATION,
     SigstoreSignature,
@@ -60,8 +60,8 @@ def verify(sig: SigstoreSignature, keys: Sequence[PublicKey]) -> payloads.Payloa
         raise SignatureError(f"sigstore signature has no {SIGSTORE_SIGNATURE_ANNOTATION} annotation")
     try:  # line breaks are ignored, as Go's decoder does (some signers wrap the base64)
         der = base64.b64decode(b64.replace("\n", "").replace("\r", ""), validate=True)
-    except (binascii.Error, ValueError):
-        raise SignatureError("sigstore signature annotation is not valid base64") from None
+    except (binascii.Error, ValueError) as err:
+        raise SignatureError("sigstore signature annotation is not valid base64") from err
     for key in keys:
         if signed_by(key, der, sig.payload):
             return payloads.parse(sig.payload, payloads.COSIGN_TYPE)

@@ -22,7 +22,7 @@ from imagetool.signature import rejections as why
 from imagetool.signature import sigstore
 from imagetool.signature.fulcio import FulcioRoot
 from imagetool.signature.pki import PKIRoot
-from imagetool.transports.signatures import SIGSTORE_SIGNATURE_ANNOTATION, SigstoreSignature
+from imagetool.transports.envelopes import SIGSTORE_SIGNATURE_ANNOTATION, SigstoreSignature
 
 
 def public_keys(blob: bytes, what: str) -> list[sigstore.PublicKey]:
@@ -33,7 +33,7 @@ def public_keys(blob: bytes, what: str) -> list[sigstore.PublicKey]:
         try:
             key = serialization.load_der_public_key(der)
         except (ValueError, UnsupportedAlgorithm) as err:
-            raise SignatureError(f"cannot read {what}: {err}") from None
+            raise SignatureError(f"cannot read {what}: {err}") from err
         keys.append(key)  # type: ignore[arg-type]
     if not keys:
         raise SignatureError(f"no PUBLIC KEY block in {what}")
@@ -114,5 +114,5 @@ class TrustRoot:
             return sigstore.verify(sig, keys)
         except SignatureError as err:
             if self.fulcio is not None or self.pki is not None:
-                raise SignatureError(why.BAD_SIGNATURE_BY_CERTIFICATE) from err
+                raise SignatureError(why.BAD_SIGNATURE_BY_CERTIFICATE).citing_cause() from err
             raise

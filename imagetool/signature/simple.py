@@ -25,7 +25,7 @@ def _gpg(home: str | None = None) -> gnupg.GPG:
     try:
         return gnupg.GPG(gnupghome=home or os.environ.get("GNUPGHOME") or None)
     except (OSError, ValueError, RuntimeError) as err:
-        raise SignatureError(f"cannot run gpg: {err}") from None
+        raise SignatureError(f"cannot run gpg: {err}") from err
 
 
 def read_passphrase(path: str | None) -> str | None:
@@ -36,7 +36,7 @@ def read_passphrase(path: str | None) -> str | None:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except OSError as err:
-        raise SignatureError(f"reading passphrase file {path}: {err.strerror or err}") from None
+        raise SignatureError(f"reading passphrase file {path}: {err.strerror or err}") from err
     return text.split("\n", 1)[0].removesuffix("\r")
 
 

@@ -34,7 +34,7 @@ def _check_extensions(cert: x509.Certificate) -> None:
         extensions = list(cert.extensions)
     except ValueError as err:
         raise SignatureError(f"certificate {cert.subject.rfc4514_string()!r} has invalid extensions: {err}") \
-            from None
+            from err
     for ext in extensions:
         if ext.critical and isinstance(ext.value, x509.UnrecognizedExtension):
             raise SignatureError(f"certificate {cert.subject.rfc4514_string()!r} has an unhandled critical "

@@ -165,7 +165,7 @@ class LayoutStore:
         try:
             doc = gojson.loads((self.root / OCI_LAYOUT_FILE).read_bytes(), OCI_LAYOUT_FILE)
         except ValueError as err:
-            raise LayoutError(f"{self.root}: {err}") from None
+            raise LayoutError(f"{self.root}: {err}") from err
         version = doc.get("imageLayoutVersion") if isinstance(doc, dict) else None
         if not isinstance(version, str) or not version.startswith("1."):
             raise LayoutError(f"{self.root}: unsupported image layout version {version!r}")
@@ -187,8 +187,8 @@ class LayoutStore:
     def open_blob(self, digest: Digest) -> BinaryIO:
         try:
             return open(self.blob_path(digest), "rb")
-        except FileNotFoundError:
-            raise BlobUnknown(f"blob {digest} not found in {self.root}") from None
+        except FileNotFoundError as err:
+            raise BlobUnknown(f"blob {digest} not found in {self.root}") from err
 
     def read_blob(self, digest: Digest, max_size: int = 64 << 20) -> bytes:
         """Read a small blob (manifest, config) whole and verify it."""
@@ -299,12 +299,12 @@ class LayoutStore:
     def index(self) -> Index:
         try:
             raw = (self.root / INDEX_FILE).read_bytes()
-        except FileNotFoundError:
-            raise LayoutError(f"{self.root}: no {INDEX_FILE}") from None
+        except FileNotFoundError as err:
+            raise LayoutError(f"{self.root}: no {INDEX_FILE}") from err
         try:
             index = parse_manifest_bytes(raw, media.OCI_INDEX)
         except (ManifestError, ValueError) as err:
-            raise LayoutError(f"{self.root}/{INDEX_FILE}: {err}") from None
+            raise LayoutError(f"{self.root}/{INDEX_FILE}: {err}") from err
         if not isinstance(index, Index):
             raise LayoutError(f"{self.root}/{INDEX_FILE} is not an image index")
         return index

@@ -35,7 +35,7 @@ def file_lock(path: str, *, shared: bool = False, timeout: float = 300.0) -> Ite
                 if err.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
                 if time.monotonic() >= deadline:
-                    raise StoreLocked(f"timed out waiting for lock {path}") from None
+                    raise StoreLocked(f"timed out waiting for lock {path}") from err
                 time.sleep(delay)
                 delay = min(delay * 2, 0.1)
         yield

@@ -206,11 +206,12 @@ class SnapshotStore:
                     self._unpack_stream(hashed, tree)
                     verified.drain()
                 except IntegrityError as err:
-                    raise LayerError(f"layer {desc.digest.short}: content does not match its digest") from err
+                    raise LayerError(f"layer {desc.digest.short}: content does not match its digest") \
+                        .citing_cause() from err
                 except UnsafeContent as err:
-                    raise UnsafeContent(f"layer {desc.digest.short}: {err}") from None
+                    raise UnsafeContent(f"layer {desc.digest.short}: {err}") from err
                 except (LayerError, LayoutError) as err:
-                    raise LayerError(f"layer {desc.digest.short}: {err}") from None
+                    raise LayerError(f"layer {desc.digest.short}: {err}") from err
                 if hashed.digest() != diff_id:
                     raise LayerError(f"layer {desc.digest.short}: uncompressed content does not match its "
                                      f"diff_id") from DigestMismatch(diff_id, hashed.digest())

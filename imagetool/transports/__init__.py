@@ -40,7 +40,7 @@ def transport(name: str) -> Any:
     try:
         return importlib.import_module(TRANSPORTS[name])
     except KeyError:
-        raise InvalidReference(f"unknown transport {name!r}") from None
+        raise InvalidReference(f"unknown transport {name!r}") from None  # the KeyError is this lookup: nothing to add
 
 
 def parse_image_name(text: str, default: str = "local") -> ImageReference:

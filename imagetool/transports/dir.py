@@ -89,9 +89,9 @@ class DirSource(SourceBase):
         try:
             with open(path, "rb") as f:
                 raw = f.read(MANIFEST_MAX + 1)
-        except FileNotFoundError:
+        except FileNotFoundError as err:
             what = f"manifest {instance}" if instance else "manifest.json"
-            raise ManifestUnknown(f"dir:{self.root}: no {what}") from None
+            raise ManifestUnknown(f"dir:{self.root}: no {what}") from err
         if len(raw) > MANIFEST_MAX:
             raise LayoutError(f"{path}: manifest larger than {MANIFEST_MAX} bytes")
         return raw, guess_media_type(raw)
@@ -99,8 +99,8 @@ class DirSource(SourceBase):
     def get_blob(self, desc: Descriptor) -> BinaryIO:
         try:
             return open(self.root / blob_name(desc.digest), "rb")
-        except FileNotFoundError:
-            raise BlobUnknown(f"blob {desc.digest} not found in dir:{self.root}") from None
+        except FileNotFoundError as err:
+            raise BlobUnknown(f"blob {desc.digest} not found in dir:{self.root}") from err
 
     def get_signatures(self, instance: Digest | None = None) -> list[bytes]:
         signatures: list[bytes] = []
@@ -136,7 +136,7 @@ class DirDestination(DestinationBase):
             try:
                 self.root.mkdir(parents=True)
             except OSError as err:
-                raise LayoutError(f"dir:{reference.path}: cannot create directory: {err.strerror}") from None
+                raise LayoutError(f"dir:{reference.path}: cannot create directory: {err.strerror}") from err
             self._created_root = True
         self._lock = threading.Lock()
         self._created: set[str] = set()   # new names this destination wrote

@@ -18,7 +18,7 @@ from imagetool.reference import DockerReference, policy_namespaces
 from imagetool.reference import parse as parse_reference
 from imagetool.registry import locations
 from imagetool.registry.client import Client, ClientOptions
-from imagetool.transports import signatures as envelopes
+from imagetool.transports import envelopes
 from imagetool.transports.base import (
     DestinationBase,
     DestinationTraits,

@@ -101,7 +101,7 @@ def archive_items(archive: ArchiveReader, path: str) -> list[dict[str, Any]]:
     try:
         items = gojson.loads(archive.read_small(MANIFEST_FILE, CONFIG_MAX), MANIFEST_FILE)
     except ValueError as err:
-        raise LayoutError(f"{path}: {err}") from None
+        raise LayoutError(f"{path}: {err}") from err
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise LayoutError(f"{where}: not a list of images")
     for item in items:
@@ -122,7 +122,7 @@ def list_tags(path: str, ctx: SystemContext) -> list[str]:
     try:
         return [str(parse_reference(tag)) for tag in tags]
     except InvalidReference as err:
-        raise LayoutError(f"{path}: {MANIFEST_FILE}: {err}") from None
+        raise LayoutError(f"{path}: {MANIFEST_FILE}: {err}") from err
 
 
 class ArchiveSource(SourceBase):
@@ -168,7 +168,7 @@ class ArchiveSource(SourceBase):
             diff_ids = [Digest.parse(d) for d in config["rootfs"]["diff_ids"]]
         except (ValueError, KeyError, TypeError) as err:
             raise LayoutError(f"{self.ref.path}: image config {item['Config']}: no usable "
-                              f"rootfs.diff_ids ({err})") from None
+                              f"rootfs.diff_ids ({err})") from err
         paths = item["Layers"]
         if len(paths) != len(diff_ids):
             raise LayoutError(f"{self.ref.path}: inconsistent layer count: {len(paths)} in "
@@ -294,7 +294,7 @@ class ArchiveDestination(DestinationBase):
                 try:
                     config = json.loads(config_raw)
                 except ValueError as err:
-                    raise ManifestError(f"image config: {err}") from None
+                    raise ManifestError(f"image config: {err}") from err
                 for field in LEGACY_CONFIG_FIELDS:
                     legacy[field] = config.get(field) if isinstance(config, dict) else None
             chain = layer if chain is None else Digest.of(f"{chain} {layer}".encode())
@@ -341,8 +341,8 @@ def parse(text: str) -> DockerArchiveReference:
     if rest.startswith("@"):
         try:
             index = int(rest[1:])
-        except ValueError:
-            raise InvalidReference(f"docker-archive: invalid source index {rest!r}") from None
+        except ValueError as err:
+            raise InvalidReference(f"docker-archive: invalid source index {rest!r}") from err
         if index < 0:
             raise InvalidReference(f"docker-archive: invalid source index {rest!r}")
         return DockerArchiveReference(path, None, index)

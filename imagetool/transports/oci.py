@@ -23,7 +23,7 @@ from imagetool.errors import (
 from imagetool.manifest import guess_media_type
 from imagetool.store import refs
 from imagetool.store.layout import BLOBS, INDEX_FILE, OCI_LAYOUT_FILE, LayoutStore
-from imagetool.transports import signatures as envelopes
+from imagetool.transports import envelopes
 from imagetool.transports.base import (
     DestinationBase,
     DestinationTraits,
@@ -175,7 +175,7 @@ class LayoutDestination(_Tagged, DestinationBase):
                 raise Unsupported("an unnamed image has no repository to attach signatures to")
         except ImagetoolError as err:
             raise Unsupported(f"{self.reference.transport_name}: cannot store signatures: {err} "
-                              "(use --remove-signatures)") from None
+                              "(use --remove-signatures)") from err
         digest = instance or (self._top.digest if self._top else None)
         if digest is None:
             raise ManifestUnknown("signatures before the manifest was written")

@@ -19,7 +19,7 @@ from imagetool import compression
 from imagetool.digest import CHUNK
 from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest
-from imagetool.errors import ImagetoolError, LayoutError, ManifestUnknown, NotFound, UnsafeContent
+from imagetool.errors import LayoutError, ManifestUnknown, NotFound, UnsafeContent
 from imagetool.store import refs
 from imagetool.outputs import OutputFile
 from imagetool.store.layout import INDEX_FILE, OCI_LAYOUT_FILE, TEMP_PREFIX, LayoutStore
@@ -60,16 +60,16 @@ def extract_layout(archive: str, dest: Path) -> None:
                                         "an OCI archive holds only directories and regular files")
             end = tar.offset
         _check_tail(archive, end)
-    except FileNotFoundError:
-        raise LayoutError(f"{archive}: no such file") from None
-    except IsADirectoryError:
-        raise LayoutError(f"{archive}: is a directory, not an archive") from None
+    except FileNotFoundError as err:
+        raise LayoutError(f"{archive}: no such file") from err
+    except IsADirectoryError as err:
+        raise LayoutError(f"{archive}: is a directory, not an archive") from err
     except (tarfile.TarError, EOFError) as err:
-        raise LayoutError(f"{archive}: truncated or corrupt archive: {err}") from None
+        raise LayoutError(f"{archive}: truncated or corrupt archive: {err}") from err
     except LayoutError as err:
         if type(err) is not LayoutError or str(err).startswith(str(archive)):
             raise
-        raise LayoutError(f"{archive}: truncated or corrupt archive: {err}") from None  # from the decompressor
+        raise LayoutError(f"{archive}: truncated or corrupt archive: {err}") from err  # from the decompressor
 
 
 def _plain(raw: BinaryIO) -> BinaryIO:
@@ -154,9 +154,9 @@ class ArchiveSource(LayoutSource):
             top = refs.resolve(store, reference.name)
         except LayoutError as err:
             reason = str(err).replace(f"{tmp}/", "").replace(str(tmp), "archive")
-            raise LayoutError(f"{reference.path}: not a complete OCI archive: {reason}") from None
+            raise LayoutError(f"{reference.path}: not a complete OCI archive: {reason}") from err
         except ManifestUnknown as err:  # the archive is fine, the image is not in it (exit 2)
-            raise ManifestUnknown(str(err).replace(str(tmp), reference.path)) from None
+            raise ManifestUnknown(str(err).replace(str(tmp), reference.path)) from err
         super().__init__(reference, store, top)
         self._tmp = tmp
         self._path = reference.path
@@ -165,13 +165,13 @@ class ArchiveSource(LayoutSource):
         try:
             return super().get_manifest(instance)
         except (NotFound, LayoutError) as err:
-            raise LayoutError(f"{self._path}: incomplete archive: {self._strip(err)}") from None
+            raise LayoutError(f"{self._path}: incomplete archive: {self._strip(err)}") from err
 
     def get_blob(self, desc: Descriptor) -> BinaryIO:
         try:
             return super().get_blob(desc)
         except NotFound as err:
-            raise LayoutError(f"{self._path}: incomplete archive: {self._strip(err)}") from None
+            raise LayoutError(f"{self._path}: incomplete archive: {self._strip(err)}") from err
 
     def _strip(self, err: Exception) -> str:
         return str(err).replace(f" in {self._tmp}", "").replace(str(self._tmp), "archive")
@@ -230,15 +230,3 @@ class OCIArchiveReference(PathReference):
 def parse(text: str) -> OCIArchiveReference:
     path, name = split_path_and_ref(text, TRANSPORT_NAME)
     return OCIArchiveReference(path, name)
-
-
-def open_readable(path: str) -> BinaryIO:
-    """Open an archive for reading with the errors a user can act on."""
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        raise LayoutError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise LayoutError(f"{path}: is a directory, not an archive") from None
-    except OSError as err:
-        raise ImagetoolError(f"{path}: {err.strerror}") from None

@@ -65,7 +65,7 @@ def attach(ref: ImageReference, ctx: SystemContext, artifact_type: str, files: S
             with open(path, "rb") as f:
                 data = f.read()
         except OSError as err:
-            raise UsageError(f"reading {path}: {err.strerror or err}") from None
+            raise UsageError(f"reading {path}: {err.strerror or err}") from err
         kind = mimetypes.guess_type(path)[0] or "application/octet-stream"
         blobs.append(Blob(data, kind, {TITLE: os.path.basename(path)}))
     src = _registry_source(ref, ctx)

@@ -78,10 +78,10 @@ class ArchiveReader:
         try:
             with open(path, "rb") as f:
                 algorithm = compression.detect_archive(f.read(compression.ARCHIVE_MAGIC_LEN))
-        except FileNotFoundError:
-            raise LayoutError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise LayoutError(f"{path}: is a directory, not an archive") from None
+        except FileNotFoundError as err:
+            raise LayoutError(f"{path}: no such file") from err
+        except IsADirectoryError as err:
+            raise LayoutError(f"{path}: is a directory, not an archive") from err
         self.path = path
         if algorithm is not None:
             self.path = self._temp = self._decompress(path, algorithm, temp_dir)
@@ -101,7 +101,7 @@ class ArchiveReader:
         except BaseException as err:
             os.unlink(tmp)
             if isinstance(err, (EOFError, OSError, LayoutError)):
-                raise LayoutError(f"{path}: truncated or corrupt {algorithm} archive: {err}") from None
+                raise LayoutError(f"{path}: truncated or corrupt {algorithm} archive: {err}") from err
             raise
         return tmp
 
@@ -116,7 +116,7 @@ class ArchiveReader:
                                           f"(entry {member.name!r} is cut short)")
                     members[clean_name(member.name)] = member
         except (tarfile.TarError, EOFError) as err:
-            raise LayoutError(f"{self.display}: truncated or corrupt archive: {err}") from None
+            raise LayoutError(f"{self.display}: truncated or corrupt archive: {err}") from err
         return members
 
     def resolve(self, name: str) -> tarfile.TarInfo:

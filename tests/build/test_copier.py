@@ -14,7 +14,7 @@ from imagetool.build.copier import Copier
 from imagetool.build.dockerfile import parse, parse_file
 from imagetool.build.rootview import RootView, resolve_owner
 from imagetool.build.stages import plan
-from imagetool.build.steps import CopyWork, StageResult, StageWalker
+from imagetool.build.stagewalker import CopyWork, StageResult, StageWalker
 from imagetool.errors import BuildError
 from tests.lib.buildah import Buildah
 

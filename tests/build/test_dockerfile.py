@@ -39,8 +39,15 @@ def test_copy_flags() -> None:
     assert isinstance(c, ins.Copy) and not isinstance(c, ins.Add)
     assert (c.from_, c.chown, c.chmod, c.link, c.sources, c.dest) == ("build", "app:app", "755", True,
                                                                      ("a", "b/"), "/dst/")
-    a = one("ADD --link=false --checksum=sha256:abc --keep-git-dir https://example.com/x.tar /x")
-    assert isinstance(a, ins.Add) and a.checksum == "sha256:abc" and a.keep_git_dir and not a.link
+    a = one("ADD --link=false --checksum=sha256:abc --keep-git-dir=false https://example.com/x.tar /x")
+    assert isinstance(a, ins.Add) and a.checksum == "sha256:abc" and not a.link
+
+
+@pytest.mark.parametrize("flag", ["--keep-git-dir", "--keep-git-dir=true"])
+def test_add_keep_git_dir_is_refused_not_ignored(flag: str) -> None:
+    """ADD never clones a git repository, so there is no .git to keep: say so rather than ignore the flag."""
+    with pytest.raises(DockerfileError, match="--keep-git-dir: ADD of a git repository is not supported"):
+        one(f"ADD {flag} https://example.com/repo.git /src")
 
 
 def test_flag_values_may_be_quoted_and_keep_variables() -> None:

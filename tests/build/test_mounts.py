@@ -11,7 +11,7 @@ from imagetool.build.context import BuildContext
 from imagetool.build.dockerfile import parse
 from imagetool.build.mounts import CACHE_MOUNTS, parse_secrets, resolve_mounts
 from imagetool.build.stages import plan
-from imagetool.build.steps import StageResult, StageWalker
+from imagetool.build.stagewalker import StageResult, StageWalker
 from imagetool.errors import BuildError, UnsafeContent, describe
 
 

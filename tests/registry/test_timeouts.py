@@ -107,6 +107,21 @@ def test_a_refused_port_fails_fast_and_says_it_retries() -> None:
     assert rc != 0 and RETRY_LINE not in stderr
 
 
+def test_debug_shows_the_connection_error_behind_a_failure() -> None:
+    """The one line names the failure; --debug's traceback goes down to the socket's own error."""
+    port = free_port()
+    args = ("inspect", "--retry-times", "0", f"docker://127.0.0.1:{port}/some/image")
+    line = one_line_error(imagetool(*args, check=False))
+    assert line == f"imagetool: pinging registry 127.0.0.1:{port}: [Errno 111] Connection refused"
+    debug = imagetool("--debug", *args, check=False)
+    assert debug.returncode != 0
+    assert "ConnectionRefusedError: [Errno 111] Connection refused" in debug.stderr
+    assert "The above exception was the direct cause of the following exception" in debug.stderr
+    assert debug.stderr.rstrip().splitlines()[-1] == \
+        f"imagetool.registry.errors.RegistryUnreachable: pinging registry 127.0.0.1:{port}: " \
+        "[Errno 111] Connection refused"
+
+
 def test_an_unknown_host_is_not_retried() -> None:
     name = "no-such-host.invalid"
     try:

@@ -23,7 +23,7 @@ from imagetool.signature import payload as payloads
 from imagetool.signature.policy_eval import PolicyContext
 from imagetool.transports import parse_image_name
 from imagetool.transports.base import SystemContext
-from imagetool.transports.signatures import SIGSTORE_PAYLOAD_TYPE, SigstoreSignature, serialize
+from imagetool.transports.envelopes import SIGSTORE_PAYLOAD_TYPE, SigstoreSignature, serialize
 from tests.signature.conftest import write_policy
 
 ISSUER = "https://issuer.example.com"

@@ -14,7 +14,7 @@ import pytest
 from imagetool.errors import PolicyRejected
 from imagetool.signature.policy import PolicyError
 from imagetool.signature.policy_eval import PolicyContext
-from imagetool.transports.signatures import SIGSTORE_MARKER
+from imagetool.transports.envelopes import SIGSTORE_MARKER
 from tests.lib.cli import imagetool, one_line_error
 from tests.signature.conftest import FIXTURES, write_policy
 from tests.signature.test_tampering import refused

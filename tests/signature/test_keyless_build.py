@@ -18,7 +18,7 @@ from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest
 from imagetool.registry.client import Client, ClientOptions
 from imagetool.registry.referrers import Blob, attach
-from imagetool.transports.signatures import SIGSTORE_MARKER, SIGSTORE_REFERRER_TYPE
+from imagetool.transports.envelopes import SIGSTORE_MARKER, SIGSTORE_REFERRER_TYPE
 from tests.lib.cli import imagetool, one_line_error
 from tests.lib.faultproxy import FaultProxy
 from tests.lib.registry import Registry

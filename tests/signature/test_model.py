@@ -15,7 +15,7 @@ from imagetool.signature import identity, payload
 from imagetool.signature import policy as p
 from imagetool.signature.policy_eval import PolicyContext
 from imagetool.transports import parse_image_name
-from imagetool.transports import signatures as envelopes
+from imagetool.transports import envelopes
 from imagetool.transports.base import SystemContext
 from tests.lib.images import random_image
 from tests.signature.conftest import FIXTURES

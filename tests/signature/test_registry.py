@@ -16,7 +16,7 @@ from imagetool.digest import Digest
 from imagetool.errors import PolicyRejected
 from imagetool.signature.policy_eval import PolicyContext
 from imagetool.transports import parse_image_name
-from imagetool.transports import signatures as envelopes
+from imagetool.transports import envelopes
 from imagetool.transports.base import SystemContext
 from tests.lib.cli import imagetool, one_line_error, tool
 from tests.lib.gpg import GPGHome

@@ -8,6 +8,7 @@ transport's two ends.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from imagetool.errors import ManifestUnknown
@@ -55,7 +56,7 @@ class StorageReference(ReferenceBase):
         if self.named is not None:
             scopes.append(base + str(self.named))
             if self.named.digest is not None and self.named.tag is not None:
-                scopes.append(base + str(self.named.with_digest(self.named.digest)))
+                scopes.append(base + str(replace(self.named, tag=None)))
             name = self.named.name
             scopes.append(base + name)
             while "/" in name:

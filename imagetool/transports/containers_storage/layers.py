@@ -257,7 +257,7 @@ class _Explained:
             return self._inner.read(n)
         except IntegrityError as err:
             raise LayerError(f"containers-storage: layer {self._layer} has no tar-split, and the tar of its "
-                             f"diff directory is not the layer it was ({err})") from None
+                             f"diff directory is not the layer it was ({err})") from err
 
     def readable(self) -> bool:
         return True

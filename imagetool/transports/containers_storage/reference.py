@@ -81,7 +81,7 @@ def parse_name_and_id(text: str, find_image: Callable[[str], str | None]) -> tup
         try:
             named = dref.parse(ref).with_default_tag()
         except InvalidReference as err:
-            raise InvalidReference(f"{TRANSPORT_NAME}: parsing named reference {ref!r}: {err}") from None
+            raise InvalidReference(f"{TRANSPORT_NAME}: parsing named reference {ref!r}: {err}") from err
         if _HEX64.match(ref):
             raise InvalidReference(f"{TRANSPORT_NAME}: {ref!r}: a 64-character hexadecimal string names no "
                                    "image in the store")

@@ -66,7 +66,7 @@ def _conf() -> dict[str, Any]:
         with open(path, "rb") as f:
             doc = tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError) as err:
-        raise LayoutError(f"reading {path}: {err}") from None
+        raise LayoutError(f"reading {path}: {err}") from err
     storage = doc.get("storage")
     return storage if isinstance(storage, dict) else {}
 
@@ -152,13 +152,13 @@ class Store:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as err:
             if write:
-                raise LayoutError(f"lock {path}: {err.strerror}") from None
+                raise LayoutError(f"lock {path}: {err.strerror}") from err
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             try:
                 fcntl.lockf(fd, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
             except OSError as err:
-                raise StoreLocked(f"lock {path}: {err.strerror}") from None
+                raise StoreLocked(f"lock {path}: {err.strerror}") from err
             yield fd
             if write:
                 _token(fd)
@@ -198,7 +198,7 @@ class Store:
         try:
             doc = json.loads(data)
         except ValueError as err:
-            raise LayoutError(f"{path}: {err}") from None
+            raise LayoutError(f"{path}: {err}") from err
         if not isinstance(doc, list) or not all(isinstance(e, dict) and isinstance(e.get("id"), str) for e in doc):
             raise LayoutError(f"{path}: not a list of records")
         return doc

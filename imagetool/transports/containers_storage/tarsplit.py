@@ -190,8 +190,8 @@ def _entries(stream: BinaryIO) -> Iterator[dict[str, object]]:
     for n, line in enumerate(iter(lambda: stream.readline(_MAX_LINE), b"")):
         try:
             entry = json.loads(line)
-        except ValueError:
-            raise LayerError("the layer's tar-split is not JSON lines") from None
+        except ValueError as err:
+            raise LayerError("the layer's tar-split is not JSON lines") from err
         if not isinstance(entry, dict) or entry.get("type") not in (1, 2):
             raise LayerError(f"the layer's tar-split has a malformed entry at line {n + 1}")
         yield entry
@@ -200,8 +200,8 @@ def _entries(stream: BinaryIO) -> Iterator[dict[str, object]]:
 def _b64(value: object) -> bytes:
     try:
         return base64.b64decode(str(value), validate=True) if value is not None else b""
-    except (binascii.Error, ValueError):
-        raise LayerError("the layer's tar-split has bad base64") from None
+    except (binascii.Error, ValueError) as err:
+        raise LayerError("the layer's tar-split has bad base64") from err
 
 
 def assemble(tarsplit_path: str, diff: str) -> Iterator[bytes]:
@@ -226,7 +226,7 @@ def assemble(tarsplit_path: str, diff: str) -> Iterator[bytes]:
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
             except OSError as err:
-                raise LayerError(f"layer file {name!r}: {err.strerror}") from None
+                raise LayerError(f"layer file {name!r}: {err.strerror}") from err
             try:
                 crc, left = 0, size
                 while left:

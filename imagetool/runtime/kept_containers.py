@@ -126,4 +126,4 @@ def remove_dir(cdir: Path) -> None:
     try:
         userns.remove_tree(cdir)
     except OSError as err:
-        raise ContainerError(f"removing container {cdir.name}: {err}") from None
+        raise ContainerError(f"removing container {cdir.name}: {err}") from err

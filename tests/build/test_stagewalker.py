@@ -8,7 +8,7 @@ from imagetool.build.cache import base_key
 from imagetool.build.context import BuildContext
 from imagetool.build.dockerfile import parse, parse_file
 from imagetool.build.stages import plan
-from imagetool.build.steps import CopyWork, RunWork, StageResult, StageWalker
+from imagetool.build.stagewalker import CopyWork, RunWork, StageResult, StageWalker
 
 CASES = Path(__file__).resolve().parents[2] / "testdata" / "dockerfiles"
 BASE = {"config": {"Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Cmd": ["/bin/sh"]}}

@@ -164,7 +164,7 @@ class StageWalker:
             return self._evaluate(number, i)
         except DockerfileError as err:
             if err.file != self.plan.dockerfile:
-                raise DockerfileError(err.reason, err.line or i.line, self.plan.dockerfile) from None
+                raise DockerfileError(err.reason, err.line or i.line, self.plan.dockerfile) from err
             raise
         except ImagetoolError as err:
             raise at_line(self.plan.dockerfile, i) from err
@@ -240,8 +240,8 @@ class StageWalker:
         def number(key: str, base: int = 10) -> int | None:
             try:
                 return int(opts[key], base) if opts.get(key) else None
-            except ValueError:
-                raise DockerfileError(f"--mount {key}={opts[key]!r} is not a number", line) from None
+            except ValueError as err:
+                raise DockerfileError(f"--mount {key}={opts[key]!r} is not a number", line) from err
 
         readonly = m.type == "bind" and "rw" not in opts and "readwrite" not in opts and "O" not in opts
         readonly = readonly or opts.get("ro", opts.get("readonly", "false")) == "true"
@@ -275,8 +275,8 @@ class StageWalker:
             text = x(i.chmod, i.line)
             try:
                 chmod = int(text, 8)
-            except ValueError:
-                raise DockerfileError(f"invalid --chmod {text!r}: expected an octal mode", i.line) from None
+            except ValueError as err:
+                raise DockerfileError(f"invalid --chmod {text!r}: expected an octal mode", i.line) from err
         files = []
         for doc in i.heredocs:
             content = doc.content
@@ -284,7 +284,7 @@ class StageWalker:
                 try:
                     content = expand_heredoc(content, self.scope.vars())
                 except ExpansionError as err:
-                    raise DockerfileError(str(err), i.line) from None
+                    raise DockerfileError(str(err), i.line) from err
             files.append((doc.name, content))
         from_stage, from_image, from_context = self._source(x(i.from_, i.line) if i.from_ else None)
         add = isinstance(i, ins.Add)
@@ -322,7 +322,7 @@ class StageWalker:
 
 def at_line(path: str, i: ins.AnyInstruction) -> BuildError:
     """The context a step's failure is reported in: `Dockerfile:3: COPY a /b: <cause>`."""
-    return BuildError(f"{path}:{i.line}: {i.original}")
+    return BuildError(f"{path}:{i.line}: {i.original}").citing_cause()
 
 
 def _url_version(url: str) -> str:
@@ -348,8 +348,8 @@ def _size(text: str | None, line: int) -> int | None:
     mult = units.get(text[-1].lower(), 1)
     try:
         return int(text[:-1] if mult > 1 else text) * mult
-    except ValueError:
-        raise DockerfileError(f"invalid --mount size {text!r}", line) from None
+    except ValueError as err:
+        raise DockerfileError(f"invalid --mount size {text!r}", line) from err
 
 
 def _trigger(text: str, line: int) -> ins.AnyInstruction:

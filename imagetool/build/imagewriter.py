@@ -33,8 +33,8 @@ def default_timestamp() -> int | None:
     if value:
         try:
             return int(value)
-        except ValueError:
-            raise BuildError(f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds") from None
+        except ValueError as err:
+            raise BuildError(f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds") from err
     return None
 
 

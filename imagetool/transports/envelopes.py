@@ -81,7 +81,7 @@ def parse(data: bytes) -> Signature:
                 not all(isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()):
             raise ValueError("unexpected field types")
     except (ValueError, KeyError, TypeError) as err:
-        raise SignatureError(f"invalid sigstore signature envelope: {err}") from None
+        raise SignatureError(f"invalid sigstore signature envelope: {err}") from err
     return SigstoreSignature(mime, payload, annotations)
 
 
@@ -126,7 +126,7 @@ def read_attachments(manifest_digest: Digest, get_tagged: GetTagged, get_blob: G
         if not isinstance(layers, list):
             raise ValueError("layers is not a list")
     except (ValueError, AttributeError) as err:
-        raise SignatureError(f"invalid signature attachment {attachment_tag(manifest_digest)}: {err}") from None
+        raise SignatureError(f"invalid signature attachment {attachment_tag(manifest_digest)}: {err}") from err
     if len(layers) > MAX_ATTACHMENT_LAYERS:
         raise SignatureError(f"signature attachment has too many layers ({len(layers)})")
     out: list[SigstoreSignature] = []
@@ -137,7 +137,7 @@ def read_attachments(manifest_digest: Digest, get_tagged: GetTagged, get_blob: G
             mt = str(layer.get("mediaType", ""))
             annotations = {str(k): str(v) for k, v in (layer.get("annotations") or {}).items()}
         except (KeyError, TypeError, AttributeError, ValueError) as err:
-            raise SignatureError(f"invalid layer in signature attachment: {err}") from None
+            raise SignatureError(f"invalid layer in signature attachment: {err}") from err
         if size > MAX_ATTACHMENT_LAYER:
             raise SignatureError(f"signature attachment layer {digest} is too large ({size} bytes)")
         out.append(SigstoreSignature(mt, get_blob(digest), annotations))
@@ -163,7 +163,7 @@ def write_attachments(manifest_digest: Digest, signatures: Sequence[SigstoreSign
         try:
             existing_layers = list(json.loads(found[0]).get("layers") or [])
         except (ValueError, AttributeError) as err:
-            raise SignatureError(f"invalid signature attachment {attachment_tag(manifest_digest)}: {err}") from None
+            raise SignatureError(f"invalid signature attachment {attachment_tag(manifest_digest)}: {err}") from err
     have = {(layer.get("digest"), json.dumps(layer.get("annotations") or {}, sort_keys=True))
             for layer in existing_layers}
     layers = list(existing_layers)

@@ -395,6 +395,9 @@ def test_rootless_default_store_is_shared_with_skopeo(rootless_user: RootlessUse
     user.give(work)
     user.give(user.home / ".config")
     graph = user.home / ".local" / "share" / "containers" / "storage"
+    kept = graph.with_name("storage.kept")  # another test's store there (buildah's vfs one) comes back after
+    if graph.exists():
+        graph.rename(kept)
     try:
         user.imagetool("copy", "-q", f"oci:{work}/src:1", "containers-storage:localhost/rl:1", timeout=60)
         layers = json.loads((graph / "overlay-layers" / "layers.json").read_text())
@@ -413,6 +416,8 @@ def test_rootless_default_store_is_shared_with_skopeo(rootless_user: RootlessUse
         assert _layout_layers(work / "ours", "1")[1] == _layout_layers(work / "src", "1")[1]
     finally:  # (the test runs as root: it can take away what the user's namespace owns)
         shutil.rmtree(graph, ignore_errors=True)
+        if kept.exists():
+            kept.rename(graph)
         conf.unlink()
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import IMAGETOOL, SKOPEO, Measure, report, run  # noqa: E402
+from bench.common import IMAGETOOL, SKOPEO, Measure, compile_package, report, run  # noqa: E402
 from tests.lib.faultproxy import FaultProxy  # noqa: E402
 from tests.lib.images import Layer, tar_bytes, write_image  # noqa: E402
 from tests.lib.registry import start_registry, stop_registry  # noqa: E402
@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--link-mib", type=float, default=0,
                         help="Limit the proxy's responses to this many MiB/s (0: loopback speed).")
     args = parser.parse_args()
+    compile_package()
     root = Path(tempfile.mkdtemp(prefix="imagetool-bench-", dir=os.environ.get("BENCH_TMP", "/var/tmp")))
     registry = start_registry(root, "bench")
     proxy = FaultProxy(registry.host)
@@ -107,21 +108,38 @@ def main() -> None:
         def fresh() -> None:
             shutil.rmtree(store, ignore_errors=True)
             proxy.records.clear()
+        loads: dict[str, str] = {}
+
+        def load(case: str) -> None:
+            loads[case] = loads.get(case, "") + f"{os.getloadavg()[0]:.2f} "
         partials = []
+        load("partial")
         for _ in range(args.repeat):
             with_v1()
             partials.append(run(pull + [v2, "localhost/bench:v2"], env=env, repeat=1))
             sent.append(proxy.response_bytes(path=str(layers[2]["digest"])))
         partial = sorted(partials, key=lambda m: m.seconds)[len(partials) // 2]
+        load("partial")
+        load("full")
         full = run(pull + [v2, "localhost/bench:v2"], env={**env, "IMAGETOOL_PARTIAL_PULLS": "0"}, before=fresh,
                    repeat=args.repeat)
         full_bytes = proxy.response_bytes(path=str(layers[2]["digest"]))
+        load("full")
         script = root / "pull_and_unpack.py"
         script.write_text(UNPACK)
+        load("full + unpack")
         full_unpack = run([sys.executable, str(script), str(store), v2], env={**env, "IMAGETOOL_PARTIAL_PULLS": "0"},
                           before=fresh, repeat=args.repeat)
+        load("full + unpack")
+        load("skopeo")
         skopeo = run(SKOPEO + ["copy", "-q", "--src-tls-verify=false", v2, f"oci:{root}/sk:v2"],
                      before=lambda: shutil.rmtree(root / "sk", ignore_errors=True), repeat=args.repeat)
+        load("skopeo")
+        # what no partial pull can go below: a command's fixed cost, and hashing the rebuilt tar (the diff_id check)
+        start = run(IMAGETOOL + ["--version"], repeat=args.repeat)
+        (root / "v2.tar").write_bytes(tar_bytes(image_files(args.files, 2), mtime=1_700_000_000))
+        hashed = run([sys.executable, "-c", "import hashlib, sys; hashlib.file_digest(open(sys.argv[1], 'rb'), "
+                      "'sha256')", str(root / "v2.tar")], repeat=args.repeat)
         rows: list[tuple[str, Measure, Measure | None, str]] = [
             ("partial pull v2 (v1 in store) vs full pull", partial, full, "<= 0.30"),
             ("partial pull v2 vs full pull + unpack", partial, full_unpack, "<= 0.30"),
@@ -129,6 +147,10 @@ def main() -> None:
         ]
         print(f"link: {f'{args.link_mib} MiB/s' if args.link_mib else 'loopback'}")
         report(rows)
+        print("load average (1 min) before and after each case: "
+              + "; ".join(f"{case} {text.strip()}" for case, text in loads.items()))
+        print(f"floors: imagetool --version {start.seconds:.3f} s; a python process hashing the "
+              f"{args.files} MiB layer tar {hashed.seconds:.3f} s")
         worst = max(sent)
         print(f"\nv2 layer: {layer_size} bytes ({layer_size / MIB:.1f} MiB); full pull moved {full_bytes} bytes")
         print(f"partial pull moved {worst} bytes at most over {len(sent)} runs: "

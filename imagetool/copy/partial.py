@@ -5,8 +5,10 @@ For one layer: read the TOC and tar-split with one Range request and verify them
 look each regular file's content digest up in the store's snapshots (each snapshot keeps a
 contents.json index: digest -> path, made from its TOC or, for other snapshots, by hashing once);
 fetch the missing contents with coalesced multi-range requests, decompress each and check its digest;
-then rebuild the layer tar from the tar-split and the contents and unpack it through the ordinary
-unpacker into a new snapshot, published only when the tar hashes to the layer's diff_id.
+meanwhile rebuild the layer tar from the tar-split and the contents and unpack it through the ordinary
+unpacker into a new snapshot, published only when the tar hashes to the layer's diff_id. The fetch runs
+in a thread beside the rebuild: hashing the reused files before a missing one (the diff_id check reads
+every byte) overlaps its download, and the rebuild waits only for a content it has reached.
 
 The blob itself is not stored: the snapshot is what a run needs. Registries that ignore Range
 (a 200 for the TOC request) get the whole-blob copy instead.
@@ -20,6 +22,7 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +30,7 @@ from typing import Any
 
 from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest, Readable
-from imagetool.errors import LayerError
+from imagetool.errors import ImagetoolError, LayerError
 from imagetool.layer import chunked, chunked_toc
 from imagetool.layer.chunked_toc import FileRange, TOCError
 from imagetool.registry import ranges as blob_ranges
@@ -186,6 +189,11 @@ class _Fetcher:
         self.client, self.repo, self.desc = client, repo, desc
         self.workdir = workdir
         self.stats = stats
+        #: set once a content is fetched and verified (or once the fetch has ended, for the rest)
+        self.ready: dict[Digest, threading.Event] = {}
+        self.error: BaseException | None = None
+        self.stop = False
+        self._thread: threading.Thread | None = None
 
     def path(self, f: FileRange) -> Path:
         return self.workdir / f.digest.hex
@@ -216,6 +224,40 @@ class _Fetcher:
         chunked_toc.check_footer(got[footer], lay)
         return got[wanted[0]], got[wanted[1]]
 
+    def start(self, files: list[FileRange]) -> None:
+        """fetch(files) in a thread; wait(f) hands each content over as it arrives."""
+        self.ready = {f.digest: threading.Event() for f in files}
+        if files:
+            self._thread = threading.Thread(target=self._run, args=(files,), name="partial-fetch", daemon=True)
+            self._thread.start()
+
+    def _run(self, files: list[FileRange]) -> None:
+        try:
+            self.fetch(files)
+        except BaseException as err:  # handed to the rebuild, which raises it in the layer's thread
+            self.error = err
+        finally:
+            for event in self.ready.values():
+                event.set()
+
+    def wait(self, f: FileRange) -> Path:
+        """The verified content of f, once the fetch thread has it; its error if it failed."""
+        event = self.ready.get(f.digest)
+        if event is not None:
+            event.wait()
+        if isinstance(self.error, ImagetoolError):
+            raise self.error
+        if self.error is not None:  # a connection's OSError, say: not to be taken for the unpacker's own
+            raise LayerError(f"zstd:chunked: fetching the missing contents: {self.error}") from self.error
+        return self.path(f)
+
+    def close(self) -> None:
+        """Stop the fetch thread (before its next content) and wait for it: the workdir goes next. An error
+        it met is not raised here: if the rebuild needed what failed, the rebuild raised it already."""
+        self.stop = True
+        if self._thread is not None:
+            self._thread.join()
+
     def fetch(self, files: list[FileRange]) -> None:
         pending = {f.digest: f for f in files}
         by_offset = sorted(pending.values(), key=lambda f: f.offset)
@@ -227,6 +269,8 @@ class _Fetcher:
             groups = [[s] for s in spans] if single else [spans[i:i + blob_ranges.MAX_RANGES]
                                                           for i in range(0, len(spans), blob_ranges.MAX_RANGES)]
             for group in groups:
+                if self.stop:
+                    raise LayerError("zstd:chunked: the fetch was stopped")
                 for start, end, part in self._request(group):
                     self._take(start, end, part, [f for f in todo if f.digest in pending], pending)
         if pending:
@@ -237,12 +281,17 @@ class _Fetcher:
         for f in todo:
             if f.offset < pos or f.end > end:
                 continue
+            if self.stop:
+                raise LayerError("zstd:chunked: the fetch was stopped")
             skip = f.offset - pos
             while skip:
                 skip -= len(part.read(min(skip, 1 << 20)))
             self._decompress(f, _Limited(part, f.end - f.offset))
             pos = f.end
             del pending[f.digest]
+            event = self.ready.get(f.digest)
+            if event is not None:
+                event.set()
 
     def _decompress(self, f: FileRange, raw: _Limited) -> None:
         import zstandard
@@ -281,8 +330,8 @@ def pull_layer(src: Any, store: LayoutStore, desc: Descriptor, diff_id: Digest, 
     root.mkdir(parents=True, exist_ok=True)
     lock = store.hold_shared()  # gc (exclusive) must not take the snapshots whose files are reused
     workdir = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=root))
+    fetcher = _Fetcher(src.client, src.repo, desc, workdir, stats)
     try:
-        fetcher = _Fetcher(src.client, src.repo, desc, workdir, stats)
         toc_bytes, ts_bytes = fetcher.metadata(lay)
         toc = chunked_toc.parse_toc(toc_bytes, lay)
         with chunked_toc.open_tarsplit(ts_bytes, lay, toc, dict(desc.annotations)) as spool:
@@ -300,14 +349,15 @@ def pull_layer(src: Any, store: LayoutStore, desc: Descriptor, diff_id: Digest, 
                     stats.reused_paths.append(f.name)
                 else:
                     missing.append(f)
-            fetcher.fetch(missing)
+            fetcher.start(missing)
 
             def content(f: FileRange) -> Readable:
                 hit = local.get(f.digest)
+                fetched = fetcher.wait(f) if hit is None else None  # the fetch's own error, if it failed
                 try:
                     if hit is not None:
                         return os.fdopen(_open_under(*hit), "rb")
-                    return open(fetcher.path(f), "rb")
+                    return open(fetched, "rb")  # type: ignore[arg-type]
                 except OSError as err:
                     raise LayerError(f"zstd:chunked: the content of {f.name[:80]!r} is gone: {err.strerror}") \
                         from err
@@ -323,8 +373,11 @@ def pull_layer(src: Any, store: LayoutStore, desc: Descriptor, diff_id: Digest, 
             return snapshots.create_from(tar, diff_id, parent, desc.digest, {CONTENTS: contents.encode()},
                                          reuse=reuse)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-        lock.release()
+        try:
+            fetcher.close()
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+            lock.release()
 
 
 def enabled() -> bool:

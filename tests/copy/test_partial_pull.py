@@ -346,3 +346,37 @@ def test_a_layer_without_a_tar_split_is_pulled_whole(tmp_path: Path, proxy: Faul
                     env={"IMAGETOOL_STORE": str(store)}).stdout
     assert "no tar-split: whole blob" in out
     assert LayoutStore.open(store).has_blob(Digest.of(blob))
+
+
+def test_the_rebuild_waits_for_a_content_still_on_the_wire_and_a_cut_fetch_publishes_nothing(
+        tmp_path: Path, proxy: FaultProxy) -> None:
+    """The missing contents are fetched in a thread beside the rebuild: on a slow link the rebuild reaches
+    f4.bin before it has arrived and waits for it; a fetch cut off mid-way fails the pull in one line,
+    with no snapshot published and no fetch directory left behind."""
+    tar1, tar2 = tar_bytes(files(1), mtime=1_700_000_000), tar_bytes(files(2), mtime=1_700_000_000)
+    _push(tmp_path, proxy, "v1", tar1)
+    _push(tmp_path, proxy, "v2", tar2)
+    full2 = _full_unpack(tar2, tmp_path / "full2")
+
+    slow = tmp_path / "slow"
+    _pull(proxy, "v1", slow)
+    proxy.rate = 1 << 20  # the changed 256 KiB file takes a quarter of a second
+    try:
+        out = _pull(proxy, "v2", slow)
+    finally:
+        proxy.rate = None
+    assert "partial: 1 of 14 files fetched" in out
+    assert _listing(_snapshot(slow, tar2)) == full2
+
+    cut = tmp_path / "cut"
+    _pull(proxy, "v1", cut)
+    meta = 32 << 10  # the metadata request (TOC, tar-split, footer: a few KiB) passes, the 256 KiB file does not
+    proxy.add("GET", r"/blobs/sha256:", times=100, reset_after=meta)
+    proc = imagetool("copy", "--src-tls-verify=false", f"{proxy.ref('app')}:v2", "localhost/app:v2",
+                     env={"IMAGETOOL_STORE": str(cut)}, check=False)
+    proxy.clear()
+    assert proc.returncode != 0
+    assert "zstd:chunked: fetching the missing contents:" in one_line_error(proc), proc.stderr
+    assert not _snapshot(cut, tar2).parent.exists()
+    assert [n for n in os.listdir(cut / "snapshots") if n != "sha256"] == []  # the fetch's workdir is gone
+    assert "app:v2" not in imagetool("images", env={"IMAGETOOL_STORE": str(cut)}).stdout.replace(" ", ":")

@@ -43,7 +43,7 @@ from imagetool.layer.unpack import unpack_layer
 from imagetool.runtime import cancel
 from imagetool.store.layout import LayoutStore
 from imagetool.store.snapshots import chain_ids
-from imagetool.tmpdirs import big_temp_dir
+from imagetool.tmpdirs import big_temp_dir, spread_children
 from imagetool.transports.base import SystemContext
 
 
@@ -197,6 +197,7 @@ class Executor:
             with userns.temporary_directory(prefix="imagetool-build-",
                                             dir=big_temp_dir(self.o.tmpdir, self.o.store.root)) as work:
                 self.work = Path(work)
+                spread_children(work)  # each step's upperdir in a block group of its own (tmpdirs.py)
                 stages = StagePlan(p, self.o.skip_unused_stages, self.o.jobs)
                 self._out = stages.output(self.o.output)
                 try:

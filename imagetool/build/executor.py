@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -305,7 +306,8 @@ class Executor:
             layer, diff_id = cached.layer, cached.diff_id
             created = cached.created or created
         else:
-            fresh = upper = self.work / f"layer-{next(self._upper_names)}"
+            # a name of its own: ext4 picks a spread directory's block group from a hash of its name
+            fresh = upper = self.work / f"layer-{next(self._upper_names)}-{os.urandom(4).hex()}"
             fresh.mkdir()
             lowers = list(reversed(self._dirs(state)))
             if isinstance(step.work, RunWork):

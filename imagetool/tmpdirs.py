@@ -76,3 +76,34 @@ def big_temp_dir(explicit: str | None, store_root: Path | str, default: str | No
         return chosen or default
     found = private_dir(Path(store_root) / "tmp")
     return str(found) if found is not None else default
+
+
+#: chattr's T flag (FS_TOPDIR_FL) and the ioctls that read and set a file's flags
+_FS_IOC_GETFLAGS, _FS_IOC_SETFLAGS, _FS_TOPDIR_FL = 0x80086601, 0x40086602, 0x00020000
+
+
+def spread_children(path: str | Path) -> bool:
+    """Mark `path` as the top of unrelated trees (chattr +T): ext4 then places each directory made in it
+    in a block group of its own choosing, with the files created below, rather than beside `path`.
+
+    Build upperdirs want this: they sit under a busy temporary directory, and on an ext4 without a
+    journal each new inode scans past every inode deleted there in the last seconds to minutes
+    (ialloc.c's recently_deleted), which made creating a COPY's 2,000 files take 0.3-1.5 s instead of
+    30 ms. A hint only: False where the file system has no such flag or `path` is not ours to mark.
+    """
+    import fcntl
+    import struct
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        flags = struct.unpack("i", fcntl.ioctl(fd, _FS_IOC_GETFLAGS, struct.pack("i", 0)))[0]
+        if not flags & _FS_TOPDIR_FL:
+            fcntl.ioctl(fd, _FS_IOC_SETFLAGS, struct.pack("i", flags | _FS_TOPDIR_FL))
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)

@@ -29,6 +29,7 @@ from typing import BinaryIO
 
 from imagetool.build.context import BuildContext, is_glob
 from imagetool.build.dockerignore import Matcher
+from imagetool.build.filecopy import copy_regular
 from imagetool.build.rootview import RootView, resolve_owner
 from imagetool.build.stagewalker import CopyWork
 from imagetool import compression
@@ -157,8 +158,13 @@ class Copier:
             os.link(links[inode], target)
             return
         if stat.S_ISREG(mode):
-            shutil.copyfile(item.path, target, follow_symlinks=False)
-        elif stat.S_ISLNK(mode):
+            own = (owner if owner is not None else (item.st.st_uid, item.st.st_gid)) if self._chown else None
+            copy_regular(item.path, target, chmod if chmod is not None else stat.S_IMODE(mode), own,
+                         item.st.st_mtime_ns)
+            if item.st.st_nlink > 1:
+                links[inode] = target
+            return
+        if stat.S_ISLNK(mode):
             os.symlink(os.readlink(item.path), target)
         elif stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
             os.mknod(target, mode, item.st.st_rdev)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from imagetool.build.config import DEFAULT_PATH, DEFAULT_SHELL, ConfigState
 from imagetool.build.context import BuildContext, NamedContexts
 from imagetool.build.copier import Copier
 from imagetool.build.dockerfile import parse, parse_file
+from imagetool.build.instructions import Run
 from imagetool.build.mounts import HostMount, resolve_mounts
 from imagetool.build.outputs import RootfsOutput, write_rootfs
 from imagetool.build.layerwriter import tar_view, write_layer
@@ -43,7 +45,7 @@ from imagetool.layer.unpack import unpack_layer
 from imagetool.runtime import cancel
 from imagetool.store.layout import LayoutStore
 from imagetool.store.snapshots import chain_ids
-from imagetool.tmpdirs import big_temp_dir
+from imagetool.tmpdirs import big_temp_dir, spread_children
 from imagetool.transports.base import SystemContext
 
 
@@ -131,6 +133,8 @@ class _StageState:
     result: StageResult | None = None
     #: the platform the stage's programs are built for (its base image's), None when unknown
     platform: Platform | None = None
+    #: the step numbers of the stage's RUN instructions (an executor is started ahead of them)
+    runs: tuple[int, ...] = ()
 
 
 @dataclass
@@ -197,6 +201,7 @@ class Executor:
             with userns.temporary_directory(prefix="imagetool-build-",
                                             dir=big_temp_dir(self.o.tmpdir, self.o.store.root)) as work:
                 self.work = Path(work)
+                spread_children(work)  # each step's upperdir in a block group of its own (tmpdirs.py)
                 stages = StagePlan(p, self.o.skip_unused_stages, self.o.jobs)
                 self._out = stages.output(self.o.output)
                 try:
@@ -213,6 +218,7 @@ class Executor:
         finally:
             # steps that finished are worth keeping even when a later one failed: fix, rebuild, resume
             self.cache.put_many(self.new_entries)
+            getattr(self.o.runner, "close", lambda: None)()  # an executor started ahead for a RUN not run
             lock.release()
         from imagetool.store.images import image_id
 
@@ -268,6 +274,7 @@ class Executor:
             key = base_key(f"{st.base}|{salt}", base.digest)
         results = {n: s.result for n, s in list(self.stages.items()) if s.result is not None}
         walker = StageWalker(p, st, context, key, base_config, results, named=self.named)
+        state.runs = tuple(n for n, i in enumerate((*walker.onbuild, *st.instructions), 2) if isinstance(i, Run))
         self.say(f"{prefix}STEP 1/{walker.total}: {st.from_.original}")
         for step in walker:
             cancel.check()  # another stage failed meanwhile
@@ -304,8 +311,11 @@ class Executor:
             layer, diff_id = cached.layer, cached.diff_id
             created = cached.created or created
         else:
-            fresh = upper = self.work / f"layer-{next(self._upper_names)}"
+            # a name of its own: ext4 picks a spread directory's block group from a hash of its name
+            fresh = upper = self.work / f"layer-{next(self._upper_names)}-{os.urandom(4).hex()}"
             fresh.mkdir()
+            if any(n > step.number for n in state.runs):  # the next RUN's executor starts during this step
+                getattr(self.o.runner, "prepare", lambda n: None)(2 if isinstance(step.work, RunWork) else 1)
             lowers = list(reversed(self._dirs(state)))
             if isinstance(step.work, RunWork):
                 emulation.runnable(state.platform, lowers, step.work)

@@ -23,6 +23,7 @@ from imagetool.build.mounts import HostMount, chown_tree
 from imagetool.build.rootview import RootView, resolve_owner
 from imagetool.build.stagewalker import RunWork
 from imagetool.errors import BuildError
+from imagetool.runtime import prestart
 from imagetool.runtime.container import Container
 from imagetool.runtime.etcfiles import EtcSettings
 from imagetool.runtime.spec import RunOptions, bind_mount, build_spec
@@ -53,6 +54,21 @@ class ContainerStepRunner:
         self.seccomp = seccomp
         #: --memory, --pids-limit, --cpus...: linux.resources for each RUN step (None: the runtime's default)
         self.resources = resources
+        #: what ends each executor started ahead (prepare) if no RUN takes it
+        self._ahead: list[Callable[[], None]] = []
+
+    def prepare(self, count: int = 1) -> None:
+        """A RUN comes later: have `count` executors started (the step under way's, if it is a RUN, and
+        the next RUN's), so that the next one's interpreter start-up overlaps the step under way; each
+        Container takes one (same standard streams)."""
+        while self.runtime == "embedded" and len(self._ahead) < min(count, 2):
+            self._ahead.append(prestart.ahead(subprocess.DEVNULL, subprocess.PIPE, subprocess.STDOUT))
+
+    def close(self) -> None:
+        """End the executors started ahead that no RUN took."""
+        ends, self._ahead = self._ahead, []
+        for end in ends:
+            end()
 
     def run(self, work: RunWork, lowers: list[Path], upper: Path, mounts: list[HostMount],
             output: Callable[[str], None]) -> int:
@@ -75,7 +91,12 @@ class ContainerStepRunner:
                 container = Container(spec, lowers or [self._empty(scratch)], upper, runtime=self.runtime,
                                       tidy=True, tmpdir=self.tmpdir, etc=self.etc,
                                       runtime_flags=self.runtime_flags)
-                return container.run(stdin=subprocess.DEVNULL, output=output)
+                mine = self._ahead.pop(0) if self._ahead else None  # the one this container takes
+                try:
+                    return container.run(stdin=subprocess.DEVNULL, output=output)
+                finally:
+                    if mine is not None:
+                        mine()  # nothing if it was taken
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 

@@ -14,13 +14,15 @@ import marshal
 import os
 import subprocess
 import sys
+import threading
 from typing import Any, Callable
 
 HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helper_start.py")
 DEVNULL = subprocess.DEVNULL
 
-#: helpers started by `ahead`, not yet taken
+#: helpers started by `ahead`, not yet taken (build stages on several threads take and add them)
 _waiting: list[Helper] = []
+_lock = threading.Lock()
 
 
 class Helper:
@@ -88,20 +90,24 @@ def spawn(stdin: Any = None, stdout: Any = None, stderr: Any = None) -> Helper:
 def ahead(stdin: Any = None, stdout: Any = None, stderr: Any = None) -> Callable[[], None]:
     """Start a helper for the next container with these streams; returns what ends it if none takes it."""
     helper = spawn(stdin, stdout, stderr)
-    _waiting.append(helper)
+    with _lock:
+        _waiting.append(helper)
 
     def end() -> None:
-        if helper in _waiting:
+        with _lock:
+            if helper not in _waiting:
+                return
             _waiting.remove(helper)
-            helper.discard()
+        helper.discard()
 
     return end
 
 
 def take(stdin: Any, stdout: Any, stderr: Any) -> Helper:
     """The helper started ahead for these streams, else a new one."""
-    for helper in _waiting:
-        if helper.streams == (stdin, stdout, stderr) and helper.proc.poll() is None:
-            _waiting.remove(helper)
-            return helper
+    with _lock:
+        for helper in _waiting:
+            if helper.streams == (stdin, stdout, stderr) and helper.proc.poll() is None:
+                _waiting.remove(helper)
+                return helper
     return spawn(stdin, stdout, stderr)

@@ -11,7 +11,6 @@ index.json naming a blob whose content is not on disk.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import threading
 from pathlib import Path
@@ -31,7 +30,8 @@ def _sync_file_range() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
     if not _libc_tried:
         _libc_tried = True
         try:
-            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            # the C library already loaded: find_library would run `ldconfig -p` (a fork and exec)
+            _libc = ctypes.CDLL(None, use_errno=True)
             fn = _libc.sync_file_range
             fn.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
             fn.restype = ctypes.c_int

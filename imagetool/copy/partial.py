@@ -33,6 +33,7 @@ from imagetool.digest import Digest, Readable
 from imagetool.errors import ImagetoolError, LayerError
 from imagetool.layer import chunked, chunked_toc
 from imagetool.layer.chunked_toc import FileRange, TOCError
+from imagetool.layer.iterstream import IteratorStream
 from imagetool.registry import ranges as blob_ranges
 from imagetool.store import origins
 from imagetool.store.layout import TEMP_PREFIX, LayoutStore
@@ -363,7 +364,7 @@ def pull_layer(src: Any, store: LayoutStore, desc: Descriptor, diff_id: Digest, 
                         from err
 
             contents = json.dumps({str(f.digest): chunked_toc.clean(f.name) for f in toc.files.values()})
-            tar = chunked_toc.RebuiltTar(chunked_toc.rebuild(spool, toc, content))
+            tar = IteratorStream(chunked_toc.rebuild(spool, toc, content))
             links = {key: str(local[f.digest][0] / local[f.digest][1])
                      for key, f in toc.files.items() if f.digest in local}
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from imagetool.digest import Digest, Readable
-from imagetool.errors import ImagetoolError, InvalidDigest, LayerError
+from imagetool.errors import InvalidDigest, LayerError
 from imagetool.layer import chunked
 
 #: containers/storage refuses TOCs above 150 MiB too (maxTocSize)
@@ -323,24 +323,3 @@ def rebuild(spool: BinaryIO, toc: TOC, content: Callable[[FileRange], Readable])
     if len(seen) != len(toc.names):
         raise TOCError("zstd:chunked: the TOC lists entries the tar-split lacks")
 
-
-class RebuiltTar:
-    """rebuild() as a Readable, for the unpacker and its digesting reader."""
-
-    def __init__(self, parts: Iterator[bytes]) -> None:
-        self._parts = parts
-        self._buf = b""
-
-    def read(self, n: int = -1) -> bytes:
-        try:
-            while not self._buf:
-                self._buf = next(self._parts)
-        except StopIteration:
-            return b""
-        except ImagetoolError:
-            raise
-        if n is None or n < 0 or n >= len(self._buf):
-            data, self._buf = self._buf, b""
-        else:
-            data, self._buf = self._buf[:n], self._buf[n:]
-        return data

@@ -27,6 +27,7 @@ from imagetool import compression, userns
 from imagetool.digest import CHUNK, Digest, DigestingReader, Readable, VerifyingReader
 from imagetool.errors import BlobUnknown, IntegrityError, LayerError
 from imagetool.layer.chunked_tar import rfc3339
+from imagetool.layer.iterstream import IteratorStream
 from imagetool.transports.containers_storage import tarsplit
 from imagetool.transports.containers_storage.store import Store
 
@@ -237,7 +238,7 @@ def open_diff(store: Store, entry: dict[str, Any]) -> Readable:
         parts = tarsplit.assemble(str(tsplit), str(diff))
     else:
         parts = _naive_diff(diff)
-    stream: Readable = tarsplit.Chunks(parts)
+    stream: Readable = IteratorStream(parts)
     expected = entry.get("diff-digest")
     if isinstance(expected, str) and expected:
         size = entry.get("diff-size")

@@ -241,31 +241,3 @@ def assemble(tarsplit_path: str, diff: str) -> Iterator[bytes]:
             expected = entry.get("payload")
             if expected is not None and _b64(expected) != crc.to_bytes(8, "big"):
                 raise LayerError(f"layer file {name!r} does not match its checksum in the tar-split")
-
-
-class Chunks:
-    """An iterator of byte strings as a readable stream."""
-
-    def __init__(self, parts: Iterator[bytes]) -> None:
-        self._parts = parts
-        self._buf = b""
-
-    def read(self, n: int = -1) -> bytes:
-        try:
-            while not self._buf:
-                self._buf = next(self._parts)
-        except StopIteration:
-            return b""
-        if n is None or n < 0 or n >= len(self._buf):
-            data, self._buf = self._buf, b""
-        else:
-            data, self._buf = self._buf[:n], self._buf[n:]
-        return data
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        close = getattr(self._parts, "close", None)
-        if close:
-            close()

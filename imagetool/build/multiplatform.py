@@ -10,7 +10,6 @@ output line is prefixed with its platform, so the interleaved log stays readable
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,17 +18,10 @@ from imagetool.build.context import NamedContexts
 from imagetool.build.dockerfile import parse, parse_file
 from imagetool.build.emulation import check_plan
 from imagetool.build.executor import BuildOptions, BuildResult, build
+from imagetool.build.schedule import cpu_count
 from imagetool.build.stages import plan
 from imagetool.descriptor import Platform
 from imagetool.errors import BuildError
-
-
-def default_jobs() -> int:
-    """--jobs when not given: one build per CPU this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def check(options: BuildOptions) -> None:
@@ -66,7 +58,7 @@ def build_platforms(options_for: Callable[[str], BuildOptions], platforms: list[
     every = [options_for(p) for p in platforms]
     for options in every:
         check(options)
-    limit = max(1, min(jobs or default_jobs(), len(every)))
+    limit = max(1, min(jobs or cpu_count(), len(every)))
     if limit == 1:
         results = []
         for platform, options in zip(platforms, every, strict=True):

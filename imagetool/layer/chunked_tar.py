@@ -45,12 +45,7 @@ class Header:
         f = tr._HEADER.unpack_from(block, 0)
         kind = f[7]
         magic = block[257:265]
-        name = longname if longname is not None else f[0].partition(b"\0")[0]
-        if longname is None and f[9] == b"ustar\x00":
-            prefix = f[13].partition(b"\0")[0]
-            if prefix:
-                name = prefix + b"/" + name
-        link = longlink if longlink is not None else f[8].partition(b"\0")[0]
+        name, link = tr.header_names(f, longname, longlink)
         self.mode = tr._number(f[1], "mode")
         self.uid = tr._number(f[2], "uid")
         self.gid = tr._number(f[3], "gid")

@@ -96,6 +96,18 @@ def _number(field: bytes, what: str) -> int:
     return value
 
 
+def header_names(fields: tuple[bytes, ...], longname: bytes | None, longlink: bytes | None) -> tuple[bytes, bytes]:
+    """A member's name and link target before PAX: a GNU long name/link when one came first, else the
+    header's fields (a ustar name below its prefix)."""
+    name = longname if longname is not None else fields[0].partition(b"\0")[0]
+    if longname is None and fields[9] == b"ustar\x00":
+        prefix = fields[13].partition(b"\0")[0]
+        if prefix:
+            name = prefix + b"/" + name
+    link = longlink if longlink is not None else fields[8].partition(b"\0")[0]
+    return name, link
+
+
 def _decimal(value: bytes, key: str) -> int:
     try:
         number = int(value)
@@ -316,12 +328,7 @@ class TarReader:
             raise LayerError("sparse tar members are not supported")
         if self._global:
             pax = {**self._global, **pax}
-        name = longname if longname is not None else fields[0].partition(b"\0")[0]
-        if longname is None and fields[9] == b"ustar\x00":
-            prefix = fields[13].partition(b"\0")[0]
-            if prefix:
-                name = prefix + b"/" + name
-        linkname = longlink if longlink is not None else fields[8].partition(b"\0")[0]
+        name, linkname = header_names(fields, longname, longlink)
         known = _NUMBERS.get
         mode = known(fields[1])
         if mode is None:

@@ -121,16 +121,22 @@ def _renamed_to(args: str) -> str:
     return re.findall(r'"([^"]*)"', args)[-1]
 
 
-@pytest.mark.parametrize("dest", ["oci", "local"])
-def test_directories_are_fsynced_before_index_json_names_their_entries(tmp_path: Path, dest: str) -> None:
-    random_image(tmp_path / "src", "v1", n_layers=2)
+def _traced_copy(tmp_path: Path, dest: str, n_layers: int) -> tuple[list[tuple[str, str]], Path, str, int]:
+    """A copy into an oci: layout or the local store under strace: its calls, the layout, its blob
+    directory, and the index of the call that renames index.json into place."""
+    random_image(tmp_path / "src", "v1", n_layers=n_layers)
     layout = tmp_path / "dst"
     target = f"oci:{layout}:v1" if dest == "oci" else "localhost/app:v1"
     calls = _trace([sys.executable, "-m", "imagetool", "--store", str(layout), "copy", "-q",
                     f"oci:{tmp_path}/src:v1", target], tmp_path / "trace")
-    blobs = str(layout / "blobs" / "sha256")
     index_at = max(i for i, (c, a) in enumerate(calls) if c.startswith("rename")
                    and _renamed_to(a) == str(layout / "index.json"))
+    return calls, layout, str(layout / "blobs" / "sha256"), index_at
+
+
+@pytest.mark.parametrize("dest", ["oci", "local"])
+def test_directories_are_fsynced_before_index_json_names_their_entries(tmp_path: Path, dest: str) -> None:
+    calls, layout, blobs, index_at = _traced_copy(tmp_path, dest, n_layers=2)
     blob_renames = [i for i, (c, a) in enumerate(calls) if c.startswith("rename") and _renamed_to(a).startswith(blobs)]
     assert blob_renames and max(blob_renames) < index_at
     fsynced_blobs = [i for i, (c, a) in enumerate(calls) if c == "fsync" and a.endswith(f"<{blobs}>")]
@@ -143,14 +149,7 @@ def test_directories_are_fsynced_before_index_json_names_their_entries(tmp_path:
 @pytest.mark.parametrize("dest", ["oci", "local"])
 def test_blobs_are_fsynced_together_at_commit_not_one_by_one(tmp_path: Path, dest: str) -> None:
     """No blob is fsynced while it is written; every blob index.json names is fsynced before it is replaced."""
-    random_image(tmp_path / "src", "v1", n_layers=3)
-    layout = tmp_path / "dst"
-    target = f"oci:{layout}:v1" if dest == "oci" else "localhost/app:v1"
-    calls = _trace([sys.executable, "-m", "imagetool", "--store", str(layout), "copy", "-q",
-                    f"oci:{tmp_path}/src:v1", target], tmp_path / "trace")
-    blobs = str(layout / "blobs" / "sha256")
-    index_at = max(i for i, (c, a) in enumerate(calls) if c.startswith("rename")
-                   and _renamed_to(a) == str(layout / "index.json"))
+    calls, layout, blobs, index_at = _traced_copy(tmp_path, dest, n_layers=3)
     renamed = {_renamed_to(a) for c, a in calls if c.startswith("rename") and _renamed_to(a).startswith(blobs + "/")}
     assert len(renamed) >= 5  # three layers, the config, the manifest
     temp_syncs = [a for c, a in calls if c in ("fsync", "fdatasync") and f"{blobs}/{TEMP_PREFIX}" in a]

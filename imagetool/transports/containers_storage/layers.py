@@ -12,12 +12,10 @@ above one, so podman finds our layers and we find its.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import os
 import shutil
 import stat
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +30,6 @@ from imagetool.transports.containers_storage import tarsplit
 from imagetool.transports.containers_storage.store import Store
 
 DIFF_MODE = 0o555
-#: rootless, one layer at a time goes through the user namespace helper: a helper forked while another's
-#: pipe is open would hold that pipe's write end too, and the other would never see the end of its tar
-_UNPACKING = threading.Lock()
 #: archive.Compression values containers/storage records
 _COMPRESSION = {None: 0, "bzip2": 1, "gzip": 2, "xz": 3, "zstd": 4}
 
@@ -100,7 +95,7 @@ def stage(store: Store, stream: Readable, expected: Digest | None = None, size: 
             pass
         ids = tarsplit.record(str(tar_path), str(work / "tar-split.gz"))
         (work / "diff").mkdir(mode=0o755)
-        with open(tar_path, "rb") as tar, _UNPACKING if userns.mapping() is not None else contextlib.nullcontext():
+        with open(tar_path, "rb") as tar:
             userns.consume(lambda pipe: unpack(pipe, work / "diff", UnpackOptions(whiteouts="overlay")), tar)
         os.unlink(tar_path)
         return Staged(work, counted.digest(), counted.size, hashed.digest(), diff_size, algorithm,

@@ -198,6 +198,22 @@ def parse_file(path: str | Path) -> Dockerfile:
     return parse(text, str(path))
 
 
+def parse_files(paths: list[Path]) -> Dockerfile:
+    """One Dockerfile, or several (-f given more than once) read as one: lines count through them all."""
+    if len(paths) == 1:
+        return parse_file(paths[0])
+    texts = []
+    for path in paths:
+        try:
+            texts.append(Path(path).read_text(encoding="utf-8"))
+        except OSError as err:
+            raise DockerfileError(err.strerror or "cannot be read", file=str(path)) from err
+        except UnicodeDecodeError as err:
+            raise DockerfileError(f"not UTF-8 text ({err.reason} at byte {err.start})", file=str(path)) from err
+    return parse("".join(t if t.endswith("\n") or not t else t + "\n" for t in texts),
+                 " + ".join(str(p) for p in paths))
+
+
 def parse_line(text: str, line: int = 1, escape: str = "\\") -> ins.AnyInstruction:
     """One instruction on its own (`--change` values of import and commit)."""
     keyword, _, rest = text.strip().partition(" ")

@@ -27,7 +27,7 @@ from imagetool.build.imagewriter import ImageParts, commit, default_timestamp, r
 from imagetool.build.config import DEFAULT_PATH, DEFAULT_SHELL, ConfigState
 from imagetool.build.context import BuildContext, NamedContexts
 from imagetool.build.copier import Copier
-from imagetool.build.dockerfile import parse, parse_file
+from imagetool.build.dockerfile import parse_files
 from imagetool.build.instructions import Run
 from imagetool.build.mounts import HostMount, resolve_mounts
 from imagetool.build.outputs import RootfsOutput, write_rootfs
@@ -180,7 +180,7 @@ class Executor:
     def build(self) -> BuildResult:
         for tag in self.o.tags:
             store_name(tag)  # a bad tag fails before any work
-        df = self._dockerfile()
+        df = parse_files([self.o.dockerfile, *self.o.more_dockerfiles])
         try:
             target = Platform.parse(self.o.platform) if self.o.platform else None
         except ValueError as err:
@@ -227,21 +227,6 @@ class Executor:
         for tag in self.o.tags:
             self.say(f"Successfully tagged {store_name(tag)}")
         return BuildResult(desc, iid, self.hits, self.ran)
-
-    def _dockerfile(self):  # type: ignore[no-untyped-def]
-        """The Dockerfile, or several -f files read as one (lines count through them all)."""
-        if not self.o.more_dockerfiles:
-            return parse_file(self.o.dockerfile)
-        texts = []
-        for path in [self.o.dockerfile, *self.o.more_dockerfiles]:
-            try:
-                texts.append(Path(path).read_text(encoding="utf-8"))
-            except OSError as err:
-                raise DockerfileError(err.strerror or "cannot be read", file=str(path)) from err
-            except UnicodeDecodeError as err:
-                raise DockerfileError(f"not UTF-8 text ({err.reason} at byte {err.start})", file=str(path)) from err
-        return parse("".join(t if t.endswith("\n") or not t else t + "\n" for t in texts),
-                     " + ".join(str(p) for p in [self.o.dockerfile, *self.o.more_dockerfiles]))
 
     # -- stages
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from imagetool.build.context import NamedContexts
-from imagetool.build.dockerfile import parse, parse_file
+from imagetool.build.dockerfile import parse_files
 from imagetool.build.emulation import check_plan
 from imagetool.build.executor import BuildOptions, BuildResult, build
 from imagetool.build.schedule import cpu_count
@@ -30,23 +30,10 @@ def check(options: BuildOptions) -> None:
         target = Platform.parse(options.platform) if options.platform else None
     except ValueError as err:
         raise BuildError(f"--platform: {err}") from err
-    p = plan(_dockerfile(options), options.build_args, options.target, target_platform=target,
+    dockerfile = parse_files([options.dockerfile, *options.more_dockerfiles])
+    p = plan(dockerfile, options.build_args, options.target, target_platform=target,
              named=NamedContexts.parse(options.contexts).kinds(), first_from=options.from_image)
     check_plan(p, target)
-
-
-def _dockerfile(options: BuildOptions):  # type: ignore[no-untyped-def]
-    files = [options.dockerfile, *options.more_dockerfiles]
-    if len(files) == 1:
-        return parse_file(options.dockerfile)
-    texts = []
-    for path in files:
-        try:
-            texts.append(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError):
-            return parse_file(path)  # the build itself reports it, with its words
-    return parse("".join(t if t.endswith("\n") or not t else t + "\n" for t in texts),
-                 " + ".join(str(p) for p in files))
 
 
 def build_platforms(options_for: Callable[[str], BuildOptions], platforms: list[str], jobs: int | None = None,

@@ -1,18 +1,22 @@
 """Partial pulls of zstd:chunked images (issue 21): bytes on the wire and time, against full pulls.
 
-    python bench/partial_bench.py [--files 100] [--repeat 3] [--link-mib 50]
+    python bench/partial_bench.py [--layers 5] [--files 100] [--repeat 3] [--link-mib 50]
 
-Two versions of an image, each one layer of `--files` files of 1 MiB (about 100 MiB, incompressible),
-v2 changing one file, pushed as zstd:chunked to a real registry behind the recording proxy of the tests
-(tests/lib/faultproxy.py), which counts the response bytes of every request. Cases:
+The issue's image: two versions of an image of `--layers` layers, each of `--files` files of 1 MiB (5 x
+100 MiB, incompressible), v2 changing one file in the middle layer, pushed as zstd:chunked to a real
+registry behind the recording proxy of the tests (tests/lib/faultproxy.py), which counts the response
+bytes of every request. Cases:
 
   partial pull of v2 into a local store holding v1 (what crossed the wire, and the time)
-  full pull of v2 into an empty store (IMAGETOOL_PARTIAL_PULLS=0), and the same plus the unpack
-      into a snapshot (what the partial pull produces, so the like-for-like figure)
-  skopeo copy of v2 to an oci: layout (download only)
+  full pull of v2 (IMAGETOOL_PARTIAL_PULLS=0) into an empty store, and the same plus the unpack into
+      snapshots (what the partial pull leaves, so the like-for-like figure)
+  skopeo copy of v2 to an empty oci: layout (download only)
+  the same-store comparisons: a full pull of v2 into the store holding v1 (only the changed layer moves,
+      whole), and skopeo copy of v2 into an oci: layout holding v1 (likewise)
 
 --link-mib N limits the proxy's responses to N MiB/s: on loopback a 100 MiB download takes well under a
 second and the fixed cost of a command (start-up, the registry round trips) is most of every figure.
+With --layers 1 the image is the one changed layer and both comparisons move the same bytes.
 
 Targets: the partial pull moves <= 5% of v2's layer bytes and takes <= 0.3x the full pull's time
 and <= 0.3x skopeo copy's.
@@ -42,13 +46,15 @@ from imagetool.digest import Digest  # noqa: E402
 MIB = 1 << 20
 
 
-def image_files(n: int, version: int) -> dict[str, bytes | str | None]:
-    rng = random.Random(21)
-    files: dict[str, bytes | str | None] = {"data/": None}
+def layer_files(n: int, layer: int, changed: bool) -> dict[str, bytes | str | None]:
+    """Layer `layer`'s files; `changed`: v2's version of it, one file in the middle rewritten."""
+    rng = random.Random(21 + layer)
+    top = f"layer{layer}/"
+    files: dict[str, bytes | str | None] = {top: None}
     for i in range(n):
-        files[f"data/part{i:03d}.bin"] = rng.randbytes(MIB)
-    if version == 2:
-        files[f"data/part{n // 2:03d}.bin"] = random.Random(2121).randbytes(MIB)
+        files[f"{top}part{i:03d}.bin"] = rng.randbytes(MIB)
+    if changed:
+        files[f"{top}part{n // 2:03d}.bin"] = random.Random(2121).randbytes(MIB)
     return files
 
 
@@ -64,13 +70,14 @@ subprocess.run(tool + ["copy", "-q", "--src-tls-verify=false", sys.argv[2], "loc
 m = json.loads(subprocess.run(tool + ["inspect", "--raw", "localhost/bench:v2"], capture_output=True).stdout)
 c = json.loads(subprocess.run(tool + ["inspect", "--config", "localhost/bench:v2"], capture_output=True).stdout)
 SnapshotStore(LayoutStore.open(sys.argv[1])).prepare(
-    [(Descriptor.from_dict(m["layers"][0]), Digest.parse(c["rootfs"]["diff_ids"][0]))])
+    [(Descriptor.from_dict(d), Digest.parse(i)) for d, i in zip(m["layers"], c["rootfs"]["diff_ids"])])
 """
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--files", type=int, default=100)
+    parser.add_argument("--layers", type=int, default=5)
+    parser.add_argument("--files", type=int, default=100, help="1 MiB files per layer")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--link-mib", type=float, default=0,
                         help="Limit the proxy's responses to this many MiB/s (0: loopback speed).")
@@ -81,16 +88,19 @@ def main() -> None:
     proxy = FaultProxy(registry.host)
     try:
         layers: dict[int, dict[str, object]] = {}
+        changed = args.layers // 2
         for v in (1, 2):
-            tar = tar_bytes(image_files(args.files, v), mtime=1_700_000_000)
-            write_image(root / f"v{v}", "v", [Layer(tar, Digest.of(tar), "application/vnd.oci.image.layer.v1.tar")])
-            del tar
+            tars = [tar_bytes(layer_files(args.files, i, v == 2 and i == changed), mtime=1_700_000_000)
+                    for i in range(args.layers)]
+            write_image(root / f"v{v}", "v", [Layer(t, Digest.of(t), "application/vnd.oci.image.layer.v1.tar")
+                                              for t in tars])
+            del tars
             ref = f"{proxy.ref('bench')}:v{v}"
             run(IMAGETOOL + ["copy", "-q", "--dest-tls-verify=false", "--dest-compress-format", "zstd:chunked",
                              f"oci:{root}/v{v}:v", ref], repeat=1)
             raw = subprocess.run(IMAGETOOL + ["inspect", "--raw", "--tls-verify=false", ref], check=True,
                                  capture_output=True, text=True).stdout
-            layers[v] = json.loads(raw)["layers"][0]
+            layers[v] = json.loads(raw)["layers"][changed]
         proxy.rate = int(args.link_mib * MIB) or None  # pushes above went at full speed
         v2 = f"{proxy.ref('bench')}:v2"
         layer_size = int(layers[2]["size"])  # type: ignore[call-overload]
@@ -135,24 +145,42 @@ def main() -> None:
         skopeo = run(SKOPEO + ["copy", "-q", "--src-tls-verify=false", v2, f"oci:{root}/sk:v2"],
                      before=lambda: shutil.rmtree(root / "sk", ignore_errors=True), repeat=args.repeat)
         load("skopeo")
+        rows_same: list[tuple[str, Measure, Measure | None, str]] = []
+        if args.layers > 1:
+            load("same store")
+            full_same = run(pull + [v2, "localhost/bench:v2"], env={**env, "IMAGETOOL_PARTIAL_PULLS": "0"},
+                            before=with_v1, repeat=args.repeat)
+
+            def skopeo_v1() -> None:
+                shutil.rmtree(root / "sk", ignore_errors=True)
+                subprocess.run(SKOPEO + ["copy", "-q", "--src-tls-verify=false", f"{proxy.ref('bench')}:v1",
+                                         f"oci:{root}/sk:v1"], check=True)
+            skopeo_same = run(SKOPEO + ["copy", "-q", "--src-tls-verify=false", v2, f"oci:{root}/sk:v2"],
+                              before=skopeo_v1, repeat=args.repeat)
+            load("same store")
+            rows_same = [("  vs full pull v2 into the store holding v1", partial, full_same, "(reported)"),
+                         ("  vs skopeo copy v2 -> oci: holding v1", partial, skopeo_same, "(reported)")]
         # what no partial pull can go below: a command's fixed cost, and hashing the rebuilt tar (the diff_id check)
         start = run(IMAGETOOL + ["--version"], repeat=args.repeat)
-        (root / "v2.tar").write_bytes(tar_bytes(image_files(args.files, 2), mtime=1_700_000_000))
+        (root / "v2.tar").write_bytes(tar_bytes(layer_files(args.files, changed, True), mtime=1_700_000_000))
         hashed = run([sys.executable, "-c", "import hashlib, sys; hashlib.file_digest(open(sys.argv[1], 'rb'), "
                       "'sha256')", str(root / "v2.tar")], repeat=args.repeat)
         rows: list[tuple[str, Measure, Measure | None, str]] = [
             ("partial pull v2 (v1 in store) vs full pull", partial, full, "<= 0.30"),
             ("partial pull v2 vs full pull + unpack", partial, full_unpack, "<= 0.30"),
             ("partial pull v2 vs skopeo copy v2 -> oci:", partial, skopeo, "<= 0.30"),
+            *rows_same,
         ]
-        print(f"link: {f'{args.link_mib} MiB/s' if args.link_mib else 'loopback'}")
+        print(f"{args.layers} layers of {args.files} MiB, one file changed in layer {changed}; "
+              f"link: {f'{args.link_mib} MiB/s' if args.link_mib else 'loopback'}")
         report(rows)
         print("load average (1 min) before and after each case: "
               + "; ".join(f"{case} {text.strip()}" for case, text in loads.items()))
         print(f"floors: imagetool --version {start.seconds:.3f} s; a python process hashing the "
-              f"{args.files} MiB layer tar {hashed.seconds:.3f} s")
+              f"{args.files} MiB changed layer's tar {hashed.seconds:.3f} s")
         worst = max(sent)
-        print(f"\nv2 layer: {layer_size} bytes ({layer_size / MIB:.1f} MiB); full pull moved {full_bytes} bytes")
+        print(f"\nv2's changed layer: {layer_size} bytes ({layer_size / MIB:.1f} MiB); "
+              f"the full pull moved {full_bytes} bytes of it")
         print(f"partial pull moved {worst} bytes at most over {len(sent)} runs: "
               f"{100 * worst / layer_size:.2f}% of the layer (target <= 5%)")
         ok = worst <= 0.05 * layer_size and all(partial.seconds <= 0.3 * m.seconds for m in (full, skopeo))

@@ -221,8 +221,9 @@ class LayoutStore:
                     # a stream that already verifies this digest is not hashed a second time
                     reader = stream if isinstance(stream, VerifyingReader) and stream.expected == expected \
                         else VerifyingReader(stream, expected, size)
-                    while chunk := reader.read(CHUNK):
-                        out.write(chunk)
+                    buf = memoryview(bytearray(CHUNK))  # one buffer read into: no bytes object per read
+                    while n := reader.readinto(buf):
+                        out.write(buf[:n])
                     digest, written = expected, reader.size
                     if not reader.verified or (size is not None and size >= 0 and written != size):
                         raise SizeMismatch(expected, size if size is not None else -1, written)

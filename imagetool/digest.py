@@ -197,6 +197,13 @@ class VerifyingReader:
         close_quietly(self._raw)
 
 
+def verifier_of(stream: object, expected: Digest) -> VerifyingReader | None:
+    """The reader that already checks `stream`'s bytes against `expected`, so a writer need not hash them again:
+    the stream itself, or what a pass-through wrapper (compression.PeekReader) names as its `verifier`."""
+    found = stream if isinstance(stream, VerifyingReader) else getattr(stream, "verifier", None)
+    return found if isinstance(found, VerifyingReader) and found.expected == expected else None
+
+
 def digest_stream(stream: BinaryIO, algorithm: str = "sha256") -> tuple[Digest, int]:
     h = hashlib.new(algorithm)
     size = 0

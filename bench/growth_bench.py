@@ -65,17 +65,19 @@ def plot(results: dict[str, dict[int, Measure]], out: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (ax_t, ax_c, ax_m) = plt.subplots(1, 3, figsize=(15, 4.2))
     for label, by_size in sorted(results.items()):
         sizes = sorted(by_size)
         gib = [s / 1024 for s in sizes]
         style = "-" if label.startswith("imagetool") else "--"
         ax_t.plot(gib, [by_size[s].seconds for s in sizes], style, marker="o", label=label)
+        ax_c.plot(gib, [by_size[s].cpu_seconds for s in sizes], style, marker="o", label=label)
         ax_m.plot(gib, [by_size[s].peak_rss_mib for s in sizes], style, marker="o", label=label)
     ax_t.set(xlabel="image size (GiB)", ylabel="wall time (s)", title="time")
+    ax_c.set(xlabel="image size (GiB)", ylabel="CPU time, user+sys (s)", title="CPU time (steadier under load)")
     ax_m.set(xlabel="image size (GiB)", ylabel="peak RSS (MiB)", title="peak RSS")
     ax_m.set_ylim(bottom=0)
-    for ax in (ax_t, ax_m):
+    for ax in (ax_t, ax_c, ax_m):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -91,8 +93,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--no-skopeo", action="store_true")
     parser.add_argument("--no-plot", action="store_true", help="neither install matplotlib nor draw")
+    parser.add_argument("--plot-only", action="store_true", help="draw growth.json again, measure nothing")
     args = parser.parse_args()
     can_plot = not args.no_plot and ensure_matplotlib()
+    if args.plot_only:  # draw again from the last run's numbers
+        saved = json.loads((RESULTS / "growth.json").read_text())
+        ok = can_plot and plot({label: {int(k): Measure(**v) for k, v in by.items()} for label, by in saved.items()},
+                               RESULTS / "growth.png")
+        print(f"plot: {RESULTS / 'growth.png'}" if ok else "no plot (matplotlib missing, or --no-plot)")
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     from tests.lib.registry import start_registry, stop_registry
 

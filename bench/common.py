@@ -107,13 +107,20 @@ def report_cpu(rows: list[tuple[str, Measure, Measure | None, str]], peer: str =
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
 
-def random_layout(layout: Path, mib: int, layers: int, name: str = "v1") -> None:
-    """An OCI layout of `layers` uncompressed layers of random data (random data does not compress)."""
+def random_layout(layout: Path, mib: int, layers: int, name: str = "v1", gzip: bool = False) -> None:
+    """An OCI layout of `layers` layers of random data (random data does not compress), uncompressed or gzip.
+
+    Registry benches use gzip layers, as images in registries have: an uncompressed layer is one that
+    skopeo compresses on its way to a registry or a layout and imagetool keeps as it is, so the two would
+    not do the same work.
+    """
     import tarfile
 
     from imagetool import gojson, media
     from imagetool.descriptor import Descriptor
+    from imagetool.digest import digest_stream
     from imagetool.manifest import Manifest
+    from imagetool.pgzip import ParallelGzipWriter
     from imagetool.store import refs
     from imagetool.store.layout import LayoutStore
 
@@ -131,10 +138,23 @@ def random_layout(layout: Path, mib: int, layers: int, name: str = "v1") -> None
             archive.add(data, arcname=f"data/layer-{i}.bin")
         data.unlink()
         with open(tar, "rb") as f:
-            digest, size = store.put_blob(f)
+            diff_id = digest_stream(f)[0]
+            f.seek(0)
+            if gzip:
+                gz = layout / f"l{i}.tar.gz"
+                with open(gz, "wb") as out:
+                    writer = ParallelGzipWriter(out)
+                    while chunk := f.read(1 << 20):
+                        writer.write(chunk)
+                    writer.close()
+                with open(gz, "rb") as g:
+                    digest, size = store.put_blob(g)
+                gz.unlink()
+            else:
+                digest, size = store.put_blob(f)
         tar.unlink()
-        descs.append(Descriptor(media.OCI_LAYER, digest, size))
-        diff_ids.append(str(digest))
+        descs.append(Descriptor(media.OCI_LAYER_GZIP if gzip else media.OCI_LAYER, digest, size))
+        diff_ids.append(str(diff_id))
     cfg = gojson.dumps({"architecture": "amd64", "os": "linux", "config": {},
                         "rootfs": {"type": "layers", "diff_ids": diff_ids}})
     cfg_desc = Descriptor(media.OCI_CONFIG, store.put_bytes(cfg), len(cfg))

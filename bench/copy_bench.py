@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import IMAGETOOL, SKOPEO, Measure, compile_package, random_layout, report, run  # noqa: E402
+from bench.common import IMAGETOOL, SKOPEO, Measure, compile_package, random_layout, report, report_cpu, run  # noqa: E402
 
 
 
@@ -47,12 +47,12 @@ def main() -> None:
         rows: list[tuple[str, Measure, Measure | None, str]] = []
         ours = run(IMAGETOOL + ["copy", "-q", src_dir, f"oci:{root}/a:v1"], before=clean("a"), repeat=args.repeat)
         theirs = run(SKOPEO + ["copy", "-q", src_dir, f"oci:{root}/b:v1"], before=clean("b"), repeat=args.repeat)
-        rows.append((f"dir: ({args.mib} MiB raw) -> oci: gzip", ours, theirs, "<= 0.4x"))
+        rows.append((f"dir: ({args.mib} MiB raw) -> oci: gzip", ours, theirs, "<= 0.4x, RSS <= 80 MiB"))
         ours = run(IMAGETOOL + ["copy", "-q", "--dest-compress-format", "zstd", f"oci:{root}/b:v1",
                                 f"oci:{root}/z1:v1"], before=clean("z1"), repeat=args.repeat)
         theirs = run(SKOPEO + ["copy", "-q", "--dest-compress-format", "zstd", f"oci:{root}/b:v1",
                                f"oci:{root}/z2:v1"], before=clean("z2"), repeat=args.repeat)
-        rows.append(("oci: gzip -> oci: zstd", ours, theirs, "<= 0.6x"))
+        rows.append(("oci: gzip -> oci: zstd", ours, theirs, "<= 0.5x, RSS <= 80 MiB"))
         ours = run(IMAGETOOL + ["copy", "-q", f"oci:{root}/b:v1", f"oci:{root}/p1:v1"], before=clean("p1"),
                    repeat=args.repeat)
         theirs = run(SKOPEO + ["copy", "-q", f"oci:{root}/b:v1", f"oci:{root}/p2:v1"], before=clean("p2"),
@@ -80,6 +80,7 @@ def main() -> None:
         sk_inspect = run(SKOPEO + ["inspect", f"oci:{root}/b:v1"], repeat=5)
         rows.append(("inspect oci: (process)", inspect, sk_inspect, "<= 0.150 s"))
         report(rows)
+        report_cpu(rows, "skopeo")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

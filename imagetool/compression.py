@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from typing import BinaryIO, cast
 
-from imagetool.digest import Readable, close_quietly
+from imagetool.digest import Readable, VerifyingReader, close_quietly
 from imagetool.errors import LayoutError, Unsupported
 
 GZIP = "gzip"
@@ -63,9 +63,18 @@ class PeekReader(io.RawIOBase):
         return self._rest.read(n)
 
     def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
+        rest_readinto = getattr(self._rest, "readinto", None)
+        if not self._head and rest_readinto is not None:
+            return int(rest_readinto(buf) or 0)  # past the head: straight into the caller's buffer
         data = self.read(len(buf))
         buf[: len(data)] = data
         return len(data)
+
+    @property
+    def verifier(self) -> VerifyingReader | None:
+        """The digest check of the wrapped stream, whose bytes this reader passes on unchanged (head first)."""
+        rest = self._rest
+        return rest if isinstance(rest, VerifyingReader) else getattr(rest, "verifier", None)
 
     def close(self) -> None:
         close_quietly(self._rest)

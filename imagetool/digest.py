@@ -150,9 +150,32 @@ class VerifyingReader:
         return b""
 
     def readinto(self, buf: bytearray | memoryview) -> int:
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
+        """read() into the caller's buffer: straight from the stream when it reads into buffers too."""
+        view = memoryview(buf).cast("B")
+        n = len(view)
+        if self.verified or not n:
+            return 0
+        limit = self.expected_size
+        if limit is not None and self.size + n > limit + 1:
+            n = limit + 1 - self.size  # at most one byte past the end, as read() does
+        got = -1
+        if (raw_readinto := getattr(self._raw, "readinto", None)) is not None:
+            try:
+                got = raw_readinto(view[:n]) or 0
+            except NotImplementedError:  # io.RawIOBase's own, in a reader that defines read() only
+                pass
+        if got < 0:
+            data = self._raw.read(n)
+            got = len(data)
+            view[:got] = data
+        if got:
+            self.size += got
+            if limit is not None and self.size > limit:
+                raise SizeMismatch(self.expected, limit, self.size)
+            self._hash.update(view[:got])
+            return got
+        self._finish()
+        return 0
 
     def _finish(self) -> None:
         if self.expected_size is not None and self.size != self.expected_size:
@@ -172,6 +195,13 @@ class VerifyingReader:
 
     def close(self) -> None:
         close_quietly(self._raw)
+
+
+def verifier_of(stream: object, expected: Digest) -> VerifyingReader | None:
+    """The reader that already checks `stream`'s bytes against `expected`, so a writer need not hash them again:
+    the stream itself, or what a pass-through wrapper (compression.PeekReader) names as its `verifier`."""
+    found = stream if isinstance(stream, VerifyingReader) else getattr(stream, "verifier", None)
+    return found if isinstance(found, VerifyingReader) and found.expected == expected else None
 
 
 def digest_stream(stream: BinaryIO, algorithm: str = "sha256") -> tuple[Digest, int]:

@@ -50,6 +50,57 @@ def test_verifying_reader_rejects_short_and_long_streams() -> None:
         long.drain()
 
 
+class _NoReadinto:
+    """A stream with read() only (a response body of another kind, a decompressor)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._f = io.BytesIO(data)
+
+    def read(self, n: int = -1) -> bytes:
+        return self._f.read(n)
+
+
+class _ReadOnlyRaw(io.RawIOBase):
+    """io.RawIOBase with read() only: its readinto() raises NotImplementedError."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self._f = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        return self._f.read(n)
+
+
+@pytest.mark.parametrize("wrap", [io.BytesIO, _NoReadinto, _ReadOnlyRaw])
+def test_verifying_reader_readinto_checks_as_read_does(wrap: type) -> None:
+    r = VerifyingReader(wrap(DATA), Digest.of(DATA), len(DATA))
+    buf = bytearray(4096)
+    out = bytearray()
+    while n := r.readinto(buf):
+        out += buf[:n]
+    assert out == DATA and r.verified
+    assert r.readinto(bytearray(10)) == 0
+
+    bad = VerifyingReader(wrap(DATA[:-1] + b"X"), Digest.of(DATA), len(DATA))
+    with pytest.raises(DigestMismatch):
+        while bad.readinto(buf):
+            pass
+    long = VerifyingReader(wrap(DATA + b"extra"), Digest.of(DATA), len(DATA))
+    with pytest.raises(SizeMismatch):
+        while long.readinto(memoryview(bytearray(len(DATA) * 2))):  # one buffer larger than the blob
+            pass
+    short = VerifyingReader(wrap(DATA[:-5]), Digest.of(DATA), len(DATA))
+    with pytest.raises(SizeMismatch):
+        while short.readinto(buf):
+            pass
+    # an empty buffer reads nothing and is not mistaken for the end of the stream
+    fresh = VerifyingReader(wrap(DATA), Digest.of(DATA), len(DATA))
+    assert fresh.readinto(bytearray(0)) == 0 and not fresh.verified
+
+
 def test_digesting_writer_counts_and_hashes() -> None:
     sink = io.BytesIO()
     w = DigestingWriter(sink)

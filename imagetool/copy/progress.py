@@ -8,7 +8,7 @@ import time
 from typing import TextIO
 
 from imagetool.descriptor import Descriptor
-from imagetool.digest import Readable, close_quietly
+from imagetool.digest import Readable, VerifyingReader, close_quietly
 
 
 def _size(n: float) -> str:
@@ -33,6 +33,11 @@ class _Counting:
 
     def readable(self) -> bool:
         return True
+
+    @property
+    def verifier(self) -> object:
+        """The digest check of the counted stream (its bytes pass unchanged), for digest.verifier_of."""
+        return self._raw if isinstance(self._raw, VerifyingReader) else getattr(self._raw, "verifier", None)
 
     def close(self) -> None:
         close_quietly(self._raw)

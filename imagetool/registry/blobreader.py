@@ -69,6 +69,30 @@ class BlobReader:
             self.offset += len(data)
             return data
 
+    def readinto(self, buf: memoryview) -> int:
+        """read() into the caller's buffer, resuming the same way."""
+        while True:
+            if self._resp is None:
+                return 0
+            try:
+                readinto = getattr(self._resp.raw, "readinto", None)
+                if readinto is not None:
+                    n = int(readinto(buf) or 0)
+                else:
+                    data = self._resp.raw.read(len(buf))
+                    n = len(data)
+                    buf[:n] = data
+            except Exception as err:  # noqa: BLE001 - socket/transport errors: resume below
+                if not _is_connection_error(err):
+                    raise
+                self._reopen(err)
+                continue
+            if not n and len(buf) and self.size is not None and self.offset < self.size:
+                self._reopen(ConnectionError("connection closed early"))
+                continue
+            self.offset += n
+            return n
+
     def readable(self) -> bool:
         return True
 

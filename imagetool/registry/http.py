@@ -225,6 +225,17 @@ class _Body:
             self._finish()
         return data
 
+    def readinto(self, buf: memoryview) -> int:
+        """read() into the caller's buffer (the socket fills it: no bytes object per read)."""
+        try:
+            n = self._resp.readinto(buf)
+        except (http.client.HTTPException, OSError) as err:
+            self.close()
+            raise TransportError(short_reason(err)) from err
+        if self._resp.isclosed():
+            self._finish()
+        return n
+
     def _finish(self) -> None:
         on_done, self._on_done = self._on_done, None
         if on_done is not None:

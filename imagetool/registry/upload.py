@@ -9,6 +9,7 @@ blob is ever published under its digest (the registry checks the digest at the f
 from __future__ import annotations
 
 import hashlib
+import threading
 import urllib.parse
 from typing import Iterator
 
@@ -36,22 +37,113 @@ def read_full(stream: Readable, n: int) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def read_ahead(stream: Readable, size: int) -> Iterator[bytes]:
+def fill(stream: Readable, buf: memoryview) -> int:
+    """Read into `buf` until it is full or the stream ends; the number of bytes read.
+
+    Straight into the buffer where the stream can (readinto), so a chunk costs no allocation and no join.
+    """
+    readinto = getattr(stream, "readinto", None)
+    got = 0
+    want = len(buf)
+    while got < want:
+        if readinto is not None:
+            try:
+                n = readinto(buf[got:]) or 0
+            except NotImplementedError:  # io.RawIOBase's own, in a reader that defines read() only
+                readinto = None
+                continue
+        else:
+            data = stream.read(want - got)
+            n = len(data)
+            buf[got:got + n] = data
+        if not n:
+            break
+        got += n
+    return got
+
+
+class _Buffers:
+    """Chunk buffers shared by every upload of the process, kept for reuse, at most `limit` of them.
+
+    Each upload holds one for the chunk on the wire (waiting for it if need be), and borrows a second to
+    read the next chunk ahead only when one is free. So the memory of the uploads is bounded by the
+    limit, not by how many layers a push has (a 50-layer push runs six uploads where a 5-layer one ran
+    five), and a reused buffer costs no page faults.
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        self._free: list[bytearray] = []
+        self._made = 0
+        self._cond = threading.Condition()
+
+    def take(self) -> bytearray:
+        """A buffer, waiting for one to be given back when all `limit` are out."""
+        with self._cond:
+            while (buf := self._get()) is None:
+                self._cond.wait()
+            return buf
+
+    def lend(self) -> bytearray | None:
+        """A buffer if one is free (or may still be made), else None at once."""
+        with self._cond:
+            return self._get()
+
+    def _get(self) -> bytearray | None:
+        if self._free:
+            return self._free.pop()
+        if self._made < self.limit:
+            self._made += 1
+            return bytearray(self.size)
+        return None
+
+    def give(self, buf: bytearray) -> None:
+        with self._cond:
+            self._free.append(buf)
+            self._cond.notify()
+
+
+#: two per upload for the first four uploads, one each for more of them: 32 MiB at most
+_BUFFERS = _Buffers(CHUNK_SIZE, 8)
+
+
+def read_ahead(stream: Readable, size: int, buffers: _Buffers | None = None) -> Iterator[memoryview]:
     """Chunks of `size` bytes; the next one is read (on a thread of its own) while the caller sends this one.
 
     The source keeps streaming while a PATCH is on the wire, instead of stalling once per chunk
-    for a round trip; at most two chunks are held.
+    for a round trip. Each chunk is a view of a reused buffer, valid until the next one is asked for;
+    the read ahead needs a second buffer, and without a free one the next chunk is read after this one
+    is sent.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as reader:
-        pending = reader.submit(read_full, stream, size)
-        try:
-            while chunk := pending.result():
-                pending = reader.submit(read_full, stream, size)
-                yield chunk
-        finally:
-            pending.cancel()  # a failed upload: the reader finishes at most the chunk it is on
+    pool = buffers or _Buffers(size, 2)
+    assert size <= pool.size
+    current = pool.take()
+    spare: bytearray | None = None
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as reader:
+            n = fill(stream, memoryview(current)[:size])
+            while n:
+                spare = pool.lend()
+                pending = reader.submit(fill, stream, memoryview(spare)[:size]) if spare is not None else None
+                try:
+                    yield memoryview(current)[:n]
+                except BaseException:
+                    if pending is not None:
+                        pending.cancel()  # a failed upload: the reader finishes at most the chunk it is on
+                    raise
+                if spare is None or pending is None:
+                    n = fill(stream, memoryview(current)[:size])
+                    continue
+                n = pending.result()
+                pool.give(current)  # lent back after each chunk: another upload may need one to start
+                current, spare = spare, None
+    finally:  # the reader thread has stopped (the executor waited for it): the buffers are free again
+        pool.give(current)
+        if spare is not None:
+            pool.give(spare)
 
 
 class BlobUploader:
@@ -94,7 +186,7 @@ class BlobUploader:
             # would be a third pass over the same bytes
             hasher = hashlib.sha256() if digest is None else None
             offset = 0
-            for chunk in read_ahead(stream, CHUNK_SIZE):
+            for chunk in read_ahead(stream, CHUNK_SIZE, _BUFFERS):
                 if hasher is not None:
                     hasher.update(chunk)
                 self._patch(chunk, offset)
@@ -108,7 +200,7 @@ class BlobUploader:
             self.cancel()
             raise
 
-    def _patch(self, chunk: bytes, offset: int) -> None:
+    def _patch(self, chunk: bytes | memoryview, offset: int) -> None:
         sent = 0
         attempt = 0
         while True:

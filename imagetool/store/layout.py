@@ -22,7 +22,7 @@ from typing import BinaryIO, Callable, Iterator, Sequence
 
 from imagetool import gojson, media
 from imagetool.descriptor import Descriptor
-from imagetool.digest import CHUNK, Digest, DigestingWriter, Readable, VerifyingReader
+from imagetool.digest import CHUNK, Digest, DigestingWriter, Readable, VerifyingReader, verifier_of
 from imagetool.errors import BlobUnknown, DigestMismatch, LayoutError, ManifestError, SizeMismatch
 from imagetool.manifest import Index
 from imagetool.manifest import parse as parse_manifest_bytes
@@ -218,13 +218,22 @@ class LayoutStore:
                         sink.write(chunk)
                     digest, written = sink.digest(), sink.size
                 else:
-                    # a stream that already verifies this digest is not hashed a second time
-                    reader = stream if isinstance(stream, VerifyingReader) and stream.expected == expected \
-                        else VerifyingReader(stream, expected, size)
-                    while chunk := reader.read(CHUNK):
-                        out.write(chunk)
-                    digest, written = expected, reader.size
-                    if not reader.verified or (size is not None and size >= 0 and written != size):
+                    # a stream that already verifies this digest (itself, or the stream it passes on) is
+                    # not hashed a second time
+                    verifier = verifier_of(stream, expected)
+                    reader: Readable = stream if verifier is not None else VerifyingReader(stream, expected, size)
+                    verifier = verifier or reader  # type: ignore[assignment]
+                    assert verifier is not None
+                    readinto = getattr(reader, "readinto", None)
+                    if readinto is not None:
+                        buf = memoryview(bytearray(CHUNK))  # one buffer read into: no bytes object per read
+                        while n := readinto(buf):
+                            out.write(buf[:n])
+                    else:
+                        while chunk := reader.read(CHUNK):
+                            out.write(chunk)
+                    digest, written = expected, verifier.size
+                    if not verifier.verified or (size is not None and size >= 0 and written != size):
                         raise SizeMismatch(expected, size if size is not None else -1, written)
                 if expected is None and size is not None and size >= 0 and written != size:
                     raise SizeMismatch(digest, size, written)

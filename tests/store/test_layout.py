@@ -30,6 +30,32 @@ def test_put_blob_verifies_and_leaves_nothing_on_mismatch(tmp_path: Path) -> Non
     assert store.blob_path(digest).read_bytes() == good and size == len(good)
 
 
+def test_a_sniffed_stream_is_verified_once_and_still_refused_when_wrong(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy sniffs a layer's compression before writing it (a PeekReader over the source's verifying
+    reader): the store relies on that reader's check instead of hashing the bytes again, and the check
+    still refuses a blob whose bytes are not the digest's."""
+    import imagetool.store.layout as layout
+    from imagetool import compression
+    from imagetool.digest import VerifyingReader
+
+    store = LayoutStore.create(tmp_path / "s")
+    good = os.urandom(300_000)
+
+    def no_second_hash(*args: object, **kw: object) -> None:
+        raise AssertionError("the store hashed the blob a second time")
+
+    monkeypatch.setattr(layout, "VerifyingReader", no_second_hash)
+    bad = VerifyingReader(io.BytesIO(good[:-1] + b"!"), Digest.of(good), len(good))
+    with pytest.raises(DigestMismatch):
+        store.put_blob(compression.sniff(bad)[1], Digest.of(good), len(good))
+    assert not store.has_blob(Digest.of(good))
+    assert not list((tmp_path / "s" / "blobs" / "sha256").glob(TEMP_PREFIX + "*"))
+    ok = VerifyingReader(io.BytesIO(good), Digest.of(good), len(good))
+    digest, size = store.put_blob(compression.sniff(ok)[1], Digest.of(good), len(good))
+    assert store.blob_path(digest).read_bytes() == good and size == len(good) and ok.verified
+
+
 def test_layout_files(tmp_path: Path) -> None:
     LayoutStore.create(tmp_path / "s")
     assert json.loads((tmp_path / "s" / "oci-layout").read_text()) == {"imageLayoutVersion": "1.0.0"}

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import IMAGETOOL, compile_package, interleaved, report, report_cpu, run  # noqa: E402
+from bench.common import IMAGETOOL, Measure, compile_package, interleaved, report, report_cpu, run  # noqa: E402
 
 BASE = "localhost/busybox:bench"
 
@@ -78,7 +78,7 @@ def main() -> None:
         env = {"IMAGETOOL_STORE": str(work / "store")}
         ours_build = [*IMAGETOOL, "--insecure-policy", "build", "-q", "--pull", "never"]
         make_base(work, buildah, env)
-        rows = []
+        rows: list[tuple[str, Measure, Measure | None, str]] = []
 
         ten = work / "ten"
         make_context(ten, 2000, TEN_STEPS)

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from imagetool import compression, userns
 from imagetool.build.base import BaseResolver, Register, StoreResolver, Unpack, snapshot_register, snapshot_unpack
@@ -32,7 +32,6 @@ from imagetool.build.instructions import Run
 from imagetool.build.mounts import HostMount, resolve_mounts
 from imagetool.build.outputs import RootfsOutput, write_rootfs
 from imagetool.build.layerwriter import tar_view, write_layer
-from imagetool.build.remote_cache import RemoteCache, cache_repository
 from imagetool.build.schedule import OneAtATime, StagePlan
 from imagetool.build.rootview import RootView, resolve_owner
 from imagetool.build.stages import BuildPlan, Stage, plan
@@ -47,6 +46,9 @@ from imagetool.store.layout import LayoutStore
 from imagetool.store.snapshots import chain_ids
 from imagetool.tmpdirs import big_temp_dir, spread_children
 from imagetool.transports.base import SystemContext
+
+if TYPE_CHECKING:  # the registry client (ssl, http.client) is loaded only for --cache-from/--cache-to
+    from imagetool.build.remote_cache import RemoteCache
 
 
 class StepRunner(Protocol):
@@ -169,6 +171,8 @@ class Executor:
         self.layer_steps: dict[str, CacheEntry] = {}
         self.remote: RemoteCache | None = None
         if options.cache_from or options.cache_to:
+            from imagetool.build.remote_cache import RemoteCache, cache_repository
+
             self.remote = RemoteCache(options.store, options.ctx or SystemContext(),
                                       [cache_repository(r) for r in options.cache_from],
                                       cache_repository(options.cache_to) if options.cache_to else None)

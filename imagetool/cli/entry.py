@@ -14,8 +14,13 @@ import atexit
 import os
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not loaded yet when the early executor starts
+    from collections.abc import Callable
+
 
 def run() -> None:
+    end_early = _early_executor(sys.argv[1:])
     from imagetool.cli import main
 
     try:
@@ -23,6 +28,8 @@ def run() -> None:
         code: object = 0
     except SystemExit as exc:
         code = exc.code
+    if end_early is not None:
+        end_early()  # nothing if `run` took it
     if not isinstance(code, int):  # sys.exit("message") or None, as the interpreter treats them
         if code is not None:
             print(code, file=sys.stderr)
@@ -37,3 +44,31 @@ def run() -> None:
         except (OSError, ValueError):
             code = code or 120  # the interpreter's status when flushing at exit fails
     os._exit(code & 0xFF)
+
+
+#: `run` flags that keep standard input open (the executor is started with the streams it will have)
+_INTERACTIVE = {"-i", "--interactive", "-it", "-ti"}
+
+
+def _early_executor(argv: list[str]) -> Callable[[], None] | None:
+    """`imagetool run ...`: start the container's executor (a fresh interpreter, tens of milliseconds of
+    start-up on a busy machine) before this process loads click and the commands, so that the two
+    start-ups overlap; `run` takes it (prestart.ahead_once) when its streams are the ones wanted.
+
+    argv is only glanced at, up to the image name: a guess that misses (an option's value taken for
+    the image, --runtime runc) leaves an executor nobody takes, which is ended here, unused."""
+    if not argv or argv[0] != "run":
+        return None
+    interactive = False
+    args = iter(argv[1:])
+    for arg in args:
+        if arg == "--runtime":
+            arg = "--runtime=" + next(args, "")
+        if arg.startswith("--runtime=") and arg != "--runtime=embedded":
+            return None
+        if arg == "--" or not arg.startswith("-"):
+            break
+        interactive = interactive or arg in _INTERACTIVE
+    from imagetool.runtime import prestart
+
+    return prestart.ahead(stdin=None if interactive else prestart.DEVNULL)

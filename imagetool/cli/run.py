@@ -129,7 +129,7 @@ def run(ctx: click.Context, remove: bool, interactive: bool, tty: bool, init: bo
     if runtime == "embedded":  # the executor's start-up runs while the image is resolved and the spec made
         from imagetool.runtime import prestart
 
-        ctx.call_on_close(prestart.ahead(stdin=None if interactive else prestart.DEVNULL))
+        ctx.call_on_close(prestart.ahead_once(stdin=None if interactive else prestart.DEVNULL))
     from imagetool.runtime.launch import LaunchOptions, run_image
     from imagetool.runtime.flags import (capabilities, parse_env_file, parse_ulimit, parse_volume,
                                          security_options, tmpfs_mount)

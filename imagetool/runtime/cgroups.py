@@ -49,12 +49,13 @@ _NOT_LIMITS = ("devices",)
 _warned = False
 
 
-def join(procs: list[str]) -> None:
-    """Move the calling process into each cgroup (by its cgroup.procs file); its children are born there."""
+def join(procs: list[str], pid: int = 0) -> None:
+    """Move process `pid` (0: the calling one) into each cgroup (by its cgroup.procs file); its children are
+    born there."""
     for path in procs:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         try:
-            os.write(fd, b"0")
+            os.write(fd, str(pid).encode())
         finally:
             os.close(fd)
 

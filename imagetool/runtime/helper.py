@@ -95,7 +95,7 @@ def resolve_user(spec: dict) -> users.ExecUser:
 
 
 def container_main(bundle: str, spec: dict, extra: dict, errfd: int, console: object | None,
-                   network: tuple[int, int] | None = None) -> None:
+                   network: tuple[int, int] | None = None, joined: int | None = None) -> None:
     """PID 1 of the new namespaces: build the root, drop privileges, exec. Never returns."""
     os.setsid()
     # a keyring of its own, as runc gives each container: the caller's session keyring stays out of reach
@@ -109,8 +109,14 @@ def container_main(bundle: str, spec: dict, extra: dict, errfd: int, console: ob
     else:
         linux.mount(rootfs, rootfs, None, linux.MS_BIND | linux.MS_REC)
         linux.set_mount_flags(rootfs, linux.MS_NODEV)
+    namespaces = {n["type"] for n in spec["linux"].get("namespaces", [])}
     for m in spec.get("mounts") or []:
+        if joined is not None and m.get("type") in ("cgroup", "cgroup2"):  # it shows the namespace's root
+            enter_cgroup(joined, "cgroup" in namespaces)
+            joined = None
         mount_entry(rootfs, m)
+    if joined is not None:
+        enter_cgroup(joined, "cgroup" in namespaces)
     if console is not None:
         master, slave = open_console(rootfs)
         copy_winsize(0, slave)
@@ -118,7 +124,6 @@ def container_main(bundle: str, spec: dict, extra: dict, errfd: int, console: ob
         os.close(master)
         console.close()  # type: ignore[attr-defined]
         setup_terminal(slave)
-    namespaces = {n["type"] for n in spec["linux"].get("namespaces", [])}
     if "uts" in namespaces and spec.get("hostname"):
         linux.sethostname(spec["hostname"])
     if "network" in namespaces:
@@ -157,6 +162,37 @@ def container_main(bundle: str, spec: dict, extra: dict, errfd: int, console: ob
     if (spec.get("annotations") or {}).get("org.imagetool.init") == "true":
         run_init(args, envmap, errfd)
     execute(args, envmap, errfd)
+
+
+def enter_cgroup(joined: int, own_namespace: bool) -> None:
+    """Wait for our parent's word that we are in the container's cgroup, then take a cgroup namespace, whose
+    root that cgroup becomes. The parent moves us while we build the root: on cgroup v1 the first move
+    waits for an RCU grace period (10-30 ms), which is then no longer ours to wait for."""
+    word = os.read(joined, 1)
+    os.close(joined)
+    if word != b"G":
+        os._exit(EXIT_SETUP)  # our parent said why on the error pipe
+    if own_namespace:
+        linux.unshare(linux.CLONE_NEWCGROUP)
+
+
+def place(procs: list[str], child: int, joined: int, errfd: int) -> None:
+    """Move PID 1 into the container's cgroup and give it the word (G: it is there), as runc's parent
+    process places its init. PID 1 builds its root meanwhile; it starts nothing before the word."""
+    from imagetool.runtime.cgroups import join
+
+    word = b"G"
+    try:
+        join(procs, child)
+    except OSError as err:
+        word = b"N"
+        if err.errno != 3:  # ESRCH: PID 1 has failed already, and said why
+            os.write(errfd, f"setting up the container: {err}\n".encode())
+    try:
+        os.write(joined, word)
+    except OSError:
+        pass  # it has gone
+    os.close(joined)
 
 
 def execute(args: list[str], env: dict[str, str], errfd: int) -> None:
@@ -258,28 +294,31 @@ def main(argv: list[str]) -> int:
         import socket
 
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    # PID 1 joins its cgroup before it starts anything, and before the cgroup namespace; we move it there
+    joined = os.pipe() if extra.get("cgroup") else None
     child = os.fork()
     if child == 0:
         code = EXIT_SETUP
         try:
             if ours is not None:
                 ours.close()
-            if extra.get("cgroup"):  # first of all, and before the cgroup namespace, whose root it becomes
-                from imagetool.runtime.cgroups import join
-
-                join(extra["cgroup"])
-            linux.unshare(flags & ~early)
+            if joined is not None:
+                os.close(joined[1])
+            linux.unshare(flags & ~early & ~(linux.CLONE_NEWCGROUP if joined is not None else 0))
             go = sync if extra.get("netstack") else None
             if sync is not None and go is None:
                 os.close(sync[0])
                 os.close(sync[1])
-            container_main(bundle, spec, extra, errfd, theirs, go)
+            container_main(bundle, spec, extra, errfd, theirs, go, joined[0] if joined is not None else None)
         except ExecFailed as err:
             os.write(errfd, f"{err}\n".encode())
             code = err.code
         except BaseException as err:  # noqa: BLE001 - reported on the error pipe, never a traceback
             os.write(errfd, f"setting up the container: {err}\n".encode())
         os._exit(code)
+    if joined is not None:
+        os.close(joined[0])
+        place(extra["cgroup"], child, joined[1], errfd)
     os.close(errfd)
     if sync is not None:
         os.close(sync[0])

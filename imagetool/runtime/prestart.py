@@ -92,7 +92,20 @@ def ahead(stdin: Any = None, stdout: Any = None, stderr: Any = None) -> Callable
     helper = spawn(stdin, stdout, stderr)
     with _lock:
         _waiting.append(helper)
+    return _ender(helper)
 
+
+def ahead_once(stdin: Any = None, stdout: Any = None, stderr: Any = None) -> Callable[[], None]:
+    """ahead(), unless a helper for these streams waits already (`imagetool run` starts one before it
+    loads click and its commands): then what ends that one."""
+    with _lock:
+        for helper in _waiting:
+            if helper.streams == (stdin, stdout, stderr) and helper.proc.poll() is None:
+                return _ender(helper)
+    return ahead(stdin, stdout, stderr)
+
+
+def _ender(helper: Helper) -> Callable[[], None]:
     def end() -> None:
         with _lock:
             if helper not in _waiting:

@@ -8,7 +8,7 @@ registry, and names the image (PUT by tag) only at commit.
 
 from __future__ import annotations
 
-from typing import BinaryIO, Sequence
+from typing import TYPE_CHECKING, BinaryIO, Sequence
 
 from imagetool import media
 from imagetool.descriptor import Descriptor
@@ -17,7 +17,6 @@ from imagetool.errors import InvalidReference, ManifestError, ManifestUnknown, R
 from imagetool.reference import DockerReference, policy_namespaces
 from imagetool.reference import parse as parse_reference
 from imagetool.registry import locations
-from imagetool.registry.client import Client, ClientOptions
 from imagetool.transports import envelopes
 from imagetool.transports.base import (
     DestinationBase,
@@ -30,6 +29,9 @@ from imagetool.transports.base import (
     SystemContext,
 )
 
+if TYPE_CHECKING:  # the client (http.client, ssl) loads when a registry is talked to, not when a name is parsed
+    from imagetool.registry.client import Client, ClientOptions
+
 TRANSPORT_NAME = "docker"
 DOCKER_TRAITS = DestinationTraits(
     manifest_types=(media.OCI_MANIFEST, media.DOCKER_MANIFEST, media.OCI_INDEX, media.DOCKER_MANIFEST_LIST),
@@ -41,12 +43,16 @@ DOCKER_TRAITS = DestinationTraits(
 
 
 def client_options(ctx: SystemContext) -> ClientOptions:
+    from imagetool.registry.client import ClientOptions
+
     return ClientOptions(tls_verify=ctx.tls_verify, cert_dir=ctx.cert_dir, creds=ctx.creds,
                          registry_token=ctx.registry_token, authfile=ctx.authfile, no_creds=ctx.no_creds,
                          retry_times=ctx.retry_times, retry_delay=ctx.retry_delay, user_agent=ctx.user_agent)
 
 
 def make_client(ref: DockerReference, ctx: SystemContext) -> Client:
+    from imagetool.registry.client import Client
+
     return Client(ref.domain, client_options(ctx), repo=ref.path)
 
 

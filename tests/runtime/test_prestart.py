@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from imagetool.cli.entry import _early_executor
 from imagetool.runtime import prestart
 from tests.lib.cli import imagetool
 
@@ -33,6 +34,54 @@ def test_take_gives_the_helper_started_for_the_same_streams_and_starts_another_o
         waiting.discard()
     finally:
         end()
+
+
+def test_ahead_once_takes_over_the_helper_already_waiting_for_the_same_streams() -> None:
+    first = prestart.ahead(stdin=prestart.DEVNULL)
+    try:
+        [waiting] = prestart._waiting
+        end = prestart.ahead_once(stdin=prestart.DEVNULL)
+        assert prestart._waiting == [waiting]  # no second one started
+        end()
+        assert prestart._waiting == [] and waiting.proc.returncode == -9
+        other = prestart.ahead_once(stdin=None)  # other streams: a helper of its own
+        assert [h.streams for h in prestart._waiting] == [(None, None, None)]
+        other()
+    finally:
+        first()
+    assert prestart._waiting == []
+
+
+@pytest.mark.parametrize("argv, stdin", [
+    (["run", "--rm", "busybox", "true"], prestart.DEVNULL),
+    (["run", "-it", "--rm", "busybox", "sh"], None),
+    (["run", "--interactive", "busybox", "cat", "-i"], None),
+    (["run", "--rm", "busybox", "sh", "-i"], prestart.DEVNULL),  # the command's -i is not run's
+    (["run", "--runtime", "embedded", "busybox", "true"], prestart.DEVNULL),
+])
+def test_run_starts_its_executor_before_loading_the_commands(argv: list[str], stdin: object) -> None:
+    end = _early_executor(argv)
+    try:
+        assert end is not None and [h.streams for h in prestart._waiting] == [(stdin, None, None)]
+    finally:
+        if end is not None:
+            end()
+    assert prestart._waiting == []
+
+
+@pytest.mark.parametrize("argv", [["images"], [], ["run", "--runtime", "runc", "busybox", "true"],
+                                  ["run", "--runtime=runc", "busybox"], ["--debug", "run", "busybox"]])
+def test_no_early_executor_where_none_would_be_taken(argv: list[str]) -> None:
+    assert _early_executor(argv) is None and prestart._waiting == []
+
+
+def test_a_wrong_guess_of_the_streams_costs_an_unused_executor_and_nothing_else(busybox: str) -> None:
+    """-e's value ends the glance at argv before -i: the early executor has no stdin, run starts another
+    one with it, and the unused one is ended and reaped."""
+    proc = imagetool("run", "--rm", "-e", "A=1", "-i", busybox, "sh", "-c", 'read x; echo "$A $x"',
+                     input=b"line\n")
+    assert proc.stdout == "1 line\n"
+    assert [pid for pid in os.listdir("/proc") if pid.isdigit() and _helper_child_of_gone(pid)] == []
 
 
 def test_a_helper_closed_without_a_container_exits_at_once() -> None:

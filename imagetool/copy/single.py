@@ -84,8 +84,13 @@ def copy_single(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference
     offered = getattr(src, "layers_for_copy", None)
     if offered is not None:
         manifest = manifest.with_layers(offered(manifest))
-    config = read_config(src, manifest)
-    plans = layer_plans(manifest.layers, config.diff_ids if config else [], dst.traits, options)
+    plans = layer_plans(manifest.layers, [], dst.traits, options)
+    # the config's diff_ids matter only to layers rewritten or zstd:chunked: a copy keeping every layer as it is
+    # reads the config only as a blob to copy, and not at all when the destination has it (as skopeo does)
+    config = None
+    if any(p.rewrites for p in plans) or any(_chunked(layer) for layer in manifest.layers):
+        config = read_config(src, manifest)
+        plans = layer_plans(manifest.layers, config.diff_ids if config else [], dst.traits, options)
     needs_oci = any(p.rewrites and p.compression in ("zstd", "zstd:chunked") for p in plans)
     target = choose_type(manifest.media_type, dst.traits, options.format, needs_oci=needs_oci)
     if target == media.DOCKER_MANIFEST and any(

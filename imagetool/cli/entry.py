@@ -11,11 +11,30 @@ the ordinary way.
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import sys
 
 
-def run() -> None:
+#: whether the collector is off for the start-up only (imagetool/__main__.py), to be turned on by resume_gc
+_gc_held = [False]
+
+
+def resume_gc() -> None:
+    """The subcommand is loaded (the root command's callback calls this): what start-up made stays, frozen out
+    of the collector's walks, and the collector runs again."""
+    if _gc_held[0]:
+        _gc_held[0] = False
+        gc.freeze()
+        gc.enable()
+
+
+def run(gc_held: bool | None = None) -> None:
+    """`gc_held`: the caller turned the collector off for the start-up (None: it is turned off here)."""
+    if gc_held is None:
+        gc_held = gc.isenabled()
+        gc.disable()
+    _gc_held[0] = gc_held
     from imagetool.cli import main
 
     try:

@@ -94,6 +94,10 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         module, attr = COMMANDS[name][0].split(":")
+        if module not in sys.modules:
+            from imagetool.cli.entry import before_subcommand
+
+            before_subcommand()
         return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
 
     def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,

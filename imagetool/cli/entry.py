@@ -29,12 +29,26 @@ def resume_gc() -> None:
         gc.enable()
 
 
+#: whether run() is this process's entry (not a library caller of imagetool.cli.main)
+_main = [False]
+
+
+def before_subcommand() -> None:
+    """Called before a subcommand's module loads: its classes' generated methods compile through
+    imagetool.codecache (in the command line's own process only)."""
+    if _main[0]:
+        from imagetool import codecache
+
+        codecache.install()
+
+
 def run(gc_held: bool | None = None) -> None:
     """`gc_held`: the caller turned the collector off for the start-up (None: it is turned off here)."""
     if gc_held is None:
         gc_held = gc.isenabled()
         gc.disable()
     _gc_held[0] = gc_held
+    _main[0] = True
     from imagetool.cli import main
 
     try:

@@ -5,7 +5,8 @@ compiles it with exec(), one compile per method, class and process; namedtuple d
 For the ~50 classes a small command defines, that is a fifth of all its instructions. The command line
 (cli/entry.py) has both modules compile through this cache: code objects keyed by their exact source
 text and mode, compiled as exec() would compile them there (no inherited __future__ flags), kept with
-marshal in $XDG_CACHE_HOME/imagetool/generated-code-<interpreter tag>. The same text gives the same code,
+marshal in $XDG_CACHE_HOME/imagetool/generated-code-<interpreter tag> (each code object marshalled on its
+own, loaded only when asked for). The same text gives the same code,
 so nothing changes but the time. A cache file that is not this user's own, or unreadable, is ignored;
 what a process compiled anew is merged into the file at exit (write to a temporary name, then rename).
 """
@@ -21,8 +22,10 @@ from typing import Any
 #: a file past this many entries (sources of older versions piling up) starts over
 MAX_ENTRIES = 4000
 
+#: (mode, source) -> its code, or the code's marshal bytes until first asked for (a command uses few of them)
 _codes: dict[tuple[str, str], Any] = {}
-_new: dict[tuple[str, str], Any] = {}
+#: what this process compiled: (mode, source) -> marshal bytes of the code
+_new: dict[tuple[str, str], bytes] = {}
 _installed = [False]
 
 
@@ -51,8 +54,14 @@ def _read(path: Path) -> dict[tuple[str, str], Any]:
 def _compiled(source: str, mode: str) -> Any:
     key = (mode, source)
     code = _codes.get(key)
+    if isinstance(code, bytes):
+        try:
+            code = _codes[key] = marshal.loads(code)
+        except (ValueError, EOFError, TypeError):
+            code = None
     if code is None:
-        code = _codes[key] = _new[key] = compile(source, "<string>", mode, dont_inherit=True)
+        code = _codes[key] = compile(source, "<string>", mode, dont_inherit=True)
+        _new[key] = marshal.dumps(code)
     return code
 
 

@@ -79,14 +79,17 @@ def _eval(source: Any, globals: dict[str, Any] | None = None, locals: Any = None
 
 def install() -> None:
     """dataclasses and collections compile through the cache from now on; the file is updated at exit."""
-    if _installed[0]:
+    if _installed[0] or sys.implementation.cache_tag is None:
         return
     _installed[0] = True
     import atexit
     import collections
     import dataclasses
 
-    _codes.update(_read(cache_path()))
+    try:
+        _codes.update(_read(cache_path()))
+    except RuntimeError:  # no home directory to keep a cache in: compile as ever
+        return
     dataclasses.exec = _exec  # type: ignore[attr-defined]  # the module's global shadows the builtin
     collections.eval = _eval  # type: ignore[attr-defined]
     atexit.register(save)
@@ -96,7 +99,10 @@ def save() -> None:
     """Merge what this process compiled into the file; failing to write costs only the next command's time."""
     if not _new:
         return
-    path = cache_path()
+    try:
+        path = cache_path()
+    except RuntimeError:
+        return
     codes = _read(path)
     if len(codes) + len(_new) > MAX_ENTRIES:
         codes = {}

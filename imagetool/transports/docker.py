@@ -170,9 +170,13 @@ class DockerDestination(_Repository, DestinationBase):
         """Copies of one blob into this registry wait for each other (copy/blob.py): a later one mounts it."""
         return ("docker", self.client.host)
 
+    def holds_blob(self, desc: Descriptor) -> bool:
+        """Known without a request: a manifest this process read from this repository names the blob."""
+        return (self.client.host, self.repo, str(desc.digest)) in _named
+
     def try_reuse_blob(self, desc: Descriptor) -> bool:
         host, digest = self.client.host, str(desc.digest)
-        if (host, self.repo, digest) in _named:
+        if self.holds_blob(desc):
             return True
         cache = locations.shared()
         known = cache.candidates(host, digest)

@@ -27,7 +27,9 @@ The README's "Python API" section has a runnable example of each entry point.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+#: typing.TYPE_CHECKING without importing typing: `import imagetool` comes before the command line turns
+#: the cyclic collector off for its start-up (__main__.py)
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -64,6 +66,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from imagetool.build.executor import BuildOptions, BuildResult
     from imagetool.build.executor import build as build_image
     from imagetool.build.runstep import ContainerStepRunner

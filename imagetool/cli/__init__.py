@@ -9,13 +9,15 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from imagetool import __version__
 from imagetool.cli.personality import error_line, version_message
-from imagetool.errors import ImagetoolError, describe
+
+if TYPE_CHECKING:
+    from imagetool.errors import ImagetoolError
 
 #: command name -> ("module:attribute" of a click.Command, one-line help shown by --help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -49,8 +51,39 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def _columns() -> int:
+    """shutil.get_terminal_size().columns ($COLUMNS, else stdout's terminal, else 80) without loading shutil,
+    which `imagetool --help` would otherwise load for this alone (with bz2 and lzma: 4% of its instructions)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+        columns = columns or 80
+    return columns
+
+
+class _HelpFormatter(click.HelpFormatter):
+    """click's, with the width click would compute (click.testing's FORCED_WIDTH still wins)."""
+
+    def __init__(self, indent_increment: int = 2, width: int | None = None, max_width: int | None = None) -> None:
+        if width is None and click.formatting.FORCED_WIDTH is None:
+            width = max(min(_columns(), max_width or 80) - 2, 50)
+        super().__init__(indent_increment, width, max_width)
+
+
+class _Context(click.Context):
+    formatter_class = _HelpFormatter
+
+
 class LazyGroup(click.Group):
     """Imports a subcommand's module only when that subcommand runs (keeps start-up small)."""
+
+    context_class = _Context
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -61,6 +94,10 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         module, attr = COMMANDS[name][0].split(":")
+        if module not in sys.modules:
+            from imagetool.cli.entry import before_subcommand
+
+            before_subcommand()
         return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
 
     def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
@@ -99,6 +136,9 @@ class LazyGroup(click.Group):
 def cli(ctx: click.Context, **options: Any) -> None:
     """Copy, inspect, sign, run and build OCI container images."""
     ctx.obj = options
+    from imagetool.cli.entry import resume_gc
+
+    resume_gc()
     _debug[0] = bool(options["debug"])
     if options.get("command_timeout"):
         from imagetool import goduration
@@ -139,6 +179,19 @@ def _help(ctx: click.Context, command: tuple[str, ...]) -> None:
 _debug = [False]
 
 
+def _imagetool_error() -> type[ImagetoolError]:
+    """imagetool.errors loads when a failure is to be told: `imagetool --help` never loads it."""
+    from imagetool.errors import ImagetoolError
+
+    return ImagetoolError
+
+
+def _describe(err: BaseException) -> str:
+    from imagetool.errors import describe
+
+    return describe(err)
+
+
 def main(argv: list[str] | None = None) -> None:
     _debug[0] = False
     try:
@@ -151,10 +204,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as err:
         click.echo(error_line(err.format_message()), err=True)
         sys.exit(err.exit_code)
-    except ImagetoolError as err:
+    except _imagetool_error() as err:  # evaluated only once something failed
         if _debug[0]:
             raise
-        click.echo(error_line(describe(err)), err=True)
+        click.echo(error_line(_describe(err)), err=True)
         if type(err).__name__ == "CommandTimeout":  # worker threads may still wait on the network
             sys.stdout.flush()
             sys.stderr.flush()
@@ -167,12 +220,12 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as err:
         if _debug[0]:
             raise
-        click.echo(error_line(describe(err)), err=True)
+        click.echo(error_line(_describe(err)), err=True)
         sys.exit(1)
     except Exception as err:  # noqa: BLE001 - the last line of defence against tracebacks
         if _debug[0]:
             raise
-        click.echo(error_line(f"internal error: {type(err).__name__}: {describe(err)} "
+        click.echo(error_line(f"internal error: {type(err).__name__}: {_describe(err)} "
                               "(run with --debug for details)"), err=True)
         sys.exit(70)
     sys.exit(rc if isinstance(rc, int) else 0)

@@ -11,6 +11,7 @@ the ordinary way.
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import sys
 
@@ -19,7 +20,39 @@ if TYPE_CHECKING:  # typing is not loaded yet when the early executor starts
     from collections.abc import Callable
 
 
-def run() -> None:
+#: whether the collector is off for the start-up only (imagetool/__main__.py), to be turned on by resume_gc
+_gc_held = [False]
+
+
+def resume_gc() -> None:
+    """The subcommand is loaded (the root command's callback calls this): what start-up made stays, frozen out
+    of the collector's walks, and the collector runs again."""
+    if _gc_held[0]:
+        _gc_held[0] = False
+        gc.freeze()
+        gc.enable()
+
+
+#: whether run() is this process's entry (not a library caller of imagetool.cli.main)
+_main = [False]
+
+
+def before_subcommand() -> None:
+    """Called before a subcommand's module loads: its classes' generated methods compile through
+    imagetool.codecache (in the command line's own process only)."""
+    if _main[0]:
+        from imagetool import codecache
+
+        codecache.install()
+
+
+def run(gc_held: bool | None = None) -> None:
+    """`gc_held`: the caller turned the collector off for the start-up (None: it is turned off here)."""
+    if gc_held is None:
+        gc_held = gc.isenabled()
+        gc.disable()
+    _gc_held[0] = gc_held
+    _main[0] = True
     end_early = _early_executor(sys.argv[1:])
     from imagetool.cli import main
 

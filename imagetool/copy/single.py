@@ -84,8 +84,13 @@ def copy_single(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference
     offered = getattr(src, "layers_for_copy", None)
     if offered is not None:
         manifest = manifest.with_layers(offered(manifest))
-    config = read_config(src, manifest)
-    plans = layer_plans(manifest.layers, config.diff_ids if config else [], dst.traits, options)
+    plans = layer_plans(manifest.layers, [], dst.traits, options)
+    # the config's diff_ids matter only to layers rewritten or zstd:chunked: a copy keeping every layer as it is
+    # reads the config only as a blob to copy, and not at all when the destination has it (as skopeo does)
+    config = None
+    if any(p.rewrites for p in plans) or any(_chunked(layer) for layer in manifest.layers):
+        config = read_config(src, manifest)
+        plans = layer_plans(manifest.layers, config.diff_ids if config else [], dst.traits, options)
     needs_oci = any(p.rewrites and p.compression in ("zstd", "zstd:chunked") for p in plans)
     target = choose_type(manifest.media_type, dst.traits, options.format, needs_oci=needs_oci)
     if target == media.DOCKER_MANIFEST and any(
@@ -104,25 +109,14 @@ def copy_single(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference
     # -- step: layers, in a bounded pool (config first for destinations that need it)
     if dst.traits.needs_config_first:
         copy_blob(src, dst, manifest.config, kind="config", progress=progress, is_config=True)
-    from concurrent.futures import ThreadPoolExecutor  # with logging: not for inspect, which reads configs here
-
-    workers = max(1, options.max_parallel if dst.traits.thread_safe_put_blob else 1)
-    tune_for_streaming()
-    with _rewrites_side_by_side(plans, workers), ThreadPoolExecutor(max_workers=workers) as pool:
-        diff_ids, chains = partial_chains(manifest, config)
-        futures = [pool.submit(_copy_layer, src, dst, layer, plan, diff_ids[i], chains[i], progress)
-                   for i, (layer, plan) in enumerate(zip(manifest.layers, plans, strict=True))]
-        # -- step: config, queued behind the layers (one worker: after them, as before; several: beside them,
-        # so the manifest waits for the slowest layer and not for a config copied after it)
+    if _all_held(dst, manifest, plans):
+        # -- a destination known to hold every blob (a no-op copy, another tag): each is skipped here, no pool
+        results = [_copy_layer(src, dst, layer, plan, None, None, progress)
+                   for layer, plan in zip(manifest.layers, plans, strict=True)]
         if not dst.traits.needs_config_first:
-            futures.append(pool.submit(copy_blob, src, dst, manifest.config, kind="config", progress=progress,
-                                       is_config=True))
-        try:
-            results = [f.result() for f in futures]
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
+            results.append(copy_blob(src, dst, manifest.config, kind="config", progress=progress, is_config=True))
+    else:
+        results = _copy_in_pool(src, dst, manifest, config, plans, options)
     layers = [r.desc for r in results[:len(manifest.layers)]]
 
     # -- step: manifest (the source bytes when nothing changed)
@@ -136,6 +130,38 @@ def copy_single(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference
     # -- step: signatures
     copy_signatures(src, dst, dst_ref, raw, out.raw, options, instance, None if top_level else out.digest)
     return CopiedManifest(out.raw, out.media_type, config)
+
+
+def _all_held(dst: ImageDestination, manifest: Manifest, plans: list[BlobPlan]) -> bool:
+    """Whether the destination knows, without a request, that it holds every blob kept as it is."""
+    held = getattr(dst, "holds_blob", None)  # transports/docker.py: blobs its repository's manifests name
+    return held is not None and not any(p.rewrites for p in plans) and \
+        not any(_chunked(layer) for layer in manifest.layers) and \
+        all(held(desc) for desc in (*manifest.layers, manifest.config))
+
+
+def _copy_in_pool(src: ImageSource, dst: ImageDestination, manifest: Manifest, config: ImageConfig | None,
+                  plans: list[BlobPlan], options: CopyOptions) -> list[CopiedBlob]:
+    from concurrent.futures import ThreadPoolExecutor  # with logging: not for inspect, which reads configs here
+
+    progress = options.progress
+    workers = max(1, options.max_parallel if dst.traits.thread_safe_put_blob else 1)
+    tune_for_streaming()
+    with _rewrites_side_by_side(plans, workers), ThreadPoolExecutor(max_workers=workers) as pool:
+        diff_ids, chains = partial_chains(manifest, config)
+        futures = [pool.submit(_copy_layer, src, dst, layer, plan, diff_ids[i], chains[i], progress)
+                   for i, (layer, plan) in enumerate(zip(manifest.layers, plans, strict=True))]
+        # -- step: config, queued behind the layers (one worker: after them, as before; several: beside them,
+        # so the manifest waits for the slowest layer and not for a config copied after it)
+        if not dst.traits.needs_config_first:
+            futures.append(pool.submit(copy_blob, src, dst, manifest.config, kind="config", progress=progress,
+                                       is_config=True))
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
 
 
 def copy_signatures(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference, src_raw: bytes,

@@ -55,6 +55,10 @@ class ClientOptions:
 
 #: (host, TLS settings) -> (base URL, WWW-Authenticate of /v2/): one ping per registry and process
 _pinged: dict[tuple[str, TLSConfig], tuple[str, str | None]] = {}
+#: entries of _pinged taken from openhint.py, not from a ping: unconfirmed until a request answers
+_guessed: set[tuple[str, TLSConfig]] = set()
+#: a header every response of a Distribution-API registry carries, error responses included
+_API_VERSION = "Docker-Distribution-Api-Version"
 
 
 def pull_scope(repo: str) -> str:
@@ -104,11 +108,44 @@ class Client:
                 self.base, challenge = known
                 self.auth.learn(challenge)
                 return self.base
+            guess = self._open_base()
+            if guess is not None:  # the first request stands in for the ping (openhint.py)
+                self.base = guess
+                _pinged[(self.host, self.tls)] = (guess, None)
+                _guessed.add((self.host, self.tls))
+                return guess
             base, resp = self.retry.run(self._ping_schemes)
-            self.auth.learn(resp.headers.get("WWW-Authenticate"))
+            challenge = resp.headers.get("WWW-Authenticate")
+            self.auth.learn(challenge)
             self.base = base
-            _pinged[(self.host, self.tls)] = (base, resp.headers.get("WWW-Authenticate"))
+            _pinged[(self.host, self.tls)] = (base, challenge)
+            from imagetool.registry import openhint
+
+            anonymous = resp.status_code == 200 and not challenge
+            if anonymous != openhint.is_open(base):
+                openhint.remember(base, anonymous)
             return base
+
+    def _open_base(self) -> str | None:
+        """The base URL the first ping would find, when it answered anonymously last time."""
+        from imagetool.registry import openhint, schemes
+
+        scheme = "http" if self.tls.insecure and schemes.speaks_http(self.host) else "https"
+        base = f"{scheme}://{self.host}"
+        return base if openhint.is_open(base) else None
+
+    def _unguess(self) -> None:
+        """The hinted base got no answer of the registry's own: forget it; the next url() pings."""
+        from imagetool.registry import openhint
+
+        with self._ping_lock:
+            key = (self.host, self.tls)
+            if key in _guessed:
+                _guessed.discard(key)
+                base = _pinged.pop(key, (None, None))[0]
+                if base:
+                    openhint.remember(base, False)
+            self.base = None
 
     def _ping_schemes(self) -> tuple[str, Response]:
         """One try of each scheme in turn (HTTPS, then plain HTTP only if TLS was turned off; HTTP first
@@ -180,8 +217,12 @@ class Client:
                 resp = self.session.request(method, url, headers=hdrs, data=data, stream=stream, params=params,
                                             timeout=TIMEOUT)
             except TransportError as err:
+                if (self.host, self.tls) in _guessed:
+                    raise _StaleGuess() from err
                 raise RegistryUnreachable(f"{method} {_strip_query(url)}: {err}", temporary=not err.permanent) \
                     from err
+            if (self.host, self.tls) in _guessed and own:
+                self._check_guess(resp)
             if resp.status_code in (301, 302, 303, 307, 308) and method in ("GET", "HEAD") \
                     and resp.headers.get("Location"):
                 resp.close()
@@ -201,6 +242,34 @@ class Client:
         hdrs = headers or {}
 
         url = self.url(path)  # the ping retries on its own: a retry here would repeat its retries
+        if (self.host, self.tls) in _guessed and url.startswith(self.base or "\0"):
+            if replayable:
+                try:
+                    return self._send_once(method, url, scopes, hdrs, data, stream, params, ok, what)
+                except _StaleGuess:
+                    pass
+            self._unguess()
+            url = self.url(path)
+        return self._send_once(method, url, scopes, hdrs, data, stream, params, ok, what, retry and replayable)
+
+    def _check_guess(self, resp: Response) -> None:
+        """Judge a hinted base by the first answer: a registry's own answer confirms it."""
+        key = (self.host, self.tls)
+        if resp.status_code == 401:  # the registry wants credentials now: ping next time
+            from imagetool.registry import openhint
+
+            _guessed.discard(key)
+            openhint.remember(self.base or "", False)
+        elif resp.status_code < 400 or resp.headers.get(_API_VERSION):
+            _guessed.discard(key)
+        else:
+            resp.close()
+            raise _StaleGuess()
+
+    def _send_once(self, method: str, url: str, scopes: set[str], hdrs: Mapping[str, str], data: Any,
+                   stream: bool, params: Mapping[str, str] | None, ok: tuple[int, ...], what: str,
+                   retry: bool = False) -> Response:
+        replayable = data is None or isinstance(data, (bytes, bytearray, memoryview, str))
 
         def attempt() -> Response:
             resp = self._once(method, url, scopes, hdrs, data, stream, params)
@@ -216,7 +285,7 @@ class Client:
                 raise self._unauthorized(what, resp, body)
             raise error_from_response(resp.status_code, body, resp.headers, what)
 
-        return self.retry.run(attempt) if retry and replayable else attempt()
+        return self.retry.run(attempt) if retry else attempt()
 
     def _unauthorized(self, what: str, resp: Response, body: bytes = b"") -> Unauthorized:
         chal = pick_challenge(resp.headers.get("WWW-Authenticate"))
@@ -385,6 +454,10 @@ class Client:
 
 class _NotTLS(RegistryError):
     """The server did not complete a TLS handshake: try plain HTTP (only when TLS is off)."""
+
+
+class _StaleGuess(Exception):
+    """The base URL openhint.py gave got no answer of the registry's own (never retried as such)."""
 
 
 def _read_limited(resp: Response, limit: int, what: str) -> bytes:

@@ -60,6 +60,12 @@ def make_client(ref: DockerReference, ctx: SystemContext) -> Client:
 SMALL_CONFIG = 1 << 20
 
 
+#: (host, repository, digest) of the blobs named by a manifest this process read from that repository: a
+#: registry keeps what a manifest of a repository names (it refuses the manifest otherwise), so a copy back
+#: into the same repository (a no-op copy, another tag) asks no HEAD for them
+_named: set[tuple[str, str, str]] = set()
+
+
 def _record_blobs(host: str, repo: str, raw: bytes, mt: str) -> Digest | None:
     """Remember that the blobs a manifest names live in `repo` (for later cross-repo mounts).
 
@@ -76,6 +82,8 @@ def _record_blobs(host: str, repo: str, raw: bytes, mt: str) -> Digest | None:
     cache = locations.shared()
     for desc in (manifest.config, *manifest.layers):  # type: ignore[union-attr]
         cache.record(host, repo, str(desc.digest))
+        if not media.is_nondistributable(desc.media_type):  # those may live elsewhere (their URLs)
+            _named.add((host, repo, str(desc.digest)))
     return manifest.config.digest  # type: ignore[union-attr]
 
 
@@ -168,8 +176,14 @@ class DockerDestination(_Repository, DestinationBase):
         """Copies of one blob into this registry wait for each other (copy/blob.py): a later one mounts it."""
         return ("docker", self.client.host)
 
+    def holds_blob(self, desc: Descriptor) -> bool:
+        """Known without a request: a manifest this process read from this repository names the blob."""
+        return (self.client.host, self.repo, str(desc.digest)) in _named
+
     def try_reuse_blob(self, desc: Descriptor) -> bool:
         host, digest = self.client.host, str(desc.digest)
+        if self.holds_blob(desc):
+            return True
         cache = locations.shared()
         known = cache.candidates(host, digest)
         others = [repo for repo in known if repo != self.repo]

@@ -203,25 +203,38 @@ def test_credentials_do_not_follow_a_redirect_to_another_host(token_registry: Re
     assert not any(r.authorization for r in served)       # the other host never did
 
 
-def test_round_trips_of_a_pull_and_a_no_op_copy(plain_registry: Registry, tmp_path: Path) -> None:
-    """One ping per registry and process, each blob read once, and a no-op copy only checks and names."""
+def test_round_trips_of_a_pull_and_a_no_op_copy(plain_registry: Registry, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """One ping per registry, in the first command only (registry/openhint.py); each blob read once; a no-op
+    copy reads the manifest and names it, a copy to another repository mounts, inspect reads what it prints."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     random_image(tmp_path / "src", "v1", n_layers=3, size=20_000, seed=67)
     proxy = FaultProxy(plain_registry.host)
     try:
         imagetool("copy", "-q", "--dest-tls-verify=false", f"oci:{tmp_path}/src:v1", proxy.ref("trips/img:v1"))
+        assert [(r.method, r.path) for r in proxy.records].count(("GET", "/v2/")) == 1  # over HTTP, after HTTPS
         proxy.clear()
         imagetool("copy", "-q", "--src-tls-verify=false", proxy.ref("trips/img:v1"), f"oci:{tmp_path}/dst:v1")
         calls = [(r.method, r.path.split("/")[-2]) for r in proxy.records]
-        assert calls.count(("GET", "v2")) == 1  # the /v2/ ping
+        assert calls.count(("GET", "v2")) == 0  # the registry answered /v2/ anonymously last time
         assert calls.count(("GET", "manifests")) == 1
         blob_gets = [r.path for r in proxy.records if "/blobs/" in r.path]
         assert len(blob_gets) == 4 == len(set(blob_gets))  # three layers and the config, once each
         proxy.clear()
         imagetool("copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false", proxy.ref("trips/img:v1"),
                   proxy.ref("trips/img:v1"))
+        calls = [(r.method, r.path.split("/")[-2]) for r in proxy.records]
+        # the repository has every blob its manifest names: no HEAD, no config read
+        assert calls == [("GET", "manifests"), ("PUT", "manifests")]
+        proxy.clear()
+        imagetool("copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false", proxy.ref("trips/img:v1"),
+                  proxy.ref("trips/other:v1"))
         calls = sorted((r.method, r.path.split("/")[-2]) for r in proxy.records)
-        assert calls == sorted([("GET", "v2"), ("GET", "manifests"), ("GET", "blobs"), *[("HEAD", "blobs")] * 4,
-                                ("PUT", "manifests")])
+        assert calls == sorted([("GET", "manifests"), *[("POST", "uploads")] * 4, ("PUT", "manifests")])
         assert proxy.uploaded_bytes() == 0
+        proxy.clear()
+        imagetool("inspect", "--tls-verify=false", proxy.ref("trips/img:v1"))
+        calls = sorted((r.method, r.path.split("/")[-2]) for r in proxy.records)
+        assert calls == [("GET", "blobs"), ("GET", "manifests"), ("GET", "tags")]  # config, manifest, tags/list
     finally:
         proxy.close()

@@ -5,8 +5,8 @@ compiles it with exec(), one compile per method, class and process; namedtuple d
 For the ~50 classes a small command defines, that is a fifth of all its instructions. The command line
 (cli/entry.py) has both modules compile through this cache: code objects keyed by their exact source
 text and mode, compiled as exec() would compile them there (no inherited __future__ flags), kept with
-marshal in $XDG_CACHE_HOME/imagetool/generated-code-<interpreter tag> (each code object marshalled on its
-own, loaded only when asked for). The same text gives the same code,
+marshal in $XDG_CACHE_HOME/imagetool/generated-code-<interpreter tag>-<bytecode magic> (each code object
+marshalled on its own, loaded only when asked for). The same text gives the same code,
 so nothing changes but the time. A cache file that is not this user's own, or unreadable, is ignored;
 what a process compiled anew is merged into the file at exit (write to a temporary name, then rename).
 """
@@ -31,7 +31,9 @@ _installed = [False]
 
 def cache_path() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "imagetool" / f"generated-code-{sys.implementation.cache_tag}"
+    from importlib.util import MAGIC_NUMBER  # bytecode can change within a version's tag (a release candidate)
+
+    return Path(base) / "imagetool" / f"generated-code-{sys.implementation.cache_tag}-{MAGIC_NUMBER.hex()}"
 
 
 def _read(path: Path) -> dict[tuple[str, str], Any]:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from importlib.util import MAGIC_NUMBER
 
 import pytest
 
@@ -42,6 +43,9 @@ print(repr(Slotted(x="y")), Slotted.__slots__, Point(1), Point._fields, Point.__
 """
 
 
+CACHE_NAME = f"generated-code-{sys.implementation.cache_tag}-{MAGIC_NUMBER.hex()}"
+
+
 def run_probe(mode: str, cache: Path) -> str:
     proc = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "XDG_CACHE_HOME": str(cache)})
@@ -53,7 +57,7 @@ def test_classes_made_through_the_cache_behave_as_without_it(tmp_path: Path) -> 
     plain = run_probe("plain", tmp_path)
     assert "frozen cannot assign to field 'a'" in plain
     assert run_probe("cached", tmp_path) == plain  # compiled anew, then saved
-    file = tmp_path / "imagetool" / f"generated-code-{sys.implementation.cache_tag}"
+    file = tmp_path / "imagetool" / CACHE_NAME
     assert file.stat().st_size > 0
     assert run_probe("cached", tmp_path) == plain  # read from the file
 
@@ -62,7 +66,7 @@ def test_a_second_command_compiles_nothing_new(tmp_path: Path) -> None:
     random_image(tmp_path / "img", "v1", n_layers=1, size=1000)
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
     first = imagetool("inspect", f"oci:{tmp_path}/img:v1", env=env).stdout
-    file = tmp_path / "cache" / "imagetool" / f"generated-code-{sys.implementation.cache_tag}"
+    file = tmp_path / "cache" / "imagetool" / CACHE_NAME
     before = file.stat()
     assert before.st_mode & 0o077 == 0
     assert imagetool("inspect", f"oci:{tmp_path}/img:v1", env=env).stdout == first

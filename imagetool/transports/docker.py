@@ -3,11 +3,14 @@
 Names follow skopeo: `docker://busybox` is docker.io/library/busybox:latest; a reference
 with both a tag and a digest is refused. The destination skips blobs the repository has
 (HEAD), mounts blobs the blob-location cache has seen in another repository of the same
-registry, and names the image (PUT by tag) only at commit.
+registry, and names the image (PUT by tag) only at commit. A small blob is checked for by
+asking to mount it from the repository itself: one POST answers "there" (201) or opens the
+session its upload then uses (202), where HEAD, POST and PUT took three requests.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import BinaryIO, Sequence
 
 from imagetool import media
@@ -52,6 +55,9 @@ def make_client(ref: DockerReference, ctx: SystemContext) -> Client:
 
 #: config blobs up to this size are kept in memory by a source: a copy reads the config twice
 SMALL_CONFIG = 1 << 20
+#: blobs up to this size are checked for with a mount from their own repository (the upload they then need is
+#: one PUT): a registry that ignores mounts answers 202 even for a blob it has, and gets a small blob again
+CHECK_BY_MOUNT_MAX = 1 << 20
 
 
 def _record_blobs(host: str, repo: str, raw: bytes, mt: str) -> Digest | None:
@@ -156,6 +162,8 @@ class DockerDestination(_Repository, DestinationBase):
         self.uploaded = 0
         self.precompute = ctx.docker_precompute_digests
         self.temp_dir = ctx.temp_dir if self.precompute else None
+        self._sessions: dict[Digest, str] = {}  # upload sessions a check opened, for put_blob
+        self._sessions_lock = threading.Lock()
 
     @property
     def blob_scope(self) -> object:
@@ -171,11 +179,33 @@ class DockerDestination(_Repository, DestinationBase):
         # mounted straight away, where a HEAD first would only find it missing
         if others and self.repo not in known and self._mount(desc, others):
             return True
+        if self.repo not in known and 0 <= desc.size <= CHECK_BY_MOUNT_MAX:
+            there = self._check_by_mount(desc)
+            if there is not None:
+                if there:
+                    cache.record(host, self.repo, digest)
+                return there
         size = self.client.head_blob(self.repo, desc.digest)
         if size is not None and (size < 0 or size == desc.size):
             cache.record(host, self.repo, digest)
             return True
         return self.repo in known and self._mount(desc, others)
+
+    def _check_by_mount(self, desc: Descriptor) -> bool | None:
+        """True: the repository has the blob; False: it does not, and the session for its upload is open;
+        None: the registry refused the request (then HEAD decides)."""
+        try:
+            location = self.client.open_upload(self.repo, desc.digest, self.repo)
+        except RegistryError:
+            return None
+        if location is None:
+            return True
+        with self._sessions_lock:
+            stale = self._sessions.pop(desc.digest, None)
+            self._sessions[desc.digest] = location
+        if stale is not None:
+            self.client.cancel_upload(stale, self.repo)
+        return False
 
     def _mount(self, desc: Descriptor, repos: list[str]) -> bool:
         for other in repos:
@@ -193,7 +223,9 @@ class DockerDestination(_Repository, DestinationBase):
             return self._put_precomputed(stream)
         from imagetool.registry.upload import BlobUploader  # with its thread pool: not for inspect and reads
 
-        uploader = BlobUploader(self.client, self.repo)
+        with self._sessions_lock:
+            location = self._sessions.pop(desc.digest, None) if desc is not None else None
+        uploader = BlobUploader(self.client, self.repo, location)
         digest, size = uploader.upload(stream, desc.digest if desc else None, desc.size if desc else None)
         locations.shared().record(self.client.host, self.repo, str(digest))
         self.uploaded += 1
@@ -259,6 +291,10 @@ class DockerDestination(_Repository, DestinationBase):
         self.client.put_manifest(self.repo, key, raw, mt)
 
     def close(self) -> None:
+        with self._sessions_lock:
+            left, self._sessions = list(self._sessions.values()), {}
+        for location in left:  # checked for, then never uploaded (the copy failed)
+            self.client.cancel_upload(location, self.repo)
         locations.shared().save()
 
 

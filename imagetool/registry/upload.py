@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import urllib.parse
-from typing import Iterator
+from typing import Callable, Iterator
 
 from imagetool.digest import Digest, Readable
 from imagetool.errors import DigestMismatch, ImagetoolError, RegistryError, SizeMismatch
@@ -37,17 +37,20 @@ def read_full(stream: Readable, n: int) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def read_ahead(stream: Readable, size: int) -> Iterator[bytes]:
+def read_ahead(stream: Readable, size: int, meanwhile: Callable[[], None] | None = None) -> Iterator[bytes]:
     """Chunks of `size` bytes; the next one is read (on a thread of its own) while the caller sends this one.
 
     The source keeps streaming while a PATCH is on the wire, instead of stalling once per chunk
-    for a round trip; at most two chunks are held.
+    for a round trip; at most two chunks are held. `meanwhile` runs while the first chunk is read
+    (the upload session opens then, not before the source starts streaming).
     """
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as reader:
         pending = reader.submit(read_full, stream, size)
         try:
+            if meanwhile is not None:
+                meanwhile()
             while chunk := pending.result():
                 pending = reader.submit(read_full, stream, size)
                 yield chunk
@@ -82,7 +85,6 @@ class BlobUploader:
         self.location = self._absolute(location)
 
     def upload(self, stream: Readable, digest: Digest | None, size: int | None) -> tuple[Digest, int]:
-        self._start()
         try:
             if digest is not None and size is not None and 0 <= size <= MONOLITHIC_MAX:
                 data = read_full(stream, size + 1)
@@ -91,6 +93,7 @@ class BlobUploader:
                 got = Digest(digest.algorithm, hashlib.new(digest.algorithm, data).hexdigest())
                 if got != digest:
                     raise DigestMismatch(digest, got)
+                self._start()  # (no session for bytes that are not the blob)
                 self._finish(digest, data)
                 return digest, size
             # with the digest known, the registry checks it at the final PUT (DIGEST_INVALID, nothing
@@ -99,7 +102,7 @@ class BlobUploader:
             hasher = hashlib.sha256() if digest is None else None
             offset = 0
             last: bytes | None = None  # the chunk that ends a blob of known size: it goes with the PUT
-            for chunk in read_ahead(stream, CHUNK_SIZE):
+            for chunk in read_ahead(stream, CHUNK_SIZE, meanwhile=self._start):
                 if hasher is not None:
                     hasher.update(chunk)
                 if last is not None:  # the stream goes on past the size it was given: the check below fails

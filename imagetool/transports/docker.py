@@ -5,7 +5,8 @@ with both a tag and a digest is refused. The destination skips blobs the reposit
 (HEAD), mounts blobs the blob-location cache has seen in another repository of the same
 registry, and names the image (PUT by tag) only at commit. A small blob is checked for by
 asking to mount it from the repository itself: one POST answers "there" (201) or opens the
-session its upload then uses (202), where HEAD, POST and PUT took three requests.
+session its upload then uses (202), where HEAD, POST and PUT took three requests. A blob this
+process already stored or found in the repository is not checked for again.
 """
 
 from __future__ import annotations
@@ -58,6 +59,16 @@ SMALL_CONFIG = 1 << 20
 #: blobs up to this size are checked for with a mount from their own repository (the upload they then need is
 #: one PUT): a registry that ignores mounts answers 202 even for a blob it has, and gets a small blob again
 CHECK_BY_MOUNT_MAX = 1 << 20
+
+#: (host, repository, digest) of blobs this process stored or found in a repository: asked for again (the
+#: platforms of an index sharing a layer, the images of a sync sharing a base), they are not checked again
+_present: set[tuple[str, str, str]] = set()
+_present_lock = threading.Lock()
+
+
+def _seen_present(host: str, repo: str, digest: str) -> None:
+    with _present_lock:
+        _present.add((host, repo, digest))
 
 
 def _record_blobs(host: str, repo: str, raw: bytes, mt: str) -> Digest | None:
@@ -172,6 +183,8 @@ class DockerDestination(_Repository, DestinationBase):
 
     def try_reuse_blob(self, desc: Descriptor) -> bool:
         host, digest = self.client.host, str(desc.digest)
+        if (host, self.repo, digest) in _present:
+            return True
         cache = locations.shared()
         known = cache.candidates(host, digest)
         others = [repo for repo in known if repo != self.repo]
@@ -184,10 +197,12 @@ class DockerDestination(_Repository, DestinationBase):
             if there is not None:
                 if there:
                     cache.record(host, self.repo, digest)
+                    _seen_present(host, self.repo, digest)
                 return there
         size = self.client.head_blob(self.repo, desc.digest)
         if size is not None and (size < 0 or size == desc.size):
             cache.record(host, self.repo, digest)
+            _seen_present(host, self.repo, digest)
             return True
         return self.repo in known and self._mount(desc, others)
 
@@ -212,6 +227,7 @@ class DockerDestination(_Repository, DestinationBase):
             try:
                 if self.client.mount_blob(self.repo, desc.digest, other):
                     locations.shared().record(self.client.host, self.repo, str(desc.digest))
+                    _seen_present(self.client.host, self.repo, str(desc.digest))
                     self.mounted += 1
                     return True
             except RegistryError:
@@ -228,6 +244,7 @@ class DockerDestination(_Repository, DestinationBase):
         uploader = BlobUploader(self.client, self.repo, location)
         digest, size = uploader.upload(stream, desc.digest if desc else None, desc.size if desc else None)
         locations.shared().record(self.client.host, self.repo, str(digest))
+        _seen_present(self.client.host, self.repo, str(digest))
         self.uploaded += 1
         return Descriptor(desc.media_type if desc else "application/octet-stream", digest, size)
 

@@ -125,3 +125,29 @@ def test_a_held_blob_location_cache_is_written_once_when_released(tmp_path: Path
         cache.save()
         assert not path.exists()
     assert json.loads(path.read_text()) == {"reg:5000": {"sha256:" + "1" * 64: ["ns/b", "ns/a"]}}
+
+
+def test_a_layer_the_platforms_share_is_stored_and_checked_once(proxy: FaultProxy, tmp_path: Path) -> None:
+    from imagetool import media
+    from imagetool.descriptor import Descriptor, Platform
+    from imagetool.manifest import Index
+    from imagetool.store import refs
+    from imagetool.store.layout import LayoutStore
+    from tests.lib.images import random_layer, write_image
+
+    base = random_layer(30_000, 811)
+    arches = ["amd64", "arm64", "s390x"]
+    images = [write_image(tmp_path / "src", None, [base, random_layer(30_000, 820 + i)], architecture=a,
+                          create=i == 0) for i, a in enumerate(arches)]
+    store = LayoutStore.open(tmp_path / "src")
+    index = Index.build(media.OCI_INDEX, [d.with_(platform=Platform(a, "linux"), annotations={})
+                                          for d, a in zip(images, arches, strict=True)])
+    store.put_bytes(index.raw)
+    store.update_index(lambda _: [refs.named(Descriptor(media.OCI_INDEX, index.digest, len(index.raw)), "all")])
+    imagetool("copy", "-q", "--all", "--dest-tls-verify=false", f"oci:{tmp_path}/src:all", proxy.ref("trips/multi:all"))
+    shared = json.loads(store.read_blob(images[0].digest))["layers"][0]["digest"].split(":")[1]
+    about = [(r.method, r.status) for r in proxy.records if shared in r.path]
+    # one check (absent: its upload opened) and one upload; the other platforms wait for it and trust it
+    assert about == [("POST", 202), ("PUT", 201)]
+    back = imagetool("inspect", "--raw", "--tls-verify=false", proxy.ref("trips/multi:all")).stdout
+    assert json.loads(back)["manifests"][0]["digest"] == str(images[0].digest)

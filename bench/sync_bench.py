@@ -8,14 +8,18 @@ of `--tags` tags, and `copy --all` of a `--platforms`-platform index of images o
 registry every run. skopeo copies sync's images (and an index's platforms) one after another.
 
 With --requests, each case runs once per tool instead, and the HTTP requests each registry's access log
-shows for it are counted by kind (ping, token, tags, manifest GET/HEAD/PUT, blob GET/HEAD, upload
+shows for it are counted by kind (ping, tags, manifest GET/HEAD/PUT, blob GET/HEAD, upload
 POST/PATCH/PUT, mount), per image copied.
+
+The CPU the two registries spent per run is reported too: on a small machine their work (hashing,
+writing and linking every blob) bounds how fast any client can copy.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import os
 import re
 import shutil
 import sys
@@ -113,6 +117,12 @@ def count_requests(logs: list[Path], offsets: list[int]) -> collections.Counter[
     return counts
 
 
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def report_requests(case: str, per: int, ours: collections.Counter[str], theirs: collections.Counter[str]) -> None:
     print(f"\n{case}: requests per image ({per} images)   ours / skopeo")
     for kind in sorted(set(ours) | set(theirs)):
@@ -149,6 +159,7 @@ def main() -> None:
             _push_index(work / "shared", a.host, args.platforms, 5 << 20, shared=True, repo="shared/img")
 
             logs = [a.log_path, b.log_path]
+            registry_cpu: list[tuple[str, float, float]] = []
 
             def counted(argv: list[str], env: dict[str, str] | None = None) -> collections.Counter[str]:
                 offsets = [log.stat().st_size for log in logs]
@@ -161,9 +172,14 @@ def main() -> None:
                 if args.requests:
                     report_requests(case, per, counted([*IMAGETOOL, *ours_argv], env), counted([*SKOPEO, *theirs_argv]))
                     return
+                registries = [reg.proc.pid for reg in (a, b) if reg.proc is not None]
+                spent = [sum(process_cpu(pid) for pid in registries)]
                 ours = run([*IMAGETOOL, *ours_argv], env=env, before=before, repeat=args.repeat)
+                spent.append(sum(process_cpu(pid) for pid in registries))
                 theirs = run([*SKOPEO, *theirs_argv], before=before, repeat=args.repeat)
+                spent.append(sum(process_cpu(pid) for pid in registries))
                 rows.append((case, ours, theirs, target))
+                registry_cpu.append((case, (spent[1] - spent[0]) / args.repeat, (spent[2] - spent[1]) / args.repeat))
 
             sync = ["sync", "--src", "docker", "--dest", "docker", *FLAGS]
             pair(f"sync {args.images} small images reg -> reg", [*sync, f"{a.host}/many/app", f"{b.host}/mirror"],
@@ -186,6 +202,8 @@ def main() -> None:
         if rows:
             report(rows)
             report_cpu(rows, "skopeo")
+            for case, ours_cpu, theirs_cpu in registry_cpu:
+                print(f"registries' CPU per run, {case:44} with ours {ours_cpu:.3f} s  with skopeo {theirs_cpu:.3f} s")
 
 
 if __name__ == "__main__":

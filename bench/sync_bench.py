@@ -1,25 +1,36 @@
 """Mirroring benchmarks: `sync` and `copy --all` between loopback registries, against skopeo in the same run.
 
-    python bench/sync_bench.py [--images 24] [--tags 200] [--platforms 4] [--repeat 3]
+    python bench/sync_bench.py [--images 24] [--tags 200] [--platforms 4] [--repeat 3] [--requests]
 
 Cases: a repository of `--images` distinct small images (two layers of 20 KB each), a repository
 of `--tags` tags, and `copy --all` of a `--platforms`-platform index of images of two 5 MiB layers
 (distinct, then with the first layer the same in every platform); each into a fresh destination
 registry every run. skopeo copies sync's images (and an index's platforms) one after another.
+
+With --requests, each case runs once per tool instead, and the HTTP requests each registry's access log
+shows for it are counted by kind (ping, tags, manifest GET/HEAD/PUT, blob GET/HEAD, upload
+POST/PATCH/PUT, mount), per image copied.
+
+The CPU the two registries spent per run is reported too: on a small machine their work (hashing,
+writing and linking every blob) bounds how fast any client can copy.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import os
+import re
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import IMAGETOOL, SKOPEO, Measure, compile_package, report, run  # noqa: E402
+from bench.common import IMAGETOOL, SKOPEO, Measure, compile_package, report, report_cpu, run  # noqa: E402
 
 FLAGS = ["--src-tls-verify=false", "--dest-tls-verify=false"]
 
@@ -72,12 +83,60 @@ def _push_index(layout: Path, host: str, platforms: int, layer_size: int, shared
          f"docker://{host}/{repo}:all"], repeat=1)
 
 
+_ACCESS = re.compile(r'"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP/[\d.]+" (\d+)')
+
+
+def request_kind(method: str, path: str) -> str:
+    """What a registry request was for, from its method and path."""
+    path, _, query = path.partition("?")
+    if path == "/v2/":
+        return "ping"
+    if path.endswith("/tags/list"):
+        return "tags"
+    if "/manifests/" in path:
+        return f"manifest {method}"
+    if "/blobs/uploads/" in path:
+        if method == "POST" and "mount=" in query:
+            return "mount POST"
+        return f"upload {method}"
+    if "/blobs/" in path:
+        return f"blob {method}"
+    return f"other {method}"
+
+
+def count_requests(logs: list[Path], offsets: list[int]) -> collections.Counter[str]:
+    """The requests in each access log after its offset, by kind (with the registry's index as prefix)."""
+    counts: collections.Counter[str] = collections.Counter()
+    for i, (log, offset) in enumerate(zip(logs, offsets, strict=True)):
+        with open(log, "rb") as f:
+            f.seek(offset)
+            for line in f.read().decode(errors="replace").splitlines():
+                m = _ACCESS.search(line)
+                if m and "msg=" not in line:
+                    counts[f"{'src' if i == 0 else 'dst'} {request_kind(m.group(1), m.group(2))}"] += 1
+    return counts
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def report_requests(case: str, per: int, ours: collections.Counter[str], theirs: collections.Counter[str]) -> None:
+    print(f"\n{case}: requests per image ({per} images)   ours / skopeo")
+    for kind in sorted(set(ours) | set(theirs)):
+        print(f"  {kind:24} {ours[kind] / per:7.2f} {theirs[kind] / per:7.2f}")
+    print(f"  {'total':24} {sum(ours.values()) / per:7.2f} {sum(theirs.values()) / per:7.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=24)
     parser.add_argument("--tags", type=int, default=200)
     parser.add_argument("--platforms", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--requests", action="store_true", help="count each case's HTTP requests instead")
     args = parser.parse_args()
     compile_package()
     from tests.lib.registry import start_registry, stop_registry
@@ -99,27 +158,52 @@ def main() -> None:
             _push_index(work / "index", a.host, args.platforms, 5 << 20)
             _push_index(work / "shared", a.host, args.platforms, 5 << 20, shared=True, repo="shared/img")
 
+            logs = [a.log_path, b.log_path]
+            registry_cpu: list[tuple[str, float, float]] = []
+
+            def counted(argv: list[str], env: dict[str, str] | None = None) -> collections.Counter[str]:
+                offsets = [log.stat().st_size for log in logs]
+                run(argv, env=env, before=fresh_b, repeat=1)
+                time.sleep(0.2)  # the access log line follows the answer
+                return count_requests(logs, offsets)
+
             def pair(case: str, ours_argv: list[str], theirs_argv: list[str], target: str,
-                     before: Callable[[], None] = fresh_b) -> None:
+                     before: Callable[[], None] = fresh_b, per: int = 1) -> None:
+                if args.requests:
+                    report_requests(case, per, counted([*IMAGETOOL, *ours_argv], env), counted([*SKOPEO, *theirs_argv]))
+                    return
+                registries = [reg.proc.pid for reg in (a, b) if reg.proc is not None]
+                spent = [sum(process_cpu(pid) for pid in registries)]
                 ours = run([*IMAGETOOL, *ours_argv], env=env, before=before, repeat=args.repeat)
+                spent.append(sum(process_cpu(pid) for pid in registries))
                 theirs = run([*SKOPEO, *theirs_argv], before=before, repeat=args.repeat)
+                spent.append(sum(process_cpu(pid) for pid in registries))
                 rows.append((case, ours, theirs, target))
+                registry_cpu.append((case, (spent[1] - spent[0]) / args.repeat, (spent[2] - spent[1]) / args.repeat))
 
             sync = ["sync", "--src", "docker", "--dest", "docker", *FLAGS]
             pair(f"sync {args.images} small images reg -> reg", [*sync, f"{a.host}/many/app", f"{b.host}/mirror"],
-                 [*sync, f"{a.host}/many/app", f"{b.host}/mirror"], "<= 0.4x, RSS <= 120 MiB")
+                 [*sync, f"{a.host}/many/app", f"{b.host}/mirror"], "<= 0.4x, RSS <= 120 MiB",
+                 per=args.images)
             pair(f"sync {args.tags}-tag repository reg -> reg", [*sync, f"{a.host}/tags/app", f"{b.host}/mirror"],
-                 [*sync, f"{a.host}/tags/app", f"{b.host}/mirror"], "<= 0.3x, RSS <= 120 MiB")
+                 [*sync, f"{a.host}/tags/app", f"{b.host}/mirror"], "<= 0.3x, RSS <= 120 MiB",
+                 per=args.tags)
             copy_all = ["copy", "-q", "--all", *FLAGS, f"docker://{a.host}/multi/img:all",
                         f"docker://{b.host}/multi/img:all"]
-            pair(f"copy --all {args.platforms}-platform index", copy_all, copy_all, "<= 0.4x, RSS <= 120 MiB")
+            pair(f"copy --all {args.platforms}-platform index", copy_all, copy_all, "<= 0.4x, RSS <= 120 MiB",
+                 per=args.platforms)
             copy_shared = ["copy", "-q", "--all", *FLAGS, f"docker://{a.host}/shared/img:all",
                            f"docker://{b.host}/shared/img:all"]
-            pair(f"copy --all {args.platforms} platforms, one layer shared", copy_shared, copy_shared, "(reported)")
+            pair(f"copy --all {args.platforms} platforms, one layer shared", copy_shared, copy_shared, "(reported)",
+                 per=args.platforms)
         finally:
             stop_registry(a)
             stop_registry(b)
-        report(rows)
+        if rows:
+            report(rows)
+            report_cpu(rows, "skopeo")
+            for case, ours_cpu, theirs_cpu in registry_cpu:
+                print(f"registries' CPU per run, {case:44} with ours {ours_cpu:.3f} s  with skopeo {theirs_cpu:.3f} s")
 
 
 if __name__ == "__main__":

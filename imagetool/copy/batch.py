@@ -9,6 +9,9 @@ Without keep_going the first failure (in job order) ends the batch: no later cop
 the output stops after the failed image's, and that failure is raised once the copies already
 running have finished (a later image already copied stays copied; its output is dropped).
 With keep_going each failure is reported in its place and counted.
+
+The blob-location cache is held for the whole batch: its file is rewritten once at the end,
+not after every image.
 """
 
 from __future__ import annotations
@@ -142,7 +145,10 @@ def copy_batch(jobs: list[BatchJob], *, parallel: int, keep_going: bool, quiet: 
         finally:
             output.finish(i)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(jobs))), thread_name_prefix="sync") as pool:
+    from imagetool.registry import locations
+
+    with locations.shared().held(), \
+            ThreadPoolExecutor(max_workers=max(1, min(parallel, len(jobs))), thread_name_prefix="sync") as pool:
         futures = [pool.submit(one, i) for i in range(len(jobs))]
         try:
             for f in futures:

@@ -3,6 +3,10 @@
 Scopes accumulate: a client that pulled from one repository and now pushes to another asks
 the token server for both, so one token serves the whole copy (cross-repo mounts need that).
 A 401 on a request that carried a token drops the token and fetches a new one once.
+
+Tokens are kept per registry host and identity for the whole process (`TokenStore`), not per
+client: the images of a sync each open their own clients, and ask the token server once per
+scope set instead of once per image.
 """
 
 from __future__ import annotations
@@ -71,6 +75,30 @@ class _Token:
 
 Resources = dict[tuple[str, str], set[str]]
 
+#: tokens a store keeps (the newest): scope sets of a few repositories each
+MAX_TOKENS = 64
+
+
+class TokenStore:
+    """The bearer tokens of one registry host and identity, shared by the process's clients."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.tokens: list[_Token] = []
+
+
+_stores: dict[object, TokenStore] = {}
+_stores_lock = threading.Lock()
+
+
+def token_store(key: object) -> TokenStore:
+    """The store for `key` (host, TLS settings and credentials: whatever decides which tokens a client may use)."""
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None:
+            store = _stores[key] = TokenStore()
+        return store
+
 
 def parse_scopes(scopes: set[str] | frozenset[str]) -> Resources:
     """`repository:a/b:pull,push` -> {("repository", "a/b"): {"pull", "push"}} (names may hold colons)."""
@@ -100,7 +128,8 @@ class Authenticator:
     """
 
     def __init__(self, host: str, session: Session, creds: tuple[str, str] | None,
-                 registry_token: str | None, may_send_secret: Callable[[str], bool]) -> None:
+                 registry_token: str | None, may_send_secret: Callable[[str], bool],
+                 store: TokenStore | None = None) -> None:
         self.host = host
         self.session = session
         self.creds = creds
@@ -108,9 +137,12 @@ class Authenticator:
         self.may_send_secret = may_send_secret
         self.challenge: Challenge | None = None
         self.scopes: set[str] = set()
-        self._tokens: list[_Token] = []
-        self._lock = threading.Lock()
+        self._store = store or TokenStore()
         self.token_requests = 0
+
+    @property
+    def _tokens(self) -> list[_Token]:
+        return self._store.tokens
 
     def learn(self, header: str | None) -> None:
         chal = pick_challenge(header)
@@ -136,29 +168,31 @@ class Authenticator:
         return None
 
     def _bearer(self, scopes: set[str]) -> str:
-        with self._lock:
+        store = self._store
+        with store.lock:  # held while fetching: clients starting at once wait for one token, not fetch many
             now = time.monotonic()
-            self._tokens = [t for t in self._tokens if t.expires > now]
-            for t in self._tokens:
+            store.tokens[:] = [t for t in store.tokens if t.expires > now]
+            for t in reversed(store.tokens):
                 if covers(t.scopes, scopes):
                     return t.value
             self.scopes |= scopes
             wanted = format_scopes(parse_scopes(self.scopes))
             self.scopes = set(wanted)
             token = self._fetch(wanted)
-            self._tokens.append(token)
+            store.tokens.append(token)
+            del store.tokens[:-MAX_TOKENS]
             return token.value
 
     def invalidate(self, header: str | None, scopes: set[str]) -> None:
         """After a 401: forget tokens that cover `scopes`, take in the new challenge and its scope."""
         chal = pick_challenge(header)
-        with self._lock:
+        with self._store.lock:
             if chal is not None:
                 self.challenge = chal
                 extra = chal.params.get("scope")
                 if extra and chal.scheme == "bearer":
                     self.scopes |= set(extra.split(" "))
-            self._tokens = [t for t in self._tokens if not covers(t.scopes, scopes)]
+            self._store.tokens[:] = [t for t in self._store.tokens if not covers(t.scopes, scopes)]
 
     def _fetch(self, scopes: frozenset[str]) -> _Token:
         assert self.challenge is not None

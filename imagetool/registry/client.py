@@ -19,7 +19,7 @@ from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest
 from imagetool.errors import DigestMismatch, ManifestError, ManifestUnknown, NotFound, RegistryError, Unsupported
 from imagetool.registry import credentials
-from imagetool.registry.auth import Authenticator, pick_challenge
+from imagetool.registry.auth import Authenticator, pick_challenge, token_store
 from imagetool.registry.blobreader import BlobReader
 from imagetool.registry.errors import RegistryUnreachable, Unauthorized, error_from_response, registry_text
 from imagetool.registry.http import (
@@ -60,6 +60,15 @@ _guessed: set[tuple[str, TLSConfig]] = set()
 #: a header every response of a Distribution-API registry carries, error responses included
 _API_VERSION = "Docker-Distribution-Api-Version"
 
+#: one lock per registry: clients starting at once (a sync's images) wait for one ping instead of each sending one
+_ping_locks: dict[tuple[str, TLSConfig], threading.Lock] = {}
+_ping_locks_lock = threading.Lock()
+
+
+def _ping_lock(key: tuple[str, TLSConfig]) -> threading.Lock:
+    with _ping_locks_lock:
+        return _ping_locks.setdefault(key, threading.Lock())
+
 
 def pull_scope(repo: str) -> str:
     return f"repository:{repo}:pull"
@@ -88,9 +97,9 @@ class Client:
             creds = self.options.creds or credentials.lookup(domain, repo, authfile=self.options.authfile)
         self.creds = creds
         self.auth = Authenticator(self.host, self.session, creds, self.options.registry_token,
-                                  self.may_send_secret)
+                                  self.may_send_secret, token_store((self.host, self.tls, creds)))
         self.base: str | None = None
-        self._ping_lock = threading.Lock()
+        self._ping_lock = _ping_lock((self.host, self.tls))
 
     # -- connection and authentication
 
@@ -392,6 +401,33 @@ class Client:
             except RegistryError:
                 pass
         return False
+
+    def open_upload(self, repo: str, mount: Digest | None = None, from_repo: str | None = None) -> str | None:
+        """Start an upload session in `repo`, asking the registry to link blob `mount` from `from_repo` instead.
+
+        None when it linked the blob (201); else the session's absolute URL (202: no such blob there, or
+        a registry that does not mount). With `from_repo` = `repo` this one request both checks whether
+        the repository has the blob and starts its upload.
+        """
+        params = {"mount": str(mount), "from": str(from_repo)} if mount is not None else None
+        scopes = {push_scope(repo)} | ({pull_scope(from_repo)} if from_repo and from_repo != repo else set())
+        resp = self.send("POST", f"/v2/{repo}/blobs/uploads/", scopes=scopes, params=params, ok=(201, 202),
+                         what=f"starting an upload to {self.domain}/{repo}")
+        resp.close()
+        if resp.status_code == 201:
+            return None
+        location = resp.headers.get("Location")
+        if not location:
+            raise RegistryError("registry started an upload without a Location")
+        return str(urllib.parse.urljoin(self.url("/v2/"), location))
+
+    def cancel_upload(self, location: str, repo: str) -> None:
+        """Give an upload session back (best effort: an abandoned one expires on the registry anyway)."""
+        try:
+            self.send("DELETE", location, scopes={push_scope(repo)}, ok=(200, 204, 404), retry=False,
+                      what="cancelling upload").close()
+        except (RegistryError, OSError):
+            pass
 
     def delete_blob(self, repo: str, digest: Digest) -> None:
         self.send("DELETE", f"/v2/{repo}/blobs/{digest}", scopes={delete_scope(repo)}, ok=(200, 202),

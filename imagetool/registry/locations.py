@@ -3,6 +3,9 @@
 A later copy to the same registry mounts a blob from any repository listed here instead of
 uploading it. The file lives under $XDG_CACHE_HOME/imagetool/; it is a hint only, so losing
 it (or reading a stale entry) costs an upload, never correctness.
+
+A batch of copies (sync) holds the cache (`held()`): each copy's save is then put off, and the
+file is merged and rewritten once when the batch ends, not once per image.
 """
 
 from __future__ import annotations
@@ -11,15 +14,24 @@ import fcntl
 import json
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 MAX_REPOS = 8
 MAX_DIGESTS = 20000
 
 
+_path_for: tuple[str | None, Path] | None = None
+
+
 def cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "imagetool" / "blob-locations.json"
+    global _path_for
+    env = os.environ.get("XDG_CACHE_HOME")
+    if _path_for is None or _path_for[0] != env:  # asked for by every copy: Path.home() once
+        base = env or str(Path.home() / ".cache")
+        _path_for = (env, Path(base) / "imagetool" / "blob-locations.json")
+    return _path_for[1]
 
 
 class BlobLocations:
@@ -28,6 +40,7 @@ class BlobLocations:
         self._lock = threading.Lock()
         self._data: dict[str, dict[str, list[str]]] | None = None
         self._added: list[tuple[str, str, str]] = []
+        self._holds = 0
 
     def _load_file(self) -> dict[str, dict[str, list[str]]]:
         try:
@@ -62,10 +75,22 @@ class BlobLocations:
         with self._lock:
             return list(self._data_now().get(host, {}).get(digest, []))
 
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Saves are put off until the outermost hold ends, then done once."""
+        with self._lock:
+            self._holds += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holds -= 1
+            self.save()
+
     def save(self) -> None:
         """Merge what this process learnt into the file (under a lock; atomic replace)."""
         with self._lock:
-            if not self._added:
+            if not self._added or self._holds:
                 return
             added, self._added = self._added, []
         import tempfile
@@ -83,7 +108,7 @@ class BlobLocations:
                         data[host] = dict(keep)
                 fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".blob-locations-")
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump(data, f)
+                    f.write(json.dumps(data))  # json.dump encodes in Python, dumps in C
                 os.replace(tmp, self.path)
         except OSError:
             pass  # a cache: failing to write it must not fail a copy

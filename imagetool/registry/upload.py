@@ -1,4 +1,5 @@
-"""BlobUploader: push one blob (monolithic PUT when small, PATCH chunks when large, then PUT ?digest=).
+"""BlobUploader: push one blob (monolithic PUT when small; PATCH chunks when large, the last one sent with the
+closing PUT ?digest= when the size is known).
 
 Each chunk is held until the registry acknowledged it, so a chunk that failed on a
 temporary error (connection reset, 5xx, 429) is sent again from the offset the registry
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import urllib.parse
-from typing import Iterator
+from typing import Callable, Iterator
 
 from imagetool.digest import Digest, Readable
 from imagetool.errors import DigestMismatch, ImagetoolError, RegistryError, SizeMismatch
@@ -108,13 +109,15 @@ class _Buffers:
 _BUFFERS = _Buffers(CHUNK_SIZE, 8)
 
 
-def read_ahead(stream: Readable, size: int, buffers: _Buffers | None = None) -> Iterator[memoryview]:
+def read_ahead(stream: Readable, size: int, buffers: _Buffers | None = None,
+               meanwhile: Callable[[], None] | None = None) -> Iterator[memoryview]:
     """Chunks of `size` bytes; the next one is read (on a thread of its own) while the caller sends this one.
 
     The source keeps streaming while a PATCH is on the wire, instead of stalling once per chunk
     for a round trip. Each chunk is a view of a reused buffer, valid until the next one is asked for;
     the read ahead needs a second buffer, and without a free one the next chunk is read after this one
-    is sent.
+    is sent. `meanwhile` runs while the first chunk is read (the upload session opens then, not before the
+    source starts streaming).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -124,7 +127,10 @@ def read_ahead(stream: Readable, size: int, buffers: _Buffers | None = None) -> 
     spare: bytearray | None = None
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as reader:
-            n = fill(stream, memoryview(current)[:size])
+            first = reader.submit(fill, stream, memoryview(current)[:size])
+            if meanwhile is not None:
+                meanwhile()  # failing, it leaves the first read to finish: the executor waits for it
+            n = first.result()
             while n:
                 spare = pool.lend()
                 pending = reader.submit(fill, stream, memoryview(spare)[:size]) if spare is not None else None
@@ -149,18 +155,21 @@ def read_ahead(stream: Readable, size: int, buffers: _Buffers | None = None) -> 
 class BlobUploader:
     """One upload session in `repo`; `upload(stream)` returns the digest and size stored."""
 
-    def __init__(self, client: Client, repo: str) -> None:
+    def __init__(self, client: Client, repo: str, location: str | None = None) -> None:
+        """`location`: an upload session already opened in `repo` (Client.open_upload) to use."""
         tune_for_streaming()
         self.client = client
         self.repo = repo
         self.scopes = {push_scope(repo)}
-        self.location: str | None = None
+        self.location: str | None = location
         self.patches = 0
 
     def _absolute(self, location: str) -> str:
         return urllib.parse.urljoin(self.client.url("/v2/"), location)
 
     def _start(self) -> None:
+        if self.location is not None:
+            return
         resp = self.client.send("POST", f"/v2/{self.repo}/blobs/uploads/", scopes=self.scopes, ok=(202,),
                                 what=f"starting an upload to {self.client.domain}/{self.repo}")
         resp.close()
@@ -170,7 +179,6 @@ class BlobUploader:
         self.location = self._absolute(location)
 
     def upload(self, stream: Readable, digest: Digest | None, size: int | None) -> tuple[Digest, int]:
-        self._start()
         try:
             if digest is not None and size is not None and 0 <= size <= MONOLITHIC_MAX:
                 data = read_full(stream, size + 1)
@@ -179,6 +187,7 @@ class BlobUploader:
                 got = Digest(digest.algorithm, hashlib.new(digest.algorithm, data).hexdigest())
                 if got != digest:
                     raise DigestMismatch(digest, got)
+                self._start()  # (no session for bytes that are not the blob)
                 self._finish(digest, data)
                 return digest, size
             # with the digest known, the registry checks it at the final PUT (DIGEST_INVALID, nothing
@@ -186,12 +195,24 @@ class BlobUploader:
             # would be a third pass over the same bytes
             hasher = hashlib.sha256() if digest is None else None
             offset = 0
-            for chunk in read_ahead(stream, CHUNK_SIZE, _BUFFERS):
+            last: bytes | None = None  # the chunk that ends a blob of known size: it goes with the PUT
+            for chunk in read_ahead(stream, CHUNK_SIZE, _BUFFERS, meanwhile=self._start):
                 if hasher is not None:
                     hasher.update(chunk)
+                if last is not None:  # the stream goes on past the size it was given: the check below fails
+                    self._patch(last, offset)
+                    offset += len(last)
+                    last = None
+                if digest is not None and size is not None and offset + len(chunk) == size:
+                    last = bytes(chunk)  # held until the stream ends (and its reader has checked the digest);
+                    # a copy: the chunk's buffer goes back to the other uploads when the next one is asked for
+                    continue
                 self._patch(chunk, offset)
                 offset += len(chunk)
             got = digest if digest is not None else Digest("sha256", hasher.hexdigest())  # type: ignore[union-attr]
+            if last is not None:
+                self._finish_with(got, last, offset)
+                return got, offset + len(last)
             if size is not None and size >= 0 and offset != size:
                 raise SizeMismatch(got, size, offset)
             self._finish(got, b"")
@@ -241,6 +262,45 @@ class BlobUploader:
             return 0
         end = int(rng.split("-")[-1])
         return end + 1 if end > 0 else 0
+
+    def _finish_with(self, digest: Digest, chunk: bytes, offset: int) -> None:
+        """The closing PUT carrying the blob's last chunk (at `offset`): one request less than PATCH then PUT.
+
+        Sent once; after a temporary failure the registry is asked how much of the chunk it holds, the
+        rest goes in a PATCH (with its own retries), and the session is closed with an empty PUT.
+        """
+        location = str(self.location)
+        sep = "&" if "?" in location else "?"
+        url = f"{location}{sep}digest={urllib.parse.quote(str(digest))}"
+        try:
+            resp = self.client.send("PUT", url, scopes=self.scopes, ok=(201, 204), data=chunk, retry=False,
+                                    headers={"Content-Type": "application/octet-stream",
+                                             "Content-Range": f"{offset}-{offset + len(chunk) - 1}"},
+                                    what=f"completing upload of {digest.short} to {self.client.domain}/{self.repo}")
+            resp.close()
+        except ImagetoolError as err:
+            if self._stored(digest):
+                self.location = None
+                return
+            if not is_temporary(err) or self.client.retry.times < 1:
+                raise
+            self.client.retry.pause(0, err)
+            done = self._status() - offset
+            if done < 0 or done > len(chunk):
+                raise RegistryError(f"upload to {self.repo} lost its place (registry at byte {done + offset}, "
+                                    f"last chunk at {offset})").citing_cause() from err
+            if done < len(chunk):
+                self._patch(chunk[done:], offset + done)
+            self._finish(digest, b"")
+            return
+        self.location = None
+
+    def _stored(self, digest: Digest) -> bool:
+        """Whether the registry holds the blob (a completed upload whose answer got lost)."""
+        try:
+            return self.client.head_blob(self.repo, digest) is not None
+        except ImagetoolError:
+            return False
 
     def _finish(self, digest: Digest, data: bytes) -> None:
         location = str(self.location)

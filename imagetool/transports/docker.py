@@ -3,11 +3,15 @@
 Names follow skopeo: `docker://busybox` is docker.io/library/busybox:latest; a reference
 with both a tag and a digest is refused. The destination skips blobs the repository has
 (HEAD), mounts blobs the blob-location cache has seen in another repository of the same
-registry, and names the image (PUT by tag) only at commit.
+registry, and names the image (PUT by tag) only at commit. A small blob is checked for by
+asking to mount it from the repository itself: one POST answers "there" (201) or opens the
+session its upload then uses (202), where HEAD, POST and PUT took three requests. A blob this
+process already stored or found in the repository is not checked for again.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, BinaryIO, Sequence
 
 from imagetool import media
@@ -58,12 +62,21 @@ def make_client(ref: DockerReference, ctx: SystemContext) -> Client:
 
 #: config blobs up to this size are kept in memory by a source: a copy reads the config twice
 SMALL_CONFIG = 1 << 20
+#: blobs up to this size are checked for with a mount from their own repository (the upload they then need is
+#: one PUT): a registry that ignores mounts answers 202 even for a blob it has, and gets a small blob again
+CHECK_BY_MOUNT_MAX = 1 << 20
+
+#: (host, repository, digest) of blobs this process stored or found in a repository, or read a manifest of that
+#: repository naming (a registry keeps what a manifest of a repository names: it refuses the manifest
+#: otherwise): asked for again (the platforms of an index sharing a layer, the images of a sync sharing a
+#: base, a no-op copy back into the same repository), they are not checked again
+_present: set[tuple[str, str, str]] = set()
+_present_lock = threading.Lock()
 
 
-#: (host, repository, digest) of the blobs named by a manifest this process read from that repository: a
-#: registry keeps what a manifest of a repository names (it refuses the manifest otherwise), so a copy back
-#: into the same repository (a no-op copy, another tag) asks no HEAD for them
-_named: set[tuple[str, str, str]] = set()
+def _seen_present(host: str, repo: str, digest: str) -> None:
+    with _present_lock:
+        _present.add((host, repo, digest))
 
 
 def _record_blobs(host: str, repo: str, raw: bytes, mt: str) -> Digest | None:
@@ -83,7 +96,7 @@ def _record_blobs(host: str, repo: str, raw: bytes, mt: str) -> Digest | None:
     for desc in (manifest.config, *manifest.layers):  # type: ignore[union-attr]
         cache.record(host, repo, str(desc.digest))
         if not media.is_nondistributable(desc.media_type):  # those may live elsewhere (their URLs)
-            _named.add((host, repo, str(desc.digest)))
+            _seen_present(host, repo, str(desc.digest))
     return manifest.config.digest  # type: ignore[union-attr]
 
 
@@ -170,6 +183,8 @@ class DockerDestination(_Repository, DestinationBase):
         self.uploaded = 0
         self.precompute = ctx.docker_precompute_digests
         self.temp_dir = ctx.temp_dir if self.precompute else None
+        self._sessions: dict[Digest, str] = {}  # upload sessions a check opened, for put_blob
+        self._sessions_lock = threading.Lock()
 
     @property
     def blob_scope(self) -> object:
@@ -177,8 +192,8 @@ class DockerDestination(_Repository, DestinationBase):
         return ("docker", self.client.host)
 
     def holds_blob(self, desc: Descriptor) -> bool:
-        """Known without a request: a manifest this process read from this repository names the blob."""
-        return (self.client.host, self.repo, str(desc.digest)) in _named
+        """Known without a request: this process stored or found the blob there, or read a manifest naming it."""
+        return (self.client.host, self.repo, str(desc.digest)) in _present
 
     def try_reuse_blob(self, desc: Descriptor) -> bool:
         host, digest = self.client.host, str(desc.digest)
@@ -191,17 +206,42 @@ class DockerDestination(_Repository, DestinationBase):
         # mounted straight away, where a HEAD first would only find it missing
         if others and self.repo not in known and self._mount(desc, others):
             return True
+        if self.repo not in known and 0 <= desc.size <= CHECK_BY_MOUNT_MAX:
+            there = self._check_by_mount(desc)
+            if there is not None:
+                if there:
+                    cache.record(host, self.repo, digest)
+                    _seen_present(host, self.repo, digest)
+                return there
         size = self.client.head_blob(self.repo, desc.digest)
         if size is not None and (size < 0 or size == desc.size):
             cache.record(host, self.repo, digest)
+            _seen_present(host, self.repo, digest)
             return True
         return self.repo in known and self._mount(desc, others)
+
+    def _check_by_mount(self, desc: Descriptor) -> bool | None:
+        """True: the repository has the blob; False: it does not, and the session for its upload is open;
+        None: the registry refused the request (then HEAD decides)."""
+        try:
+            location = self.client.open_upload(self.repo, desc.digest, self.repo)
+        except RegistryError:
+            return None
+        if location is None:
+            return True
+        with self._sessions_lock:
+            stale = self._sessions.pop(desc.digest, None)
+            self._sessions[desc.digest] = location
+        if stale is not None:
+            self.client.cancel_upload(stale, self.repo)
+        return False
 
     def _mount(self, desc: Descriptor, repos: list[str]) -> bool:
         for other in repos:
             try:
                 if self.client.mount_blob(self.repo, desc.digest, other):
                     locations.shared().record(self.client.host, self.repo, str(desc.digest))
+                    _seen_present(self.client.host, self.repo, str(desc.digest))
                     self.mounted += 1
                     return True
             except RegistryError:
@@ -213,9 +253,12 @@ class DockerDestination(_Repository, DestinationBase):
             return self._put_precomputed(stream)
         from imagetool.registry.upload import BlobUploader  # with its thread pool: not for inspect and reads
 
-        uploader = BlobUploader(self.client, self.repo)
+        with self._sessions_lock:
+            location = self._sessions.pop(desc.digest, None) if desc is not None else None
+        uploader = BlobUploader(self.client, self.repo, location)
         digest, size = uploader.upload(stream, desc.digest if desc else None, desc.size if desc else None)
         locations.shared().record(self.client.host, self.repo, str(digest))
+        _seen_present(self.client.host, self.repo, str(digest))
         self.uploaded += 1
         return Descriptor(desc.media_type if desc else "application/octet-stream", digest, size)
 
@@ -279,6 +322,10 @@ class DockerDestination(_Repository, DestinationBase):
         self.client.put_manifest(self.repo, key, raw, mt)
 
     def close(self) -> None:
+        with self._sessions_lock:
+            left, self._sessions = list(self._sessions.values()), {}
+        for location in left:  # checked for, then never uploaded (the copy failed)
+            self.client.cancel_upload(location, self.repo)
         locations.shared().save()
 
 

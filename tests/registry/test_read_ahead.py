@@ -111,3 +111,34 @@ def test_a_failed_upload_gives_its_buffers_back() -> None:
         for _chunk in read_ahead(_Source(b"y" * 50, fail_at=20), 10, pool):
             pass
     assert len(pool._free) == pool._made == 2
+
+
+def test_the_session_opens_while_the_first_chunk_is_read() -> None:
+    """`meanwhile` (the upload's POST) runs beside the first read: a source that answers only once the session is
+    open would otherwise never start."""
+    opened = threading.Event()
+
+    class _Gated(_Source):
+        def read(self, n: int = -1) -> bytes:
+            if not opened.wait(5):
+                raise TimeoutError("the first read waited for the session")
+            return super().read(n)
+
+    def open_session() -> None:
+        time.sleep(0.1)  # the POST's round trip, while the reader already waits on the source
+        opened.set()
+
+    src = _Gated(b"w" * 25)
+    assert b"".join(bytes(c) for c in read_ahead(src, 10, meanwhile=open_session)) == b"w" * 25
+
+
+def test_a_failed_session_start_stops_the_reader() -> None:
+    before = threading.active_count()
+    src = _Source(b"v" * 1000)
+
+    def refuse() -> None:
+        raise ConnectionRefusedError("POST failed")
+    with pytest.raises(ConnectionRefusedError):
+        list(read_ahead(src, 10, meanwhile=refuse))
+    assert threading.active_count() == before
+    assert len(src.reads) <= 1

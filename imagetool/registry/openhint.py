@@ -12,38 +12,24 @@ not this user's own is ignored.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from imagetool.registry.hintfiles import HintFiles
+
+_hints = HintFiles("open-registries")
 
 
-def _file(base: str) -> Path | None:
+def _key(base: str) -> str | None:
     scheme, sep, host = base.partition("://")
-    name = host.replace("/", "_")
-    if not sep or scheme not in ("http", "https") or not name or name.startswith("."):
-        return None
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "imagetool" / "open-registries" / f"{scheme}_{name}"
+    return f"{scheme}_{host}" if sep and scheme in ("http", "https") and host else None
 
 
 def is_open(base: str) -> bool:
     """Whether `base` (scheme://host) answered its last ping with 200 and no challenge."""
-    path = _file(base)
-    try:
-        return path is not None and os.stat(path, follow_symlinks=False).st_uid == os.geteuid()
-    except OSError:
-        return False
+    key = _key(base)
+    return key is not None and _hints.holds(key)
 
 
 def remember(base: str, anonymous: bool) -> None:
-    """Record what a ping (or the request standing in for it) found; failing to write costs only speed."""
-    path = _file(base)
-    if path is None:
-        return
-    try:
-        if anonymous:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
-        else:
-            path.unlink(missing_ok=True)
-    except OSError:
-        pass
+    """Record what a ping (or the request standing in for it) found."""
+    key = _key(base)
+    if key is not None:
+        _hints.remember(key, anonymous)

@@ -11,38 +11,15 @@ A file that is not this user's own is ignored.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from imagetool.registry.hintfiles import HintFiles
 
-
-def _dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "imagetool" / "plain-http"
-
-
-def _file(host: str) -> Path | None:
-    name = host.replace("/", "_")
-    return None if name.startswith(".") or not name else _dir() / name
+_hints = HintFiles("plain-http")
 
 
 def speaks_http(host: str) -> bool:
-    path = _file(host)
-    try:
-        return path is not None and os.stat(path, follow_symlinks=False).st_uid == os.geteuid()
-    except OSError:
-        return False
+    return _hints.holds(host)
 
 
 def remember(host: str, plain: bool) -> None:
-    """Record what the ping found; a hint only, so failing to write it costs nothing but speed."""
-    path = _file(host)
-    if path is None:
-        return
-    try:
-        if plain:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
-        else:
-            path.unlink(missing_ok=True)
-    except OSError:
-        pass
+    """Record what the ping found."""
+    _hints.remember(host, plain)

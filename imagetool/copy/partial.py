@@ -37,9 +37,8 @@ from imagetool.layer.iterstream import IteratorStream
 from imagetool.registry import ranges as blob_ranges
 from imagetool.store import origins
 from imagetool.store.layout import TEMP_PREFIX, LayoutStore
-from imagetool.store.snapshots import SnapshotStore, chain_id
+from imagetool.store.snapshots import CONTENTS, SnapshotStore, chain_id
 
-CONTENTS = "contents.json"
 #: missing ranges closer than this are fetched as one (the header frames between files are tiny)
 GAP = 64 << 10
 _O_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -326,6 +325,9 @@ def pull_layer(src: Any, store: LayoutStore, desc: Descriptor, diff_id: Digest, 
     existing = snapshots.get(chain_id(parent, diff_id))
     if existing is not None:
         return existing
+    cloned = snapshots.from_same_layer(diff_id, parent, desc.digest)  # the same layer on another parent
+    if cloned is not None:
+        return cloned
     lay = chunked_toc.layout(dict(desc.annotations), desc.size)
     root = Path(store.root) / "snapshots"
     root.mkdir(parents=True, exist_ok=True)

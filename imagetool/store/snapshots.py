@@ -18,6 +18,10 @@ and only a verified tree is renamed into place; a killed unpacker leaves a `.tmp
 directory that is never used and that gc removes; two unpackers racing on one layer both
 finish, the second rename loses and the winner's tree is used. Snapshot work holds the
 store's shared use-lock, so gc (which takes it exclusively) never deletes a tree in use.
+
+A tree depends only on its layer, not on the layers below: the same layer on another parent (the
+layers above a changed one keep their diff_ids but get new chain IDs) is cloned by hard links from
+a published snapshot of it (imagetool/store/clone.py), built and published like an unpacked one.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ if TYPE_CHECKING:
 SNAPSHOTS = "snapshots"
 TREE = "fs"
 INFO = "snapshot.json"
+#: a partial pull's index of a tree's file contents (imagetool/copy/partial.py), beside the tree
+CONTENTS = "contents.json"
 #: rootless: the id mapping the snapshots were unpacked with
 IDS = "idmap"
 #: threads of one process (a build's stages) check the mapping one at a time: two finding it stale at once
@@ -95,7 +101,8 @@ class SnapshotStore:
             parent: Digest | None = None
             for desc, diff_id in layers:
                 chain = chain_id(parent, diff_id)
-                tree = self.get(chain) or self._unpack(desc, diff_id, chain, parent)
+                tree = self.get(chain) or self._clone_same_layer(diff_id, chain, parent, desc.digest) \
+                    or self._unpack(desc, diff_id, chain, parent)
                 trees.append(tree)
                 parent = chain
         finally:
@@ -153,7 +160,58 @@ class SnapshotStore:
         finally:
             lock.release()
 
+    def from_same_layer(self, diff_id: Digest, parent: Digest | None, layer: Digest | None = None) -> Path | None:
+        """The snapshot of `diff_id` on `parent`, cloned by hard links from a published snapshot of the same
+        layer on another parent (a tree depends only on its layer); None when the store has none."""
+        lock = self.store.hold_shared()
+        try:
+            self._check_ids()
+            return self.get(chain_id(parent, diff_id)) \
+                or self._clone_same_layer(diff_id, chain_id(parent, diff_id), parent, layer)
+        finally:
+            lock.release()
+
     # -- internals
+
+    def _same_layer(self, diff_id: Digest, chain: Digest) -> list[Path]:
+        """Published trees of `diff_id` under other chains (snapshot.json says which layer each holds)."""
+        found: list[Path] = []
+        for other in self.chains():
+            if other == chain:
+                continue
+            tree = self.path(other)
+            try:
+                info = json.loads((tree.parent / INFO).read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(info, dict) and info.get("diffID") == str(diff_id) and tree.is_dir():
+                found.append(tree)
+        return found
+
+    def _clone_same_layer(self, diff_id: Digest, chain: Digest, parent: Digest | None,
+                          layer: Digest | None) -> Path | None:
+        """from_same_layer with the shared lock held. The clone is built in a temp dir and published like an
+        unpacked tree; a source that changes under the walk (gc'd, set aside) is skipped."""
+        from imagetool.store.clone import clone_tree
+
+        for source in self._same_layer(diff_id, chain):
+            tmp = self._temp()
+            try:
+                try:
+                    userns.call(clone_tree, str(source), str(tmp / TREE))
+                except OSError:
+                    remove_tree(tmp)
+                    continue
+                try:  # partial pulls' index of the tree's contents: the clone holds the same
+                    (tmp / CONTENTS).write_bytes((source.parent / CONTENTS).read_bytes())
+                except FileNotFoundError:
+                    pass
+                return self._publish(tmp, chain, diff_id, parent, layer)
+            except BaseException:
+                remove_tree(tmp)
+                raise
+        return None
+
 
     def _check_ids(self) -> None:
         """Rootless snapshots hold the host ids of one mapping. Ones unpacked under another (a changed

@@ -6,7 +6,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -167,6 +170,55 @@ def test_gc_of_either_snapshot_leaves_the_other_whole(tmp_path: Path) -> None:
     refs.remove_name(store, "two")
     collect(store)
     assert not second.exists() and listing(again) == want
+
+
+_SLOW_CLONER = """
+import os, sys, time
+from imagetool.store.layout import LayoutStore
+from imagetool.store.snapshots import SnapshotStore
+from tests.store.test_snapshot_clone import _image_layers
+real, count = os.link, [0]
+def link(*args, **kw):
+    real(*args, **kw)
+    count[0] += 1
+    if count[0] == 200:
+        print("mid-way", flush=True)
+        time.sleep(600)
+os.link = link
+SnapshotStore(LayoutStore.open(sys.argv[1])).prepare(_image_layers(sys.argv[1], "two"))
+"""
+
+
+def _image_layers(store_root: str, name: str) -> list[tuple[Descriptor, Digest]]:
+    store = LayoutStore.open(store_root)
+    manifest = parse_manifest(store.read_blob(refs.resolve(store, name).digest))
+    config = ImageConfig.parse(store.read_blob(manifest.config.digest))
+    return list(zip(manifest.layers, config.diff_ids, strict=True))
+
+
+def test_a_killed_cloner_leaves_only_a_temp_dir_gc_removes(tmp_path: Path) -> None:
+    big = tar_bytes({f"d{n // 500}/f{n}": os.urandom(64) for n in range(2000)}, mtime=MTIME)
+    one = _image(tmp_path / "s", "one", [A, big])
+    two = _image(tmp_path / "s", "two", [B, big])
+    store = LayoutStore.open(tmp_path / "s")
+    snaps = SnapshotStore(store)
+    snaps.prepare([two[0]])
+    first = snaps.prepare(one)[0]
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_CLONER, str(tmp_path / "s")], cwd=Path(__file__).parents[2],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "mid-way\n", proc.stderr
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    chain = chain_ids([d for _, d in two])[1]
+    assert snaps.get(chain) is None                                  # nothing half-made is usable
+    assert [n for n in os.listdir(snaps.root) if n.startswith(TEMP_PREFIX)]
+    second = snaps.prepare(two)[0]                                   # a later prepare clones again
+    assert _inodes(second) == _inodes(first) and len(_inodes(second)) == 2000
+    collect(store)                                                   # and gc clears the leftovers
+    assert not [n for n in os.listdir(snaps.root) if n.startswith(TEMP_PREFIX)]
+    assert snaps.get(chain) == second and listing(second) == listing(first)
 
 
 @pytest.fixture

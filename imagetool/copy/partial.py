@@ -57,6 +57,8 @@ class PullStats:
     requested_bytes: int = 0
     requests: int = 0
     reused_paths: list[str] = field(default_factory=list)
+    #: the store had the layer on another parent: its snapshot was cloned, nothing asked for
+    cloned: bool = False
 
 
 def possible(src: Any, dst: Any, desc: Descriptor) -> bool:
@@ -327,6 +329,7 @@ def pull_layer(src: Any, store: LayoutStore, desc: Descriptor, diff_id: Digest, 
         return existing
     cloned = snapshots.from_same_layer(diff_id, parent, desc.digest)  # the same layer on another parent
     if cloned is not None:
+        stats.cloned = True
         return cloned
     lay = chunked_toc.layout(dict(desc.annotations), desc.size)
     root = Path(store.root) / "snapshots"
@@ -406,5 +409,6 @@ def copy_layer(src: Any, dst: Any, desc: Descriptor, plan: Any, diff_id: Digest 
             task.finish("no ranges: whole blob" if isinstance(why, NoRanges) else "no tar-split: whole blob")
         return copy_blob(src, dst, desc, plan, progress=progress)
     if task:
-        task.finish(f"partial: {stats.fetched} of {stats.files} files fetched")
+        task.finish("in store on another parent: nothing fetched" if stats.cloned
+                    else f"partial: {stats.fetched} of {stats.files} files fetched")
     return CopiedBlob(desc)

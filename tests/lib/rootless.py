@@ -8,6 +8,7 @@ their /etc/subuid and /etc/subgid lines and their homes are removed when the ses
 from __future__ import annotations
 
 import os
+import secrets
 import pwd
 import shutil
 import subprocess
@@ -68,10 +69,17 @@ class RootlessUser:
         return self.run([str(PYTHON), "-m", "imagetool", *args], check=check, timeout=timeout, env=env, cwd=cwd)
 
     def mkdtemp(self, prefix: str = "t-") -> Path:
-        """A fresh directory the user owns, inside its home."""
-        path = Path(tempfile.mkdtemp(prefix=prefix, dir=self.home / "work"))
-        os.chown(path, self.uid, self.gid)
-        return path
+        """A fresh directory the user owns, inside its home, named with letters and digits only: peers parse
+        these paths inside image references (`FROM oci:PATH:TAG` in buildah bud), and a name ending in
+        mkdtemp's `_` was once refused there."""
+        while True:
+            path = self.home / "work" / f"{prefix}{secrets.token_hex(6)}"
+            try:
+                path.mkdir(mode=0o700)
+            except FileExistsError:
+                continue
+            os.chown(path, self.uid, self.gid)
+            return path
 
     def give(self, path: Path) -> None:
         """Hand `path` (a tree root made here) to the user."""

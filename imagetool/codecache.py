@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from imagetool.cachedir import user_cache
+
 #: a file past this many entries (sources of older versions piling up) starts over
 MAX_ENTRIES = 4000
 
@@ -30,10 +32,9 @@ _installed = [False]
 
 
 def cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     from importlib.util import MAGIC_NUMBER  # bytecode can change within a version's tag (a release candidate)
 
-    return Path(base) / "imagetool" / f"generated-code-{sys.implementation.cache_tag}-{MAGIC_NUMBER.hex()}"
+    return user_cache(f"generated-code-{sys.implementation.cache_tag}-{MAGIC_NUMBER.hex()}")
 
 
 def _read(path: Path) -> dict[tuple[str, str], Any]:

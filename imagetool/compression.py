@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 from typing import BinaryIO, cast
 
-from imagetool.digest import Readable, VerifyingReader, close_quietly
+from imagetool.digest import Readable, VerifyingReader, close_quietly, verifier_behind
 from imagetool.errors import LayoutError, Unsupported
 
 GZIP = "gzip"
@@ -73,8 +73,7 @@ class PeekReader(io.RawIOBase):
     @property
     def verifier(self) -> VerifyingReader | None:
         """The digest check of the wrapped stream, whose bytes this reader passes on unchanged (head first)."""
-        rest = self._rest
-        return rest if isinstance(rest, VerifyingReader) else getattr(rest, "verifier", None)
+        return verifier_behind(self._rest)
 
     def close(self) -> None:
         close_quietly(self._rest)

@@ -197,11 +197,17 @@ class VerifyingReader:
         close_quietly(self._raw)
 
 
-def verifier_of(stream: object, expected: Digest) -> VerifyingReader | None:
-    """The reader that already checks `stream`'s bytes against `expected`, so a writer need not hash them again:
-    the stream itself, or what a pass-through wrapper (compression.PeekReader) names as its `verifier`."""
+def verifier_behind(stream: object) -> VerifyingReader | None:
+    """The digest check whose bytes `stream` passes on unchanged: the stream itself, or what a pass-through
+    wrapper (compression.PeekReader, the copy's progress counter) names as its `verifier`."""
     found = stream if isinstance(stream, VerifyingReader) else getattr(stream, "verifier", None)
-    return found if isinstance(found, VerifyingReader) and found.expected == expected else None
+    return found if isinstance(found, VerifyingReader) else None
+
+
+def verifier_of(stream: object, expected: Digest) -> VerifyingReader | None:
+    """The reader that already checks `stream`'s bytes against `expected`, so a writer need not hash them again."""
+    found = verifier_behind(stream)
+    return found if found is not None and found.expected == expected else None
 
 
 def digest_stream(stream: BinaryIO, algorithm: str = "sha256") -> tuple[Digest, int]:

@@ -8,7 +8,7 @@ import time
 from typing import TextIO
 
 from imagetool.descriptor import Descriptor
-from imagetool.digest import Readable, VerifyingReader, close_quietly
+from imagetool.digest import Readable, VerifyingReader, close_quietly, verifier_behind
 
 
 def _size(n: float) -> str:
@@ -35,9 +35,9 @@ class _Counting:
         return True
 
     @property
-    def verifier(self) -> object:
+    def verifier(self) -> VerifyingReader | None:
         """The digest check of the counted stream (its bytes pass unchanged), for digest.verifier_of."""
-        return self._raw if isinstance(self._raw, VerifyingReader) else getattr(self._raw, "verifier", None)
+        return verifier_behind(self._raw)
 
     def close(self) -> None:
         close_quietly(self._raw)

@@ -87,8 +87,9 @@ def copy_single(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference
     plans = layer_plans(manifest.layers, [], dst.traits, options)
     # the config's diff_ids matter only to layers rewritten or zstd:chunked: a copy keeping every layer as it is
     # reads the config only as a blob to copy, and not at all when the destination has it (as skopeo does)
+    as_they_are = not any(p.rewrites for p in plans) and not any(_chunked(layer) for layer in manifest.layers)
     config = None
-    if any(p.rewrites for p in plans) or any(_chunked(layer) for layer in manifest.layers):
+    if not as_they_are:
         config = read_config(src, manifest)
         plans = layer_plans(manifest.layers, config.diff_ids if config else [], dst.traits, options)
     needs_oci = any(p.rewrites and p.compression in ("zstd", "zstd:chunked") for p in plans)
@@ -109,7 +110,7 @@ def copy_single(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference
     # -- step: layers, in a bounded pool (config first for destinations that need it)
     if dst.traits.needs_config_first:
         copy_blob(src, dst, manifest.config, kind="config", progress=progress, is_config=True)
-    if _all_held(dst, manifest, plans):
+    if as_they_are and _all_held(dst, manifest):
         # -- a destination known to hold every blob (a no-op copy, another tag): each is skipped here, no pool
         results = [_copy_layer(src, dst, layer, plan, None, None, progress)
                    for layer, plan in zip(manifest.layers, plans, strict=True)]
@@ -132,12 +133,10 @@ def copy_single(src: ImageSource, dst: ImageDestination, dst_ref: ImageReference
     return CopiedManifest(out.raw, out.media_type, config)
 
 
-def _all_held(dst: ImageDestination, manifest: Manifest, plans: list[BlobPlan]) -> bool:
-    """Whether the destination knows, without a request, that it holds every blob kept as it is."""
-    held = getattr(dst, "holds_blob", None)  # transports/docker.py: blobs its repository's manifests name
-    return held is not None and not any(p.rewrites for p in plans) and \
-        not any(_chunked(layer) for layer in manifest.layers) and \
-        all(held(desc) for desc in (*manifest.layers, manifest.config))
+def _all_held(dst: ImageDestination, manifest: Manifest) -> bool:
+    """Whether the destination knows, without a request, that it holds every blob of `manifest`."""
+    held = getattr(dst, "holds_blob", None)  # transports/docker.py: blobs this process saw in its repository
+    return held is not None and all(held(desc) for desc in (*manifest.layers, manifest.config))
 
 
 def _copy_in_pool(src: ImageSource, dst: ImageDestination, manifest: Manifest, config: ImageConfig | None,

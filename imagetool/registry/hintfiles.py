@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from imagetool.cachedir import user_cache
+
 
 class HintFiles:
     """One kind of hint: a directory of empty files, one per key (a host, a scheme and host)."""
@@ -20,8 +22,7 @@ class HintFiles:
         name = key.replace("/", "_")
         if not name or name.startswith("."):
             return None
-        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        return Path(base) / "imagetool" / self.kind / name
+        return user_cache(self.kind, name)
 
     def holds(self, key: str) -> bool:
         path = self._file(key)

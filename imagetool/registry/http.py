@@ -21,9 +21,11 @@ import threading
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 from imagetool.errors import RegistryError
+
+T = TypeVar("T")
 
 CERTS_D = ("/etc/containers/certs.d", "/etc/docker/certs.d")
 DOCKER_HUB = "docker.io"
@@ -216,25 +218,22 @@ class _Body:
         self._on_done: Callable[[bool], None] | None = done
 
     def read(self, n: int | None = None) -> bytes:
-        try:
-            data = self._resp.read() if n is None or n < 0 else self._resp.read(n)
-        except (http.client.HTTPException, OSError) as err:
-            self.close()
-            raise TransportError(short_reason(err)) from err
-        if self._resp.isclosed():
-            self._finish()
-        return data
+        return self._reading(self._resp.read) if n is None or n < 0 else self._reading(self._resp.read, n)
 
     def readinto(self, buf: memoryview) -> int:
         """read() into the caller's buffer (the socket fills it: no bytes object per read)."""
+        return self._reading(self._resp.readinto, buf)
+
+    def _reading(self, op: Callable[..., T], *args: Any) -> T:
+        """A read of the body: a transport failure closes it, the end hands the connection back."""
         try:
-            n = self._resp.readinto(buf)
+            result = op(*args)
         except (http.client.HTTPException, OSError) as err:
             self.close()
             raise TransportError(short_reason(err)) from err
         if self._resp.isclosed():
             self._finish()
-        return n
+        return result
 
     def _finish(self) -> None:
         on_done, self._on_done = self._on_done, None

@@ -18,20 +18,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from imagetool.cachedir import user_cache
+
 MAX_REPOS = 8
 MAX_DIGESTS = 20000
 
 
-_path_for: tuple[str | None, Path] | None = None
-
-
 def cache_path() -> Path:
-    global _path_for
-    env = os.environ.get("XDG_CACHE_HOME")
-    if _path_for is None or _path_for[0] != env:  # asked for by every copy: Path.home() once
-        base = env or str(Path.home() / ".cache")
-        _path_for = (env, Path(base) / "imagetool" / "blob-locations.json")
-    return _path_for[1]
+    return user_cache("blob-locations.json")
 
 
 class BlobLocations:

@@ -221,16 +221,15 @@ class LayoutStore:
                     # a stream that already verifies this digest (itself, or the stream it passes on) is
                     # not hashed a second time
                     verifier = verifier_of(stream, expected)
-                    reader: Readable = stream if verifier is not None else VerifyingReader(stream, expected, size)
-                    verifier = verifier or reader  # type: ignore[assignment]
-                    assert verifier is not None
-                    readinto = getattr(reader, "readinto", None)
+                    if verifier is None:
+                        stream = verifier = VerifyingReader(stream, expected, size)
+                    readinto = getattr(stream, "readinto", None)
                     if readinto is not None:
                         buf = memoryview(bytearray(CHUNK))  # one buffer read into: no bytes object per read
                         while n := readinto(buf):
                             out.write(buf[:n])
                     else:
-                        while chunk := reader.read(CHUNK):
+                        while chunk := stream.read(CHUNK):
                             out.write(chunk)
                     digest, written = expected, verifier.size
                     if not verifier.verified or (size is not None and size >= 0 and written != size):

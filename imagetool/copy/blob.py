@@ -46,6 +46,8 @@ _REWRITE_SLOTS = threading.BoundedSemaphore(max(1, len(os.sched_getaffinity(0)))
 
 @dataclass(frozen=True)
 class CopiedBlob:
+    """A blob at the destination: its descriptor there, its diff ID when known, whether it was already there."""
+
     desc: Descriptor
     diff_id: Digest | None = None
     reused: bool = False

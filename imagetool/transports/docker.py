@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, BinaryIO, Sequence
 
 from imagetool import media
 from imagetool.descriptor import Descriptor
-from imagetool.digest import Digest, Readable
-from imagetool.errors import InvalidReference, ManifestError, ManifestUnknown, RegistryError, UnsupportedManifest
+from imagetool.digest import Digest, Readable, close_quietly
+from imagetool.errors import (DigestMismatch, InvalidReference, ManifestError, ManifestUnknown, RegistryError,
+                              UnsupportedManifest)
 from imagetool.reference import DockerReference, policy_namespaces
 from imagetool.reference import parse as parse_reference
 from imagetool.registry import locations
@@ -118,18 +119,24 @@ class _Repository:
             return None
 
     def get_blob_bytes(self, digest: Digest, limit: int = 4 << 20) -> bytes:
-        """A small blob of this repository, read whole and verified."""
-        from imagetool.digest import VerifyingReader
-
-        reader = VerifyingReader(self.client.get_blob(self.repo, digest), digest)
+        """A small blob of this repository, read whole and verified (hashed at once, as Digest.of hashes a
+        manifest: a config needs no streaming hasher)."""
+        stream = self.client.get_blob(self.repo, digest)
+        chunks: list[bytes] = []
+        size = 0
         try:
-            data = reader.read(limit + 1)
-            if len(data) > limit:
-                raise RegistryError(f"blob {digest.short} is larger than {limit} bytes")
-            reader.drain()
-            return data
+            while chunk := stream.read(limit + 1 - size):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    raise RegistryError(f"blob {digest.short} is larger than {limit} bytes")
         finally:
-            reader.close()
+            close_quietly(stream)
+        data = b"".join(chunks)
+        actual = Digest.of(data, digest.algorithm)
+        if actual != digest:
+            raise DigestMismatch(digest, actual)
+        return data
 
 
 class DockerSource(_Repository, SourceBase):

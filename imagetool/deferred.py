@@ -2,11 +2,11 @@
 
 click, http.client and the stdlib import some modules at their top that a small command never uses:
 ssl (http.client's HTTPSConnection, a plain-HTTP registry never needs it), selectors (socket.sendfile),
-tokenize and linecache (inspect), ipaddress (urllib.parse), random and calendar (email.utils). A module
-named in DEFERRED is created on import but its code runs on first attribute access (Mercurial's
-demandimport does the same, importlib.util.LazyLoader is the mechanism): an import that is never used
-costs nothing, one that is used costs what it always did, one step later. `from X import Y` simply
-loads X.
+tokenize and linecache (inspect), ipaddress (urllib.parse), random and calendar (email.utils), copy
+(dataclasses), fnmatch (pathlib). A module named in DEFERRED is created on import but its code runs on
+first attribute access (Mercurial's demandimport does the same, importlib.util.LazyLoader is the
+mechanism): an import that is never used costs nothing, one that is used costs what it always did, one
+step later. `from X import Y` simply loads X.
 
 Only modules whose importers touch nothing of them at import time belong here (a deferred module touched
 at once saves nothing): tests/cli/test_small_imports.py checks that the small commands leave every one of
@@ -32,11 +32,11 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from importlib.abc import Loader
 
-#: stdlib modules imported at the top of click, http.client, socket, email, urllib.parse or inspect (and
-#: hashlib at the top of imagetool.digest) and used by none of the small commands (--help, inspect, a no-op or
-#: mount copy: their manifests are hashed by digest._one_shot)
+#: stdlib modules imported at the top of click, http.client, socket, email, urllib.parse, inspect, dataclasses
+#: (copy) or pathlib (fnmatch), and hashlib at the top of imagetool.digest, used by none of the small commands
+#: (--help, inspect, a no-op or mount copy: their manifests are hashed by digest._one_shot)
 DEFERRED = frozenset({"ssl", "selectors", "tokenize", "token", "linecache", "ipaddress", "random", "calendar",
-                      "hashlib"})
+                      "hashlib", "copy", "fnmatch"})
 
 
 class _Deferred(types.ModuleType):

@@ -22,7 +22,6 @@ from imagetool.errors import (DigestMismatch, InvalidReference, ManifestError, M
 from imagetool.reference import DockerReference, policy_namespaces
 from imagetool.reference import parse as parse_reference
 from imagetool.registry import locations
-from imagetool.transports import envelopes
 from imagetool.transports.base import (
     DestinationBase,
     DestinationTraits,
@@ -161,6 +160,8 @@ class DockerSource(_Repository, SourceBase):
             self.get_manifest()
         digest = instance or self._top_digest
         assert digest is not None
+        from imagetool.transports import envelopes  # signatures: copies read them, inspect does not
+
         return envelopes.registry_signatures(self, self.ref, digest, self.registries_d)
 
     def get_blob(self, desc: Descriptor) -> BinaryIO:
@@ -315,10 +316,14 @@ class DockerDestination(_Repository, DestinationBase):
         if instance is None and self._top is None:
             raise ManifestUnknown("signatures before the manifest was written")
         digest = instance or Digest.of(self._top[0])  # type: ignore[index]
+        from imagetool.transports import envelopes
+
         envelopes.registry_put_signatures(self, self.ref, digest, signatures, self.registries_d)
 
     def put_referrer_signatures(self, manifest: bytes, signatures: Sequence[bytes]) -> None:
         """Sigstore signatures stored as OCI 1.1 referrers of `manifest` (before commit, as the others)."""
+        from imagetool.transports import envelopes
+
         envelopes.store_referrer_signatures(self, manifest, signatures)
 
     def commit(self) -> None:

@@ -3,10 +3,10 @@
 click, http.client and the stdlib import some modules at their top that a small command never uses:
 ssl (http.client's HTTPSConnection, a plain-HTTP registry never needs it), selectors (socket.sendfile),
 tokenize and linecache (inspect), ipaddress (urllib.parse), random and calendar (email.utils), copy
-(dataclasses), fnmatch (pathlib). A module named in DEFERRED is created on import but its code runs on
-first attribute access (Mercurial's demandimport does the same, importlib.util.LazyLoader is the
-mechanism): an import that is never used costs nothing, one that is used costs what it always did, one
-step later. `from X import Y` simply loads X.
+(dataclasses), fnmatch and ntpath (pathlib, Windows paths). A module named in DEFERRED is created on
+import but its code runs on first attribute access (Mercurial's demandimport does the same,
+importlib.util.LazyLoader is the mechanism): an import that is never used costs nothing, one that is used
+costs what it always did, one step later. `from X import Y` simply loads X.
 
 Only modules whose importers touch nothing of them at import time belong here (a deferred module touched
 at once saves nothing): tests/cli/test_small_imports.py checks that the small commands leave every one of
@@ -33,10 +33,10 @@ if TYPE_CHECKING:
     from importlib.abc import Loader
 
 #: stdlib modules imported at the top of click, http.client, socket, email, urllib.parse, inspect, dataclasses
-#: (copy) or pathlib (fnmatch), and hashlib at the top of imagetool.digest, used by none of the small commands
+#: (copy) or pathlib (fnmatch, ntpath), and hashlib at the top of imagetool.digest, used by none of the small commands
 #: (--help, inspect, a no-op or mount copy: their manifests are hashed by digest._one_shot)
 DEFERRED = frozenset({"ssl", "selectors", "tokenize", "token", "linecache", "ipaddress", "random", "calendar",
-                      "hashlib", "copy", "fnmatch"})
+                      "hashlib", "copy", "fnmatch", "ntpath"})
 
 
 class _Deferred(types.ModuleType):
@@ -93,7 +93,8 @@ class _Loader(importlib.util.LazyLoader):
 
 class _Finder:
     """On sys.meta_path before the path finder: a deferred module's spec, found by the finders after it,
-    gets _Loader (source modules only: an extension module's creation is its load)."""
+    gets _Loader (Python modules only, from source, bytecode or frozen: an extension module's creation is its
+    load)."""
 
     def __init__(self, names: frozenset[str]) -> None:
         self.names = names
@@ -110,7 +111,9 @@ class _Finder:
                 break
         else:
             return None
-        if not isinstance(spec.loader, importlib.machinery.SourceFileLoader | importlib.machinery.SourcelessFileLoader):
+        machinery = importlib.machinery
+        if not (isinstance(spec.loader, machinery.SourceFileLoader | machinery.SourcelessFileLoader)
+                or spec.loader is machinery.FrozenImporter):
             return spec
         spec.loader = _Loader(spec.loader)
         return spec

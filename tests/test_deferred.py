@@ -117,10 +117,27 @@ print(type(sys.modules["ssl"]).__name__, any(isinstance(f, deferred._Finder) for
 
 
 def test_the_deferred_modules_are_pure_python_stdlib_modules() -> None:
-    """An extension module cannot be deferred (its creation is its load): each name must be a source module."""
+    """An extension module cannot be deferred (its creation is its load): each name must be a source or frozen
+    module."""
     import importlib.machinery
     import importlib.util
 
     for name in deferred.DEFERRED:
         spec = importlib.util.find_spec(name)
-        assert spec is not None and isinstance(spec.loader, importlib.machinery.SourceFileLoader), name
+        assert spec is not None, name
+        assert (isinstance(spec.loader, importlib.machinery.SourceFileLoader)
+                or spec.loader is importlib.machinery.FrozenImporter), name
+
+
+def test_a_frozen_module_is_deferred_and_loads_whole() -> None:
+    """ntpath is frozen into the interpreter: pathlib imports it, Windows paths use it."""
+    out = python("""
+import sys
+from imagetool import deferred
+deferred.install(frozenset({"ntpath"}))
+import pathlib
+print(deferred.is_deferred("ntpath"), pathlib.PurePosixPath("/a/b").name)
+print(str(pathlib.PureWindowsPath("c:/x") / "y"), sys.modules["ntpath"].join("a", "b"))
+print(deferred.is_deferred("ntpath"), type(sys.modules["ntpath"]).__name__)
+""")
+    assert out.splitlines() == ["True b", "c:\\x\\y a\\b", "False module"]

@@ -3,7 +3,8 @@
 click, http.client and the stdlib import some modules at their top that a small command never uses:
 ssl (http.client's HTTPSConnection, a plain-HTTP registry never needs it), selectors (socket.sendfile),
 tokenize and linecache (inspect), ipaddress (urllib.parse), random and calendar (email.utils), copy
-(dataclasses), fnmatch and ntpath (pathlib, Windows paths). A module named in DEFERRED is created on
+(dataclasses), fnmatch and ntpath (pathlib, Windows paths), email's header encoding (http.client's
+parsing of ASCII headers never calls it). A module named in DEFERRED is created on
 import but its code runs on first attribute access (Mercurial's demandimport does the same,
 importlib.util.LazyLoader is the mechanism): an import that is never used costs nothing, one that is used
 costs what it always did, one step later. `from X import Y` simply loads X.
@@ -36,7 +37,9 @@ if TYPE_CHECKING:
 #: (copy) or pathlib (fnmatch, ntpath), and hashlib at the top of imagetool.digest, used by none of the small commands
 #: (--help, inspect, a no-op or mount copy: their manifests are hashed by digest._one_shot)
 DEFERRED = frozenset({"ssl", "selectors", "tokenize", "token", "linecache", "ipaddress", "random", "calendar",
-                      "hashlib", "copy", "fnmatch", "ntpath"})
+                      "hashlib", "copy", "fnmatch", "ntpath",
+                      # http.client's response headers are ASCII: email's encoded-word machinery stays unused
+                      "email.header", "email.quoprimime", "email.base64mime", "email.errors"})
 
 
 class _Deferred(types.ModuleType):

@@ -141,3 +141,31 @@ print(str(pathlib.PureWindowsPath("c:/x") / "y"), sys.modules["ntpath"].join("a"
 print(deferred.is_deferred("ntpath"), type(sys.modules["ntpath"]).__name__)
 """)
     assert out.splitlines() == ["True b", "c:\\x\\y a\\b", "False module"]
+
+
+def test_deferred_email_submodules_load_when_a_header_needs_them() -> None:
+    """http.client parses ASCII headers without email.header and its encoders; a header that is not ASCII, or
+    an encoded word, loads them and reads as it always did."""
+    code = """
+import email, http.client, io
+from email.header import decode_header, make_header
+plain = http.client.parse_headers(io.BytesIO(b"Content-Type: text/plain\\r\\nX-A: b\\r\\n\\r\\n"))
+print(plain["X-A"], plain.get_content_type())
+{probe}
+latin = http.client.parse_headers(io.BytesIO(b"X-B: caf\\xe9\\r\\n\\r\\n"))
+print(repr(str(latin["X-B"])))
+m = email.message_from_string("Subject: =?utf-8?q?caf=C3=A9?= =?utf-8?b?w6k=?=\\n\\nbody")
+print(str(make_header(decode_header(m["Subject"]))))
+"""
+    names = frozenset({"email.header", "email.quoprimime", "email.base64mime", "email.errors"})
+    deferred_out = python("import sys\nfrom imagetool import deferred\n"
+                          f"deferred.install(frozenset({sorted(names)!r}))\n"
+                          + code.replace("{probe}", "print(sorted(n for n in deferred.DEFERRED | "
+                                                    f"{set(names)!r} if deferred.is_deferred(n)))"))
+    plain_out = python(code.replace("{probe}", "print()"))
+    lines = deferred_out.splitlines()
+    # `from email.header import ...` loaded email.header (which uses errors and quoprimime at once); base64mime
+    # waits for an encoded word
+    assert lines[1] == "['email.base64mime']", deferred_out
+    assert lines[2:] == ["'café'", "caféé"]
+    assert lines == plain_out.splitlines()[:1] + lines[1:2] + plain_out.splitlines()[2:]

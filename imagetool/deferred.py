@@ -4,7 +4,8 @@ click, http.client and the stdlib import some modules at their top that a small 
 ssl (http.client's HTTPSConnection, a plain-HTTP registry never needs it), selectors (socket.sendfile),
 tokenize and linecache (inspect), ipaddress (urllib.parse), random and calendar (email.utils), copy
 (dataclasses), fnmatch and ntpath (pathlib, Windows paths), email's header encoding (http.client's
-parsing of ASCII headers never calls it). A module named in DEFERRED is created on
+parsing of ASCII headers never calls it), struct (base64's Ascii85), traceback (logging's, until an error
+is logged). A module named in DEFERRED is created on
 import but its code runs on first attribute access (Mercurial's demandimport does the same,
 importlib.util.LazyLoader is the mechanism): an import that is never used costs nothing, one that is used
 costs what it always did, one step later. `from X import Y` simply loads X.
@@ -34,10 +35,11 @@ if TYPE_CHECKING:
     from importlib.abc import Loader
 
 #: stdlib modules imported at the top of click, http.client, socket, email, urllib.parse, inspect, dataclasses
-#: (copy) or pathlib (fnmatch, ntpath), and hashlib at the top of imagetool.digest, used by none of the small commands
+#: (copy), pathlib (fnmatch, ntpath), base64 (struct) or logging (traceback, the thread pool's), and hashlib at
+#: the top of imagetool.digest, used by none of the small commands
 #: (--help, inspect, a no-op or mount copy: their manifests are hashed by digest._one_shot)
 DEFERRED = frozenset({"ssl", "selectors", "tokenize", "token", "linecache", "ipaddress", "random", "calendar",
-                      "hashlib", "copy", "fnmatch", "ntpath",
+                      "hashlib", "copy", "fnmatch", "ntpath", "struct", "traceback",
                       # http.client's response headers are ASCII: email's encoded-word machinery stays unused
                       "email.header", "email.quoprimime", "email.base64mime", "email.errors"})
 

@@ -102,7 +102,8 @@ def test_inspect_and_a_no_op_copy_against_a_registry_load_no_heavy_module(plain_
 @pytest.mark.usefixtures("registry_env")
 def test_small_commands_leave_the_deferred_modules_unloaded(plain_registry: Registry, tmp_path: Path) -> None:
     """ssl (plain HTTP), selectors, tokenize/linecache (click's inspect), random and calendar (email.utils),
-    ipaddress (urllib.parse): imported by what the commands use, run by none of them."""
+    ipaddress (urllib.parse), hashlib, email's header encoders, ...: imported by what the commands use, run by
+    none of them."""
     random_image(tmp_path / "img", "v1", n_layers=2, size=1000)
     ref = plain_registry.ref("small-imports/deferred:v1")
     imagetool("copy", "-q", "--dest-tls-verify=false", f"oci:{tmp_path}/img:v1", ref)
@@ -110,7 +111,8 @@ def test_small_commands_leave_the_deferred_modules_unloaded(plain_registry: Regi
     assert deferred_loaded("--help") == []
     assert deferred_loaded("inspect", "--tls-verify=false", ref) == []
     assert deferred_loaded("copy", "-q", *flags, ref, ref) == []
-    assert deferred_loaded("copy", "-q", *flags, ref, plain_registry.ref("small-imports/mounted:v1")) == []
+    # the mount copy's thread pool tunes malloc through ctypes, which uses struct
+    assert deferred_loaded("copy", "-q", *flags, ref, plain_registry.ref("small-imports/mounted:v1")) == ["struct"]
     # the mount copy wrote its blob locations without the tempfile module (and its random); no blob moved, so
     # no compressor loaded either
     names = imported("copy", "-q", *flags, ref, plain_registry.ref("small-imports/mounted2:v1"))

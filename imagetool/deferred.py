@@ -117,8 +117,9 @@ class _Finder:
         else:
             return None
         machinery = importlib.machinery
-        if not (isinstance(spec.loader, machinery.SourceFileLoader | machinery.SourcelessFileLoader)
-                or spec.loader is machinery.FrozenImporter):
+        loader: object = spec.loader  # FrozenImporter is used as a class, not an instance
+        if spec.loader is None or not (isinstance(loader, machinery.SourceFileLoader | machinery.SourcelessFileLoader)
+                                       or loader is machinery.FrozenImporter):
             return spec
         spec.loader = _Loader(spec.loader)
         return spec

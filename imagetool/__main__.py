@@ -11,6 +11,9 @@ import gc
 def main() -> None:
     held = gc.isenabled()
     gc.disable()
+    from imagetool import deferred
+
+    deferred.install()
     from imagetool.cli import entry
 
     entry.run(gc_held=held)

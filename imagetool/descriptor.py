@@ -15,6 +15,8 @@ ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 
 @dataclass(frozen=True)
 class Platform:
+    """The platform an image of an index runs on (GOARCH, GOOS and their refinements)."""
+
     architecture: str
     os: str
     variant: str = ""
@@ -137,6 +139,8 @@ def annotations_of(doc: Mapping[str, Any], what: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Descriptor:
+    """An OCI content descriptor: what a manifest or an index says of a blob it points to."""
+
     media_type: str
     digest: Digest
     size: int

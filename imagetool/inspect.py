@@ -8,7 +8,7 @@ from typing import Any, Callable
 from imagetool.copy.instances import choose_instance, get_instance, read_config
 from imagetool.digest import Digest
 from imagetool.errors import ManifestError, NotFound
-from imagetool.gotemplate import NIL_MAP, NIL_POINTER, NIL_SLICE, GoTime, Struct
+from imagetool.govalues import NIL_MAP, NIL_POINTER, NIL_SLICE, GoTime, Struct
 from imagetool.manifest import Index, Manifest, parse, parse_manifest
 from imagetool.transports.base import ImageReference, ImageSource, SystemContext
 

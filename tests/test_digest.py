@@ -107,3 +107,37 @@ def test_digesting_writer_counts_and_hashes() -> None:
     w.write(DATA[:10])
     w.write(DATA[10:])
     assert w.size == len(DATA) and w.digest() == Digest.of(DATA) and sink.getvalue() == DATA
+
+
+def test_trailing_newline_after_the_hex_is_refused() -> None:
+    with pytest.raises(InvalidDigest):
+        Digest.parse("sha256:" + "a" * 63 + "\n")
+
+
+def test_one_shot_digests_without_openssl_loaded_match_hashlib() -> None:
+    """The command line hashes small documents with the interpreter's own sha256 while hashlib is deferred
+    (digest._one_shot): every size up to and past the limit gives hashlib's digest, and only the big one (or
+    another algorithm) loads OpenSSL's backend."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from imagetool.digest import SMALL
+
+    code = """
+import sys
+from imagetool import deferred
+deferred.install()
+from imagetool.digest import SMALL, Digest
+for n in (0, 1, 4096, SMALL):
+    print(Digest.of(bytes(range(256)) * (n // 256) + b"x" * (n % 256)).hex)
+print("_hashlib" in sys.modules)
+print(Digest.of(b"x" * (SMALL + 1)).hex)
+print("_hashlib" in sys.modules)
+"""
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
+                         timeout=60).stdout.split()
+    want = [hashlib.sha256(bytes(range(256)) * (n // 256) + b"x" * (n % 256)).hexdigest()
+            for n in (0, 1, 4096, SMALL)]
+    assert out == [*want, "False", hashlib.sha256(b"x" * (SMALL + 1)).hexdigest(), "True"]

@@ -3,9 +3,9 @@
 Ranks, lowest first. A module may import its own area, any area of a lower rank, and an area of its own
 rank only where SAME_RANK says so:
 
-    0  core: errors digest media descriptor manifest reference compression gojson gotemplate goduration
-       memory tmpdirs userns outputs pathresolve codecache cachedir (one-module areas that import one another freely;
-       errors imports nothing)
+    0  core: errors digest media descriptor manifest reference compression gojson gotemplate govalues goduration
+       memory tmpdirs userns outputs pathresolve codecache cachedir deferred (one-module areas that import one another
+       freely; errors imports nothing)
     1  layer store registry runtime   (store -> layer, runtime -> store; runtime never imports registry)
     2  transports
     3  signature
@@ -35,7 +35,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "imagetool"
 #: userns: the store's user namespace (unpack, diff, removal rootless), used by layer, store and runtime alike
 CORE = {"errors", "digest", "media", "descriptor", "manifest", "reference", "compression", "gojson", "gotemplate",
         "goduration", "memory", "tmpdirs", "userns", "outputs", "pgzip", "parallel_compress", "pathresolve",
-        "codecache", "cachedir"}
+        "codecache", "cachedir", "deferred", "govalues"}
 RANK = {**{name: 0 for name in CORE}, "layer": 1, "store": 1, "registry": 1, "runtime": 1, "transports": 2,
         "signature": 3, "copy": 4, "inspect": 4, "pull": 4, "manifest_lists": 4, "sync": 4,
         "local_images": 4, "build": 5, "cli": 6}

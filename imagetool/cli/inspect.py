@@ -26,7 +26,6 @@ def inspect(ctx: click.Context, image: str, raw: bool, config: bool, format_: st
             referrers: bool, artifact_type: str | None, **flags: Any) -> None:
     """Show IMAGE's digest, tags, layers and configuration (skopeo inspect's fields)."""
     from imagetool import inspect as lib
-    from imagetool.gotemplate import render
     from imagetool.transports import parse_image_name
 
     ref = parse_image_name(image)
@@ -56,6 +55,13 @@ def inspect(ctx: click.Context, image: str, raw: bool, config: bool, format_: st
         return
     info = lib.inspect_image(ref, sysctx, tags=not no_tags)
     click.echo(render(format_, lib.template_view(info)) if format_ else lib.pretty(info))
+
+
+def render(template: str, data: Any) -> str:
+    """--format's Go template (the engine loads only when one is given)."""
+    from imagetool.gotemplate import render as go_render
+
+    return go_render(template, data)
 
 
 @click.command("manifest-digest")

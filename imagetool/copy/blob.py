@@ -12,12 +12,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import BinaryIO, Callable
 
-from imagetool import compression, media
+from imagetool import media
 from imagetool.copy.progress import Progress
 from imagetool.descriptor import Descriptor
 from imagetool.digest import CHUNK, Digest, DigestingReader, Readable, VerifyingReader
 from imagetool.errors import DigestMismatch
-from imagetool.layer import chunked
 from imagetool.transports.base import ImageDestination, ImageSource
 
 PRESERVE = "preserve"
@@ -46,6 +45,8 @@ _REWRITE_SLOTS = threading.BoundedSemaphore(max(1, len(os.sched_getaffinity(0)))
 
 @dataclass(frozen=True)
 class CopiedBlob:
+    """A blob at the destination: its descriptor there, its diff ID when known, whether it was already there."""
+
     desc: Descriptor
     diff_id: Digest | None = None
     reused: bool = False
@@ -203,7 +204,10 @@ def _copy_blob(src: ImageSource, dst: ImageDestination, desc: Descriptor, plan: 
         if task:
             task.finish("skipped: already exists")
         return CopiedBlob(desc, reused=True)
-    # -- step: read and verify against the source descriptor
+    # -- step: read and verify against the source descriptor (the compressors load with the first blob that
+    # moves: a copy whose blobs are all at the destination already needs none)
+    from imagetool import compression
+
     raw = src.get_blob(desc)
     try:
         verified = VerifyingReader(raw, desc.digest, desc.size)
@@ -233,6 +237,9 @@ def _claims_compression(desc: Descriptor, dst: ImageDestination) -> bool:
 
 
 def _rewrite(dst: ImageDestination, desc: Descriptor, stream: Readable, plan: BlobPlan) -> CopiedBlob:
+    from imagetool import compression
+    from imagetool.layer import chunked
+
     # -- step: decompress and hash the uncompressed bytes (the diff_id)
     algorithm, sniffed = compression.sniff(stream)
     if algorithm is None and desc.digest.algorithm == "sha256":

@@ -10,7 +10,6 @@ from imagetool.copy.options import CopyOptions
 from imagetool.descriptor import Descriptor
 from imagetool.digest import Digest
 from imagetool.errors import UnsupportedManifest
-from imagetool.layer import chunked
 from imagetool.transports.base import DestinationTraits
 
 _FORMAT_TYPES = {"oci": (media.OCI_MANIFEST, media.OCI_INDEX), "v2s2": (media.DOCKER_MANIFEST,
@@ -43,6 +42,14 @@ def choose_type(src_type: str, traits: DestinationTraits, requested: str | None,
     raise UnsupportedManifest(f"the destination cannot store {src_type} nor any equivalent")
 
 
+def _already(compression: str, layer: Descriptor) -> bool:
+    """zstd:chunked is asked for and the zstd layer is zstd:chunked already (the chunked module loads only for a
+    copy that asks for a compression)."""
+    from imagetool.layer import chunked
+
+    return compression == chunked.NAME and chunked.is_chunked(layer.annotations)
+
+
 def layer_plans(layers: Sequence[Descriptor], diff_ids: Sequence[Digest], traits: DestinationTraits,
                 options: CopyOptions) -> list[BlobPlan]:
     """Keep each layer's bytes unless the destination or the user asks for other compression."""
@@ -54,7 +61,7 @@ def layer_plans(layers: Sequence[Descriptor], diff_ids: Sequence[Digest], traits
             plans.append(KEEP)  # artifacts and unknown blobs travel as they are
         elif traits.layer_compression == "decompress" or options.decompress:
             plans.append(BlobPlan("rewrite", None, None, diff_id) if current else KEEP)
-        elif options.compression == chunked.NAME and current == "zstd" and chunked.is_chunked(layer.annotations):
+        elif options.compression and current == "zstd" and _already(options.compression, layer):
             plans.append(KEEP)  # already zstd:chunked
         elif options.compression and options.compression != current:
             plans.append(BlobPlan("rewrite", options.compression, options.compression_level, diff_id))

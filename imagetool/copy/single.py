@@ -23,6 +23,8 @@ from imagetool.transports.base import ImageDestination, ImageReference, ImageSou
 
 @dataclass(frozen=True)
 class CopiedManifest:
+    """The manifest a copy wrote, as written, with the image config it names."""
+
     raw: bytes
     media_type: str
     config: ImageConfig | None = None

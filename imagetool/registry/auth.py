@@ -24,12 +24,15 @@ from imagetool.registry.errors import Unauthorized, error_from_response
 from imagetool.registry.http import TIMEOUT, Session, TransportError
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_PARAM = re.compile(rf'\s*({_TOKEN})\s*=\s*("(?:[^"\\]|\\.)*"|{_TOKEN})\s*,?')
-_SCHEME = re.compile(rf"\s*,?\s*({_TOKEN})(?:\s+|$)")
+#: compiled at the first challenge (re keeps them): a registry known to be open never sends one
+_PARAM = rf'\s*({_TOKEN})\s*=\s*("(?:[^"\\]|\\.)*"|{_TOKEN})\s*,?'
+_SCHEME = rf"\s*,?\s*({_TOKEN})(?:\s+|$)"
 
 
 @dataclass
 class Challenge:
+    """One scheme of a WWW-Authenticate header, with its parameters."""
+
     scheme: str                       # lower case: "basic", "bearer"
     params: dict[str, str] = field(default_factory=dict)
 
@@ -37,15 +40,16 @@ class Challenge:
 def parse_challenges(header: str) -> list[Challenge]:
     """`Bearer realm="r",service="s",scope="a b", Basic realm="x"` -> challenges in order."""
     out: list[Challenge] = []
+    scheme_re, param_re = re.compile(_SCHEME), re.compile(_PARAM)
     pos = 0
     while pos < len(header):
-        m = _SCHEME.match(header, pos)
+        m = scheme_re.match(header, pos)
         if not m:
             break
         chal = Challenge(m.group(1).lower())
         pos = m.end()
         while pos < len(header):
-            p = _PARAM.match(header, pos)
+            p = param_re.match(header, pos)
             if not p:
                 break
             value = p.group(2)
@@ -68,6 +72,8 @@ def pick_challenge(header: str | None) -> Challenge | None:
 
 @dataclass
 class _Token:
+    """A bearer token, the scopes it was granted for and when it expires (time.monotonic())."""
+
     value: str
     scopes: frozenset[str]
     expires: float

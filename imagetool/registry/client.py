@@ -7,7 +7,6 @@ followed by hand so credentials never reach another host, and typed errors.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
 import urllib.parse
@@ -35,7 +34,7 @@ from imagetool.registry.retry import RetryPolicy
 
 MANIFEST_ACCEPT = ", ".join(media.ACCEPT)
 MAX_MANIFEST = 4 << 20
-_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+_LINK_NEXT = r'<([^>]+)>\s*;\s*rel="?next"?'  # compiled when a listing pages (re keeps it)
 
 
 @dataclass(frozen=True)
@@ -320,7 +319,7 @@ class Client:
             resp.close()
         if ref.startswith("sha256:") or ref.startswith("sha512:"):
             want = Digest.parse(ref)
-            got = Digest(want.algorithm, hashlib.new(want.algorithm, raw).hexdigest())
+            got = Digest.of(raw, want.algorithm)
             if got != want:
                 raise DigestMismatch(want, got)
         mt = resp.headers.get("Content-Type", "").split(";")[0].strip()
@@ -448,7 +447,7 @@ class Client:
             for item in doc.get(key) or []:
                 yield str(item)
             seen += 1
-            link = _LINK_NEXT.search(resp.headers.get("Link", ""))
+            link = re.search(_LINK_NEXT, resp.headers.get("Link", ""))
             next_path = urllib.parse.urljoin(resp.url, link.group(1)) if link else None
             params = None
             if seen > 100000:

@@ -147,8 +147,8 @@ def _transport_error(err: BaseException, netloc: str, timeout: tuple[float, floa
 class _Pool:
     """Idle keep-alive connections per (scheme, host:port); a connection is reused only once drained."""
 
-    def __init__(self, ctx: ssl.SSLContext, proxy: str | None) -> None:
-        self.ctx = ctx
+    def __init__(self, context: Callable[[], ssl.SSLContext], proxy: str | None) -> None:
+        self.context = context
         self.proxy = urllib.parse.urlsplit(proxy) if proxy else None
         self._idle: dict[tuple[str, str], list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
@@ -175,12 +175,12 @@ class _Pool:
         conn: http.client.HTTPConnection
         proxy = self.proxy.netloc.rpartition("@")[2] if self.proxy is not None else ""
         if proxy and scheme == "https":  # a CONNECT tunnel through the proxy
-            conn = http.client.HTTPSConnection(proxy, timeout=timeout[0], context=self.ctx)
+            conn = http.client.HTTPSConnection(proxy, timeout=timeout[0], context=self.context())
             conn.set_tunnel(netloc)
         elif proxy:  # plain HTTP: the proxy is asked for the absolute URL
             conn = http.client.HTTPConnection(proxy, timeout=timeout[0])
         elif scheme == "https":
-            conn = http.client.HTTPSConnection(netloc, timeout=timeout[0], context=self.ctx)
+            conn = http.client.HTTPSConnection(netloc, timeout=timeout[0], context=self.context())
         else:
             conn = http.client.HTTPConnection(netloc, timeout=timeout[0])
         conn._create_connection = _create_connection  # type: ignore[attr-defined]
@@ -289,17 +289,32 @@ class Response:
 
 
 class Session:
-    """One connection pool for a registry host: TLS settings fixed, no redirects or retries of its own."""
+    """One connection pool for a registry host: TLS settings fixed, no redirects or retries of its own.
+
+    The TLS context is made at the first HTTPS connection: a plain-HTTP registry never loads ssl (the command
+    line defers its import, imagetool/deferred.py)."""
 
     def __init__(self, tls: TLSConfig, user_agent: str, host: str) -> None:
-        ctx = _context(tls, host)
-        if tls.cert:
-            try:
-                ctx.load_cert_chain(tls.cert[0], tls.cert[1])
-            except (ssl.SSLError, OSError) as err:
-                raise RegistryError(f"loading client certificate {tls.cert[0]}: {short_reason(err)}") from err
-        self.pool = _Pool(ctx, _proxy_for(host))
+        self.tls = tls
+        self.host = host
+        self._ctx: ssl.SSLContext | None = None
+        self._ctx_lock = threading.Lock()
+        self.pool = _Pool(self.context, _proxy_for(host))
         self.user_agent = user_agent
+
+    def context(self) -> ssl.SSLContext:
+        """The TLS context: the CAs and the client pair of `tls`, loaded once."""
+        with self._ctx_lock:
+            if self._ctx is None:
+                ctx = _context(self.tls, self.host)
+                if self.tls.cert:
+                    try:
+                        ctx.load_cert_chain(self.tls.cert[0], self.tls.cert[1])
+                    except (ssl.SSLError, OSError) as err:
+                        raise RegistryError(f"loading client certificate {self.tls.cert[0]}: "
+                                            f"{short_reason(err)}") from err
+                self._ctx = ctx
+            return self._ctx
 
     def request(self, method: str, url: str, *, headers: Mapping[str, str] | None = None, data: Any = None,
                 stream: bool = False, params: Mapping[str, str] | None = None,

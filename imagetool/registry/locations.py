@@ -87,8 +87,9 @@ class BlobLocations:
             if not self._added or self._holds:
                 return
             added, self._added = self._added, []
-        import tempfile
-
+        # the writer holds the lock file: a name of its own beside the file is enough (no tempfile module,
+        # whose import costs a small copy more than this save)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(str(self.path) + ".lock", "a") as lock:
@@ -100,12 +101,16 @@ class BlobLocations:
                     if len(data[host]) > MAX_DIGESTS:
                         keep = list(data[host].items())[-MAX_DIGESTS:]
                         data[host] = dict(keep)
-                fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".blob-locations-")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
                     f.write(json.dumps(data))  # json.dump encodes in Python, dumps in C
                 os.replace(tmp, self.path)
         except OSError:
-            pass  # a cache: failing to write it must not fail a copy
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            # a cache: failing to write it must not fail a copy
 
 
 _shared: BlobLocations | None = None

@@ -77,6 +77,8 @@ def _section(doc: dict[str, Any], where: str) -> _Section:
 
 @dataclass
 class RegistriesD:
+    """registries.d: where signatures of each scope are read and written (lookaside URLs, sigstore attachments)."""
+
     default: _Section | None
     scopes: dict[str, _Section]
 

@@ -24,6 +24,8 @@ COSIGN_TYPE = "cosign container image signature"
 
 @dataclass(frozen=True)
 class Payload:
+    """A simple-signing payload: the identity and manifest digest a signature vouches for."""
+
     docker_reference: str
     manifest_digest: Digest
     type: str

@@ -29,33 +29,45 @@ class PolicyError(PolicyRejected):
 
 @dataclass(frozen=True)
 class MatchRepoDigestOrExact:
+    """signedIdentity: the signed reference names the image's repository and, for a tag, the same tag."""
+
     kind = "matchRepoDigestOrExact"
 
 
 @dataclass(frozen=True)
 class MatchRepository:
+    """signedIdentity: the signed reference names the image's repository, whatever its tag or digest."""
+
     kind = "matchRepository"
 
 
 @dataclass(frozen=True)
 class MatchExact:
+    """signedIdentity: the signed reference is the image's reference exactly."""
+
     kind = "matchExact"
 
 
 @dataclass(frozen=True)
 class ExactReference:
+    """signedIdentity: the signed reference is this one reference."""
+
     reference: DockerReference
     kind = "exactReference"
 
 
 @dataclass(frozen=True)
 class ExactRepository:
+    """signedIdentity: the signed reference is in this one repository."""
+
     repository: DockerReference
     kind = "exactRepository"
 
 
 @dataclass(frozen=True)
 class RemapIdentity:
+    """signedIdentity: matchRepoDigestOrExact after `prefix` in the image's reference becomes `signed_prefix`."""
+
     prefix: str
     signed_prefix: str
     kind = "remapIdentity"
@@ -69,11 +81,15 @@ Identity = MatchRepoDigestOrExact | MatchRepository | MatchExact | ExactReferenc
 
 @dataclass(frozen=True)
 class InsecureAcceptAnything:
+    """A requirement every image meets."""
+
     kind = "insecureAcceptAnything"
 
 
 @dataclass(frozen=True)
 class Reject:
+    """A requirement no image meets."""
+
     kind = "reject"
 
 
@@ -124,6 +140,8 @@ Requirement = InsecureAcceptAnything | Reject | SignedBy | SigstoreSigned
 
 @dataclass
 class Policy:
+    """A policy.json: the default requirements, and those of each transport's scopes."""
+
     default: list[Requirement]
     transports: dict[str, dict[str, list[Requirement]]] = field(default_factory=dict)
     path: str = ""

@@ -61,6 +61,8 @@ class SystemContext:
 
 @dataclass(frozen=True)
 class DestinationTraits:
+    """What a destination can store, so a copy converts (manifest types, layer compression) only when needed."""
+
     #: manifest media types the destination can store, preferred first; empty means any
     manifest_types: tuple[str, ...] = ()
     #: "preserve", "compress" or "decompress": what the destination wants layers as

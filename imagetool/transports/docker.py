@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, BinaryIO, Sequence
 
 from imagetool import media
 from imagetool.descriptor import Descriptor
-from imagetool.digest import Digest, Readable
-from imagetool.errors import InvalidReference, ManifestError, ManifestUnknown, RegistryError, UnsupportedManifest
+from imagetool.digest import Digest, Readable, close_quietly
+from imagetool.errors import (DigestMismatch, InvalidReference, ManifestError, ManifestUnknown, RegistryError,
+                              UnsupportedManifest)
 from imagetool.reference import DockerReference, policy_namespaces
 from imagetool.reference import parse as parse_reference
 from imagetool.registry import locations
-from imagetool.transports import envelopes
 from imagetool.transports.base import (
     DestinationBase,
     DestinationTraits,
@@ -118,18 +118,24 @@ class _Repository:
             return None
 
     def get_blob_bytes(self, digest: Digest, limit: int = 4 << 20) -> bytes:
-        """A small blob of this repository, read whole and verified."""
-        from imagetool.digest import VerifyingReader
-
-        reader = VerifyingReader(self.client.get_blob(self.repo, digest), digest)
+        """A small blob of this repository, read whole and verified (hashed at once, as Digest.of hashes a
+        manifest: a config needs no streaming hasher)."""
+        stream = self.client.get_blob(self.repo, digest)
+        chunks: list[bytes] = []
+        size = 0
         try:
-            data = reader.read(limit + 1)
-            if len(data) > limit:
-                raise RegistryError(f"blob {digest.short} is larger than {limit} bytes")
-            reader.drain()
-            return data
+            while chunk := stream.read(limit + 1 - size):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    raise RegistryError(f"blob {digest.short} is larger than {limit} bytes")
         finally:
-            reader.close()
+            close_quietly(stream)
+        data = b"".join(chunks)
+        actual = Digest.of(data, digest.algorithm)
+        if actual != digest:
+            raise DigestMismatch(digest, actual)
+        return data
 
 
 class DockerSource(_Repository, SourceBase):
@@ -154,6 +160,8 @@ class DockerSource(_Repository, SourceBase):
             self.get_manifest()
         digest = instance or self._top_digest
         assert digest is not None
+        from imagetool.transports import envelopes  # signatures: copies read them, inspect does not
+
         return envelopes.registry_signatures(self, self.ref, digest, self.registries_d)
 
     def get_blob(self, desc: Descriptor) -> BinaryIO:
@@ -308,10 +316,14 @@ class DockerDestination(_Repository, DestinationBase):
         if instance is None and self._top is None:
             raise ManifestUnknown("signatures before the manifest was written")
         digest = instance or Digest.of(self._top[0])  # type: ignore[index]
+        from imagetool.transports import envelopes
+
         envelopes.registry_put_signatures(self, self.ref, digest, signatures, self.registries_d)
 
     def put_referrer_signatures(self, manifest: bytes, signatures: Sequence[bytes]) -> None:
         """Sigstore signatures stored as OCI 1.1 referrers of `manifest` (before commit, as the others)."""
+        from imagetool.transports import envelopes
+
         envelopes.store_referrer_signatures(self, manifest, signatures)
 
     def commit(self) -> None:

@@ -238,3 +238,25 @@ def test_round_trips_of_a_pull_and_a_no_op_copy(plain_registry: Registry, tmp_pa
         assert calls == [("GET", "blobs"), ("GET", "manifests"), ("GET", "tags")]  # config, manifest, tags/list
     finally:
         proxy.close()
+
+
+def test_a_config_whose_bytes_the_registry_changed_is_refused(plain_registry: Registry, tmp_path: Path) -> None:
+    """A config is read whole and hashed at once (get_blob_bytes): other bytes of the same length under its
+    digest fail `inspect` with the digest mismatch, on one line."""
+    # blobs are shared by every repository of the session's registry: this image's are its own (seed), and
+    # the bytes changed are put back
+    desc = random_image(tmp_path / "img", "v1", n_layers=1, size=1000, seed=8191)
+    manifest = json.loads((tmp_path / "img" / "blobs" / "sha256" / desc.digest.hex).read_bytes())
+    config = Digest.parse(manifest["config"]["digest"])
+    ref = plain_registry.ref(f"tampered/{tmp_path.name.lower()}:v1")
+    imagetool("copy", "-q", "--dest-tls-verify=false", f"oci:{tmp_path}/img:v1", ref)
+    assert json.loads(imagetool("inspect", "--tls-verify=false", ref).stdout)["Digest"] == str(desc.digest)
+    stored = plain_registry.root / "docker/registry/v2/blobs/sha256" / config.hex[:2] / config.hex / "data"
+    data = stored.read_bytes()
+    stored.write_bytes(data.replace(b"{", b" ", 1)[:-1] + b" ")  # same length, other bytes
+    try:
+        assert len(stored.read_bytes()) == len(data)
+        line = one_line_error(imagetool("inspect", "--tls-verify=false", ref, check=False))
+    finally:
+        stored.write_bytes(data)
+    assert config.hex[:12] in line and "digest" in line.lower(), line

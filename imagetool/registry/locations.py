@@ -21,7 +21,9 @@ from typing import Iterator
 from imagetool.cachedir import user_cache
 
 MAX_REPOS = 8
-MAX_DIGESTS = 20000
+#: the whole file, every host together: each docker command that mounts parses it, so it stays small
+#: (~0.5 MiB); the least recently seen hosts and digests go first
+MAX_DIGESTS = 5000
 
 
 def cache_path() -> Path:
@@ -51,11 +53,31 @@ class BlobLocations:
 
     @staticmethod
     def _add(data: dict[str, dict[str, list[str]]], host: str, digest: str, repo: str) -> None:
-        repos = data.setdefault(host, {}).setdefault(digest, [])
+        """Record `repo` first for `digest`; the host and the digest move to the end (most recent)."""
+        digests = data.pop(host, {})
+        data[host] = digests
+        repos = digests.pop(digest, [])
+        digests[digest] = repos
         if repo in repos:
             repos.remove(repo)
         repos.insert(0, repo)
         del repos[MAX_REPOS:]
+
+    @staticmethod
+    def _trim(data: dict[str, dict[str, list[str]]]) -> None:
+        """Keep the MAX_DIGESTS most recently seen digests of all hosts together."""
+        excess = sum(map(len, data.values())) - MAX_DIGESTS
+        for host in list(data):
+            if excess <= 0:
+                break
+            digests = data[host]
+            if len(digests) <= excess:
+                excess -= len(digests)
+                del data[host]
+            else:
+                for digest in list(digests)[:excess]:
+                    del digests[digest]
+                excess = 0
 
     def record(self, host: str, repo: str, digest: str) -> None:
         with self._lock:
@@ -97,10 +119,7 @@ class BlobLocations:
                 data = self._load_file()
                 for host, digest, repo in added:
                     self._add(data, host, digest, repo)
-                for host in data:
-                    if len(data[host]) > MAX_DIGESTS:
-                        keep = list(data[host].items())[-MAX_DIGESTS:]
-                        data[host] = dict(keep)
+                self._trim(data)
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
                     f.write(json.dumps(data))  # json.dump encodes in Python, dumps in C

@@ -194,3 +194,30 @@ def test_blob_locations_file_is_rewritten_only_with_news(tmp_path) -> None:  # t
     b.save()
     assert path.stat().st_ino != inode
     assert locations.BlobLocations(path).candidates("reg:5000", "sha256:" + "2" * 64) == ["ns/two", "ns/one"]
+
+
+def test_blob_locations_keep_the_most_recent_digests_of_all_hosts(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Test registries on fresh ports each add a host: the file stays bounded, the hosts seen least recently
+    going first (then a host's oldest digests)."""
+    monkeypatch.setattr(locations, "MAX_DIGESTS", 4)
+    path = tmp_path / "locs.json"
+
+    def digest(n: int) -> str:
+        return f"sha256:{n:064x}"
+
+    for n, host in enumerate(["old:1", "old:1", "mid:2", "new:3"]):
+        cache = locations.BlobLocations(path)
+        cache.record(host, "ns/a", digest(n))
+        cache.save()
+    cache = locations.BlobLocations(path)
+    cache.record("old:1", "ns/b", digest(0))  # seen again: old:1 and its digest 0 are now the most recent
+    cache.record("new:3", "ns/a", digest(9))
+    cache.save()
+    with path.open() as f:
+        assert list(json.load(f)) == ["old:1", "new:3"]
+    kept = locations.BlobLocations(path)
+    assert kept.candidates("mid:2", digest(2)) == []  # the host seen least recently went
+    assert kept.candidates("old:1", digest(1)) == ["ns/a"]
+    assert kept.candidates("old:1", digest(0)) == ["ns/b", "ns/a"]
+    assert kept.candidates("new:3", digest(3)) == kept.candidates("new:3", digest(9)) == ["ns/a"]
+    assert sum(map(len, json.loads(path.read_text()).values())) == 4

@@ -233,15 +233,20 @@ def _claims_compression(desc: Descriptor, dst: ImageDestination) -> bool:
 
 
 def _rewrite(dst: ImageDestination, desc: Descriptor, stream: Readable, plan: BlobPlan) -> CopiedBlob:
-    # -- step: decompress and hash the uncompressed bytes (the diff_id)
+    # -- step: decompress and hash the uncompressed bytes (the diff_id), once
     algorithm, sniffed = compression.sniff(stream)
+    known_diff_id: Digest | None = None
+    diff_is_output = False
     if algorithm is None and desc.digest.algorithm == "sha256":
         # a plain tar's diff_id is its own digest, which the verifying reader checks at EOF
         diff: Readable = sniffed
-        known_diff_id: Digest | None = desc.digest
+        known_diff_id = desc.digest
+    elif plan.compression is None:
+        # decompressed as it is stored: the destination's digest of the blob is the diff_id
+        diff = compression.decompressor(sniffed, algorithm)
+        diff_is_output = True
     else:
         diff = DigestingReader(compression.decompressor(sniffed, algorithm))
-        known_diff_id = None
     # -- step: recompress in a producer thread (or pass the tar through)
     added: dict[str, str] = {}
     if plan.compression is None:
@@ -263,7 +268,12 @@ def _rewrite(dst: ImageDestination, desc: Descriptor, stream: Readable, plan: Bl
     finally:
         if producer is not None:
             producer.close()
-    diff_id = known_diff_id or diff.digest()  # type: ignore[attr-defined]
+    if known_diff_id is not None:
+        diff_id = known_diff_id
+    elif diff_is_output:
+        diff_id = stored.digest
+    else:
+        diff_id = diff.digest()  # type: ignore[attr-defined]
     if plan.expected_diff_id is not None and diff_id != plan.expected_diff_id:
         raise DigestMismatch(plan.expected_diff_id, diff_id)
     if algorithm is None and plan.compression is None:

@@ -245,6 +245,13 @@ def _rewrite(dst: ImageDestination, desc: Descriptor, stream: Readable, plan: Bl
         # decompressed as it is stored: the destination's digest of the blob is the diff_id
         diff = compression.decompressor(sniffed, algorithm)
         diff_is_output = True
+    elif plan.expected_diff_id is not None:
+        # recompressed: the config names the diff_id, the bytes are a verified blob's, decompressed and passed on
+        # unchanged, so the new layer is exactly as consistent with the config as the source's; what keys by
+        # diff_id checks it as it unpacks (store/snapshots.py, containers-storage's staging), as skopeo leaves
+        # it to them
+        diff = compression.decompressor(sniffed, algorithm)
+        known_diff_id = plan.expected_diff_id
     else:
         diff = DigestingReader(compression.decompressor(sniffed, algorithm))
     # -- step: recompress in a producer thread (or pass the tar through)

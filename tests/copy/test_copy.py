@@ -340,3 +340,22 @@ def test_decompressed_layer_is_checked_against_the_config_diff_id(tmp_path: Path
     _layout_with_diff_id(tmp_path / "bad", Digest.of(b"another layer"))
     with pytest.raises(DigestMismatch):
         _copy(f"oci:{tmp_path}/bad:v1", f"docker-archive:{tmp_path}/bad.tar:a/b:1")
+
+
+def test_recompressed_layer_keeps_the_config_diff_id_which_unpacking_checks(tmp_path: Path) -> None:
+    """Recompressing, the uncompressed stream is not hashed a third time: the config's diff_id travels as it
+    is (skopeo does the same), and the snapshot store, keyed by diff_ids, refuses a layer that does not match."""
+    from imagetool.errors import LayerError
+    from imagetool.manifest import ImageConfig, parse_manifest
+    from imagetool.store.snapshots import SnapshotStore
+
+    wrong = Digest.of(b"another layer")
+    _layout_with_diff_id(tmp_path / "bad", wrong)
+    skopeo("copy", "--dest-compress-format", "zstd", f"oci:{tmp_path}/bad:v1", f"oci:{tmp_path}/sk:v1")
+    _copy(f"oci:{tmp_path}/bad:v1", f"oci:{tmp_path}/z:v1", compression="zstd")
+    store = LayoutStore.open(tmp_path / "z")
+    manifest = parse_manifest(store.read_blob(refs.resolve(store, "v1").digest))
+    assert manifest.layers[0].media_type == media.OCI_LAYER_ZSTD
+    assert ImageConfig.parse(store.read_blob(manifest.config.digest)).diff_ids == [wrong]
+    with pytest.raises(LayerError, match="diff_id"):
+        SnapshotStore(store).prepare([(manifest.layers[0], wrong)])

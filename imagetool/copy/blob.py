@@ -1,7 +1,8 @@
 """Copy one blob: reuse it if the destination has it, else stream it through a chain of readers.
 
 The chain, one concern per link:  source -> verify(digest, size) -> progress
-    [-> decompress -> hash(diff_id) [-> compress (own thread)]] -> destination.put_blob
+    [-> decompress -> hash(diff_id, when neither the config nor the destination names it)
+     [-> compress (own thread)]] -> destination.put_blob
 """
 
 from __future__ import annotations

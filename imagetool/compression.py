@@ -122,6 +122,17 @@ class _Source(io.RawIOBase):
             raise
 
     def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
+        """Straight into the decompressor's buffer when the stream reads into buffers (a verifying reader
+        of a file does): isal's reader asks for 512 KiB at a time, a copy of each saved."""
+        raw_readinto = getattr(self._raw, "readinto", None)
+        if raw_readinto is not None:
+            try:
+                return int(raw_readinto(buf) or 0)
+            except NotImplementedError:  # io.RawIOBase's own, in a reader that defines read() only
+                pass
+            except BaseException:
+                self.failed = True
+                raise
         data = self.read(len(buf))
         buf[: len(data)] = data
         return len(data)

@@ -13,7 +13,7 @@ import pytest
 import zstandard
 
 from imagetool import compression, pgzip
-from imagetool.parallel_compress import ZSTD_JOB
+from imagetool.parallel_compress import ZSTD_JOB, ZSTD_OVERLAP_LOG
 
 
 def _sample(size: int, seed: int = 1) -> bytes:
@@ -83,7 +83,8 @@ def test_zstd_bytes_do_not_depend_on_the_number_of_workers() -> None:
     data = _sample(5 << 20, seed=9)
     outs = set()
     for threads in (1, 2, 3):
-        params = zstandard.ZstdCompressionParameters.from_level(3, threads=threads, job_size=ZSTD_JOB)
+        params = zstandard.ZstdCompressionParameters.from_level(3, threads=threads, job_size=ZSTD_JOB,
+                                                                overlap_log=ZSTD_OVERLAP_LOG)
         sink = io.BytesIO()
         w = zstandard.ZstdCompressor(compression_params=params).stream_writer(sink, closefd=False)
         w.write(data)
@@ -126,3 +127,34 @@ def test_zstd_streams_written_side_by_side_share_the_cpus_from_the_first(monkeyp
     with parallel_compress.side_by_side(8):
         assert workers_of_streams(1) == [1]  # never fewer than one: the bytes are those of nbWorkers >= 1
     assert workers_of_streams(1) == [4]  # the announcements ended with their copies
+
+
+def test_pgzip_stores_incompressible_segments_and_deflates_the_rest() -> None:
+    """Random bytes (a compressed file inside a layer) go out as stored blocks, text around them is deflated."""
+    rnd = random.Random(21)
+    noise = rnd.randbytes(pgzip.BLOCK)
+    text = b"".join(b"line %d of a layer\n" % rnd.randrange(1000) for _ in range(60000))[:pgzip.BLOCK]
+    data = text + noise + text + noise[: pgzip.BLOCK // 2]  # ends in two whole random segments: a final stored block
+    outs = {_gzip(data, max_pending=p, writes=w) for p, w in [(1, [1 << 20]), (3, [70000, 4096])]}
+    assert len(outs) == 1
+    out = outs.pop()
+    assert zlib.decompress(out, 31) == data
+    assert subprocess.run(["gzip", "-t"], input=out).returncode == 0
+    # stored: the random bytes appear as they are, in runs of 65535 between 5-byte headers
+    assert noise[70000:70000 + 60000] in out
+    assert noise[270000:320000] in out  # in the last block, whose last segment ends the stream
+    # and cost only their headers, while the text still shrinks
+    stored_overhead = 3 * pgzip.BLOCK // 2 // 65535 * 5 + 100
+    assert len(out) < len(noise) * 3 // 2 + stored_overhead + 2 * len(text) // 5
+
+
+def test_pgzip_deflates_a_compressible_segment_between_random_ones() -> None:
+    """A segment is stored only when every probe finds nothing to gain: text in the middle of one keeps it deflated."""
+    rnd = random.Random(22)
+    segment = 256 << 10
+    text = b"".join(b"entry %d\n" % rnd.randrange(100) for _ in range(segment // 8))[:segment // 2]
+    mixed = rnd.randbytes(segment // 4) + text + rnd.randbytes(segment // 4)
+    data = rnd.randbytes(segment) + mixed + rnd.randbytes(2 * segment)
+    out = _gzip(data, max_pending=2, writes=[1 << 20])
+    assert zlib.decompress(out, 31) == data
+    assert len(out) < len(data) - len(text) // 2

@@ -1,7 +1,8 @@
 """Copy one blob: reuse it if the destination has it, else stream it through a chain of readers.
 
 The chain, one concern per link:  source -> verify(digest, size) -> progress
-    [-> decompress -> hash(diff_id) [-> compress (own thread)]] -> destination.put_blob
+    [-> decompress -> hash(diff_id, when neither the config nor the destination names it)
+     [-> compress (own thread)]] -> destination.put_blob
 """
 
 from __future__ import annotations
@@ -240,15 +241,27 @@ def _rewrite(dst: ImageDestination, desc: Descriptor, stream: Readable, plan: Bl
     from imagetool import compression
     from imagetool.layer import chunked
 
-    # -- step: decompress and hash the uncompressed bytes (the diff_id)
+    # -- step: decompress and hash the uncompressed bytes (the diff_id), once
     algorithm, sniffed = compression.sniff(stream)
+    known_diff_id: Digest | None = None
+    diff_is_output = False
     if algorithm is None and desc.digest.algorithm == "sha256":
         # a plain tar's diff_id is its own digest, which the verifying reader checks at EOF
         diff: Readable = sniffed
-        known_diff_id: Digest | None = desc.digest
+        known_diff_id = desc.digest
+    elif plan.compression is None:
+        # decompressed as it is stored: the destination's digest of the blob is the diff_id
+        diff = compression.decompressor(sniffed, algorithm)
+        diff_is_output = True
+    elif plan.expected_diff_id is not None:
+        # recompressed: the config names the diff_id, the bytes are a verified blob's, decompressed and passed on
+        # unchanged, so the new layer is exactly as consistent with the config as the source's; what keys by
+        # diff_id checks it as it unpacks (store/snapshots.py, containers-storage's staging), as skopeo leaves
+        # it to them
+        diff = compression.decompressor(sniffed, algorithm)
+        known_diff_id = plan.expected_diff_id
     else:
         diff = DigestingReader(compression.decompressor(sniffed, algorithm))
-        known_diff_id = None
     # -- step: recompress in a producer thread (or pass the tar through)
     added: dict[str, str] = {}
     if plan.compression is None:
@@ -270,7 +283,12 @@ def _rewrite(dst: ImageDestination, desc: Descriptor, stream: Readable, plan: Bl
     finally:
         if producer is not None:
             producer.close()
-    diff_id = known_diff_id or diff.digest()  # type: ignore[attr-defined]
+    if known_diff_id is not None:
+        diff_id = known_diff_id
+    elif diff_is_output:
+        diff_id = stored.digest
+    else:
+        diff_id = diff.digest()  # type: ignore[attr-defined]
     if plan.expected_diff_id is not None and diff_id != plan.expected_diff_id:
         raise DigestMismatch(plan.expected_diff_id, diff_id)
     if algorithm is None and plan.compression is None:

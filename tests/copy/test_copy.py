@@ -307,3 +307,55 @@ def test_zstd_layers_to_v2s2_refused_before_writing_or_recompressed(tmp_path: Pa
     imagetool("copy", "-q", "--format", "v2s2", "--dest-compress-format", "gzip", src, f"dir:{tmp_path}/v2")
     layers = json.loads(skopeo("inspect", "--raw", f"dir:{tmp_path}/v2").stdout)["layers"]
     assert [layer["mediaType"] for layer in layers] == [media.DOCKER_LAYER_GZIP]
+
+
+def _layout_with_diff_id(path: Path, diff_id: Digest | None) -> bytes:
+    """An OCI layout of one gzip layer whose config names `diff_id` (None: the layer's true one); returns the tar."""
+    import gzip
+
+    from tests.lib.images import tar_bytes
+
+    store = LayoutStore.create(path)
+    tar = tar_bytes({"hello.txt": b"a layer\n" * 1000})
+    blob = gzip.compress(tar, mtime=0)
+    layer = store.put_bytes(blob)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                         "rootfs": {"type": "layers", "diff_ids": [str(diff_id or Digest.of(tar))]}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": media.OCI_MANIFEST,
+                           "config": {"mediaType": media.OCI_CONFIG, "digest": str(store.put_bytes(config)),
+                                      "size": len(config)},
+                           "layers": [{"mediaType": media.OCI_LAYER_GZIP, "digest": str(layer),
+                                       "size": len(blob)}]}).encode()
+    digest = store.put_bytes(manifest)
+    store.update_index(lambda _: [refs.named(Descriptor(media.OCI_MANIFEST, digest, len(manifest)), "v1")])
+    return tar
+
+
+def test_decompressed_layer_is_checked_against_the_config_diff_id(tmp_path: Path) -> None:
+    """Decompressing, the destination's own digest of the tar is the diff_id: hashed once, and still checked."""
+    tar = _layout_with_diff_id(tmp_path / "good", None)
+    imagetool("copy", "-q", f"oci:{tmp_path}/good:v1", f"docker-archive:{tmp_path}/good.tar:a/b:1")
+    out = imagetool("inspect", "-f", "{{.Layers}}", f"docker-archive:{tmp_path}/good.tar").stdout
+    assert out.strip() == f"[{Digest.of(tar)}]"
+    _layout_with_diff_id(tmp_path / "bad", Digest.of(b"another layer"))
+    with pytest.raises(DigestMismatch):
+        _copy(f"oci:{tmp_path}/bad:v1", f"docker-archive:{tmp_path}/bad.tar:a/b:1")
+
+
+def test_recompressed_layer_keeps_the_config_diff_id_which_unpacking_checks(tmp_path: Path) -> None:
+    """Recompressing, the uncompressed stream is not hashed a third time: the config's diff_id travels as it
+    is (skopeo does the same), and the snapshot store, keyed by diff_ids, refuses a layer that does not match."""
+    from imagetool.errors import LayerError
+    from imagetool.manifest import ImageConfig, parse_manifest
+    from imagetool.store.snapshots import SnapshotStore
+
+    wrong = Digest.of(b"another layer")
+    _layout_with_diff_id(tmp_path / "bad", wrong)
+    skopeo("copy", "--dest-compress-format", "zstd", f"oci:{tmp_path}/bad:v1", f"oci:{tmp_path}/sk:v1")
+    _copy(f"oci:{tmp_path}/bad:v1", f"oci:{tmp_path}/z:v1", compression="zstd")
+    store = LayoutStore.open(tmp_path / "z")
+    manifest = parse_manifest(store.read_blob(refs.resolve(store, "v1").digest))
+    assert manifest.layers[0].media_type == media.OCI_LAYER_ZSTD
+    assert ImageConfig.parse(store.read_blob(manifest.config.digest)).diff_ids == [wrong]
+    with pytest.raises(LayerError, match="diff_id"):
+        SnapshotStore(store).prepare([(manifest.layers[0], wrong)])

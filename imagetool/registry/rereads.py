@@ -54,11 +54,12 @@ def rereader(stream: Readable) -> Rereader | None:
 
 def _regular_file(stream: object) -> int | None:
     """The descriptor of a seekable regular file read sequentially from the start of the blob."""
-    if not isinstance(stream, (io.BufferedReader, io.FileIO)):
-        return None  # a tar member's reader has a file number whose offsets are the archive's
+    raw = stream.raw if isinstance(stream, (io.BufferedReader, io.BufferedRandom)) else stream  # (a spooled temp file)
+    if not isinstance(raw, io.FileIO):
+        return None  # a tar member's reader is a BufferedReader too, over the archive's file
     try:
-        fd = stream.fileno()
-        return fd if stat.S_ISREG(os.fstat(fd).st_mode) and stream.seekable() else None
+        fd = raw.fileno()
+        return fd if stat.S_ISREG(os.fstat(fd).st_mode) and raw.seekable() else None
     except (OSError, ValueError):
         return None
 

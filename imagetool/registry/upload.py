@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import urllib.parse
-from typing import Callable, Iterator
+from typing import Callable, Generator, Iterator
 
 from imagetool.digest import Digest, Readable, close_quietly
 from imagetool.errors import DigestMismatch, ImagetoolError, RegistryError, SizeMismatch
@@ -139,7 +139,7 @@ class _Taken:
 
 
 def read_ahead(stream: Readable, size: int, buffers: _Buffers | None = None,
-               meanwhile: Callable[[], None] | None = None) -> Iterator[memoryview]:
+               meanwhile: Callable[[], None] | None = None) -> Generator[memoryview, None, None]:
     """Chunks of `size` bytes; the next one is read (on a thread of its own) while the caller sends this one.
 
     The source keeps streaming while a PATCH is on the wire, instead of stalling once per chunk
@@ -305,8 +305,8 @@ class BlobUploader:
         return got, taken.bytes
 
     @staticmethod
-    def _body(pieces: Iterator[memoryview], taken: _Taken, reread: Rereader, stored: int,
-              digest: Digest | None, size: int | None, hasher: hashlib._Hash | None) -> Iterator[bytes | memoryview]:
+    def _body(pieces: Iterator[memoryview], taken: _Taken, reread: Rereader, stored: int, digest: Digest | None,
+              size: int | None, hasher: hashlib._Hash | None) -> Generator[bytes | memoryview, None, None]:
         """A PATCH body from `stored` on: what was taken since, read again from the source, then the stream.
 
         Bytes are counted as taken before they are handed to the socket: a send that fails part way leaves
@@ -327,10 +327,11 @@ class BlobUploader:
                 finally:
                     close_quietly(again)
             while True:
+                piece: memoryview | None
                 if taken.first is not None:
                     piece, taken.first = taken.first, None
                 else:
-                    piece = next(pieces, None)  # type: ignore[arg-type]
+                    piece = next(pieces, None)
                 if piece is None:
                     break
                 if size is not None and taken.bytes + len(piece) > size:

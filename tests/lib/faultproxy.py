@@ -212,7 +212,8 @@ class FaultProxy:
                     resp = conn.getresponse()
                 except ConnectionResetError:
                     conn.close()
-                    fault = "cut_request" if rule is not None and rule.cut_request_after is not None else "reset_request"
+                    cut = rule is not None and rule.cut_request_after is not None
+                    fault = "cut_request" if cut else "reset_request"
                     proxy._record(Record(self.command, self.path, 0, counted[0], fault))
                     self._reset()
                     return

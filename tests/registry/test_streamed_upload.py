@@ -116,3 +116,35 @@ def test_a_source_that_fails_mid_stream_fails_the_upload_and_leaves_nothing(plai
     with pytest.raises(DigestMismatch):
         BlobUploader(client, "streamed/bad").upload(stream, digest, len(data))
     assert plain_registry.raw_get(f"/v2/streamed/bad/blobs/{digest}").status_code == 404
+
+
+def test_a_file_behind_the_copys_wrappers_is_read_again_from_an_offset(tmp_path: Path) -> None:
+    import tarfile
+    import tempfile
+
+    from imagetool import compression
+    from imagetool.registry.rereads import rereader
+
+    data = os.urandom(300_000)
+    (tmp_path / "blob").write_bytes(b"x" * 1000 + data)  # the blob starts 1000 bytes into the file
+    with open(tmp_path / "blob", "rb") as f:
+        f.seek(1000)
+        verified = VerifyingReader(f, Digest.of(data), len(data))
+        _, stream = compression.sniff(verified)  # peeks at the head, then passes it on
+        reread = rereader(stream)
+        assert reread is not None
+        assert stream.read(5000) == data[:5000]
+        assert reread(123_456).read(1000) == data[123_456:124_456]
+        assert stream.read(5000) == data[5000:10_000]  # the stream's own position did not move
+    with tempfile.TemporaryFile(dir=tmp_path) as spool:  # a spooled blob (a digest learnt by writing it)
+        spool.write(data)
+        spool.seek(0)
+        again = rereader(spool)
+        assert again is not None and again(7).read(10) == data[7:17]
+    # a tar member's file number is the archive's: not read again (the offsets would be wrong)
+    with tarfile.open(tmp_path / "a.tar", "w") as tar:
+        tar.add(tmp_path / "blob", arcname="blob")
+    with tarfile.open(tmp_path / "a.tar") as tar:
+        member = tar.extractfile("blob")
+        assert member is not None and rereader(member) is None
+    assert rereader(iter([b"a pipe"])) is None  # type: ignore[arg-type]

@@ -33,7 +33,7 @@ MONOLITHIC_MAX = 1 << 20
 #: streams in one PATCH when its source can be read again
 CHUNK_SIZE = 4 << 20
 #: what a streamed PATCH reads from its source at a time (the socket takes it while the next is read)
-PIECE_SIZE = 1 << 20
+PIECE_SIZE = 512 << 10
 
 
 def read_full(stream: Readable, n: int) -> bytes:
@@ -117,7 +117,7 @@ class _Buffers:
 
 #: two per upload for the first four uploads, one each for more of them: 32 MiB at most
 _BUFFERS = _Buffers(CHUNK_SIZE, 8)
-#: the pieces of streamed uploads: two per upload for the first eight, one each for more: 16 MiB at most
+#: the pieces of streamed uploads: two per upload for the first eight, one each for more: 8 MiB at most
 _PIECES = _Buffers(PIECE_SIZE, 16)
 
 

@@ -148,3 +148,23 @@ def test_a_file_behind_the_copys_wrappers_is_read_again_from_an_offset(tmp_path:
         member = tar.extractfile("blob")
         assert member is not None and rereader(member) is None
     assert rereader(iter([b"a pipe"])) is None  # type: ignore[arg-type]
+
+
+def test_a_registry_blob_behind_the_digest_check_is_read_again_from_an_offset(plain_registry: Registry) -> None:
+    """What a registry that keeps a cut upload's bytes (and resumes from its offset) gets: a Range request."""
+    from imagetool.registry.rereads import rereader
+
+    data = os.urandom(2 * CHUNK_SIZE + 99)
+    digest = Digest.of(data)
+    client = Client(plain_registry.host, ClientOptions(tls_verify=False))
+    BlobUploader(client, "streamed/ranged").upload(io.BytesIO(data), digest, len(data))
+    stream = VerifyingReader(client.get_blob("streamed/ranged", digest, len(data)), digest, len(data))
+    reread = rereader(stream)
+    assert reread is not None
+    assert stream.read(1000) == data[:1000]
+    again = reread(CHUNK_SIZE + 5)
+    try:
+        assert b"".join(iter(lambda: again.read(1 << 20), b"")) == data[CHUNK_SIZE + 5:]
+    finally:
+        again.close()  # type: ignore[attr-defined]
+    assert b"".join(iter(lambda: stream.read(1 << 20), b"")) == data[1000:] and stream.verified

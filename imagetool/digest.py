@@ -150,6 +150,11 @@ class VerifyingReader:
         self.size = 0
         self.verified = False
 
+    @property
+    def source(self) -> Readable:
+        """The stream checked (an upload reads it again from an offset after a cut: registry.rereads)."""
+        return self._raw
+
     def read(self, n: int = -1) -> bytes:
         if self.verified:
             return b""

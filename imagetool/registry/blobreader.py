@@ -17,14 +17,37 @@ if TYPE_CHECKING:
 class BlobReader:
     """A blob's body; on a broken connection it asks again from the current offset (Range)."""
 
-    def __init__(self, client: Client, repo: str, digest: Digest, size: int | None) -> None:
+    def __init__(self, client: Client, repo: str, digest: Digest, size: int | None, offset: int = 0) -> None:
         self.client = client
         self.repo = repo
         self.digest = digest
         self.size = size if size is not None and size >= 0 else None
-        self.offset = 0
+        self.offset = offset
         self.resumes = 0
-        self._resp: Response | None = client.open_blob_response(repo, digest, 0)
+        self._resp: Response | None = client.open_blob_response(repo, digest, offset)
+        if offset:
+            self._check_start(self._resp)
+
+    def reopen_at(self, offset: int) -> BlobReader:
+        """The blob again from `offset`, on a request of its own (an upload cut off re-sends from there)."""
+        return BlobReader(self.client, self.repo, self.digest, self.size, offset)
+
+    def _check_start(self, resp: Response) -> None:
+        """Position a response asked for at self.offset there: skip what a server ignoring Range sends
+        first, refuse a range that starts elsewhere."""
+        if resp.status_code == 200 and self.offset:
+            skip = self.offset  # the server ignored Range: throw away what we already have
+            while skip:
+                chunk = resp.raw.read(min(skip, 1 << 20))
+                if not chunk:
+                    resp.close()
+                    raise RegistryUnreachable(f"reading blob {self.digest.short}: short body on retry")
+                skip -= len(chunk)
+        elif resp.status_code == 206:
+            start = resp.headers.get("Content-Range", "").removeprefix("bytes ").split("-")[0]
+            if start.strip() != str(self.offset):
+                resp.close()
+                raise RegistryError(f"reading blob {self.digest.short}: resumed at {start}, wanted {self.offset}")
 
     def _reopen(self, err: BaseException) -> None:
         if self._resp is not None:
@@ -36,18 +59,7 @@ class BlobReader:
         self.resumes += 1
         time.sleep(self.client.retry.wait_for(self.resumes - 1, err))
         resp = self.client.open_blob_response(self.repo, self.digest, self.offset)
-        if resp.status_code == 200 and self.offset:
-            skip = self.offset  # the server ignored Range: throw away what we already have
-            while skip:
-                chunk = resp.raw.read(min(skip, 1 << 20))
-                if not chunk:
-                    raise RegistryUnreachable(f"reading blob {self.digest.short}: short body on retry")
-                skip -= len(chunk)
-        elif resp.status_code == 206:
-            start = resp.headers.get("Content-Range", "").removeprefix("bytes ").split("-")[0]
-            if start.strip() != str(self.offset):
-                resp.close()
-                raise RegistryError(f"reading blob {self.digest.short}: resumed at {start}, wanted {self.offset}")
+        self._check_start(resp)
         self._resp = resp
 
     def read(self, n: int = -1) -> bytes:

@@ -330,6 +330,8 @@ class Session:
             (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         if data is None and method in ("POST", "PUT", "PATCH"):
             data = b""
+        # a streamed body (an iterable of pieces) is sent once: whoever streams it knows how to go on
+        replayable = data is None or isinstance(data, (bytes, bytearray, memoryview, str))
         reused = self.pool.take(scheme, netloc)
         conn = reused
         connected = conn is not None
@@ -344,7 +346,7 @@ class Session:
                     raw = conn.getresponse()
                     break
                 except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                    if conn is None or conn is not reused:
+                    if conn is None or conn is not reused or not replayable:
                         raise
                     conn.close()
                     conn = reused = None  # a kept-alive connection the server had dropped: once more, fresh
@@ -352,6 +354,10 @@ class Session:
             if conn is not None:
                 conn.close()
             raise _transport_error(err, netloc, timeout, connected) from err
+        except BaseException:  # a streamed body's source failed mid-way: the request is half sent
+            if conn is not None:
+                conn.close()
+            raise
         assert conn is not None
         kept = conn
 

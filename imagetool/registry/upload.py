@@ -1,10 +1,15 @@
-"""BlobUploader: push one blob (monolithic PUT when small; PATCH chunks when large, the last one sent with the
-closing PUT ?digest= when the size is known).
+"""BlobUploader: push one blob: a monolithic PUT when small; when large, one streamed PATCH (then the closing
+PUT ?digest=) if the source can be read again from an offset, else PATCH chunks, the last one sent with the
+closing PUT when the size is known.
 
-Each chunk is held until the registry acknowledged it, so a chunk that failed on a
-temporary error (connection reset, 5xx, 429) is sent again from the offset the registry
-reports for the upload session. What cannot be resumed cancels the session: no partial
-blob is ever published under its digest (the registry checks the digest at the final PUT).
+The registry pays for every request on top of the bytes (Distribution stores and fsyncs the upload's hash
+state, and builds its URL routes anew, per request: 4 MiB chunks cost it a third more CPU than the same blob
+in one PATCH), so a large blob goes in one request, read from its source in small pieces. A streamed PATCH
+cut off goes on from the offset the registry reports, the bytes since then read again from the source
+(registry.rereads). A chunk is held until the registry acknowledged it, so a chunk that failed on a
+temporary error (connection reset, 5xx, 429) is sent again from the offset the registry reports. What cannot
+be resumed cancels the session: no partial blob is ever published under its digest (the registry checks the
+digest at the final PUT).
 """
 
 from __future__ import annotations
@@ -12,18 +17,23 @@ from __future__ import annotations
 import hashlib
 import threading
 import urllib.parse
-from typing import Callable, Iterator
+from typing import Callable, Generator, Iterator
 
-from imagetool.digest import Digest, Readable
+from imagetool.digest import Digest, Readable, close_quietly
 from imagetool.errors import DigestMismatch, ImagetoolError, RegistryError, SizeMismatch
 from imagetool.memory import tune_for_streaming
 from imagetool.registry.client import Client, push_scope
+from imagetool.registry.errors import BlobUploadInvalid, UploadUnknown
+from imagetool.registry.rereads import Rereader, rereader
 from imagetool.registry.retry import is_temporary
 
 #: blobs up to this size (when the size is known) go in one PUT
 MONOLITHIC_MAX = 1 << 20
-#: PATCH chunk size: bounds memory per upload, and what a retry re-sends
+#: PATCH chunk size: bounds memory per upload, and what a retry re-sends; a blob of more than one chunk
+#: streams in one PATCH when its source can be read again
 CHUNK_SIZE = 4 << 20
+#: what a streamed PATCH reads from its source at a time (the socket takes it while the next is read)
+PIECE_SIZE = 512 << 10
 
 
 def read_full(stream: Readable, n: int) -> bytes:
@@ -107,10 +117,29 @@ class _Buffers:
 
 #: two per upload for the first four uploads, one each for more of them: 32 MiB at most
 _BUFFERS = _Buffers(CHUNK_SIZE, 8)
+#: the pieces of streamed uploads: two per upload for the first eight, one each for more: 8 MiB at most
+_PIECES = _Buffers(PIECE_SIZE, 16)
+
+
+class _SourceFailed(Exception):
+    """The source of a streamed body failed while its request was on the wire: its error, not the registry's."""
+
+    def __init__(self, err: BaseException) -> None:
+        super().__init__(str(err))
+        self.err = err
+
+
+class _Taken:
+    """What a streamed upload has taken from its stream: bytes, and whether the stream has ended."""
+
+    def __init__(self, first: memoryview | None) -> None:
+        self.first = first  # read before the request (while the session opened), not yet counted
+        self.bytes = 0
+        self.ended = False
 
 
 def read_ahead(stream: Readable, size: int, buffers: _Buffers | None = None,
-               meanwhile: Callable[[], None] | None = None) -> Iterator[memoryview]:
+               meanwhile: Callable[[], None] | None = None) -> Generator[memoryview, None, None]:
     """Chunks of `size` bytes; the next one is read (on a thread of its own) while the caller sends this one.
 
     The source keeps streaming while a PATCH is on the wire, instead of stalling once per chunk
@@ -194,6 +223,10 @@ class BlobUploader:
             # published), and the copy pipeline's reader has checked the source: hashing here too
             # would be a third pass over the same bytes
             hasher = hashlib.sha256() if digest is None else None
+            if size is None or size > CHUNK_SIZE:
+                reread = rereader(stream)
+                if reread is not None:
+                    return self._stream(stream, digest, size, reread, hasher)
             offset = 0
             last: bytes | None = None  # the chunk that ends a blob of known size: it goes with the PUT
             for chunk in read_ahead(stream, CHUNK_SIZE, _BUFFERS, meanwhile=self._start):
@@ -220,6 +253,98 @@ class BlobUploader:
         except BaseException:
             self.cancel()
             raise
+
+    def _stream(self, stream: Readable, digest: Digest | None, size: int | None, reread: Rereader,
+                hasher: hashlib._Hash | None) -> tuple[Digest, int]:
+        """The blob in one PATCH, piece by piece from `stream` (with a length when `size` is known, else in
+        chunked transfer encoding), then the closing PUT.
+
+        A PATCH that failed on a temporary error is followed by another from the offset the registry holds
+        (or from the start, in a new session, when the registry gave the old one up): the bytes it lost are
+        read again from the source (`reread`), then the stream goes on.
+        """
+        pieces = read_ahead(stream, PIECE_SIZE, _PIECES, meanwhile=self._start)
+        try:
+            taken = _Taken(next(pieces, None))  # the session opens while the first piece is read
+            stored = 0
+            attempt = 0
+            while True:  # until the registry acknowledges a PATCH that carried the stream to its end
+                headers = {"Content-Type": "application/octet-stream"}
+                if size is not None:
+                    headers["Content-Length"] = str(size - stored)
+                    headers["Content-Range"] = f"{stored}-{size - 1}"
+                body = self._body(pieces, taken, reread, stored, digest, size, hasher)
+                try:
+                    resp = self.client.send("PATCH", str(self.location), scopes=self.scopes, ok=(202,), data=body,
+                                            retry=False, headers=headers,
+                                            what=f"uploading to {self.client.domain}/{self.repo}")
+                    resp.close()
+                    self.patches += 1
+                    if resp.headers.get("Location"):
+                        self.location = self._absolute(resp.headers["Location"])
+                    if not taken.ended:  # the registry answered before the whole body was sent
+                        raise RegistryError(f"upload to {self.repo}: registry answered before the blob ended")
+                    break
+                except _SourceFailed as failed:
+                    raise failed.err from None
+                except ImagetoolError as err:
+                    if not is_temporary(err) or attempt >= self.client.retry.times:
+                        raise
+                    self.client.retry.pause(attempt, err)
+                    attempt += 1
+                    stored = self._status_or_anew()
+                    if stored > taken.bytes:
+                        raise RegistryError(f"upload to {self.repo} lost its place (registry at byte {stored}, "
+                                            f"{taken.bytes} sent)").citing_cause() from err
+                finally:
+                    body.close()
+        finally:
+            pieces.close()  # the reader thread stops, the pieces go back to the pool
+        got = digest if digest is not None else Digest("sha256", hasher.hexdigest())  # type: ignore[union-attr]
+        self._finish(got, b"")
+        return got, taken.bytes
+
+    @staticmethod
+    def _body(pieces: Iterator[memoryview], taken: _Taken, reread: Rereader, stored: int, digest: Digest | None,
+              size: int | None, hasher: hashlib._Hash | None) -> Generator[bytes | memoryview, None, None]:
+        """A PATCH body from `stored` on: what was taken since, read again from the source, then the stream.
+
+        Bytes are counted as taken before they are handed to the socket: a send that fails part way leaves
+        them to be read again. An error of the source comes out as _SourceFailed (the request is abandoned).
+        """
+        try:
+            if stored < taken.bytes:
+                again = reread(stored)
+                try:
+                    left = taken.bytes - stored
+                    while left:
+                        data = again.read(min(left, PIECE_SIZE))
+                        if not data:
+                            raise RegistryError(f"the upload's source, read again, ended at byte "
+                                                f"{taken.bytes - left} (it had {taken.bytes})")
+                        left -= len(data)
+                        yield data
+                finally:
+                    close_quietly(again)
+            while True:
+                piece: memoryview | None
+                if taken.first is not None:
+                    piece, taken.first = taken.first, None
+                else:
+                    piece = next(pieces, None)
+                if piece is None:
+                    break
+                if size is not None and taken.bytes + len(piece) > size:
+                    raise SizeMismatch(digest or "the upload", size, taken.bytes + len(piece))
+                if hasher is not None:
+                    hasher.update(piece)
+                taken.bytes += len(piece)
+                yield piece
+            if size is not None and taken.bytes != size:
+                raise SizeMismatch(digest or "the upload", size, taken.bytes)
+            taken.ended = True
+        except Exception as err:  # noqa: BLE001 - handed to the uploader through the HTTP layer
+            raise _SourceFailed(err) from err
 
     def _patch(self, chunk: bytes | memoryview, offset: int) -> None:
         sent = 0
@@ -249,6 +374,17 @@ class BlobUploader:
                 if done == len(chunk):
                     return
                 sent = done
+
+    def _status_or_anew(self) -> int:
+        """How many bytes the registry holds after a PATCH that failed; 0 in a new session when it gave the
+        old one up (Distribution cancels an upload whose size is not the one its last answer named, as after
+        a body cut off part way: the blob goes again from its start)."""
+        try:
+            return self._status()
+        except (UploadUnknown, BlobUploadInvalid):
+            self.location = None
+            self._start()
+            return 0
 
     def _status(self) -> int:
         """How many bytes the registry holds for this session (GET on the upload URL)."""

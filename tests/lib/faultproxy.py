@@ -4,6 +4,8 @@ Faults are rules matched by method and path regex, each good for `times` request
   status=503 / 429 (+ headers such as Retry-After): answered by the proxy, never forwarded
   reset_after=N: forwarded, then the connection is reset after N bytes of the response body
   reset_request=True: the request body is cut off (connection reset) before reaching the registry
+  cut_request_after=N: the first N bytes of the request body reach the registry, then both connections
+                    are cut (a request body broken off mid-way)
   redirect_to=BASE: answered with 307 to BASE + the request path (as a registry whose storage
                     serves blobs from elsewhere does)
   status=200 + body=...: answered with that body (an API the registry behind lacks, such as
@@ -35,6 +37,7 @@ class Rule:
     headers: dict[str, str] = field(default_factory=dict)
     reset_after: int | None = None
     reset_request: bool = False
+    cut_request_after: int | None = None
     redirect_to: str | None = None
     body: bytes | None = None
     strip_range: bool = False       # forwarded without its Range header (a registry that ignores ranges)
@@ -78,9 +81,9 @@ class FaultProxy:
     def add(self, method: str | None = None, path: str | None = None, *, times: int = 1, status: int | None = None,
             headers: dict[str, str] | None = None, reset_after: int | None = None,
             reset_request: bool = False, redirect_to: str | None = None, body: bytes | None = None,
-            strip_range: bool = False, first_range: bool = False) -> Rule:
+            strip_range: bool = False, first_range: bool = False, cut_request_after: int | None = None) -> Rule:
         rule = Rule(method, re.compile(path) if path else None, times, status, dict(headers or {}), reset_after,
-                    reset_request, redirect_to, body, strip_range, first_range)
+                    reset_request, cut_request_after, redirect_to, body, strip_range, first_range)
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -177,7 +180,13 @@ class FaultProxy:
                 counted = [0]
 
                 def body() -> Iterator[bytes]:
+                    cut = rule.cut_request_after if rule is not None else None
                     for chunk in self._body_chunks():
+                        if cut is not None and counted[0] + len(chunk) >= cut:
+                            counted[0], part = cut, chunk[:cut - counted[0]]
+                            if part:
+                                yield part
+                            raise ConnectionResetError("injected request cut")
                         counted[0] += len(chunk)
                         if rule is not None and rule.reset_request and counted[0] > 0:
                             raise ConnectionResetError("injected request reset")
@@ -203,7 +212,9 @@ class FaultProxy:
                     resp = conn.getresponse()
                 except ConnectionResetError:
                     conn.close()
-                    proxy._record(Record(self.command, self.path, 0, counted[0], "reset_request"))
+                    cut = rule is not None and rule.cut_request_after is not None
+                    fault = "cut_request" if cut else "reset_request"
+                    proxy._record(Record(self.command, self.path, 0, counted[0], fault))
                     self._reset()
                     return
                 # recorded before the answer goes out, so a client that has its answer finds the record

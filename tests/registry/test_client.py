@@ -32,14 +32,36 @@ def _manifest(c: Client, repo: str, label: str) -> bytes:
                        "layers": []}).encode()
 
 
+class _Once:
+    """A stream that can be read only once (as a compressor's pipe): no way to read it again after a cut."""
+
+    def __init__(self, data: bytes) -> None:
+        self._raw = io.BytesIO(data)
+
+    def read(self, n: int = -1) -> bytes:
+        return self._raw.read(n)
+
+
 def test_chunked_upload_of_an_unknown_size_stream(plain_registry: Registry) -> None:
     c = _client(plain_registry)
     data = os.urandom(CHUNK_SIZE * 2 + 12345)
     up = BlobUploader(c, "client/chunks")
+    digest, size = up.upload(_Once(data), None, None)
+    assert (digest, size) == (Digest.of(data), len(data))
+    assert up.patches == 3  # a stream that cannot be read again goes in chunks, each held until acknowledged
+    reader = c.get_blob("client/chunks", digest, size)
+    got = b"".join(iter(lambda: reader.read(1 << 20), b""))
+    assert got == data
+
+
+def test_a_stream_of_unknown_size_that_can_be_read_again_goes_in_one_patch(plain_registry: Registry) -> None:
+    c = _client(plain_registry)
+    data = os.urandom(CHUNK_SIZE * 2 + 12345)
+    up = BlobUploader(c, "client/streamed")
     digest, size = up.upload(io.BytesIO(data), None, None)
     assert (digest, size) == (Digest.of(data), len(data))
-    assert up.patches == 3
-    reader = c.get_blob("client/chunks", digest, size)
+    assert up.patches == 1
+    reader = c.get_blob("client/streamed", digest, size)
     got = b"".join(iter(lambda: reader.read(1 << 20), b""))
     assert got == data
 

@@ -1,5 +1,6 @@
 """Requests a push makes, counted at a proxy in front of the real registry: a small blob's check opens its upload,
-a large blob's last chunk rides on the closing PUT, a sync's images share tokens and one blob-location save."""
+a large blob streams in one PATCH (or, from a stream that cannot be read again, in chunks whose last rides on the
+closing PUT), a sync's images share tokens and one blob-location save."""
 
 from __future__ import annotations
 
@@ -67,11 +68,33 @@ def _client(reg: FaultProxy) -> Client:
     return Client(reg.host, ClientOptions(tls_verify=False, retry_delay=0.01))
 
 
+class _Once:
+    """A stream that can be read only once (as a compressor's pipe): it goes up in chunks, not streamed."""
+
+    def __init__(self, data: bytes) -> None:
+        self._raw = io.BytesIO(data)
+
+    def read(self, n: int = -1) -> bytes:
+        return self._raw.read(n)
+
+
+def test_a_large_blob_streams_in_one_patch(proxy: FaultProxy, plain_registry: Registry, tmp_path: Path) -> None:
+    data = bytes(range(256)) * ((2 * CHUNK_SIZE + (1 << 20)) // 256)
+    digest = Digest.of(data)
+    (tmp_path / "blob").write_bytes(data)
+    with open(tmp_path / "blob", "rb") as f:
+        assert BlobUploader(_client(proxy), "trips/streamed").upload(f, digest, len(data)) == (digest, len(data))
+    calls = [(r.method, r.body_bytes) for r in proxy.records if "/blobs/uploads/" in r.path]
+    assert calls == [("POST", 0), ("PATCH", len(data)), ("PUT", 0)]
+    got = plain_registry.raw_get(f"/v2/trips/streamed/blobs/{digest}")
+    assert got.status_code == 200 and got.content == data
+
+
 def test_the_last_chunk_of_a_large_blob_goes_with_the_closing_put(proxy: FaultProxy,
                                                                   plain_registry: Registry) -> None:
     data = bytes(range(256)) * ((CHUNK_SIZE + (1 << 20)) // 256)  # one whole chunk and a quarter
     digest = Digest.of(data)
-    assert BlobUploader(_client(proxy), "trips/large").upload(io.BytesIO(data), digest, len(data)) == \
+    assert BlobUploader(_client(proxy), "trips/large").upload(_Once(data), digest, len(data)) == \
         (digest, len(data))
     calls = [(r.method, r.body_bytes) for r in proxy.records if "/blobs/uploads/" in r.path]
     assert calls == [("POST", 0), ("PATCH", CHUNK_SIZE), ("PUT", len(data) - CHUNK_SIZE)]
@@ -84,7 +107,7 @@ def test_a_closing_put_cut_off_resumes_from_what_the_registry_holds(proxy: Fault
     data = b"".join(bytes([i]) * 4096 for i in range(256)) * 5  # 5 MiB: a chunk, then 1 MiB with the PUT
     digest = Digest.of(data)
     proxy.add("PUT", r"/blobs/uploads/", reset_request=True)
-    assert BlobUploader(_client(proxy), "trips/resume").upload(io.BytesIO(data), digest, len(data)) == \
+    assert BlobUploader(_client(proxy), "trips/resume").upload(_Once(data), digest, len(data)) == \
         (digest, len(data))
     methods = [r.method for r in proxy.records if "/blobs/uploads/" in r.path]
     # the PUT carrying the last chunk never arrived: its status, the rest in a PATCH, an empty PUT

@@ -36,6 +36,23 @@ class Link:
         time.sleep(max(0.0, done - time.monotonic()))
 
 
+class _Pair:
+    """A client's connection and its upstream one: both closed once each direction has ended."""
+
+    def __init__(self, *socks: socket.socket) -> None:
+        self.socks = socks
+        self.left = 2
+        self.lock = threading.Lock()
+
+    def one_side_done(self) -> None:
+        with self.lock:
+            self.left -= 1
+            if self.left:
+                return
+        for s in self.socks:
+            s.close()
+
+
 class LinkProxy:
     """127.0.0.1:<port> -> upstream (host:port on loopback), at `mbit` Mbit/s each way with `rtt_ms` of
     round-trip delay. `enabled = False` lets traffic through at loopback speed (a benchmark's set-up)."""
@@ -74,16 +91,7 @@ class LinkProxy:
                 continue
             for s in (client, server):
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            ends = [2]
-            lock = threading.Lock()
-
-            def closed(pair: tuple[socket.socket, ...] = (client, server)) -> None:
-                with lock:
-                    ends[0] -= 1
-                    if ends[0]:
-                        return
-                for s in pair:
-                    s.close()
+            closed = _Pair(client, server).one_side_done
             self._pipe(client, server, self.up, closed)
             self._pipe(server, client, self.down, closed)
 

@@ -146,8 +146,15 @@ class SnapshotStore:
             tmp = self._temp()
             try:
                 (tmp / TREE).mkdir()
-                hashed = DigestingReader(stream, diff_id.algorithm)
-                self._unpack_stream(hashed, tmp / TREE, replace(self._unpack_options(), reuse=reuse) if reuse else None)
+                from imagetool.digest import BackgroundDigestingReader
+
+                hashed = BackgroundDigestingReader(stream, diff_id.algorithm)  # hashes beside the unpacking
+                try:
+                    self._unpack_stream(hashed, tmp / TREE,
+                                        replace(self._unpack_options(), reuse=reuse) if reuse else None)
+                except BaseException:
+                    hashed.close()
+                    raise
                 if hashed.digest() != diff_id:
                     raise LayerError("the rebuilt layer does not match its diff_id") \
                         from DigestMismatch(diff_id, hashed.digest())

@@ -27,13 +27,16 @@ class Link:
         self.rate = rate
         self._free_at = 0.0
         self._lock = threading.Lock()
+        #: a sender woken late (a loaded machine) may catch up this much: the average rate stays the link's
+        self._slack = max(4 * CHUNK / rate, 0.002)
 
     def send(self, n: int) -> None:
         with self._lock:
             now = time.monotonic()
-            self._free_at = max(self._free_at, now) + n / self.rate
-            done = self._free_at
-        time.sleep(max(0.0, done - time.monotonic()))
+            self._free_at = max(self._free_at, now - self._slack) + n / self.rate
+            wait = self._free_at - now
+        if wait > 0:
+            time.sleep(wait)
 
 
 class _Pair:

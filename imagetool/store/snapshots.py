@@ -148,7 +148,10 @@ class SnapshotStore:
                 (tmp / TREE).mkdir()
                 from imagetool.digest import BackgroundDigestingReader
 
-                hashed = BackgroundDigestingReader(stream, diff_id.algorithm)  # hashes beside the unpacking
+                # hashed on a second core beside the unpacking, where there is one
+                hashed: DigestingReader | BackgroundDigestingReader = \
+                    BackgroundDigestingReader(stream, diff_id.algorithm) if len(os.sched_getaffinity(0)) > 1 \
+                    else DigestingReader(stream, diff_id.algorithm)
                 try:
                     self._unpack_stream(hashed, tmp / TREE,
                                         replace(self._unpack_options(), reuse=reuse) if reuse else None)

@@ -5,7 +5,7 @@ import io
 
 import pytest
 
-from imagetool.digest import BackgroundDigestingReader, Digest, DigestingWriter, VerifyingReader
+from imagetool.digest import Digest, DigestingWriter, VerifyingReader
 from imagetool.errors import DigestMismatch, InvalidDigest, SizeMismatch
 
 DATA = b"hello world" * 1000
@@ -107,54 +107,3 @@ def test_digesting_writer_counts_and_hashes() -> None:
     w.write(DATA[:10])
     w.write(DATA[10:])
     assert w.size == len(DATA) and w.digest() == Digest.of(DATA) and sink.getvalue() == DATA
-
-
-class _Reused:
-    """A stream that hands out one bytearray, overwritten by each read (as a buffer-reusing reader does)."""
-
-    def __init__(self, data: bytes, sizes: list[int]) -> None:
-        self._data, self._sizes, self._pos = data, sizes, 0
-        self._buf = bytearray(max(sizes))
-
-    def read(self, n: int = -1) -> memoryview:
-        size = self._sizes[0] if self._sizes else 0
-        self._sizes = self._sizes[1:]
-        chunk = self._data[self._pos:self._pos + size]
-        self._pos += len(chunk)
-        self._buf[:len(chunk)] = chunk
-        return memoryview(self._buf)[:len(chunk)]
-
-
-def test_background_digesting_reader_hashes_small_and_large_reads_in_order() -> None:
-    import os
-
-    data = os.urandom(5 << 20)
-    sizes = [512, 1, 300 << 10, 7, 1 << 20, 100, 100, (1 << 20) + 3] * 2
-    sizes.append(len(data) - sum(sizes))
-    stream = io.BytesIO(data)
-    reader = BackgroundDigestingReader(stream)
-    got = b"".join(iter(lambda: reader.read(sizes.pop(0)) if sizes else b"", b""))
-    assert got == data
-    assert reader.size == len(data)
-    assert reader.digest() == Digest.of(data)
-    assert reader.digest() == Digest.of(data)  # again, after the thread has ended
-    assert not reader._thread.is_alive()
-
-
-def test_background_digesting_reader_copies_a_buffer_its_stream_reuses() -> None:
-    import os
-
-    data = os.urandom(3 << 20)
-    sizes = [1 << 20] * 3
-    reader = BackgroundDigestingReader(_Reused(data, list(sizes)))  # type: ignore[arg-type]
-    while reader.read(1 << 20):
-        pass
-    assert reader.digest() == Digest.of(data)
-
-
-def test_background_digesting_reader_close_ends_its_thread_without_a_digest() -> None:
-    reader = BackgroundDigestingReader(io.BytesIO(b"x" * (3 << 20)), "sha512")
-    reader.read(1 << 20)
-    reader.close()
-    reader._thread.join(timeout=10)
-    assert not reader._thread.is_alive()

@@ -146,18 +146,8 @@ class SnapshotStore:
             tmp = self._temp()
             try:
                 (tmp / TREE).mkdir()
-                from imagetool.digest import BackgroundDigestingReader
-
-                # hashed on a second core beside the unpacking, where there is one
-                hashed: DigestingReader | BackgroundDigestingReader = \
-                    BackgroundDigestingReader(stream, diff_id.algorithm) if len(os.sched_getaffinity(0)) > 1 \
-                    else DigestingReader(stream, diff_id.algorithm)
-                try:
-                    self._unpack_stream(hashed, tmp / TREE,
-                                        replace(self._unpack_options(), reuse=reuse) if reuse else None)
-                except BaseException:
-                    hashed.close()
-                    raise
+                hashed = DigestingReader(stream, diff_id.algorithm)
+                self._unpack_stream(hashed, tmp / TREE, replace(self._unpack_options(), reuse=reuse) if reuse else None)
                 if hashed.digest() != diff_id:
                     raise LayerError("the rebuilt layer does not match its diff_id") \
                         from DigestMismatch(diff_id, hashed.digest())

@@ -1,6 +1,6 @@
 """Partial pulls of zstd:chunked images (issue 21): bytes on the wire and time, against full pulls.
 
-    python bench/partial_bench.py [--layers 5] [--files 100] [--repeat 3] [--link-mib 50]
+    python bench/partial_bench.py [--layers 5] [--files 100] [--repeat 3] [--link-mbit 1000] [--link-rtt-ms 0]
 
 The issue's image: two versions of an image of `--layers` layers, each of `--files` files of 1 MiB (5 x
 100 MiB, incompressible), v2 changing one file in the middle layer, pushed as zstd:chunked to a real
@@ -15,9 +15,18 @@ bytes of every request. Cases:
       changed layer moves, whole), the same plus the unpack (v1 unpacked before), and skopeo copy of v2
       into an oci: layout holding v1 (likewise)
 
---link-mib N limits the proxy's responses to N MiB/s: on loopback a 100 MiB download takes well under a
-second and the fixed cost of a command (start-up, the registry round trips) is most of every figure.
+--link-mbit N puts a link of N Mbit/s each way (bench/linkproxy.py: a TCP forwarder on 127.0.0.1, one rate
+shared by every connection, --link-rtt-ms of round-trip delay) between the commands and the recording proxy:
+on loopback a 100 MiB download takes a tenth of a second, and the ratios are bound by local hashing and the
+fixed cost of a command (start-up, the registry round trips). The set-up (pushes, the v1 pulls before a
+case) goes at loopback speed; only the measured commands cross the link. --link-mib N is the same link
+given in MiB/s. The imagetool commands get a private user cache ($XDG_CACHE_HOME under the bench's temp
+dir, warmed by the set-up), so the figures do not depend on what the developer's cache has grown to.
 With --layers 1 the image is the one changed layer and both comparisons move the same bytes.
+
+The cases run in rounds, one run of each a round (--repeat rounds), and each row gives the medians: on a
+shared machine a change of load then falls on every case alike. The CPU times (user+sys) are printed too:
+they hold up under load, wall times do not.
 
 Targets: the partial pull moves <= 5% of v2's layer bytes and takes <= 0.3x the full pull's time
 and <= 0.3x skopeo copy's.
@@ -38,7 +47,8 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import IMAGETOOL, SKOPEO, Measure, compile_package, report, run  # noqa: E402
+from bench.common import IMAGETOOL, SKOPEO, Measure, compile_package, median, report, report_cpu, run  # noqa: E402
+from bench.linkproxy import LinkProxy  # noqa: E402
 from tests.lib.faultproxy import FaultProxy  # noqa: E402
 from tests.lib.images import Layer, tar_bytes, write_image  # noqa: E402
 from tests.lib.registry import start_registry, stop_registry  # noqa: E402
@@ -81,13 +91,31 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=5)
     parser.add_argument("--files", type=int, default=100, help="1 MiB files per layer")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--link-mib", type=float, default=0,
-                        help="Limit the proxy's responses to this many MiB/s (0: loopback speed).")
+    parser.add_argument("--link-mbit", type=float, default=0,
+                        help="Put a link of this many Mbit/s (each way) before the registry (0: loopback speed).")
+    parser.add_argument("--link-mib", type=float, default=0, help="The same link in MiB/s.")
+    parser.add_argument("--link-rtt-ms", type=float, default=0, help="The link's round-trip delay.")
     args = parser.parse_args()
+    mbit = args.link_mbit or args.link_mib * MIB * 8 / 1e6
     compile_package()
     root = Path(tempfile.mkdtemp(prefix="imagetool-bench-", dir=os.environ.get("BENCH_TMP", "/var/tmp")))
+    os.environ["XDG_CACHE_HOME"] = str(root / "user-cache")
     registry = start_registry(root, "bench")
     proxy = FaultProxy(registry.host)
+    link = LinkProxy(proxy.host, mbit, args.link_rtt_ms) if mbit else None
+    front = link or proxy  # what the commands talk to
+
+    def setup(fn: Callable[[], object]) -> Callable[[], None]:
+        """fn at loopback speed: a case's set-up is not what is measured."""
+        def wrapped() -> None:
+            if link:
+                link.enabled = False
+            try:
+                fn()
+            finally:
+                if link:
+                    link.enabled = True
+        return wrapped
     try:
         layers: dict[int, dict[str, object]] = {}
         changed = args.layers // 2
@@ -103,77 +131,79 @@ def main() -> None:
             raw = subprocess.run(IMAGETOOL + ["inspect", "--raw", "--tls-verify=false", ref], check=True,
                                  capture_output=True, text=True).stdout
             layers[v] = json.loads(raw)["layers"][changed]
-        proxy.rate = int(args.link_mib * MIB) or None  # pushes above went at full speed
-        v2 = f"{proxy.ref('bench')}:v2"
+        v2 = f"{front.ref('bench')}:v2"
         layer_size = int(layers[2]["size"])  # type: ignore[call-overload]
         pull = IMAGETOOL + ["copy", "-q", "--src-tls-verify=false"]
         store = root / "store"
         env = {"IMAGETOOL_STORE": str(store)}
         sent: list[int] = []
 
+        @setup
         def with_v1() -> None:
             shutil.rmtree(store, ignore_errors=True)
-            subprocess.run(pull + [f"{proxy.ref('bench')}:v1", "localhost/bench:v1"], check=True,
+            subprocess.run(pull + [f"{front.ref('bench')}:v1", "localhost/bench:v1"], check=True,
                            env={**os.environ, **env})
             proxy.records.clear()
 
         def fresh() -> None:
             shutil.rmtree(store, ignore_errors=True)
             proxy.records.clear()
-        loads: dict[str, str] = {}
-
-        def load(case: str) -> None:
-            loads[case] = loads.get(case, "") + f"{os.getloadavg()[0]:.2f} "
-        partials = []
-        load("partial")
-        for _ in range(args.repeat):
-            with_v1()
-            partials.append(run(pull + [v2, "localhost/bench:v2"], env=env, repeat=1))
-            sent.append(proxy.response_bytes(path=str(layers[2]["digest"])))
-        partial = sorted(partials, key=lambda m: m.seconds)[len(partials) // 2]
-        load("partial")
-        load("full")
-        full = run(pull + [v2, "localhost/bench:v2"], env={**env, "IMAGETOOL_PARTIAL_PULLS": "0"}, before=fresh,
-                   repeat=args.repeat)
-        full_bytes = proxy.response_bytes(path=str(layers[2]["digest"]))
-        load("full")
         script = root / "pull_and_unpack.py"
         script.write_text(UNPACK)
-        load("full + unpack")
-        full_unpack = run([sys.executable, str(script), str(store), v2], env={**env, "IMAGETOOL_PARTIAL_PULLS": "0"},
-                          before=fresh, repeat=args.repeat)
-        load("full + unpack")
-        load("skopeo")
-        skopeo = run(SKOPEO + ["copy", "-q", "--src-tls-verify=false", v2, f"oci:{root}/sk:v2"],
-                     before=lambda: shutil.rmtree(root / "sk", ignore_errors=True), repeat=args.repeat)
-        load("skopeo")
+        whole = {**env, "IMAGETOOL_PARTIAL_PULLS": "0"}
+
+        def with_v1_whole(unpacked: bool) -> Callable[[], None]:
+            @setup
+            def before() -> None:  # v1 pulled the ordinary way: its blobs are in the store (and its snapshots)
+                shutil.rmtree(store, ignore_errors=True)
+                v1 = f"{front.ref('bench')}:v1"
+                argv = [sys.executable, str(script), str(store), v1] if unpacked else pull + [v1, "localhost/b:v1"]
+                subprocess.run(argv, check=True, env={**os.environ, **whole})
+            return before
+
+        @setup
+        def skopeo_v1() -> None:
+            shutil.rmtree(root / "sk", ignore_errors=True)
+            subprocess.run(SKOPEO + ["copy", "-q", "--src-tls-verify=false", f"{front.ref('bench')}:v1",
+                                     f"oci:{root}/sk:v1"], check=True)
+
+        full_bytes: list[int] = []
+        # name -> (argv, env, before, after): one run of each case a round, so a change of the machine's load
+        # (other work on a shared machine) falls on every case alike
+        cases: dict[str, tuple[list[str], dict[str, str], Callable[[], None], Callable[[], None] | None]] = {
+            "partial": (pull + [v2, "localhost/bench:v2"], env, with_v1,
+                        lambda: sent.append(proxy.response_bytes(path=str(layers[2]["digest"])))),
+            "full": (pull + [v2, "localhost/bench:v2"], whole, fresh,
+                     lambda: full_bytes.append(proxy.response_bytes(path=str(layers[2]["digest"])))),
+            "full + unpack": ([sys.executable, str(script), str(store), v2], whole, fresh, None),
+            "skopeo": (SKOPEO + ["copy", "-q", "--src-tls-verify=false", v2, f"oci:{root}/sk:v2"], {},
+                       lambda: shutil.rmtree(root / "sk", ignore_errors=True), None),
+        }
+        if args.layers > 1:
+            cases["full, v1 in store"] = (pull + [v2, "localhost/bench:v2"], whole, with_v1_whole(False), None)
+            cases["full + unpack, v1 in store"] = ([sys.executable, str(script), str(store), v2], whole,
+                                                   with_v1_whole(True), None)
+            cases["skopeo, v1 in oci:"] = (SKOPEO + ["copy", "-q", "--src-tls-verify=false", v2,
+                                                      f"oci:{root}/sk:v2"], {}, skopeo_v1, None)
+        runs: dict[str, list[Measure]] = {name: [] for name in cases}
+        loads: list[str] = []
+        for _ in range(args.repeat):
+            loads.append(f"{os.getloadavg()[0]:.2f}")
+            for name, (argv, case_env, before, after) in cases.items():
+                runs[name].append(run(argv, env=case_env, before=before, repeat=1))
+                if after:
+                    after()
+        loads.append(f"{os.getloadavg()[0]:.2f}")
+        got = {name: median(ms) for name, ms in runs.items()}
+        partial, full, full_unpack, skopeo = got["partial"], got["full"], got["full + unpack"], got["skopeo"]
         rows_same: list[tuple[str, Measure, Measure | None, str]] = []
         if args.layers > 1:
-            load("same store")
-            whole = {**env, "IMAGETOOL_PARTIAL_PULLS": "0"}
-
-            def with_v1_whole(unpacked: bool) -> Callable[[], None]:
-                def before() -> None:  # v1 pulled the ordinary way: its blobs are in the store (and its snapshots)
-                    shutil.rmtree(store, ignore_errors=True)
-                    v1 = f"{proxy.ref('bench')}:v1"
-                    argv = [sys.executable, str(script), str(store), v1] if unpacked else pull + [v1, "localhost/b:v1"]
-                    subprocess.run(argv, check=True, env={**os.environ, **whole})
-                return before
-            full_same = run(pull + [v2, "localhost/bench:v2"], env=whole, before=with_v1_whole(False),
-                            repeat=args.repeat)
-            full_unpack_same = run([sys.executable, str(script), str(store), v2], env=whole,
-                                   before=with_v1_whole(True), repeat=args.repeat)
-
-            def skopeo_v1() -> None:
-                shutil.rmtree(root / "sk", ignore_errors=True)
-                subprocess.run(SKOPEO + ["copy", "-q", "--src-tls-verify=false", f"{proxy.ref('bench')}:v1",
-                                         f"oci:{root}/sk:v1"], check=True)
-            skopeo_same = run(SKOPEO + ["copy", "-q", "--src-tls-verify=false", v2, f"oci:{root}/sk:v2"],
-                              before=skopeo_v1, repeat=args.repeat)
-            load("same store")
-            rows_same = [("  vs full pull v2, v1 pulled whole before", partial, full_same, "(reported)"),
-                         ("  vs full pull + unpack v2, v1 so before", partial, full_unpack_same, "(reported)"),
-                         ("  vs skopeo copy v2 -> oci: holding v1", partial, skopeo_same, "(reported)")]
+            rows_same = [("  vs full pull v2, v1 pulled whole before", partial, got["full, v1 in store"],
+                          "(reported)"),
+                         ("  vs full pull + unpack v2, v1 so before", partial, got["full + unpack, v1 in store"],
+                          "(reported)"),
+                         ("  vs skopeo copy v2 -> oci: holding v1", partial, got["skopeo, v1 in oci:"],
+                          "(reported)")]
         # what no partial pull can go below: a command's fixed cost, and hashing the rebuilt tar (the diff_id check)
         start = run(IMAGETOOL + ["--version"], repeat=args.repeat)
         (root / "v2.tar").write_bytes(tar_bytes(layer_files(args.files, changed, True), mtime=1_700_000_000))
@@ -186,20 +216,24 @@ def main() -> None:
             *rows_same,
         ]
         print(f"{args.layers} layers of {args.files} MiB, one file changed in layer {changed}; "
-              f"link: {f'{args.link_mib} MiB/s' if args.link_mib else 'loopback'}")
+              f"link: {f'{mbit:g} Mbit/s each way, {args.link_rtt_ms:g} ms RTT' if mbit else 'loopback'}")
         report(rows)
-        print("load average (1 min) before and after each case: "
-              + "; ".join(f"{case} {text.strip()}" for case, text in loads.items()))
+        report_cpu(rows)
+        print("load average (1 min) at the start of each round and at the end: " + " ".join(loads))
+        print("wall times of each case, round by round: " + "; ".join(
+            f"{name} {' '.join(f'{m.seconds:.3f}' for m in ms)}" for name, ms in runs.items()))
         print(f"floors: imagetool --version {start.seconds:.3f} s; a python process hashing the "
               f"{args.files} MiB changed layer's tar {hashed.seconds:.3f} s")
         worst = max(sent)
         print(f"\nv2's changed layer: {layer_size} bytes ({layer_size / MIB:.1f} MiB); "
-              f"the full pull moved {full_bytes} bytes of it")
+              f"the full pull moved {max(full_bytes)} bytes of it")
         print(f"partial pull moved {worst} bytes at most over {len(sent)} runs: "
               f"{100 * worst / layer_size:.2f}% of the layer (target <= 5%)")
         ok = worst <= 0.05 * layer_size and all(partial.seconds <= 0.3 * m.seconds for m in (full, skopeo))
         print("targets met" if ok else "TARGETS MISSED")
     finally:
+        if link:
+            link.close()
         proxy.close()
         stop_registry(registry)
         shutil.rmtree(root, ignore_errors=True)

@@ -143,6 +143,9 @@ def test_partial_pull_round_trip_into_a_fresh_store_and_one_holding_v1(tmp_path:
     proxy.records.clear()
     out = imagetool("pull", "--tls-verify=false", f"{proxy.host}/app:v2", env={"IMAGETOOL_STORE": str(warm2)}).stdout
     assert "partial: 1 of 14 files fetched" in out  # `pull` is a copy into the local store: the same path
+    # two requests for the layer: the TOC, tar-split and footer in one range request, then the missing content
+    asked = [r for r in proxy.records if r.method == "GET" and r.path.endswith(str(layer2["digest"]))]
+    assert len(asked) == 2 and all(r.status == 206 for r in asked), [(r.status, r.range) for r in asked]
     assert _listing(_snapshot(warm2, tar2)) == full2
     tree = _snapshot(warm2, tar2)
     assert (tree / "app/f0.bin").stat().st_nlink >= 2 and (tree / "app/f4.bin").stat().st_nlink == 1  # v1 linked

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from imagetool.errors import UsageError
-from imagetool.govalues import NIL_MAP, NIL_POINTER, NIL_SLICE, GoNil, GoTime, Struct  # noqa: F401 (importers' names)
+from imagetool.govalues import NIL_MAP, GoNil, GoTime, Struct
 
 
 class TemplateError(UsageError):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from imagetool.errors import UsageError
-from imagetool.gotemplate import GoTime, Struct, render
+from imagetool.gotemplate import render
+from imagetool.govalues import GoTime, Struct
 
 DATA = {"Name": "", "Labels": {"b": "2", "a": "1"}, "Layers": ["x", "y"], "Env": ["A=1"], "Size": 42,
         "Created": GoTime("2024-01-02T03:04:05Z"), "Empty": []}

@@ -38,7 +38,8 @@ def ps(ctx: click.Context, all_: bool, quiet: bool, noheading: bool, as_json: bo
         if as_json or format_ == "json":
             click.echo(json.dumps([{k: v for k, v in d.items() if k in _JSON} for d in docs], indent=4))
             return
-        from imagetool.gotemplate import Struct, render
+        from imagetool.gotemplate import render
+        from imagetool.govalues import Struct
 
         for d in docs:
             click.echo(render(format_, Struct({_TEMPLATE.get(k, k): v for k, v in d.items()})))  # type: ignore[arg-type]

@@ -87,7 +87,7 @@ def _json_record(r: Any, short: Any) -> dict[str, Any]:
 
 def _template_row(r: Any, name: str, short: Any) -> Any:
     """One row of `buildah images --format`: an image under one of its names."""
-    from imagetool.gotemplate import GoTime, Struct
+    from imagetool.govalues import GoTime, Struct
 
     repo, tag = _split(name)
     return Struct({"ID": short(r.id), "Name": repo, "Tag": tag, "Digest": str(r.digest),

@@ -75,6 +75,19 @@ class Readable(Protocol):
     def read(self, n: int = -1, /) -> bytes: ...
 
 
+def read_full(stream: Readable, n: int) -> bytes:
+    """Up to `n` bytes of `stream`: fewer only where it ends (one read may return less than asked)."""
+    parts = []
+    want = n
+    while want > 0:
+        data = stream.read(want)
+        if not data:
+            break
+        parts.append(data)
+        want -= len(data)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
 def close_quietly(stream: object) -> None:
     close = getattr(stream, "close", None)
     if close is not None:

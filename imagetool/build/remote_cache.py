@@ -16,12 +16,12 @@ from typing import Any
 from imagetool import media
 from imagetool.build.cache import CacheEntry
 from imagetool.descriptor import Descriptor
-from imagetool.digest import Digest
+from imagetool.digest import Digest, read_full
 from imagetool.errors import BuildError, ImagetoolError, NotFound
 from imagetool.manifest import Manifest, parse_manifest
 from imagetool.reference import DockerReference
 from imagetool.reference import parse as parse_reference
-from imagetool.registry.upload import BlobUploader, read_full
+from imagetool.registry.upload import BlobUploader
 from imagetool.store.layout import LayoutStore
 from imagetool.transports.base import SystemContext
 

@@ -19,7 +19,7 @@ import threading
 import urllib.parse
 from typing import Callable, Generator, Iterator
 
-from imagetool.digest import Digest, Readable, close_quietly
+from imagetool.digest import Digest, Readable, close_quietly, read_full
 from imagetool.errors import DigestMismatch, ImagetoolError, RegistryError, SizeMismatch
 from imagetool.memory import tune_for_streaming
 from imagetool.registry.client import Client, push_scope
@@ -34,18 +34,6 @@ MONOLITHIC_MAX = 1 << 20
 CHUNK_SIZE = 4 << 20
 #: what a streamed PATCH reads from its source at a time (the socket takes it while the next is read)
 PIECE_SIZE = 512 << 10
-
-
-def read_full(stream: Readable, n: int) -> bytes:
-    parts = []
-    want = n
-    while want > 0:
-        data = stream.read(want)
-        if not data:
-            break
-        parts.append(data)
-        want -= len(data)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def fill(stream: Readable, buf: memoryview) -> int:

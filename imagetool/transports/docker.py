@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, BinaryIO, Sequence
 
 from imagetool import media
 from imagetool.descriptor import Descriptor
-from imagetool.digest import Digest, Readable, close_quietly
+from imagetool.digest import Digest, Readable, close_quietly, read_full
 from imagetool.errors import (DigestMismatch, InvalidReference, ManifestError, ManifestUnknown, RegistryError,
                               UnsupportedManifest)
 from imagetool.reference import DockerReference, policy_namespaces
@@ -121,17 +121,12 @@ class _Repository:
         """A small blob of this repository, read whole and verified (hashed at once, as Digest.of hashes a
         manifest: a config needs no streaming hasher)."""
         stream = self.client.get_blob(self.repo, digest)
-        chunks: list[bytes] = []
-        size = 0
         try:
-            while chunk := stream.read(limit + 1 - size):
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > limit:
-                    raise RegistryError(f"blob {digest.short} is larger than {limit} bytes")
+            data = read_full(stream, limit + 1)
         finally:
             close_quietly(stream)
-        data = b"".join(chunks)
+        if len(data) > limit:
+            raise RegistryError(f"blob {digest.short} is larger than {limit} bytes")
         actual = Digest.of(data, digest.algorithm)
         if actual != digest:
             raise DigestMismatch(digest, actual)

@@ -21,7 +21,6 @@ import argparse
 import collections
 import os
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import IMAGETOOL, SKOPEO, Measure, compile_package, report, report_cpu, run  # noqa: E402
+from bench.common import IMAGETOOL, SKOPEO, Measure, compile_package, report, report_cpu, run, set_aside  # noqa: E402
 
 FLAGS = ["--src-tls-verify=false", "--dest-tls-verify=false"]
 
@@ -148,8 +147,8 @@ def main() -> None:
         env = {"XDG_CACHE_HOME": str(work / "cache")}
 
         def fresh_b() -> None:
-            shutil.rmtree(b.root, ignore_errors=True)
-            shutil.rmtree(work / "cache", ignore_errors=True)
+            set_aside(b.root, work / "trash")
+            set_aside(work / "cache", work / "trash")
 
         rows: list[tuple[str, Measure, Measure | None, str]] = []
         try:

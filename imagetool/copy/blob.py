@@ -234,7 +234,8 @@ def _copy_blob(src: ImageSource, dst: ImageDestination, desc: Descriptor, plan: 
 
 
 def _claims_compression(desc: Descriptor, dst: ImageDestination) -> bool:
-    return dst.traits.layer_compression == "compress" and media.layer_compression(desc.media_type) is not None
+    wants = dst.traits.layer_compression == "compress" or dst.traits.compresses_plain_layers
+    return wants and media.layer_compression(desc.media_type) is not None
 
 
 def _rewrite(dst: ImageDestination, desc: Descriptor, stream: Readable, plan: BlobPlan) -> CopiedBlob:

@@ -218,7 +218,7 @@ def _copy_blob(src: ImageSource, dst: ImageDestination, desc: Descriptor, plan: 
             # a destination that wants compressed layers gets them compressed for real
             algorithm, stream = compression.sniff(stream)
             if algorithm is None:
-                plan = BlobPlan("rewrite", compression.GZIP, None, None)
+                plan = BlobPlan("rewrite", compression.GZIP, plan.level, None)
         if not plan.rewrites:
             stored = dst.put_blob(stream, desc, is_config=is_config)
             result = CopiedBlob(stored.with_(media_type=desc.media_type, annotations=desc.annotations))
@@ -234,7 +234,8 @@ def _copy_blob(src: ImageSource, dst: ImageDestination, desc: Descriptor, plan: 
 
 
 def _claims_compression(desc: Descriptor, dst: ImageDestination) -> bool:
-    return dst.traits.layer_compression == "compress" and media.layer_compression(desc.media_type) is not None
+    wants = dst.traits.layer_compression == "compress" or dst.traits.compresses_plain_layers
+    return wants and media.layer_compression(desc.media_type) is not None
 
 
 def _rewrite(dst: ImageDestination, desc: Descriptor, stream: Readable, plan: BlobPlan) -> CopiedBlob:

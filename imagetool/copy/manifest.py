@@ -68,5 +68,6 @@ def layer_plans(layers: Sequence[Descriptor], diff_ids: Sequence[Digest], traits
         elif current is None and traits.layer_compression == "compress":
             plans.append(BlobPlan("rewrite", options.compression or "gzip", options.compression_level, diff_id))
         else:
-            plans.append(KEEP)
+            # kept; the level still applies if the layer turns out to be a plain tar typed as compressed
+            plans.append(KEEP if options.compression_level is None else BlobPlan(level=options.compression_level))
     return plans

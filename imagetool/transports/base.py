@@ -67,6 +67,9 @@ class DestinationTraits:
     manifest_types: tuple[str, ...] = ()
     #: "preserve", "compress" or "decompress": what the destination wants layers as
     layer_compression: str = "preserve"
+    #: a layer typed as compressed that holds a plain tar (a docker-archive's) is compressed for real, even
+    #: where layers are otherwise kept as they are: a registry serves what its type says
+    compresses_plain_layers: bool = False
     supports_signatures: bool = False
     supports_index: bool = True
     #: copy may call put_blob from several threads at once

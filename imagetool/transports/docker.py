@@ -40,6 +40,7 @@ TRANSPORT_NAME = "docker"
 DOCKER_TRAITS = DestinationTraits(
     manifest_types=(media.OCI_MANIFEST, media.DOCKER_MANIFEST, media.OCI_INDEX, media.DOCKER_MANIFEST_LIST),
     layer_compression="preserve",
+    compresses_plain_layers=True,
     supports_signatures=True,
     supports_index=True,
     thread_safe_put_blob=True,

@@ -10,12 +10,13 @@ Modes, owners and times are the archive's (setuid bits included).
 
 from __future__ import annotations
 
+import copy
 import os
 import posixpath
 import shutil
 import stat
 import tarfile
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from imagetool import pathresolve
 from imagetool.errors import BuildError, UnsafeContent
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
     from imagetool.build.copier import Copier
 
 _MAX_LINKS = pathresolve.SECUREJOIN_MAX_LINKS
+#: names are resolved here, so tarfile's own checks (and, from Python 3.14, its default "data" filter
+#: that drops setuid bits) stay out; Debian 12's Python 3.11.2 has no extraction filters at all
+_TRUSTED: dict[str, Any] = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
 
 
 def unpack(copier: Copier, tar: tarfile.TarFile, dest: str) -> None:
@@ -47,9 +51,10 @@ def unpack(copier: Copier, tar: tarfile.TarFile, dest: str) -> None:
             if link is None:
                 raise BuildError(f"ADD: {member.name}: a hard link to the destination directory")
             linkname = link.lstrip("/")
+        placed = copy.copy(member)
+        placed.name, placed.linkname = target.lstrip("/"), linkname
         try:
-            tar.extract(member.replace(name=target.lstrip("/"), linkname=linkname, deep=False), copier.upper,
-                        numeric_owner=True, filter="fully_trusted")
+            tar.extract(placed, copier.upper, numeric_owner=True, **_TRUSTED)
         except (OSError, tarfile.TarError) as err:
             raise BuildError(f"ADD: unpacking {member.name}: {err}") from err
 

@@ -92,3 +92,31 @@ def test_archive_member_replaces_a_directory_and_dot_is_skipped(tmp_path: Path, 
     theirs = buildah.tree("dirnotdir")
     for path in ("/fileone", "/app/content/file"):
         assert ours[path] == theirs[path]
+
+
+def test_archive_unpacks_rootless_with_the_archives_owners(rootless_user) -> None:  # type: ignore[no-untyped-def]
+    """Rootless, the archive is unpacked in the store's user namespace: its owners are container ids,
+    its `up -> ..` link still stays under the destination."""
+    user = rootless_user
+    work = user.mkdtemp()
+    layout, ctx = work / "base", work / "ctx"
+    busybox_image(layout, "latest")
+    ctx.mkdir()
+    with tarfile.open(ctx / "owned.tar", "w") as tar:
+        info = tarfile.TarInfo("owned")
+        info.size, info.uid, info.gid = 3, 1234, 5678
+        tar.addfile(info, io.BytesIO(b"ok\n"))
+        link = tarfile.TarInfo("up")
+        link.type, link.linkname = tarfile.SYMTYPE, ".."
+        tar.addfile(link)
+        inner = tarfile.TarInfo("up/inner")
+        inner.size = 3
+        tar.addfile(inner, io.BytesIO(b"in\n"))
+    (ctx / "Dockerfile").write_text(f"FROM {BASE}\nADD owned.tar /dest/\n")
+    user.give(work)
+    env = {"IMAGETOOL_STORE": str(work / "store")}
+    user.imagetool("copy", f"oci:{layout}:latest", BASE, env=env)
+    user.imagetool("build", "-t", "owned", str(ctx), env=env)
+    out = user.imagetool("run", "--rm", "owned", "stat", "-c", "%n %u:%g", "/dest/owned", "/dest/inner",
+                         env=env).stdout
+    assert out == "/dest/owned 1234:5678\n/dest/inner 0:0\n"

@@ -181,6 +181,9 @@ def mount(ctx: Ctx, text: str) -> ins.Mount:
         if item.strip() in VOLUME_FLAGS:
             options.append((item.strip(), "true"))
             continue
+        if item.strip() in ("tmpcopyup", "notmpcopyup"):  # buildah's: a tmpfs starts as the image's directory
+            options.append(("tmpcopyup", "true" if item.strip() == "tmpcopyup" else "false"))
+            continue
         key, _, value = item.strip().partition("=")
         key = key.lower()
         if key == "type":

@@ -127,10 +127,10 @@ class BuildContext:
             names = self._glob(pattern) if is_glob(pattern) else [clean(pattern)]
             matched = []
             for name in names:
-                if name != "." and self.ignore.excluded(name):
+                if name != "." and self.ignore.excluded(name) and not self._reincludes(name):
                     continue
                 resolved = self.resolve(name)
-                if resolved != "." and self.ignore.excluded(resolved):
+                if resolved != "." and self.ignore.excluded(resolved) and not self._reincludes(resolved):
                     continue
                 path = self.root / resolved if resolved != "." else self.root
                 matched.append(Source(resolved, path, path.is_dir(), name))
@@ -142,6 +142,14 @@ class BuildContext:
             raise SourceNotFound(f"{' '.join(patterns)}: no source file matches in the build context "
                                  f"(or .dockerignore excludes them)")
         return out
+
+    def _reincludes(self, name: str) -> bool:
+        """An excluded directory is still in the context when a `!` pattern keeps something under it
+        (BuildKit sends the parents of what it sends: `**` then `!dir/file` leaves `dir` with `file`)."""
+        path = self.root / name
+        if path.is_symlink() or not path.is_dir() or not self.ignore.may_include_under(name):
+            return False
+        return next(iter(self._walk_dir(path, name, "")), None) is not None
 
     # -- walking and hashing
 

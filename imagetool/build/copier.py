@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from imagetool.build import untar
 from imagetool.build.context import BuildContext, is_glob
 from imagetool.build.dockerignore import Matcher
 from imagetool.build.filecopy import copy_regular
@@ -254,7 +255,7 @@ class Copier:
                 # ADD of a local archive: unpacked into the destination (always a directory), owners kept
                 base = self.ensure_dir(work.dest.rstrip("/") or "/", owner)
                 with archive, tarfile.open(fileobj=archive, mode="r|") as tar:  # type: ignore[call-overload]
-                    tar.extractall(self._upper(base), filter=checked_member, numeric_owner=True)
+                    untar.unpack(self, tar, base)
             elif stat.S_ISDIR(top.st.st_mode):
                 base = self.ensure_dir(dest, owner)
                 self._place_tree(items[1:], base.rstrip("/"), owner, work.chmod, links)
@@ -331,12 +332,6 @@ def _exclude(groups: list[tuple[str, list[_Item]]], patterns: tuple[str, ...]) -
 def _norm(path: str) -> str:
     """An absolute, normalised image path (never the `//` that posixpath keeps)."""
     return posixpath.normpath("/" + path.lstrip("/"))
-
-
-def checked_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
-    """tarfile's "tar" filter refuses names and links that leave `dest`; modes and owners are kept."""
-    tarfile.tar_filter(member, dest)
-    return member
 
 
 _BZIP2, _XZ = b"BZh", b"\xfd7zXZ\x00"

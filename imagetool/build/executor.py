@@ -360,7 +360,8 @@ class Executor:
             stage_layers={n: self._dirs(s) for n, s in list(self.stages.items())},
             image_layers={m.from_image: self.resolver.resolve(m.from_image, None).dirs
                           for m in work.mounts if m.from_image},
-            secrets=self.o.secrets, named=self.named.dirs, user_ids=self._user_ids(work, lowers))
+            secrets=self.o.secrets, named=self.named.dirs, user_ids=self._user_ids(work, lowers),
+            root_layers=tuple(lowers))
         code = self.o.runner.run(work, lowers, upper, mounts, self.say)  # -q hides it, as buildah does
         if code != 0:
             raise BuildError(f"the command exited with status {code}")

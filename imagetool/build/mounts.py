@@ -74,16 +74,20 @@ def selinux_enabled() -> bool:
 def resolve_mounts(specs: tuple[MountSpec, ...], *, context: BuildContext, store_root: Path,
                    stage_layers: dict[int, list[Path]], image_layers: dict[str, list[Path]],
                    secrets: dict[str, Path | bytes], named: dict[str, BuildContext] | None = None,
-                   user_ids: tuple[int, int] = (0, 0)) -> list[HostMount]:
+                   user_ids: tuple[int, int] = (0, 0), root_layers: tuple[Path, ...] = ()) -> list[HostMount]:
     """Host-side sources for a RUN's mounts; `*_layers` give directories bottom first; `user_ids` are
-    the RUN user's, for the U flag."""
+    the RUN user's, for the U flag; `root_layers` (top first) are the step's own, for tmpcopyup."""
     out: list[HostMount] = []
     for m in specs:
         if m.relabel and selinux_enabled():
             raise BuildError(f"--mount target={m.target}: SELinux relabeling (z, Z) is not supported here")
         if m.type in ("tmpfs", "secret") and (m.chown or m.overlay):
             raise BuildError(f"--mount type={m.type}: the U and O flags apply to bind and cache mounts")
-        if m.type == "tmpfs":
+        copied = _image_dir(root_layers, m.target) if m.type == "tmpfs" and m.copyup else None
+        if copied is not None:
+            # the image's directory under a throwaway upper: what the step writes there is dropped, as on a tmpfs
+            out.append(HostMount("bind", m.target, False, layers=root_layers, subpath=copied))
+        elif m.type == "tmpfs":
             out.append(HostMount("tmpfs", m.target, size=m.size))
         elif m.type == "secret":
             src = secrets.get(m.id or os.path.basename(m.target))
@@ -113,6 +117,18 @@ def resolve_mounts(specs: tuple[MountSpec, ...], *, context: BuildContext, store
                 continue
             out.append(_context_bind(m, source.root / rel if rel != "." else source.root))
     return out
+
+
+def _image_dir(layers: tuple[Path, ...], path: str) -> str | None:
+    """`path` resolved in the layers (top first) when it is a directory there, else None."""
+    from imagetool.build.rootview import RootView
+
+    if not layers:
+        return None
+    view = RootView(list(layers))
+    resolved = view.resolve(path)
+    found = view.lstat(resolved)
+    return resolved if found is not None and stat.S_ISDIR(found.st_mode) else None
 
 
 def _context_bind(m: MountSpec, path: Path) -> HostMount:

@@ -216,6 +216,11 @@ def _plan(df: Dockerfile, build_args: Mapping[str, str] | None, target: str | No
         if not base:
             raise DockerfileError("FROM names an empty image (an ARG without a value?)", frm.line)
         platform = gscope.expand(frm.platform, frm.line) if frm.platform else None
+        if platform:
+            try:
+                Platform.parse(platform)
+            except ValueError as err:
+                raise DockerfileError(f"FROM --platform={platform}: {err}", frm.line) from err
         if frm.name and frm.name in {s.name for s in stages}:
             warnings.append(f"{df.path}:{frm.line}: duplicate stage name {frm.name!r}: later references "
                             f"mean this stage")

@@ -47,6 +47,7 @@ class MountSpec:
     chown: bool = False                   # U: the content shows owned by the RUN step's user
     overlay: bool = False                 # O: writable, the writes thrown away after the step
     relabel: bool = False                 # z or Z: an SELinux label asked for
+    copyup: bool = False                  # tmpcopyup: a tmpfs starts as the image's directory at its target
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,7 @@ class StageWalker:
                          opts.get("id") or (target if m.type == "cache" else ""), opts.get("sharing", "shared"),
                          number("mode", 8), number("uid"), number("gid"), opts.get("required") == "true",
                          _size(opts.get("size"), line), from_context, "U" in opts, "O" in opts,
-                         "z" in opts or "Z" in opts)
+                         "z" in opts or "Z" in opts, m.type == "tmpfs" and opts.get("tmpcopyup") == "true")
 
     def _source(self, ref: str | None) -> tuple[int | None, str | None, str | None]:
         """(stage, image, named directory) that a --from names: a stage first, then --build-context names."""

@@ -127,3 +127,12 @@ def test_from_a_stage_number() -> None:
     """buildah's extension: FROM <index> builds on that earlier stage."""
     p = plan(parse("FROM busybox\nRUN true\nFROM 0\nRUN true\n"))
     assert p.stages[1].base_stage == 0 and p.needed == (0, 1)
+
+
+def test_from_platform_that_expands_to_no_platform_is_a_dockerfile_error() -> None:
+    """`FROM --platform=linux/$ARCH` with ARCH unset names no platform: one line with the file and
+    line (it was an internal error from the platform parser)."""
+    text = "ARG ARCH\nFROM --platform=linux/$ARCH busybox AS foreign\nFROM busybox\n"
+    with pytest.raises(DockerfileError, match=r"Dockerfile:2: FROM --platform=linux/: invalid platform"):
+        plan(parse(text))
+    assert plan(parse(text), {"ARCH": "arm64"}).stages[0].platform == "linux/arm64"

@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from imagetool.build.datafilter import unpack_data
 from imagetool.errors import BuildError
 
 #: what git may speak to fetch a context and its submodules (no ext::, no local files)
@@ -136,8 +137,7 @@ def _http(url: str, into: Path) -> Path:
             return context
         with archive:
             try:
-                # the "data" filter: no absolute names, no escapes, no devices, no set-id bits
-                archive.extractall(context, filter="data")
+                unpack_data(archive, context)
             except (tarfile.TarError, OSError) as err:
                 raise BuildError(f"unpacking the build context {url}: {err}") from err
     return context

@@ -197,10 +197,17 @@ def place(procs: list[str], child: int, joined: int, errfd: int) -> None:
 
 def execute(args: list[str], env: dict[str, str], errfd: int) -> None:
     os.set_inheritable(errfd, False)
-    # the interpreter ignores these two at start-up and exec keeps that: `yes | head -1` would then
-    # see EPIPE instead of dying quietly, which no program in a container expects
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(sig, signal.SIG_DFL)
+    # exec keeps an ignored signal ignored and the blocked mask blocked: the interpreter ignores SIGPIPE
+    # and SIGXFSZ (`yes | head -1` would see EPIPE instead of dying quietly), and whoever started
+    # imagetool may ignore more (nohup, a shell's background job: SIGHUP, SIGINT, SIGQUIT). The command
+    # starts as runc starts it: every signal at its default, none blocked
+    for sig in signal.valid_signals():
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            try:
+                signal.signal(sig, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass  # the C library's own (32, 33)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
     try:
         os.execvpe(args[0], args, env)
     except FileNotFoundError as err:

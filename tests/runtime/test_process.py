@@ -178,3 +178,23 @@ def test_interactive_terminal_reads_what_we_type(busybox: str, runtime: str) -> 
     assert b"got-typed\r\n/dev/pts/0" in out
     assert code == 3
 
+
+
+def _ignoring_and_blocking() -> None:
+    """What nohup and a shell's background job leave a command with, and a blocked mask on top."""
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1):
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2, signal.SIGTERM})
+
+
+@pytest.mark.parametrize(("runtime", "init"), [("embedded", []), ("embedded", ["--init"]), ("runc", [])])
+def test_signals_the_caller_ignores_or_blocks_are_at_their_defaults_inside(
+        busybox: str, init: list[str], runtime: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "imagetool", "run", "--rm", "--runtime", runtime, *init, busybox,
+                           "grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"],
+                          capture_output=True, text=True, timeout=120, preexec_fn=_ignoring_and_blocking)
+    assert proc.returncode == 0, proc.stderr
+    blocked, ignored = proc.stdout.split()[1::2]
+    assert ignored == "0" * 16
+    if runtime == "embedded":  # runc unblocks only the signals its Go runtime handles (SIGUSR2 stays blocked)
+        assert blocked == "0" * 16

@@ -87,7 +87,7 @@ class Copier:
         up = self._upper(cur)
         if parent_fresh:
             if not up.is_dir() or up.is_symlink():
-                self._remove(up)
+                self.remove(up)
                 self._mkdir(up, owner)
             return self._remember(path, (cur, True))
         found = self.view.locate(cur)
@@ -96,7 +96,7 @@ class Copier:
         if found is not None and not stat.S_ISDIR(found[1].st_mode):
             raise BuildError(f"cannot copy into {path}: {cur} is not a directory in the image")
         if found is None:
-            self._remove(up)
+            self.remove(up)
             self._mkdir(up, owner)
             return self._remember(path, (cur, True))
         if found[0] != up:
@@ -114,7 +114,8 @@ class Copier:
         if self._chown:
             os.lchown(up, *(owner or (0, 0)))
 
-    def _remove(self, up: Path) -> None:
+    def remove(self, up: Path) -> None:
+        """Whatever is at `up` in the upper directory, gone: a tree, a file, a link or a whiteout."""
         try:
             st = os.lstat(up)
         except FileNotFoundError:
@@ -146,14 +147,14 @@ class Copier:
                 self._dirs[key] = (f"{parent_res.rstrip('/')}/{name}", fresh)
                 return
             if in_upper:
-                self._remove(target)
+                self.remove(target)
             target.mkdir()
             self._meta(target, item.st, owner, chmod)
             # a directory over one in the image merges with it; a new one hides nothing
             self._dirs[key] = (f"{parent_res.rstrip('/')}/{name}", not in_lower)
             return
         if in_upper:
-            self._remove(target)
+            self.remove(target)
         inode = (item.st.st_dev, item.st.st_ino)
         if not stat.S_ISDIR(mode) and item.st.st_nlink > 1 and inode in links:
             os.link(links[inode], target)
@@ -279,7 +280,7 @@ class Copier:
 
         parent, _, name = dest.rpartition("/")
         target = self._upper(self.ensure_dir(parent or "/", owner)) / name
-        self._remove(target)
+        self.remove(target)
         want = Digest.parse(checksum) if checksum else None
         h = want.hasher() if want else None
         try:
@@ -309,7 +310,7 @@ class Copier:
     def _write(self, dest: str, data: bytes, owner: tuple[int, int], mode: int) -> None:
         parent, _, name = dest.rpartition("/")
         target = self._upper(self.ensure_dir(parent or "/", owner)) / name
-        self._remove(target)
+        self.remove(target)
         target.write_bytes(data)
         os.chmod(target, mode)
         if self._chown:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import os
 import posixpath
-import shutil
 import stat
 import tarfile
 from typing import TYPE_CHECKING, Any
@@ -44,7 +43,7 @@ def unpack(copier: Copier, tar: tarfile.TarFile, dest: str) -> None:
         if member.isdir() and existing is not None and stat.S_ISDIR(existing.st_mode):
             copier.ensure_dir(target, None)  # copied up; the member's metadata goes on it below
         else:
-            _remove(up)
+            copier.remove(up)
         linkname = member.linkname
         if member.islnk():
             link = _inside(copier, root, member.linkname, follow_last=False)
@@ -71,13 +70,3 @@ def _inside(copier: Copier, root: str, name: str, follow_last: bool) -> str | No
         raise UnsafeContent(f"ADD: {name}: too many levels of symbolic links") from err
     return f"{root}/{'/'.join(parts)}" if parts else None
 
-
-def _remove(up: os.PathLike[str]) -> None:
-    try:
-        st = os.lstat(up)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(up)
-    else:
-        os.unlink(up)

@@ -10,12 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
 
 from imagetool.build.arguments import heredoc_marker
 from imagetool.build.dockerfile import parse
-from imagetool.copy import copy_image
-from imagetool.transports import parse_image_name
 from tests.build.test_build import config_of
 from tests.lib.buildah import Buildah, fs_tree
 from tests.lib.bundles import umoci_unpack
@@ -25,15 +22,6 @@ from tests.lib.images import busybox_image
 BASE = "localhost/busybox:base"
 #: empty mountpoints buildah 1.28 leaves in RUN layers
 BUILDAH_STUBS = {"/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/run"}
-
-
-@pytest.fixture
-def base(tmp_path: Path, local_store: Path) -> Path:
-    """The busybox base in this test's store; returns its OCI layout (for buildah)."""
-    layout = tmp_path / "base-layout"
-    busybox_image(layout, "latest")
-    copy_image(parse_image_name(f"oci:{layout}:latest"), parse_image_name(BASE))
-    return layout
 
 
 def buildah_with_base(tmp_path: Path, layout: Path) -> Buildah:

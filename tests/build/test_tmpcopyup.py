@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.build.test_add_archive import base  # noqa: F401 - fixture
 from tests.build.test_fidelity import BASE, build, rootfs
 from tests.lib.buildah import fs_tree
 
 
 @pytest.mark.parametrize("runtime", ["embedded", "runc"])
-def test_tmpfs_copyup_starts_with_the_image_directory(tmp_path: Path, local_store: Path, base: Path,  # noqa: F811
+def test_tmpfs_copyup_starts_with_the_image_directory(tmp_path: Path, local_store: Path, base: Path,
                                                       runtime: str) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()

@@ -88,7 +88,8 @@ def _stored(view: memoryview, final: bool) -> list[bytes]:
     """`view` as stored deflate blocks (the stream is byte-aligned here: a sync flush or the start ends
     what came before), handed on in pieces of up to _STORED_PIECE: one copy of the bytes, few writes."""
     pieces = []
-    size = -(-len(view) // -(-len(view) // _STORED_PIECE))  # even pieces: 1 MiB is two of 512 KiB
+    count = -(-len(view) // _STORED_PIECE)
+    size = -(-len(view) // count)  # pieces of even size: 1 MiB is two of 512 KiB
     for start in range(0, len(view), size):
         parts: list[bytes | memoryview] = []
         piece = view[start:start + size]

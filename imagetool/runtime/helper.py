@@ -222,10 +222,8 @@ def run_init(args: list[str], env: dict[str, str], errfd: int) -> None:
     """The --init reaper at PID 1: runs the command as its child, forwards signals, reaps every zombie."""
     child = os.fork()
     if child == 0:
-        for sig in FORWARDED:
-            signal.signal(sig, signal.SIG_DFL)
         try:
-            execute(args, env, errfd)
+            execute(args, env, errfd)  # which sets every signal back to its default
         except ExecFailed as err:
             os.write(errfd, f"{err}\n".encode())
             os._exit(err.code)

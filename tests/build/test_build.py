@@ -20,6 +20,7 @@ from tests.build.test_copier import make_context
 from tests.lib.buildah import BUILDAH_LABEL, Buildah, fs_tree
 from tests.lib.bundles import runc_run, umoci_unpack, write_tree
 from tests.lib.cli import imagetool, one_line_error, skopeo, tool
+from tests.lib.httpdir import serve_directory
 from tests.lib.images import busybox_files
 
 CASES = Path(__file__).resolve().parents[2] / "testdata" / "dockerfiles"
@@ -325,23 +326,10 @@ def test_add_unpacks_local_archives_like_buildah(tmp_path: Path, local_store: Pa
 @pytest.fixture
 def http_root(tmp_path: Path):  # type: ignore[no-untyped-def]
     """A real HTTP server (Python's http.server) on 127.0.0.1 serving a directory."""
-    import functools
-    import http.server
-    import threading
-
     root = tmp_path / "www"
     root.mkdir()
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-    handler = functools.partial(Quiet, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_directory(root) as url:
+        yield root, url
 
 
 def test_add_url_like_buildah_and_cached_by_validators(http_root, tmp_path: Path,  # type: ignore[no-untyped-def]

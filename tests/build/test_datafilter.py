@@ -6,12 +6,9 @@ fetched there is checked member by member by imagetool itself.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import io
 import stat
 import tarfile
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +16,7 @@ import pytest
 
 from imagetool.build.datafilter import unpack_checked, unpack_data
 from tests.build.test_fidelity import BASE
+from tests.lib.httpdir import serve_directory
 from tests.lib.images import busybox_image
 from tests.lib.rootless import PYTHON
 
@@ -112,12 +110,7 @@ def test_rootless_build_of_a_tarball_context_on_debians_python(rootless_user, tm
     _tar(served / "bad.tar", (_member("Dockerfile"), dockerfile), (_member("../../escape"), b"x"))
     user.give(work)
     env = {"IMAGETOOL_STORE": str(work / "store")}
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serve_directory(served) as url:
         assert "data_filter" not in user.run([str(PYTHON), "-c", "import tarfile; print(dir(tarfile))"]).stdout
         user.imagetool("copy", f"oci:{layout}:latest", BASE, env=env)
         user.imagetool("build", "-t", "afar", f"{url}/ctx.tar", env=env)
@@ -126,6 +119,3 @@ def test_rootless_build_of_a_tarball_context_on_debians_python(rootless_user, tm
         assert bad.returncode != 0
         assert "unpacking the build context" in bad.stderr and "outside the destination" in bad.stderr
         assert len(bad.stderr.strip().splitlines()) == 1
-    finally:
-        server.shutdown()
-        server.server_close()

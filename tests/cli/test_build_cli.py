@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
-import http.server
 import io
 import json
 import platform as host
@@ -14,7 +12,6 @@ import socket
 import subprocess
 import tarfile
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +22,7 @@ from imagetool.manifest import Index
 from imagetool.store import refs
 from imagetool.store.layout import LayoutStore
 from tests.lib.cli import imagetool, one_line_error, skopeo, tool
+from tests.lib.httpdir import serve_directory
 from tests.lib.images import busybox_files, make_layer, random_image, write_image
 from tests.lib.rootless import RootlessUser
 
@@ -291,20 +289,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextlib.contextmanager
-def _http_server(root: Path) -> Iterator[str]:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_remote_tarball_context(tmp_path: Path, local_store: Path, bases: dict[str, Path]) -> None:
     ctx = _context(tmp_path, f"FROM oci:{bases['single']}:latest\nCOPY a.txt /\nCOPY sub/ /sub/\n")
     (ctx / "sub").mkdir()
@@ -315,7 +299,7 @@ def test_remote_tarball_context(tmp_path: Path, local_store: Path, bases: dict[s
     with tarfile.open(served / "ctx.tar.gz", "w:gz") as tar:
         tar.add(ctx, arcname=".")
     (served / "Dockerfile").write_text(f"FROM oci:{bases['single']}:latest\nRUN echo plain > /plain\n")
-    with _http_server(served) as url:
+    with serve_directory(served) as url:
         imagetool("build", "-t", "remote-tar", f"{url}/ctx.tar.gz")
         assert imagetool("run", "--rm", "remote-tar", "cat", "/a.txt", "/sub/b.txt").stdout == \
             "from the context\nb\n"
@@ -351,7 +335,7 @@ def test_remote_git_context(tmp_path: Path, local_store: Path, bases: dict[str, 
     served.mkdir()
     tool(["git", "clone", "-q", "--bare", str(work), str(served / "repo.git")])
     _git("update-server-info", cwd=served / "repo.git")  # what a dumb http server needs
-    with _http_server(served) as url:  # dumb http
+    with serve_directory(served) as url:  # dumb http
         imagetool("build", "-t", "g-main", f"{url}/repo.git")
         assert imagetool("run", "--rm", "g-main", "cat", "/version").stdout == "main\n"
         imagetool("build", "-t", "g-feature", f"{url}/repo.git#feature")

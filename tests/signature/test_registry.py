@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
@@ -20,6 +17,7 @@ from imagetool.transports import envelopes
 from imagetool.transports.base import SystemContext
 from tests.lib.cli import imagetool, one_line_error, tool
 from tests.lib.gpg import GPGHome
+from tests.lib.httpdir import serve_directory
 from tests.lib.images import random_image
 from tests.lib.registry import Registry
 from tests.signature.conftest import FIXTURES, write_policy
@@ -128,13 +126,8 @@ def http_dir(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """A static HTTP server on 127.0.0.1 for a lookaside directory (what a web server in front of it does)."""
     root = tmp_path / "lookaside"
     root.mkdir()
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_directory(root) as url:
+        yield root, url
 
 
 def test_skopeo_lookaside_signatures_verified(plain_registry: Registry, registry_env: None, tmp_path: Path,

@@ -11,6 +11,7 @@ CAP_MKNOD, as with Docker) opens nothing, with or without a devices cgroup.
 
 from __future__ import annotations
 
+import _thread
 import os
 import stat
 
@@ -19,6 +20,8 @@ from imagetool.runtime.paths import secure_join
 
 #: mount(2) reads its options as one page, NUL included
 MAX_MOUNT_DATA = 4095
+#: held while a mount runs with the working directory changed for it
+_CWD = _thread.allocate_lock()
 DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
 #: the flags mount_setattr(2) and a bind remount can set on a whole tree
 CONFINING = linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
@@ -90,21 +93,26 @@ def mount_overlay(target: str, lowers: list[str], upper: str | None, work: str |
         if flags & CONFINING:
             linux.set_mount_flags(target, flags & CONFINING)
         return
-    base = os.path.commonpath(lowers) if len(lowers) > 1 else os.path.dirname(lowers[0])
-    rel = [os.path.relpath(p, base) for p in lowers]
     # rootless: trusted.* xattrs are out of reach, so overlay keeps opaque markers and redirects in user.*
     userxattr = ["userxattr"] if in_user_namespace() else []
-    data = ",".join([overlay_data(rel, upper, work, volatile), *userxattr])
-    if len(data) >= MAX_MOUNT_DATA:  # too many layers for one page of options: one fsconfig call each
+    data = ",".join([overlay_data(lowers, upper, work, volatile), *userxattr])
+    if len(data) < MAX_MOUNT_DATA:
+        linux.mount("overlay", target, "overlay", flags, data)
+        return
+    # more layers than a page of absolute paths holds: relative to their common parent, made the working directory
+    base = os.path.commonpath(lowers) if len(lowers) > 1 else os.path.dirname(lowers[0])
+    data = ",".join([overlay_data([os.path.relpath(p, base) for p in lowers], upper, work, volatile), *userxattr])
+    if len(data) >= MAX_MOUNT_DATA:  # too many even so: one fsconfig call each
         linux.mount_overlay_fs(target, lowers, upper, work, (["volatile"] if volatile and upper else []) + userxattr,
                                flags & CONFINING)
         return
-    here = os.getcwd()
-    os.chdir(base)
-    try:
-        linux.mount("overlay", target, "overlay", flags, data)
-    finally:
-        os.chdir(here)
+    with _CWD:  # the working directory is the process's: threads mounting at once (runc steps of a
+        here = os.getcwd()  # multi-platform build) would resolve their lowerdirs in each other's
+        os.chdir(base)
+        try:
+            linux.mount("overlay", target, "overlay", flags, data)
+        finally:
+            os.chdir(here)
 
 
 def in_user_namespace() -> bool:
